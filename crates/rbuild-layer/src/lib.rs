@@ -1,0 +1,1 @@
+//! Deterministic layers: reproducible tar streams, pinned compression, Docker-exact .dockerignore matching and the build-context walk.

@@ -1,0 +1,1 @@
+//! Registry client: references, authentication, streaming pull and push, cross-repo mounts and retries.
