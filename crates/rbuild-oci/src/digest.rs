@@ -55,16 +55,25 @@ impl Digest {
             return Err(DigestError::Malformed(s.to_string()));
         };
         if alg != "sha256" {
-            if alg.is_empty() || !alg.bytes().all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b)) {
+            if alg.is_empty()
+                || !alg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
+            {
                 return Err(DigestError::Malformed(s.to_string()));
             }
             return Err(DigestError::Algorithm(s.to_string()));
         }
-        if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::Malformed(s.to_string()));
         }
         let mut raw = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut raw).map_err(|_| DigestError::Malformed(s.to_string()))?;
+        hex::decode_to_slice(hex_part, &mut raw)
+            .map_err(|_| DigestError::Malformed(s.to_string()))?;
         Ok(Digest(raw))
     }
 
@@ -158,7 +167,10 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Hasher::new() }
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
@@ -199,7 +211,10 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::new() }
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// Bytes read so far.
     pub fn len(&self) -> u64 {
@@ -240,7 +255,10 @@ mod tests {
     fn parse_round_trips_and_rejects_bad_input() {
         let d = Digest::of(b"x");
         assert_eq!(Digest::parse(&d.to_string()).unwrap(), d);
-        assert!(matches!(Digest::parse("sha512:abcd"), Err(DigestError::Algorithm(_))));
+        assert!(matches!(
+            Digest::parse("sha512:abcd"),
+            Err(DigestError::Algorithm(_))
+        ));
         assert!(Digest::parse("sha256:ABC").is_err());
         assert!(Digest::parse(&format!("sha256:{}", "A".repeat(64))).is_err());
         assert!(Digest::parse("nocolon").is_err());

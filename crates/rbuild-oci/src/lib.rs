@@ -2,10 +2,29 @@
 //!
 //! - [`Digest`]: validated `sha256:` content digests and streaming hashers;
 //! - [`MediaType`]: OCI and Docker schema 2 media types;
-//!
-//! Everything rbuild writes itself is serialized with [`canonical_json`], so the same image always has
-//! the same digest; manifests that rbuild only copies keep their exact bytes.
+//! - [`Descriptor`], [`Manifest`], [`Index`], [`RawManifest`]: manifests as parsed values and as exact bytes;
+//! - [`Platform`]: `os/arch[/variant]` and index platform selection (attestations skipped);
+//! - [`ImageConfig`]: the image configuration, keeping every field it does not model;
+//! - [`Store`]: the content store, blobs verified while they stream in;
+//! - [`canonical_json`]: what rbuild writes itself has sorted keys, so the same image always has the
+//!   same digest. Manifests that rbuild only copies keep their exact bytes ([`RawManifest`]).
 
+mod canonical;
+mod config;
 mod digest;
+mod manifest;
+mod media_type;
+mod platform;
+mod store;
 
+pub use canonical::canonical_json;
+pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestError, Hasher, HashingReader, HashingWriter};
+pub use manifest::{
+    ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_CREATED, ANNOTATION_LAYER_KEY,
+    ANNOTATION_REF_NAME, Descriptor, Index, Manifest, ManifestError, ManifestKind, NoSuchPlatform,
+    RawManifest,
+};
+pub use media_type::{LayerCompression, MediaType};
+pub use platform::{Platform, PlatformParseError};
+pub use store::{BlobWriter, Store, StoreError};
