@@ -6,12 +6,15 @@
 //! - [`Platform`]: `os/arch[/variant]` and index platform selection (attestations skipped);
 //! - [`ImageConfig`]: the image configuration, keeping every field it does not model;
 //! - [`Store`]: the content store, blobs verified while they stream in;
+//! - sinks: [`OciLayout`] (`oci:DIR[:TAG]`) and [`write_docker_archive`] (`docker-archive:FILE`);
 //! - [`canonical_json`]: what rbuild writes itself has sorted keys, so the same image always has the
 //!   same digest. Manifests that rbuild only copies keep their exact bytes ([`RawManifest`]).
 
 mod canonical;
 mod config;
 mod digest;
+mod docker_archive;
+mod layout;
 mod manifest;
 mod media_type;
 mod platform;
@@ -20,6 +23,8 @@ mod store;
 pub use canonical::canonical_json;
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestError, Hasher, HashingReader, HashingWriter};
+pub use docker_archive::{ArchiveError, ArchiveImage, BlobSource, write_docker_archive};
+pub use layout::{LayoutError, OciLayout};
 pub use manifest::{
     ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_CREATED, ANNOTATION_LAYER_KEY,
     ANNOTATION_REF_NAME, Descriptor, Index, Manifest, ManifestError, ManifestKind, NoSuchPlatform,
