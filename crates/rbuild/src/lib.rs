@@ -1,1 +1,9 @@
-//! The rbuild library: build a container image for a Python application and publish it to a registry, an OCI layout or a docker-archive.
+//! The rbuild library: build container images for Python applications without Docker.
+//!
+//! Pipeline: resolve (base image, target, wheels) → fetch (verified into the content store) → layer
+//! (dependency, user and app layers, deterministic) → assemble (config + manifest) → publish
+//! (registry, OCI layout, docker-archive).
+
+pub mod assemble;
+pub mod time;
+pub mod user;

@@ -1,0 +1,115 @@
+//! The non-root user: `/etc/passwd` and `/etc/group` entries added from the base's own files.
+//!
+//! When the base already has the uid (and gid), nothing is added. Otherwise the base's file is copied
+//! with one line appended, so `getpass.getuser()` and tools that look the user up work.
+
+/// What to add for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserFiles {
+    /// New `/etc/passwd` content, when it changes.
+    pub passwd: Option<Vec<u8>>,
+    /// New `/etc/group` content, when it changes.
+    pub group: Option<Vec<u8>>,
+}
+
+fn has_id(file: &[u8], id: u32) -> bool {
+    String::from_utf8_lossy(file).lines().any(|l| {
+        l.split(':')
+            .nth(2)
+            .is_some_and(|f| f.trim() == id.to_string())
+    })
+}
+
+fn has_name(file: &[u8], name: &str) -> bool {
+    String::from_utf8_lossy(file)
+        .lines()
+        .any(|l| l.split(':').next() == Some(name))
+}
+
+fn append_line(file: &[u8], line: &str) -> Vec<u8> {
+    let mut out = file.to_vec();
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(line.as_bytes());
+    out.push(b'\n');
+    out
+}
+
+/// Computes the changes for user `uid:gid` named `name` with home `home`, given the base's files
+/// (`None` when the base has no such file, e.g. `scratch`: then nothing is added).
+pub fn user_files(
+    passwd: Option<&[u8]>,
+    group: Option<&[u8]>,
+    uid: u32,
+    gid: u32,
+    name: &str,
+    home: &str,
+) -> UserFiles {
+    let pick_name = |file: &[u8]| {
+        if has_name(file, name) {
+            format!("{name}{uid}")
+        } else {
+            name.to_string()
+        }
+    };
+    let passwd_new = passwd.filter(|p| !has_id(p, uid)).map(|p| {
+        let n = pick_name(p);
+        append_line(p, &format!("{n}:x:{uid}:{gid}::{home}:/bin/sh"))
+    });
+    let group_new = group.filter(|g| !has_id(g, gid)).map(|g| {
+        let n = pick_name(g);
+        append_line(g, &format!("{n}:x:{gid}:"))
+    });
+    UserFiles {
+        passwd: passwd_new,
+        group: group_new,
+    }
+}
+
+/// Parses `--user UID[:GID]` (numeric only, so no passwd lookup is needed to run it).
+pub fn parse_user(s: &str) -> Option<(u32, u32)> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+    const GROUP: &[u8] = b"root:x:0:\nnogroup:x:65534:\n";
+
+    #[test]
+    fn adds_missing_user_and_group_only() {
+        let f = user_files(Some(PASSWD), Some(GROUP), 1001, 1001, "app", "/app");
+        assert!(
+            String::from_utf8(f.passwd.unwrap())
+                .unwrap()
+                .ends_with("nologin\napp:x:1001:1001::/app:/bin/sh\n")
+        );
+        assert!(
+            String::from_utf8(f.group.unwrap())
+                .unwrap()
+                .ends_with("app:x:1001:\n")
+        );
+        let f = user_files(Some(PASSWD), Some(GROUP), 65534, 65534, "app", "/app");
+        assert_eq!(
+            f,
+            UserFiles {
+                passwd: None,
+                group: None
+            }
+        );
+        assert_eq!(
+            user_files(None, None, 1001, 1001, "app", "/app"),
+            UserFiles {
+                passwd: None,
+                group: None
+            }
+        );
+        assert_eq!(parse_user("1001"), Some((1001, 1001)));
+        assert_eq!(parse_user("1001:0"), Some((1001, 0)));
+        assert_eq!(parse_user("app"), None);
+    }
+}
