@@ -1,1 +1,58 @@
-//! Registry client: references, authentication, streaming pull and push, cross-repo mounts and retries.
+//! The registry client: references, authentication, streaming pull and push, cross-repository
+//! mounts and retries.
+//!
+//! # Semantics
+//!
+//! - **References** are parsed as Docker parses them ([`Reference`]): `python:3.12-slim` is
+//!   `docker.io/library/python:3.12-slim`, served by `registry-1.docker.io`.
+//! - **Transport**: one HTTP client per registry host, each with its own TLS trust ([`tls`]): the
+//!   system store (`SSL_CERT_FILE` honoured), `--ca-file`s, and `certs.d/HOST/` directories. Plain
+//!   HTTP is used only for loopback hosts and `--insecure-registry` hosts that do not speak TLS
+//!   (HTTPS is tried first, as Docker does); an insecure host's certificate is not verified.
+//! - **Pull**: manifests are fetched with every manifest and index type in `Accept`, kept as exact
+//!   bytes ([`RawManifest`](rbuild_oci::RawManifest)) and verified against the digest asked for and
+//!   `Docker-Content-Digest`. Blobs stream into the content store, verified as they arrive, several
+//!   at a time; redirects are followed by rbuild itself and `Authorization` never leaves the
+//!   registry's origin.
+//! - **Push**: `HEAD` first and skip what exists; mount across repositories of one registry
+//!   (falling back to an upload in the session the registry opens); uploads are `POST` + one
+//!   streamed `PUT` (chunked `PATCH`es when refused); child manifests by digest, then the index,
+//!   then the tag.
+//! - **Retries** ([`RetryPolicy`]): connection errors, timeouts, resets, 408/429/5xx and content
+//!   that does not match its digest restart the whole operation with backoff and jitter, honouring
+//!   `Retry-After`; other errors fail at once with the registry's `errors[]` message.
+//! - **Authentication** ([`auth`]): Basic and Bearer challenges, one token per operation carrying
+//!   every scope it needs, cached per scope set until it expires; credentials from a
+//!   [`CredentialProvider`].
+//! - The library never prints; progress goes to a [`Progress`] the caller implements.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rbuild_registry::Error> {
+//! use rbuild_registry::{Client, ClientOptions, Reference};
+//! let client = Client::new(ClientOptions::default())?;
+//! let store = rbuild_oci::Store::open_default()?;
+//! let src: Reference = "127.0.0.1:5000/library/python:3.11-slim".parse()?;
+//! let dst: Reference = "127.0.0.1:5000/mirror/python:3.11-slim".parse()?;
+//! let done = client.copy(&src, &dst, None, &store).await?;
+//! println!("{} mounted {} blobs", done.destination, done.blobs_mounted);
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+mod client;
+mod error;
+mod ops;
+mod progress;
+mod reference;
+mod repository;
+mod retry;
+pub mod tls;
+
+pub use auth::{Anonymous, Credential, CredentialProvider, Secret};
+pub use client::{Client, ClientOptions, UploadMode, is_loopback};
+pub use error::{Error, Result};
+pub use ops::{CopyOutcome, ResolvedImage};
+pub use progress::{NoProgress, Progress, ProgressEvent};
+pub use reference::{DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_LEGACY, Reference, ReferenceError};
+pub use repository::{Access, MAX_MANIFEST_SIZE, MountOutcome, Repository, UploadSession};
+pub use retry::{RetryPolicy, parse_retry_after};

@@ -1,0 +1,763 @@
+//! The HTTP layer: one reqwest client per registry host (each with its own TLS trust), scheme
+//! selection, authentication, manual redirects, and error mapping.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rbuild_oci::Digest;
+use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, Response};
+use url::Url;
+
+use crate::auth::{Anonymous, AuthState, AuthStep, CredentialProvider, Scopes, parse_challenge};
+use crate::error::{Error, Result};
+use crate::progress::{NoProgress, Progress, ProgressEvent};
+use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::tls::{self, ClientCert, TlsOptions};
+
+/// How blobs are uploaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadMode {
+    /// One streamed `PUT` per blob; when the registry refuses it (405, 413, 501), chunked `PATCH`es
+    /// with chunks of the given size.
+    Monolithic {
+        /// Chunk size for the fallback.
+        fallback_chunk: u64,
+    },
+    /// Always chunked `PATCH`es of this size, then a closing `PUT`.
+    Chunked {
+        /// Chunk size in bytes.
+        chunk: u64,
+    },
+}
+
+impl Default for UploadMode {
+    fn default() -> Self {
+        UploadMode::Monolithic {
+            fallback_chunk: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a [`Client`] is configured with.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Hosts (`host` or `host:port`) reached over plain HTTP when they do not speak TLS, and whose
+    /// TLS certificates are not verified (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// Extra CAs and a client certificate for every host.
+    pub tls: TlsOptions,
+    /// Directories with per-host TLS material (`DIR/HOST[:PORT]/*.crt` CAs, `*.cert` + `*.key`
+    /// client certificates), e.g. `/etc/containers/certs.d` and `/etc/docker/certs.d`.
+    pub certs_dirs: Vec<PathBuf>,
+    /// Retry budget per operation.
+    pub retry: RetryPolicy,
+    /// How many blobs are transferred at once.
+    pub concurrency: usize,
+    /// How blobs are uploaded.
+    pub upload: UploadMode,
+    /// Where credentials come from.
+    pub credentials: Arc<dyn CredentialProvider>,
+    /// The `User-Agent`.
+    pub user_agent: String,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout for each read from the network.
+    pub read_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            tls: TlsOptions::default(),
+            certs_dirs: Vec::new(),
+            retry: RetryPolicy::default(),
+            concurrency: 4,
+            upload: UploadMode::default(),
+            credentials: Arc::new(Anonymous),
+            user_agent: concat!("rbuild/", env!("CARGO_PKG_VERSION")).to_string(),
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("insecure_registries", &self.insecure_registries)
+            .field("tls", &self.tls)
+            .field("certs_dirs", &self.certs_dirs)
+            .field("retry", &self.retry)
+            .field("concurrency", &self.concurrency)
+            .field("upload", &self.upload)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True for `localhost`, 127.0.0.0/8 and ::1 (with or without a port).
+pub fn is_loopback(host: &str) -> bool {
+    let h = strip_port(host);
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+        _ => host,
+    }
+}
+
+/// One registry (or redirect target) host.
+pub(crate) struct Host {
+    pub(crate) name: String,
+    http: reqwest::Client,
+    insecure: bool,
+    loopback: bool,
+    base: tokio::sync::OnceCell<Url>,
+    pub(crate) auth: AuthState,
+}
+
+/// The HTTP request a retryable operation sends; rebuilt for every attempt.
+pub(crate) struct Req {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+/// A request body that can be produced again for a new attempt.
+pub(crate) enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// A range of a file (from the content store), streamed.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        progress: Option<Digest>,
+    },
+}
+
+struct Inner {
+    opts: ClientOptions,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    progress: Arc<dyn Progress>,
+}
+
+/// A registry client. Cheap to clone; share one per process so connections and tokens are reused.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("opts", &self.inner.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// A URL for logs and errors: no query string (upload state, signed CDN parameters).
+pub(crate) fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+fn origin(url: &Url) -> (String, Option<String>, Option<u16>) {
+    (
+        url.scheme().to_string(),
+        url.host_str().map(str::to_ascii_lowercase),
+        url.port_or_known_default(),
+    )
+}
+
+fn host_port(url: &Url) -> String {
+    let h = url.host_str().unwrap_or("");
+    let h = if h.contains(':') && !h.starts_with('[') {
+        format!("[{h}]")
+    } else {
+        h.to_string()
+    };
+    match url.port() {
+        Some(p) => format!("{h}:{p}"),
+        None => h,
+    }
+}
+
+pub(crate) fn transport_error(what: &str, host: &str, e: reqwest::Error) -> Error {
+    let e = e.without_url();
+    if let Some(rustls::Error::InvalidCertificate(c)) = find_in_chain::<rustls::Error>(&e) {
+        return Error::Certificate {
+            host: host.to_string(),
+            reason: format!("{c:?}"),
+        };
+    }
+    Error::Transport {
+        what: what.to_string(),
+        host: host.to_string(),
+        reason: error_chain(&e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RegistryErrors {
+    errors: Vec<RegistryError>,
+}
+
+#[derive(serde::Deserialize)]
+struct RegistryError {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// Turns a response with an unexpected status into an [`Error::Status`], with the registry's
+/// `errors[].code: message` list.
+pub(crate) async fn status_error(resp: Response, what: &str, host: &str) -> Error {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            break;
+        }
+    }
+    let detail = match serde_json::from_slice::<RegistryErrors>(&body) {
+        Ok(errs) if !errs.errors.is_empty() => {
+            let list: Vec<String> = errs
+                .errors
+                .iter()
+                .map(|e| match (&e.code, &e.message) {
+                    (Some(c), Some(m)) => format!("{c}: {m}"),
+                    (Some(c), None) => c.clone(),
+                    (None, Some(m)) => m.clone(),
+                    (None, None) => "error".to_string(),
+                })
+                .collect();
+            format!(": {}", list.join("; "))
+        }
+        _ => {
+            let text = String::from_utf8_lossy(&body);
+            let line = text.lines().next().unwrap_or("").trim();
+            if line.is_empty() || line.starts_with('<') {
+                String::new()
+            } else {
+                format!(": {}", line.chars().take(200).collect::<String>())
+            }
+        }
+    };
+    Error::Status {
+        what: what.to_string(),
+        host: host.to_string(),
+        status,
+        detail,
+        retry_after,
+    }
+}
+
+impl Client {
+    /// A client with `opts`.
+    pub fn new(opts: ClientOptions) -> Result<Self> {
+        // Build the default TLS configuration once to report a bad --ca-file early.
+        tls::rustls_config(&opts.tls)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                opts,
+                hosts: Mutex::new(HashMap::new()),
+                progress: Arc::new(NoProgress),
+            }),
+        })
+    }
+
+    /// The same client reporting to `progress`. (Connections and tokens are not shared with `self`.)
+    pub fn with_progress(self, progress: Arc<dyn Progress>) -> Self {
+        Client {
+            inner: Arc::new(Inner {
+                opts: self.inner.opts.clone(),
+                hosts: Mutex::new(HashMap::new()),
+                progress,
+            }),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.opts
+    }
+
+    pub(crate) fn progress(&self, e: ProgressEvent) {
+        self.inner.progress.event(e);
+    }
+
+    fn is_insecure(&self, host: &str) -> bool {
+        self.inner.opts.insecure_registries.iter().any(|i| {
+            let i = i.trim().trim_end_matches('/');
+            let i = i
+                .strip_prefix("https://")
+                .or_else(|| i.strip_prefix("http://"))
+                .unwrap_or(i);
+            i.eq_ignore_ascii_case(host) || i.eq_ignore_ascii_case(strip_port(host))
+        })
+    }
+
+    /// TLS options for `host`: the global ones plus `certs.d/HOST/` material.
+    fn tls_for(&self, host: &str, insecure: bool) -> TlsOptions {
+        let mut opts = self.inner.opts.tls.clone();
+        opts.insecure = insecure;
+        for dir in &self.inner.opts.certs_dirs {
+            let d = dir.join(host);
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in &files {
+                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.ends_with(".crt") {
+                    opts.extra_ca_files.push(f.clone());
+                } else if let Some(stem) = name.strip_suffix(".cert") {
+                    let key = d.join(format!("{stem}.key"));
+                    if key.is_file() && opts.client_cert.is_none() {
+                        opts.client_cert = Some(ClientCert {
+                            cert: f.clone(),
+                            key,
+                        });
+                    }
+                }
+            }
+        }
+        opts
+    }
+
+    /// The state for `name` (`host[:port]`), created on first use. `registry` is the name used to
+    /// look up credentials.
+    pub(crate) fn host(&self, name: &str, registry: &str) -> Result<Arc<Host>> {
+        let mut hosts = self.inner.hosts.lock().expect("hosts lock");
+        if let Some(h) = hosts.get(name) {
+            return Ok(h.clone());
+        }
+        let insecure = self.is_insecure(name) || self.is_insecure(registry);
+        let tls = tls::rustls_config(&self.tls_for(name, insecure))?;
+        let o = &self.inner.opts;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(o.connect_timeout)
+            .read_timeout(o.read_timeout)
+            .user_agent(o.user_agent.clone())
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        let host = Arc::new(Host {
+            name: name.to_string(),
+            http,
+            insecure,
+            loopback: is_loopback(name),
+            base: tokio::sync::OnceCell::new(),
+            auth: AuthState::new(registry),
+        });
+        hosts.insert(name.to_string(), host.clone());
+        Ok(host)
+    }
+
+    fn host_for_url(&self, url: &Url) -> Result<Arc<Host>> {
+        let hp = host_port(url);
+        let host = self.host(&hp, &hp)?;
+        if url.scheme() == "http" && !(host.loopback || host.insecure) {
+            return Err(Error::Invalid(format!(
+                "refusing to use plain HTTP to {hp} ({}); only loopback hosts and --insecure-registry hosts may use HTTP",
+                redact(url)
+            )));
+        }
+        Ok(host)
+    }
+
+    /// `https://host` or, for loopback and insecure hosts that do not speak TLS, `http://host`.
+    pub(crate) async fn base(&self, host: &Host) -> Result<Url> {
+        let url = host
+            .base
+            .get_or_try_init(|| async {
+                let https = Url::parse(&format!("https://{}/", host.name)).map_err(|e| {
+                    Error::Invalid(format!("invalid registry host {}: {e}", host.name))
+                })?;
+                if !(host.loopback || host.insecure) {
+                    return Ok(https);
+                }
+                let probe = https.join("v2/").expect("valid");
+                match host
+                    .http
+                    .get(probe)
+                    .timeout(Duration::from_secs(15))
+                    .send()
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::debug!("{}: speaks HTTPS", host.name);
+                        Ok(https)
+                    }
+                    Err(e) => {
+                        let e = e.without_url();
+                        if let Some(rustls::Error::InvalidCertificate(c)) =
+                            find_in_chain::<rustls::Error>(&e)
+                        {
+                            return Err(Error::Certificate {
+                                host: host.name.clone(),
+                                reason: format!("{c:?}"),
+                            });
+                        }
+                        if let Some(io) = find_in_chain::<std::io::Error>(&e) {
+                            if matches!(
+                                io.kind(),
+                                std::io::ErrorKind::ConnectionRefused
+                                    | std::io::ErrorKind::TimedOut
+                            ) {
+                                return Err(Error::Transport {
+                                    what: "connecting".into(),
+                                    host: host.name.clone(),
+                                    reason: error_chain(&e),
+                                });
+                            }
+                        }
+                        if e.is_timeout() {
+                            return Err(Error::Transport {
+                                what: "connecting".into(),
+                                host: host.name.clone(),
+                                reason: error_chain(&e),
+                            });
+                        }
+                        tracing::debug!(
+                            "{}: no TLS ({}), using plain HTTP",
+                            host.name,
+                            error_chain(&e)
+                        );
+                        Url::parse(&format!("http://{}/", host.name)).map_err(|e| {
+                            Error::Invalid(format!("invalid registry host {}: {e}", host.name))
+                        })
+                    }
+                }
+            })
+            .await?;
+        Ok(url.clone())
+    }
+
+    async fn authorization(&self, host: &Host, scopes: &Scopes) -> Result<Option<String>> {
+        match host
+            .auth
+            .authorization(scopes, &*self.inner.opts.credentials)?
+        {
+            AuthStep::Header(h) => Ok(h),
+            AuthStep::Fetch(tr) => {
+                let realm = Url::parse(&tr.realm).map_err(|e| Error::Auth {
+                    host: host.auth.registry().to_string(),
+                    reason: format!(
+                        "the registry's token realm {:?} is not a URL: {e}",
+                        tr.realm
+                    ),
+                })?;
+                let realm_host = self.host_for_url(&realm)?;
+                let mut url = realm.clone();
+                let mut req = Req {
+                    method: Method::GET,
+                    url: realm.clone(),
+                    headers: Vec::new(),
+                    body: Body::Empty,
+                };
+                if tr.method_post {
+                    let form = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(tr.params.iter())
+                        .finish();
+                    req.method = Method::POST;
+                    req.headers.push((
+                        "content-type",
+                        "application/x-www-form-urlencoded".to_string(),
+                    ));
+                    req.body = Body::Bytes(Bytes::from(form));
+                } else {
+                    url.query_pairs_mut().extend_pairs(tr.params.iter());
+                    req.url = url;
+                }
+                tracing::debug!("{}: requesting a token for {}", host.name, tr.key);
+                let started = Instant::now();
+                let what = format!("getting a token for {}", host.auth.registry());
+                let resp = self
+                    .send_raw(&realm_host, &req, tr.basic.clone(), &what)
+                    .await?;
+                let status = resp.status().as_u16();
+                if status != 200 {
+                    let err = status_error(resp, &what, &realm_host.name).await;
+                    return Err(match status {
+                        401 | 403 => Error::Auth {
+                            host: host.auth.registry().to_string(),
+                            reason: format!("the token server refused the credentials ({err})"),
+                        },
+                        _ => err,
+                    });
+                }
+                let body = read_limited(resp, 1024 * 1024, &what, &realm_host.name).await?;
+                Ok(Some(host.auth.store_token(&tr.key, &body, started)?))
+            }
+        }
+    }
+
+    /// Sends `req` to the registry `host` with authentication: a 401 teaches the challenge and the
+    /// request is sent once more with credentials or a fresh token.
+    pub(crate) async fn send(
+        &self,
+        host: &Host,
+        scopes: &Scopes,
+        req: &Req,
+        what: &str,
+    ) -> Result<Response> {
+        let mut scopes = scopes.clone();
+        for round in 0..2 {
+            let auth = self.authorization(host, &scopes).await?;
+            let had_auth = auth.is_some();
+            let resp = self.send_raw(host, req, auth, what).await?;
+            if resp.status().as_u16() == 401 && round == 0 {
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_challenge);
+                if let Some(ch) = challenge {
+                    tracing::debug!(
+                        "{}: 401, authenticating{}",
+                        host.name,
+                        if had_auth { " again" } else { "" }
+                    );
+                    if let Some(extra) = host.auth.learn(ch, &scopes) {
+                        scopes = scopes.and_raw(&extra);
+                    }
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Sends `req`, following redirects for GET and HEAD. `Authorization` is sent only to the
+    /// origin of the first URL, never after a redirect to another origin.
+    pub(crate) async fn send_raw(
+        &self,
+        host: &Host,
+        req: &Req,
+        auth: Option<String>,
+        what: &str,
+    ) -> Result<Response> {
+        let mut url = req.url.clone();
+        let first_origin = origin(&url);
+        let mut auth = auth;
+        let follow = req.method == Method::GET || req.method == Method::HEAD;
+        for hop in 0..=10 {
+            let hop_host;
+            let h: &Host = if hop == 0 {
+                host
+            } else {
+                hop_host = self.host_for_url(&url)?;
+                &hop_host
+            };
+            if origin(&url) != first_origin {
+                auth = None;
+            }
+            let mut rb = h.http.request(req.method.clone(), url.clone());
+            for (k, v) in &req.headers {
+                rb = rb.header(*k, v);
+            }
+            if let Some(a) = &auth {
+                let mut v = HeaderValue::from_str(a)
+                    .map_err(|_| Error::Invalid("invalid credential characters".into()))?;
+                v.set_sensitive(true);
+                rb = rb.header(AUTHORIZATION, v);
+            }
+            rb = match &req.body {
+                Body::Empty => rb,
+                Body::Bytes(b) => rb
+                    .header("content-length", b.len().to_string())
+                    .body(b.clone()),
+                Body::File {
+                    path,
+                    offset,
+                    len,
+                    progress,
+                } => rb
+                    .header("content-length", len.to_string())
+                    .body(self.file_body(path, *offset, *len, *progress).await?),
+            };
+            tracing::debug!("{} {}", req.method, redact(&url));
+            let resp = rb
+                .send()
+                .await
+                .map_err(|e| transport_error(what, &h.name, e))?;
+            tracing::debug!(
+                "{} {} -> {}",
+                req.method,
+                redact(&url),
+                resp.status().as_u16()
+            );
+            if follow && resp.status().is_redirection() {
+                if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+                    let next = url.join(loc).map_err(|e| Error::Protocol {
+                        what: what.to_string(),
+                        host: h.name.clone(),
+                        reason: format!("redirect to an invalid location: {e}"),
+                    })?;
+                    tracing::debug!("redirected to {}", redact(&next));
+                    url = next;
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+        Err(Error::Protocol {
+            what: what.to_string(),
+            host: host.name.clone(),
+            reason: "more than 10 redirects".into(),
+        })
+    }
+
+    async fn file_body(
+        &self,
+        path: &std::path::Path,
+        offset: u64,
+        len: u64,
+        progress: Option<Digest>,
+    ) -> Result<reqwest::Body> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let io = |e: std::io::Error| {
+            Error::Store(rbuild_oci::StoreError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        };
+        let mut f = tokio::fs::File::open(path).await.map_err(io)?;
+        f.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024);
+        let sink = self.inner.progress.clone();
+        let stream = stream.inspect(move |chunk| {
+            if let (Some(d), Ok(c)) = (progress, chunk) {
+                sink.event(ProgressEvent::BlobAdvanced {
+                    digest: d,
+                    bytes: c.len() as u64,
+                });
+            }
+        });
+        Ok(reqwest::Body::wrap_stream(stream))
+    }
+}
+
+/// Reads a small response body, refusing more than `limit` bytes.
+pub(crate) async fn read_limited(
+    resp: Response,
+    limit: usize,
+    what: &str,
+    host: &str,
+) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| transport_error(what, host, e))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Error::Protocol {
+                what: what.to_string(),
+                host: host.to_string(),
+                reason: format!("the response is larger than {limit} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.0.0.2:80",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "example.com",
+            "10.0.0.1:5000",
+            "[fc00::1]:5000",
+            "localhost.example.com",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn redaction_drops_queries_and_userinfo() {
+        let u = Url::parse("https://u:p@cdn.example/blob?X-Amz-Signature=secret#f").unwrap();
+        assert_eq!(redact(&u), "https://cdn.example/blob");
+    }
+
+    #[test]
+    fn insecure_matching() {
+        let c = Client::new(ClientOptions {
+            insecure_registries: vec!["reg.example:5000".into(), "other.example".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(c.is_insecure("reg.example:5000"));
+        assert!(!c.is_insecure("reg.example:5001"));
+        assert!(c.is_insecure("other.example:443"));
+        assert!(!c.is_insecure("example"));
+    }
+}

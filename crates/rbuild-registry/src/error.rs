@@ -1,0 +1,191 @@
+//! The crate's error type.
+
+use std::time::Duration;
+
+use rbuild_oci::{Digest, ManifestError, NoSuchPlatform, StoreError};
+
+use crate::reference::ReferenceError;
+use crate::tls::TlsError;
+
+/// Everything that can go wrong talking to a registry. Messages say what failed, where, and (through
+/// [`Error::hint`]) what to do. No message ever contains a credential, a token or an `Authorization`
+/// value; URLs are shown without their query string.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The reference does not parse.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// A TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The connection failed, timed out, or was reset (retried).
+    #[error("{what}: {host}: {reason}")]
+    Transport {
+        /// What was being done.
+        what: String,
+        /// The host.
+        host: String,
+        /// The error chain, without URLs.
+        reason: String,
+    },
+    /// The server's certificate is not trusted.
+    #[error("{host}: the server's TLS certificate is not trusted: {reason}")]
+    Certificate {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The registry answered with an unexpected status.
+    #[error("{what}: {host} answered {status}{detail}")]
+    Status {
+        /// What was being done.
+        what: String,
+        /// The host.
+        host: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's `errors[].code: message` list (with a leading `: `), or empty.
+        detail: String,
+        /// `Retry-After`, when the registry sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Content did not match its digest (retried; never stored).
+    #[error(
+        "{what}: the content received does not match its digest {expected} (got {actual}, {size} bytes); it was not stored"
+    )]
+    DigestMismatch {
+        /// What was being fetched.
+        what: String,
+        /// The digest it should have had.
+        expected: Digest,
+        /// The digest it had.
+        actual: Digest,
+        /// Bytes received.
+        size: u64,
+    },
+    /// Content had another size than its descriptor says (retried; never stored).
+    #[error(
+        "{what}: received {actual} bytes for {digest}, but its descriptor says {expected}; it was not stored"
+    )]
+    SizeMismatch {
+        /// What was being fetched.
+        what: String,
+        /// Which blob.
+        digest: Digest,
+        /// Size from the descriptor.
+        expected: u64,
+        /// Bytes received (at least).
+        actual: u64,
+    },
+    /// The registry broke the protocol (missing header, wrong digest in a response, ...).
+    #[error("{what}: {host}: {reason}")]
+    Protocol {
+        /// What was being done.
+        what: String,
+        /// The host.
+        host: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Authentication failed.
+    #[error("{host}: authentication failed: {reason}")]
+    Auth {
+        /// The registry host.
+        host: String,
+        /// Why (never the credential itself).
+        reason: String,
+    },
+    /// Credentials could not be looked up (config file, credential helper).
+    #[error("credentials for {registry}: {reason}")]
+    Credentials {
+        /// The registry.
+        registry: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The content store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A manifest does not parse.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The index has no image for the requested platform.
+    #[error("{reference}: {source}")]
+    Platform {
+        /// The image.
+        reference: String,
+        /// The details.
+        source: NoSuchPlatform,
+    },
+    /// A request that cannot be done as asked.
+    #[error("{0}")]
+    Invalid(String),
+    /// A retryable error persisted.
+    #[error("{source} (gave up after {attempts} attempts)")]
+    GaveUp {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last error.
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// True when the same operation may succeed if it is started again: connection problems,
+    /// timeouts, resets, 408, 429, 5xx, and content that did not match its digest or size.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
+                true
+            }
+            Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            _ => false,
+        }
+    }
+
+    /// The delay the registry asked for (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the registry answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Status { status, .. } => Some(*status),
+            Error::GaveUp { source, .. } => source.status(),
+            _ => None,
+        }
+    }
+
+    /// True for a 404.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// A line of advice for the user, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::GaveUp { source, .. } => source.hint(),
+            Error::Certificate { host, .. } => Some(format!(
+                "pass the registry's CA certificate with --ca-file FILE (or put it in /etc/containers/certs.d/{host}/ca.crt); --insecure-registry {host} skips verification"
+            )),
+            Error::Status { status: 401, .. } | Error::Auth { .. } => Some(
+                "check the credentials (--creds USER:PASS, RBUILD_REGISTRY_USERNAME/RBUILD_REGISTRY_PASSWORD, docker or podman login)".to_string(),
+            ),
+            Error::Status { status: 404, .. } => {
+                Some("check the repository name, tag or digest".to_string())
+            }
+            Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => Some(
+                "the registry (or something between it and rbuild) served corrupt content; try again later".to_string(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

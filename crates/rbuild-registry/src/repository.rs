@@ -1,0 +1,620 @@
+//! One repository on one registry: manifests and blobs, pulled and pushed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rbuild_oci::{Descriptor, Digest, MediaType, RawManifest, Store, StoreError};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
+use url::Url;
+
+use crate::auth::Scopes;
+use crate::client::{Body, Client, Host, Req, read_limited, status_error, transport_error};
+use crate::error::{Error, Result};
+use crate::progress::ProgressEvent;
+use crate::reference::Reference;
+
+/// The largest manifest rbuild reads (distribution's own limit is 4 MiB).
+pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
+
+/// What an operation on a repository needs to be allowed to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read manifests and blobs.
+    Pull,
+    /// Read and write.
+    Push,
+    /// Read and write, and mount blobs from this other repository of the same registry (its pull
+    /// scope is asked for in the same token).
+    PushMountingFrom(String),
+}
+
+/// An upload session a registry opened (its `Location`).
+#[derive(Clone, Debug)]
+pub struct UploadSession(Url);
+
+/// The result of a cross-repository mount.
+#[derive(Clone, Debug)]
+pub enum MountOutcome {
+    /// The registry mounted the blob (201).
+    Mounted,
+    /// The registry could not mount it and opened an upload session instead (202).
+    Session(UploadSession),
+}
+
+/// A repository on a registry, with the access it was opened for. Cheap to clone.
+#[derive(Clone)]
+pub struct Repository {
+    client: Client,
+    host: Arc<Host>,
+    reference: Reference,
+    scopes: Scopes,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.reference.name())
+    }
+}
+
+impl Client {
+    /// Opens the repository of `reference` for `access`.
+    pub fn repository(&self, reference: &Reference, access: Access) -> Result<Repository> {
+        let repo = reference.repository();
+        let scopes = match &access {
+            Access::Pull => Scopes::pull(repo),
+            Access::Push => Scopes::push(repo),
+            Access::PushMountingFrom(from) => Scopes::push(repo).and_pull(from),
+        };
+        Ok(Repository {
+            client: self.clone(),
+            host: self.host(reference.api_host(), reference.registry())?,
+            reference: reference.clone(),
+            scopes,
+        })
+    }
+}
+
+fn content_type(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn docker_content_digest(resp: &reqwest::Response) -> Option<Digest> {
+    resp.headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Digest::parse(v.trim()).ok())
+}
+
+impl Repository {
+    /// The reference this repository was opened with.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// `registry/repository`.
+    pub fn name(&self) -> String {
+        self.reference.name()
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn url(&self, path: &str) -> Result<Url> {
+        let base = self.client.base(&self.host).await?;
+        base.join(&format!("v2/{}/{path}", self.reference.repository()))
+            .map_err(|e| Error::Invalid(format!("invalid URL for {}: {e}", self.name())))
+    }
+
+    async fn send(&self, req: &Req, what: &str) -> Result<reqwest::Response> {
+        self.client.send(&self.host, &self.scopes, req, what).await
+    }
+
+    fn req(method: Method, url: Url) -> Req {
+        Req {
+            method,
+            url,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    async fn fail(&self, resp: reqwest::Response, what: &str) -> Error {
+        status_error(resp, what, &self.host.name).await
+    }
+
+    /// Fetches a manifest or index by tag or digest with every manifest and index type in `Accept`.
+    /// Its bytes are verified against `identifier` when that is a digest, and against
+    /// `Docker-Content-Digest` when the registry sends one. Retried.
+    pub async fn get_manifest(&self, identifier: &str) -> Result<RawManifest> {
+        let expected = Digest::parse(identifier).ok();
+        let sep = if expected.is_some() { "@" } else { ":" };
+        let what = format!("fetching manifest {}{sep}{identifier}", self.name());
+        let retry = self.client.options().retry.clone();
+        retry
+            .run(&what, |_| async {
+                let mut req = Self::req(
+                    Method::GET,
+                    self.url(&format!("manifests/{identifier}")).await?,
+                );
+                req.headers
+                    .push(("accept", MediaType::ACCEPT_MANIFESTS.join(", ")));
+                let resp = self.send(&req, &what).await?;
+                if resp.status().as_u16() != 200 {
+                    return Err(self.fail(resp, &what).await);
+                }
+                let ct = content_type(&resp);
+                let header_digest = docker_content_digest(&resp);
+                let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &what, &self.host.name).await?;
+                let raw = RawManifest::new(bytes, ct.as_deref());
+                for want in expected.iter().chain(header_digest.iter()) {
+                    if raw.digest != *want {
+                        return Err(Error::DigestMismatch {
+                            what: what.clone(),
+                            expected: *want,
+                            actual: raw.digest,
+                            size: raw.bytes.len() as u64,
+                        });
+                    }
+                }
+                Ok(raw)
+            })
+            .await
+    }
+
+    /// Asks for a manifest's descriptor (`HEAD`); `None` when it does not exist. Retried.
+    pub async fn head_manifest(&self, identifier: &str) -> Result<Option<Descriptor>> {
+        let what = format!("checking manifest {}:{identifier}", self.name());
+        let retry = self.client.options().retry.clone();
+        let found = retry
+            .run(&what, |_| async {
+                let mut req = Self::req(
+                    Method::HEAD,
+                    self.url(&format!("manifests/{identifier}")).await?,
+                );
+                req.headers
+                    .push(("accept", MediaType::ACCEPT_MANIFESTS.join(", ")));
+                let resp = self.send(&req, &what).await?;
+                match resp.status().as_u16() {
+                    200 => {
+                        let ct = content_type(&resp);
+                        let size = resp.content_length();
+                        Ok(Some((docker_content_digest(&resp), ct, size)))
+                    }
+                    404 => Ok(None),
+                    _ => Err(self.fail(resp, &what).await),
+                }
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some((Some(d), Some(ct), Some(size))) => Ok(Some(Descriptor::new(
+                ct.split(';').next().unwrap_or("").trim(),
+                d,
+                size,
+            ))),
+            // The registry did not say enough; fetch it.
+            Some(_) => {
+                let raw = self.get_manifest(identifier).await?;
+                Ok(Some(Descriptor::new(
+                    raw.media_type.clone(),
+                    raw.digest,
+                    raw.bytes.len() as u64,
+                )))
+            }
+        }
+    }
+
+    /// Streams a blob into `store`, verifying digest and size while it streams (never the whole
+    /// blob in memory). Redirects (to a CDN) are followed without the registry's credentials.
+    /// Skipped when the store has it. Retried from the start, so a corrupt or truncated download
+    /// never enters the store. Returns the blob's path in the store.
+    pub async fn fetch_blob(&self, desc: &Descriptor, store: &Store) -> Result<PathBuf> {
+        let digest = desc.digest;
+        if store.contains(&digest) {
+            self.client.progress(ProgressEvent::BlobSkipped { digest });
+            return Ok(store.blob_path(&digest));
+        }
+        let what = format!("fetching blob {digest} from {}", self.name());
+        let retry = self.client.options().retry.clone();
+        retry
+            .run(&what, |attempt| {
+                let what = &what;
+                async move {
+                    self.client.progress(if attempt == 1 {
+                        ProgressEvent::BlobStarted {
+                            digest,
+                            size: desc.size,
+                            upload: false,
+                        }
+                    } else {
+                        ProgressEvent::BlobRestarted { digest }
+                    });
+                    let path = self.fetch_blob_once(desc, store, what).await?;
+                    self.client.progress(ProgressEvent::BlobFinished {
+                        digest,
+                        upload: false,
+                    });
+                    Ok(path)
+                }
+            })
+            .await
+    }
+
+    async fn fetch_blob_once(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        what: &str,
+    ) -> Result<PathBuf> {
+        let digest = desc.digest;
+        let size = desc.size;
+        let req = Self::req(Method::GET, self.url(&format!("blobs/{digest}")).await?);
+        let resp = self.send(&req, what).await?;
+        if resp.status().as_u16() != 200 {
+            return Err(self.fail(resp, what).await);
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let store2 = store.clone();
+        let writer = tokio::task::spawn_blocking(move || -> Result<PathBuf, StoreError> {
+            let mut w = store2.writer()?;
+            while let Some(chunk) = rx.blocking_recv() {
+                w.write_all(&chunk).map_err(|e| StoreError::Io {
+                    action: "write",
+                    path: store2.root().join("tmp"),
+                    source: e,
+                })?;
+            }
+            w.commit_expecting(&digest, Some(size))
+        });
+        let mut stream = resp.bytes_stream();
+        let mut received: u64 = 0;
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => {
+                    received += chunk.len() as u64;
+                    if received > size {
+                        failure = Some(Error::SizeMismatch {
+                            what: what.to_string(),
+                            digest,
+                            expected: size,
+                            actual: received,
+                        });
+                        break;
+                    }
+                    self.client.progress(ProgressEvent::BlobAdvanced {
+                        digest,
+                        bytes: chunk.len() as u64,
+                    });
+                    if tx.send(chunk).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    failure = Some(transport_error(what, &self.host.name, e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| Error::Invalid(format!("blob writer task failed: {e}")))?;
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        match written {
+            Ok(path) => Ok(path),
+            Err(StoreError::DigestMismatch {
+                expected,
+                actual,
+                size,
+            }) => Err(Error::DigestMismatch {
+                what: what.to_string(),
+                expected,
+                actual,
+                size,
+            }),
+            Err(StoreError::SizeMismatch {
+                digest,
+                expected,
+                actual,
+            }) => Err(Error::SizeMismatch {
+                what: what.to_string(),
+                digest,
+                expected,
+                actual,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True when the repository has the blob (`HEAD`). Retried.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        let what = format!("checking blob {digest} in {}", self.name());
+        let retry = self.client.options().retry.clone();
+        retry
+            .run(&what, |_| async {
+                let req = Self::req(Method::HEAD, self.url(&format!("blobs/{digest}")).await?);
+                let resp = self.send(&req, &what).await?;
+                match resp.status().as_u16() {
+                    200 => Ok(true),
+                    404 => Ok(false),
+                    _ => Err(self.fail(resp, &what).await),
+                }
+            })
+            .await
+    }
+
+    /// Mounts a blob from `from_repo` (another repository of the same registry). Retried.
+    pub async fn mount_blob(&self, digest: &Digest, from_repo: &str) -> Result<MountOutcome> {
+        let what = format!(
+            "mounting blob {digest} from {from_repo} into {}",
+            self.name()
+        );
+        let retry = self.client.options().retry.clone();
+        retry
+            .run(&what, |_| async {
+                let mut url = self.url("blobs/uploads/").await?;
+                url.query_pairs_mut()
+                    .append_pair("mount", &digest.to_string())
+                    .append_pair("from", from_repo);
+                let resp = self.send(&Self::req(Method::POST, url), &what).await?;
+                match resp.status().as_u16() {
+                    201 => Ok(MountOutcome::Mounted),
+                    202 => Ok(MountOutcome::Session(self.location(&resp, &what).await?)),
+                    _ => Err(self.fail(resp, &what).await),
+                }
+            })
+            .await
+    }
+
+    async fn location(&self, resp: &reqwest::Response, what: &str) -> Result<UploadSession> {
+        let loc = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Protocol {
+                what: what.to_string(),
+                host: self.host.name.clone(),
+                reason: "the upload session has no Location".into(),
+            })?;
+        let base = self.client.base(&self.host).await?;
+        let url = base.join(loc).map_err(|e| Error::Protocol {
+            what: what.to_string(),
+            host: self.host.name.clone(),
+            reason: format!("invalid upload Location: {e}"),
+        })?;
+        Ok(UploadSession(url))
+    }
+
+    async fn start_upload(&self, what: &str) -> Result<UploadSession> {
+        let url = self.url("blobs/uploads/").await?;
+        let resp = self.send(&Self::req(Method::POST, url), what).await?;
+        match resp.status().as_u16() {
+            202 => self.location(&resp, what).await,
+            _ => Err(self.fail(resp, what).await),
+        }
+    }
+
+    /// Uploads a blob from `store`: `POST` for a session (or the one a failed mount opened), then
+    /// one streamed `PUT` with `Content-Length` and `Content-Type: application/octet-stream`; chunked
+    /// `PATCH`es when configured or when the registry refuses the single `PUT`. A failure restarts
+    /// the whole upload with a new session.
+    pub async fn upload_blob(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        session: Option<UploadSession>,
+    ) -> Result<()> {
+        let digest = desc.digest;
+        let path = store.blob_path(&digest);
+        let size = store.blob_size(&digest).ok_or_else(|| {
+            Error::Invalid(format!(
+                "cannot upload {digest}: it is not in the content store {}",
+                store.root().display()
+            ))
+        })?;
+        let what = format!("uploading blob {digest} to {}", self.name());
+        let session = std::sync::Mutex::new(session);
+        let mode = std::sync::Mutex::new(self.client.options().upload);
+        let retry = self.client.options().retry.clone();
+        retry
+            .run(&what, |attempt| {
+                let path = path.clone();
+                let what = &what;
+                let session = &session;
+                let mode = &mode;
+                async move {
+                    self.client.progress(if attempt == 1 {
+                        ProgressEvent::BlobStarted {
+                            digest,
+                            size,
+                            upload: true,
+                        }
+                    } else {
+                        ProgressEvent::BlobRestarted { digest }
+                    });
+                    loop {
+                        let opened = session.lock().expect("session").take();
+                        let s = match opened {
+                            Some(s) => s,
+                            None => self.start_upload(what).await?,
+                        };
+                        let m = *mode.lock().expect("mode");
+                        match m {
+                            crate::client::UploadMode::Monolithic { fallback_chunk } => {
+                                match self.put_whole(s, &digest, &path, size, what).await {
+                                    Err(Error::Status { status, .. })
+                                        if matches!(status, 405 | 413 | 501) =>
+                                    {
+                                        tracing::info!(
+                                            "{what}: the registry refused a single PUT ({status}); uploading in chunks"
+                                        );
+                                        *mode.lock().expect("mode") =
+                                            crate::client::UploadMode::Chunked {
+                                                chunk: fallback_chunk,
+                                            };
+                                        continue;
+                                    }
+                                    other => other?,
+                                }
+                            }
+                            crate::client::UploadMode::Chunked { chunk } => {
+                                self.put_chunked(s, &digest, &path, size, chunk.max(1), what)
+                                    .await?
+                            }
+                        }
+                        break;
+                    }
+                    self.client.progress(ProgressEvent::BlobFinished {
+                        digest,
+                        upload: true,
+                    });
+                    Ok(())
+                }
+            })
+            .await
+    }
+
+    fn with_digest(session: &UploadSession, digest: &Digest) -> Url {
+        let mut url = session.0.clone();
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        url
+    }
+
+    async fn put_whole(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        path: &std::path::Path,
+        size: u64,
+        what: &str,
+    ) -> Result<()> {
+        let req = Req {
+            method: Method::PUT,
+            url: Self::with_digest(&session, digest),
+            headers: vec![("content-type", "application/octet-stream".into())],
+            body: Body::File {
+                path: path.to_path_buf(),
+                offset: 0,
+                len: size,
+                progress: Some(*digest),
+            },
+        };
+        let resp = self.send(&req, what).await?;
+        match resp.status().as_u16() {
+            201 => self.check_digest_header(&resp, digest, what),
+            _ => Err(self.fail(resp, what).await),
+        }
+    }
+
+    async fn put_chunked(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        path: &std::path::Path,
+        size: u64,
+        chunk: u64,
+        what: &str,
+    ) -> Result<()> {
+        let mut session = session;
+        let mut offset = 0;
+        while offset < size {
+            let len = chunk.min(size - offset);
+            let req = Req {
+                method: Method::PATCH,
+                url: session.0.clone(),
+                headers: vec![
+                    ("content-type", "application/octet-stream".into()),
+                    ("content-range", format!("{offset}-{}", offset + len - 1)),
+                ],
+                body: Body::File {
+                    path: path.to_path_buf(),
+                    offset,
+                    len,
+                    progress: Some(*digest),
+                },
+            };
+            let resp = self.send(&req, what).await?;
+            if resp.status().as_u16() != 202 {
+                return Err(self.fail(resp, what).await);
+            }
+            session = self.location(&resp, what).await?;
+            offset += len;
+        }
+        let req = Req {
+            method: Method::PUT,
+            url: Self::with_digest(&session, digest),
+            headers: vec![("content-type", "application/octet-stream".into())],
+            body: Body::Bytes(Bytes::new()),
+        };
+        let resp = self.send(&req, what).await?;
+        match resp.status().as_u16() {
+            201 => self.check_digest_header(&resp, digest, what),
+            _ => Err(self.fail(resp, what).await),
+        }
+    }
+
+    fn check_digest_header(
+        &self,
+        resp: &reqwest::Response,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<()> {
+        match docker_content_digest(resp) {
+            Some(d) if d != *digest => Err(Error::Protocol {
+                what: what.to_string(),
+                host: self.host.name.clone(),
+                reason: format!("the registry stored it as {d}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Pushes a manifest or index with its exact bytes and media type, at `tag` or (without one)
+    /// at its digest. Retried.
+    pub async fn push_manifest(&self, manifest: &RawManifest, tag: Option<&str>) -> Result<()> {
+        let target = match tag {
+            Some(t) => t.to_string(),
+            None => manifest.digest.to_string(),
+        };
+        let shown = match tag {
+            Some(t) => format!("{}:{t}", self.name()),
+            None => format!("{}@{}", self.name(), manifest.digest),
+        };
+        let what = format!("pushing manifest {shown}");
+        let retry = self.client.options().retry.clone();
+        let bytes = Bytes::from(manifest.bytes.clone());
+        retry
+            .run(&what, |_| async {
+                let req = Req {
+                    method: Method::PUT,
+                    url: self.url(&format!("manifests/{target}")).await?,
+                    headers: vec![("content-type", manifest.media_type.to_string())],
+                    body: Body::Bytes(bytes.clone()),
+                };
+                let resp = self.send(&req, &what).await?;
+                match resp.status().as_u16() {
+                    200 | 201 | 202 => self.check_digest_header(&resp, &manifest.digest, &what),
+                    _ => Err(self.fail(resp, &what).await),
+                }
+            })
+            .await?;
+        self.client.progress(ProgressEvent::ManifestPushed {
+            digest: manifest.digest,
+            reference: shown,
+        });
+        Ok(())
+    }
+}
