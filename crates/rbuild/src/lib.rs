@@ -5,5 +5,7 @@
 //! (registry, OCI layout, docker-archive).
 
 pub mod assemble;
+pub mod config;
+pub mod recipe;
 pub mod time;
 pub mod user;

@@ -1,0 +1,532 @@
+//! Project configuration and its precedence.
+//!
+//! Highest first: CLI flags > `RBUILD_*` environment variables > `[tool.rbuild]` in `pyproject.toml`
+//! or an `rbuild.toml` (both at once is an error) > the recipe > defaults. Keys mirror the flags:
+//!
+//! | key | type | flag | environment |
+//! |---|---|---|---|
+//! | `base` | string | `--base` | `RBUILD_BASE` |
+//! | `to` | list | `--to` | `RBUILD_TO` (a repository without tag gets `/<project>:latest`, like ko's `KO_DOCKER_REPO`) |
+//! | `platforms` | list | `--platform` | `RBUILD_PLATFORMS` |
+//! | `lock` | string | `--lock` | `RBUILD_LOCK` |
+//! | `extras`, `groups` | list | `--extra`, `--group` | `RBUILD_EXTRAS`, `RBUILD_GROUPS` |
+//! | `app-dir` | string | `--app-dir` | `RBUILD_APP_DIR` |
+//! | `entrypoint`, `cmd` | list | `--entrypoint`, `--cmd` (JSON arrays) | `RBUILD_ENTRYPOINT`, `RBUILD_CMD` (JSON arrays) |
+//! | `env`, `labels`, `annotations` | table | `--env`, `--label`, `--annotation` `K=V` | `RBUILD_ENV`, `RBUILD_LABELS`, `RBUILD_ANNOTATIONS` |
+//! | `user` | string | `--user` | `RBUILD_USER` |
+//! | `ports` | list | `--port` | `RBUILD_PORTS` |
+//! | `recipe` | string | `--recipe` | `RBUILD_RECIPE` |
+//! | `index-url`, `extra-index-url`, `find-links` | string, list, list | same names | `RBUILD_INDEX_URL`, ... |
+//! | `compression`, `format` | string | `--compression`, `--format` | `RBUILD_COMPRESSION`, `RBUILD_FORMAT` |
+//!
+//! Lists in environment variables are comma-separated. Unknown keys are errors that suggest the
+//! nearest known key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every configuration value; `None` means "not set at this level".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// Base image reference.
+    pub base: Option<String>,
+    /// Target references.
+    pub to: Option<Vec<String>>,
+    /// Platforms (`os/arch[/variant]`, or `all`).
+    pub platforms: Option<Vec<String>>,
+    /// Lockfile path.
+    pub lock: Option<String>,
+    /// Extras to install.
+    pub extras: Option<Vec<String>>,
+    /// Dependency groups to install.
+    pub groups: Option<Vec<String>>,
+    /// App directory in the image.
+    pub app_dir: Option<String>,
+    /// Entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Cmd.
+    pub cmd: Option<Vec<String>>,
+    /// Environment.
+    pub env: Option<BTreeMap<String, String>>,
+    /// User (`uid[:gid]`).
+    pub user: Option<String>,
+    /// Exposed ports.
+    pub ports: Option<Vec<String>>,
+    /// Labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Annotations.
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Recipe name.
+    pub recipe: Option<String>,
+    /// Primary package index.
+    pub index_url: Option<String>,
+    /// Extra package indexes.
+    pub extra_index_url: Option<Vec<String>>,
+    /// Local wheel directories.
+    pub find_links: Option<Vec<String>>,
+    /// `gzip` or `zstd`.
+    pub compression: Option<String>,
+    /// `oci` or `docker`.
+    pub format: Option<String>,
+}
+
+/// The known keys, as spelled in files.
+pub const KEYS: [&str; 20] = [
+    "base",
+    "to",
+    "platforms",
+    "lock",
+    "extras",
+    "groups",
+    "app-dir",
+    "entrypoint",
+    "cmd",
+    "env",
+    "user",
+    "ports",
+    "labels",
+    "annotations",
+    "recipe",
+    "index-url",
+    "extra-index-url",
+    "find-links",
+    "compression",
+    "format",
+];
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Both config files exist.
+    #[error(
+        "both {rbuild_toml} and [tool.rbuild] in {pyproject} configure rbuild; keep one of them"
+    )]
+    Both {
+        /// rbuild.toml.
+        rbuild_toml: PathBuf,
+        /// pyproject.toml.
+        pyproject: PathBuf,
+    },
+    /// An unknown key.
+    #[error("{file}: unknown key {key:?}{}", suggestion.as_ref().map(|s| format!("; did you mean {s:?}?")).unwrap_or_default())]
+    UnknownKey {
+        /// Where.
+        file: String,
+        /// The key.
+        key: String,
+        /// The nearest known key.
+        suggestion: Option<String>,
+    },
+    /// A value of the wrong type.
+    #[error("{file}: {key} must be {expected}")]
+    Type {
+        /// Where.
+        file: String,
+        /// The key.
+        key: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// A file that does not parse.
+    #[error("{file}: {message}")]
+    Parse {
+        /// Where.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known key nearest to `key`, when it is close enough to be a typo.
+pub fn suggest(key: &str) -> Option<String> {
+    let norm = key.replace('_', "-").to_ascii_lowercase();
+    KEYS.iter()
+        .map(|k| (levenshtein(&norm, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3) || k.starts_with(&norm) || norm.starts_with(k))
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+impl Settings {
+    /// Values of `higher` win over `self`.
+    pub fn overlay(mut self, higher: Settings) -> Settings {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if higher.$f.is_some() { self.$f = higher.$f; } )* };
+        }
+        take!(
+            base,
+            to,
+            platforms,
+            lock,
+            extras,
+            groups,
+            app_dir,
+            entrypoint,
+            cmd,
+            env,
+            user,
+            ports,
+            labels,
+            annotations,
+            recipe,
+            index_url,
+            extra_index_url,
+            find_links,
+            compression,
+            format
+        );
+        self
+    }
+
+    /// Parses a TOML table of keys (from `rbuild.toml` or `[tool.rbuild]`).
+    pub fn from_table(file: &str, table: &toml::Table) -> Result<Settings, ConfigError> {
+        let mut s = Settings::default();
+        let ty = |key: &str, expected| ConfigError::Type {
+            file: file.to_string(),
+            key: key.to_string(),
+            expected,
+        };
+        let string = |k: &str, v: &toml::Value| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ty(k, "a string"))
+        };
+        let list = |k: &str, v: &toml::Value| -> Result<Vec<String>, ConfigError> {
+            match v {
+                toml::Value::Array(a) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| ty(k, "a list of strings"))
+                    })
+                    .collect(),
+                toml::Value::String(x) => Ok(vec![x.clone()]),
+                _ => Err(ty(k, "a list of strings")),
+            }
+        };
+        let ports = |k: &str, v: &toml::Value| -> Result<Vec<String>, ConfigError> {
+            let one = |x: &toml::Value| match x {
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                toml::Value::String(s) => Ok(s.clone()),
+                _ => Err(ty(k, "a list of ports (numbers or \"N/proto\")")),
+            };
+            match v {
+                toml::Value::Array(a) => a.iter().map(one).collect(),
+                x => Ok(vec![one(x)?]),
+            }
+        };
+        let map = |k: &str, v: &toml::Value| -> Result<BTreeMap<String, String>, ConfigError> {
+            let t = v.as_table().ok_or_else(|| ty(k, "a table of strings"))?;
+            t.iter()
+                .map(|(kk, vv)| match vv {
+                    toml::Value::String(x) => Ok((kk.clone(), x.clone())),
+                    toml::Value::Integer(i) => Ok((kk.clone(), i.to_string())),
+                    toml::Value::Boolean(b) => Ok((kk.clone(), b.to_string())),
+                    _ => Err(ty(k, "a table of strings")),
+                })
+                .collect()
+        };
+        for (key, v) in table {
+            match key.as_str() {
+                "base" => s.base = Some(string(key, v)?),
+                "to" => s.to = Some(list(key, v)?),
+                "platforms" => s.platforms = Some(list(key, v)?),
+                "lock" => s.lock = Some(string(key, v)?),
+                "extras" => s.extras = Some(list(key, v)?),
+                "groups" => s.groups = Some(list(key, v)?),
+                "app-dir" => s.app_dir = Some(string(key, v)?),
+                "entrypoint" => s.entrypoint = Some(list(key, v)?),
+                "cmd" => s.cmd = Some(list(key, v)?),
+                "env" => s.env = Some(map(key, v)?),
+                "user" => s.user = Some(string(key, v)?),
+                "ports" => s.ports = Some(ports(key, v)?),
+                "labels" => s.labels = Some(map(key, v)?),
+                "annotations" => s.annotations = Some(map(key, v)?),
+                "recipe" => s.recipe = Some(string(key, v)?),
+                "index-url" => s.index_url = Some(string(key, v)?),
+                "extra-index-url" => s.extra_index_url = Some(list(key, v)?),
+                "find-links" => s.find_links = Some(list(key, v)?),
+                "compression" => s.compression = Some(string(key, v)?),
+                "format" => s.format = Some(string(key, v)?),
+                other => {
+                    return Err(ConfigError::UnknownKey {
+                        file: file.to_string(),
+                        key: other.to_string(),
+                        suggestion: suggest(other),
+                    });
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Reads `rbuild.toml` or `[tool.rbuild]` from `pyproject.toml` in `dir`; also returns the project
+    /// name from `[project] name` when there is one.
+    pub fn from_project_dir(dir: &Path) -> Result<(Settings, Option<String>), ConfigError> {
+        let read = |p: &Path| -> Result<Option<toml::Table>, ConfigError> {
+            match std::fs::read_to_string(p) {
+                Ok(text) => text
+                    .parse::<toml::Table>()
+                    .map(Some)
+                    .map_err(|e| ConfigError::Parse {
+                        file: p.display().to_string(),
+                        message: e.to_string(),
+                    }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(ConfigError::Parse {
+                    file: p.display().to_string(),
+                    message: e.to_string(),
+                }),
+            }
+        };
+        let pyproject_path = dir.join("pyproject.toml");
+        let rbuild_path = dir.join("rbuild.toml");
+        let pyproject = read(&pyproject_path)?;
+        let name = pyproject
+            .as_ref()
+            .and_then(|t| t.get("project")?.get("name")?.as_str().map(str::to_string))
+            .or_else(|| {
+                pyproject.as_ref().and_then(|t| {
+                    t.get("tool")?
+                        .get("poetry")?
+                        .get("name")?
+                        .as_str()
+                        .map(str::to_string)
+                })
+            });
+        let tool = pyproject
+            .as_ref()
+            .and_then(|t| t.get("tool")?.get("rbuild")?.as_table().cloned());
+        let rbuild = read(&rbuild_path)?;
+        let settings = match (rbuild, tool) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Both {
+                    rbuild_toml: rbuild_path,
+                    pyproject: pyproject_path,
+                });
+            }
+            (Some(t), None) => Settings::from_table(&rbuild_path.display().to_string(), &t)?,
+            (None, Some(t)) => {
+                Settings::from_table(&format!("{} [tool.rbuild]", pyproject_path.display()), &t)?
+            }
+            (None, None) => Settings::default(),
+        };
+        Ok((settings, name))
+    }
+
+    /// Reads `RBUILD_*` variables through `get` (the process environment in production).
+    pub fn from_env(
+        get: impl Fn(&str) -> Option<String>,
+        project: Option<&str>,
+    ) -> Result<Settings, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let list = |k: &str| {
+            var(k).map(|v| {
+                v.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let json_list = |k: &str| -> Result<Option<Vec<String>>, ConfigError> {
+            var(k)
+                .map(|v| {
+                    serde_json::from_str::<Vec<String>>(&v).map_err(|_| ConfigError::Type {
+                        file: "environment".into(),
+                        key: k.into(),
+                        expected: "a JSON array of strings, e.g. [\"python3\",\"-m\",\"app\"]",
+                    })
+                })
+                .transpose()
+        };
+        let kv = |k: &str| -> Result<Option<BTreeMap<String, String>>, ConfigError> {
+            list(k)
+                .map(|items| {
+                    items
+                        .into_iter()
+                        .map(|i| {
+                            i.split_once('=')
+                                .map(|(a, b)| (a.to_string(), b.to_string()))
+                                .ok_or(ConfigError::Type {
+                                    file: "environment".into(),
+                                    key: k.into(),
+                                    expected: "comma-separated KEY=VALUE pairs",
+                                })
+                        })
+                        .collect()
+                })
+                .transpose()
+        };
+        let to = list("RBUILD_TO").map(|refs| {
+            refs.into_iter()
+                .map(|r| complete_repo(&r, project))
+                .collect()
+        });
+        Ok(Settings {
+            base: var("RBUILD_BASE"),
+            to,
+            platforms: list("RBUILD_PLATFORMS"),
+            lock: var("RBUILD_LOCK"),
+            extras: list("RBUILD_EXTRAS"),
+            groups: list("RBUILD_GROUPS"),
+            app_dir: var("RBUILD_APP_DIR"),
+            entrypoint: json_list("RBUILD_ENTRYPOINT")?,
+            cmd: json_list("RBUILD_CMD")?,
+            env: kv("RBUILD_ENV")?,
+            user: var("RBUILD_USER"),
+            ports: list("RBUILD_PORTS"),
+            labels: kv("RBUILD_LABELS")?,
+            annotations: kv("RBUILD_ANNOTATIONS")?,
+            recipe: var("RBUILD_RECIPE"),
+            index_url: var("RBUILD_INDEX_URL"),
+            extra_index_url: list("RBUILD_EXTRA_INDEX_URL"),
+            find_links: list("RBUILD_FIND_LINKS"),
+            compression: var("RBUILD_COMPRESSION"),
+            format: var("RBUILD_FORMAT"),
+        })
+    }
+}
+
+/// `RBUILD_TO` semantics: a reference with a tag or digest is kept; a bare repository gets the project's
+/// name and `latest` appended (`registry.example/team` → `registry.example/team/myapp:latest`).
+pub fn complete_repo(r: &str, project: Option<&str>) -> String {
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if r.contains('@') || last.contains(':') {
+        return r.to_string();
+    }
+    match project {
+        Some(p) => format!(
+            "{}/{}:latest",
+            r.trim_end_matches('/'),
+            p.to_ascii_lowercase().replace('_', "-")
+        ),
+        None => format!("{r}:latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn each_level_overrides_the_one_below() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[project]\nname = \"My_App\"\n[tool.rbuild]\nbase = \"file/base\"\nports = [8000]\nuser = \"2000\"\ncompression = \"zstd\"\n",
+        )
+        .unwrap();
+        let (file, name) = Settings::from_project_dir(dir.path()).unwrap();
+        assert_eq!(name.as_deref(), Some("My_App"));
+        let recipe = Settings {
+            user: Some("1001:1001".into()),
+            app_dir: Some("/app".into()),
+            ports: Some(vec!["9000".into()]),
+            ..Default::default()
+        };
+        let envs = Settings::from_env(
+            env(&[
+                ("RBUILD_BASE", "env/base"),
+                ("RBUILD_TO", "reg.example/team"),
+            ]),
+            name.as_deref(),
+        )
+        .unwrap();
+        let flags = Settings {
+            base: Some("flag/base".into()),
+            ..Default::default()
+        };
+        let merged = Settings::default()
+            .overlay(recipe.clone())
+            .overlay(file.clone())
+            .overlay(envs.clone())
+            .overlay(flags.clone());
+        assert_eq!(merged.base.as_deref(), Some("flag/base"), "flags beat env");
+        let merged = Settings::default()
+            .overlay(recipe.clone())
+            .overlay(file.clone())
+            .overlay(envs.clone());
+        assert_eq!(
+            merged.base.as_deref(),
+            Some("env/base"),
+            "env beats the file"
+        );
+        assert_eq!(
+            merged.to.as_ref().unwrap(),
+            &vec!["reg.example/team/my-app:latest".to_string()]
+        );
+        assert_eq!(
+            merged.user.as_deref(),
+            Some("2000"),
+            "the file beats the recipe"
+        );
+        assert_eq!(merged.ports.as_ref().unwrap(), &vec!["8000".to_string()]);
+        assert_eq!(
+            merged.app_dir.as_deref(),
+            Some("/app"),
+            "the recipe beats defaults"
+        );
+        assert_eq!(merged.compression.as_deref(), Some("zstd"));
+    }
+
+    #[test]
+    fn unknown_keys_suggest_and_both_files_conflict() {
+        let t: toml::Table = "entrypiont = [\"x\"]".parse().unwrap();
+        let err = Settings::from_table("rbuild.toml", &t)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean \"entrypoint\""), "{err}");
+        let t: toml::Table = "index_url = \"x\"".parse().unwrap();
+        assert!(
+            Settings::from_table("rbuild.toml", &t)
+                .unwrap_err()
+                .to_string()
+                .contains("\"index-url\"")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[tool.rbuild]\nbase = \"a\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("rbuild.toml"), "base = \"b\"\n").unwrap();
+        assert!(matches!(
+            Settings::from_project_dir(dir.path()),
+            Err(ConfigError::Both { .. })
+        ));
+        assert_eq!(
+            complete_repo("127.0.0.1:5000/x:v1", Some("p")),
+            "127.0.0.1:5000/x:v1"
+        );
+        assert_eq!(
+            complete_repo("127.0.0.1:5000/team", Some("p")),
+            "127.0.0.1:5000/team/p:latest"
+        );
+    }
+}
