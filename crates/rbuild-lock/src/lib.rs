@@ -1,1 +1,159 @@
-//! Lockfile readers (requirements.txt, uv.lock, pylock.toml, poetry.lock) that turn a lock into exact pins for one target.
+//! Lockfile readers: turn a lockfile and a target into the exact packages to install, with the files
+//! (and hashes) to install them from.
+//!
+//! Four formats give one result type, [`Lock`]:
+//!
+//! | file | format | what is read |
+//! |---|---|---|
+//! | `uv.lock` | [`LockFormat::UvLock`] | the dependency graph walked from the project (`source = { editable = "." }` / `{ virtual = "." }`, else `[manifest] members`) |
+//! | `pylock.toml`, `pylock.NAME.toml` | [`LockFormat::Pylock`] | PEP 751: every `[[packages]]` entry whose `marker` holds |
+//! | `poetry.lock` | [`LockFormat::PoetryLock`] | lock-version 2.1: `groups` + `markers` per package; older: the graph walked from `pyproject.toml` |
+//! | `requirements.txt` (any `*.txt`) | [`LockFormat::Requirements`] | `name==version ; marker --hash=…` lines, `-r`/`-c` includes |
+//!
+//! [`detect_lockfile`] looks in a directory in that order (uv.lock first). [`read_lock`] reads one for a
+//! target described by its [`MarkerEnv`](rbuild_python::markers::MarkerEnv): markers are evaluated for
+//! the image, not for the machine running rbuild, so `pywin32 ; sys_platform == "win32"` is left out
+//! and `uvloop ; sys_platform != "win32"` is kept. [`choose_wheel`] then picks, for each package, the
+//! wheel pip would pick for the target's [`Tags`](rbuild_python::tags::Tags).
+//!
+//! ```no_run
+//! use rbuild_lock::{ResolveOptions, choose_wheel, detect_lockfile, read_lock};
+//! use rbuild_python::markers::MarkerEnv;
+//! use rbuild_python::tags::{TagTarget, Tags};
+//! use rbuild_python::target::{Libc, MajorMinor};
+//!
+//! let env = MarkerEnv::cpython_linux(MajorMinor::new(3, 11), Some("3.11.2"), "x86_64");
+//! let tags = Tags::for_target(&TagTarget::new(MajorMinor::new(3, 11), Libc::glibc(2, 36), "x86_64"));
+//! let path = detect_lockfile("app/".as_ref())?;
+//! let lock = read_lock(&path, &env, &ResolveOptions { extras: vec!["cli".into()], ..Default::default() })?;
+//! for pkg in &lock.packages {
+//!     let wheel = choose_wheel(pkg, &tags)?; // requirements files: list the index's files first
+//!     println!("{} {} {} {:?}", pkg.name, pkg.version, wheel.filename, wheel.url);
+//! }
+//! # Ok::<(), rbuild_lock::Error>(())
+//! ```
+//!
+//! # What each format may contain
+//!
+//! rbuild installs wheels from package indexes (and local wheels inside the context). Everything else
+//! is refused with an error naming the file (the line, for requirements files) and the package: VCS
+//! (`git+https://…`), local paths and direct URLs, workspace members other than the project itself,
+//! Poetry `git`/`directory`/`file`/`url` sources, pylock `vcs`/`directory`/`archive` entries. The
+//! project itself (`-e .` in a requirements file, the uv root, pylock's `directory = { path = "." }`) is
+//! skipped with a note in [`Lock::notes`]: its source goes in the app layer.
+//!
+//! Names are validated (PEP 508, no `/`, no `..`) before anything else is done with them, and versions
+//! are parsed as PEP 440.
+//!
+//! # Selection
+//!
+//! [`ResolveOptions::extras`] and [`ResolveOptions::groups`] add the project's extras and dependency
+//! groups to its default dependencies. Nothing is added implicitly: uv's default `dev` group is *not*
+//! installed unless asked for (an image is not a development environment); Poetry's `main` group always
+//! is; pylock's `default-groups` always are. Asking for an extra or group the lock does not know is an
+//! error listing the ones it knows. A requirements file records one selection, so asking for extras or
+//! groups with one is an error.
+//!
+//! # Hashes
+//!
+//! Hashes follow pip. uv.lock, pylock.toml and poetry.lock need a sha256 for every file. In a
+//! requirements file, once any requirement has a `--hash`, every one must (the error names the one
+//! without); a file with no hashes at all is accepted ([`Lock::hashes_required`] is then `false`: the
+//! index client takes the index's hashes and should warn) unless [`ResolveOptions::require_hashes`] or
+//! `--require-hashes` in the file. Only sha256 is used; a requirement with only other algorithms is an
+//! error.
+//!
+//! # Files and URLs
+//!
+//! uv.lock and pylock.toml give each file's URL; Poetry gives only file names and hashes, so
+//! [`ChosenWheel::url`] is `None` and [`ChosenWheel::index`] names the package's source (or `None` for
+//! PyPI/the configured index): the index client finds the URL by file name. Requirements files give only
+//! hashes: [`LockedPackage::files_listed`] is `false`, and the index client lists the index's files and
+//! calls [`LockedPackage::with_index_files`] before [`choose_wheel`].
+//!
+//! This crate does no network access.
+
+mod error;
+mod model;
+mod poetry;
+mod pylock;
+mod requirements;
+mod util;
+mod uv;
+mod wheel;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Location, Result};
+pub use model::{
+    FileKind, Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions,
+};
+pub use rbuild_python::markers::MarkerEnv;
+pub use wheel::{ChosenWheel, choose_wheel};
+
+/// The lockfile names [`detect_lockfile`] looks for, in order.
+pub const LOCKFILE_NAMES: [&str; 4] = ["uv.lock", "pylock.toml", "poetry.lock", "requirements.txt"];
+
+/// Finds the lockfile in a context directory: the first of `uv.lock`, `pylock.toml`, `poetry.lock`,
+/// `requirements.txt` that is a file.
+pub fn detect_lockfile(context_dir: &Path) -> Result<PathBuf> {
+    for name in LOCKFILE_NAMES {
+        let p = context_dir.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::NoLockfile {
+        dir: context_dir.to_path_buf(),
+    })
+}
+
+/// Reads a lockfile for one target: the format comes from the file name (see
+/// [`LockFormat::from_path`]); use [`read_lock_as`] to force one.
+pub fn read_lock(path: &Path, env: &MarkerEnv, options: &ResolveOptions) -> Result<Lock> {
+    let format = LockFormat::from_path(path).ok_or_else(|| Error::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
+    read_lock_as(format, path, env, options)
+}
+
+/// Reads a lockfile in the given format for one target.
+pub fn read_lock_as(
+    format: LockFormat,
+    path: &Path,
+    env: &MarkerEnv,
+    options: &ResolveOptions,
+) -> Result<Lock> {
+    match format {
+        LockFormat::UvLock => uv::read(path, env, options),
+        LockFormat::Pylock => pylock::read(path, env, options),
+        LockFormat::PoetryLock => poetry::read(path, env, options),
+        LockFormat::Requirements => requirements::read(path, env, options),
+    }
+}
+
+/// Reads lockfile text for one target, as [`read_lock_as`] does with the file's content. `path` names
+/// the file in messages and anchors relative paths (requirements includes, local wheels, Poetry's
+/// `pyproject.toml`).
+pub fn read_lock_str(
+    format: LockFormat,
+    path: &Path,
+    text: &str,
+    env: &MarkerEnv,
+    options: &ResolveOptions,
+) -> Result<Lock> {
+    match format {
+        LockFormat::UvLock => uv::read_str(path, text, env, options),
+        LockFormat::Pylock => pylock::read_str(path, text, env, options),
+        LockFormat::PoetryLock => poetry::read_str(path, text, env, options),
+        LockFormat::Requirements => requirements::read_str(path, text, env, options),
+    }
+}
+
+impl Lock {
+    /// Chooses the wheel of every package ([`choose_wheel`]), in package order; the first failure is
+    /// returned.
+    pub fn choose_wheels(&self, tags: &rbuild_python::tags::Tags) -> Result<Vec<ChosenWheel>> {
+        self.packages.iter().map(|p| choose_wheel(p, tags)).collect()
+    }
+}

@@ -1,0 +1,188 @@
+//! Choosing the wheel of a locked package for a target, as pip would.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use rbuild_oci::Digest;
+use rbuild_python::tags::Tags;
+use rbuild_python::wheel_name::WheelFilename;
+
+use crate::error::{Error, Result};
+use crate::model::{FileKind, LockedFile, LockedPackage};
+
+/// The file to install for one package.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChosenWheel {
+    /// The normalized package name.
+    pub name: String,
+    /// The locked version.
+    pub version: String,
+    /// The wheel file name.
+    pub filename: String,
+    /// Where to download it, when the lock says.
+    pub url: Option<String>,
+    /// A local wheel (inside the lockfile's directory), when the lock names one.
+    pub path: Option<PathBuf>,
+    /// The index to find the file on by name when there is neither `url` nor `path` (Poetry); `None`
+    /// means the configured/default index.
+    pub index: Option<String>,
+    /// The sha256 to verify; `None` only for requirements files without hashes (then the index's hash
+    /// is used).
+    pub sha256: Option<Digest>,
+    /// The size, when the lock records it.
+    pub size: Option<u64>,
+    /// The wheel's best tag for the target (`cp311-cp311-manylinux_2_17_x86_64`).
+    pub tag: String,
+    /// That tag's rank in the target's tag list (0 is best).
+    pub rank: usize,
+}
+
+/// A one-line summary of the platforms of wheels that do not fit, e.g. `only musllinux/aarch64 wheels
+/// (cp311-cp311-musllinux_1_2_aarch64)`.
+fn describe_wheels(wheels: &[WheelFilename]) -> String {
+    if wheels.is_empty() {
+        return "no wheels at all".into();
+    }
+    let mut families = BTreeSet::new();
+    let mut pythons = BTreeSet::new();
+    for w in wheels {
+        for t in &w.tags {
+            families.insert(platform_family(&t.platform));
+            pythons.insert(t.interpreter.clone());
+        }
+    }
+    let fam = families.into_iter().collect::<Vec<_>>().join(", ");
+    let py = pythons.into_iter().collect::<Vec<_>>().join(", ");
+    let mut names: Vec<&str> = wheels.iter().map(|w| w.filename.as_str()).collect();
+    let more = names.len().saturating_sub(8);
+    names.truncate(8);
+    let mut list = names.join(", ");
+    if more > 0 {
+        list.push_str(&format!(", and {more} more"));
+    }
+    format!("only {fam} wheels for {py} ({list})")
+}
+
+/// `manylinux/x86_64`, `musllinux/aarch64`, `macosx/arm64`, `win/amd64`, `any`, …
+fn platform_family(platform: &str) -> String {
+    if platform == "any" {
+        return "any-platform".into();
+    }
+    for (prefix, family) in [
+        ("manylinux_", "manylinux"),
+        ("manylinux1_", "manylinux"),
+        ("manylinux2010_", "manylinux"),
+        ("manylinux2014_", "manylinux"),
+        ("musllinux_", "musllinux"),
+        ("macosx_", "macosx"),
+        ("linux_", "linux"),
+        ("win_", "win"),
+        ("android_", "android"),
+        ("ios_", "ios"),
+    ] {
+        if let Some(rest) = platform.strip_prefix(prefix) {
+            // manylinux_2_17_x86_64 / musllinux_1_2_aarch64 / macosx_11_0_arm64: skip the version parts.
+            let arch = if matches!(family, "manylinux" | "musllinux" | "macosx") && prefix.ends_with("x_") {
+                rest.splitn(3, '_').nth(2).unwrap_or(rest)
+            } else {
+                rest
+            };
+            return format!("{family}/{arch}");
+        }
+    }
+    if platform == "win32" {
+        return "win/x86".into();
+    }
+    platform.to_string()
+}
+
+/// Chooses, among the package's files, the wheel whose best tag ranks highest for the target (ties:
+/// the higher build tag, then the file name, so the choice is deterministic). Wheels whose name or
+/// version in the file name differ from the package's are ignored.
+///
+/// Errors: [`Error::NoFileList`] for a requirements-file package whose files have not been listed from
+/// the index yet (see [`LockedPackage::with_index_files`]); [`Error::SdistOnly`] when only source
+/// distributions exist; [`Error::NoWheel`] listing the wheels that exist when none fits.
+pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
+    if !pkg.files_listed {
+        return Err(Error::NoFileList {
+            package: pkg.name.clone(),
+            version: pkg.version.clone(),
+        });
+    }
+    let mut best: Option<(usize, &LockedFile, WheelFilename, String)> = None;
+    let mut wheels = Vec::new();
+    for f in pkg.files.iter().filter(|f| f.kind == FileKind::Wheel) {
+        let Ok(w) = WheelFilename::parse(&f.filename) else {
+            continue;
+        };
+        if w.name != pkg.name || !crate::util::same_version(&w.version.to_string(), &pkg.version) {
+            continue;
+        }
+        let ranked = w
+            .tags
+            .iter()
+            .filter_map(|t| tags.rank(t).map(|r| (r, t.to_string())))
+            .min_by_key(|(r, _)| *r);
+        if let Some((rank, tag)) = ranked {
+            let better = match &best {
+                None => true,
+                Some((br, bf, bw, _)) => {
+                    (rank, std::cmp::Reverse(&w.build), &f.filename)
+                        < (*br, std::cmp::Reverse(&bw.build), &bf.filename)
+                }
+            };
+            if better {
+                best = Some((rank, f, w.clone(), tag));
+            }
+        }
+        wheels.push(w);
+    }
+    if let Some((rank, f, _, tag)) = best {
+        return Ok(ChosenWheel {
+            name: pkg.name.clone(),
+            version: pkg.version.clone(),
+            filename: f.filename.clone(),
+            url: f.url.clone(),
+            path: f.path.clone(),
+            index: pkg.source.index_url().map(str::to_string),
+            sha256: f.sha256,
+            size: f.size,
+            tag,
+            rank,
+        });
+    }
+    if wheels.is_empty() {
+        if let Some(sdist) = pkg.files.iter().find(|f| f.kind == FileKind::Sdist) {
+            return Err(Error::SdistOnly {
+                package: pkg.name.clone(),
+                version: pkg.version.clone(),
+                sdist: sdist.filename.clone(),
+            });
+        }
+    }
+    Err(Error::NoWheel {
+        package: pkg.name.clone(),
+        version: pkg.version.clone(),
+        target: tags.iter().next().map(|t| t.to_string()).unwrap_or_default(),
+        available: describe_wheels(&wheels),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families() {
+        assert_eq!(platform_family("manylinux_2_17_x86_64"), "manylinux/x86_64");
+        assert_eq!(platform_family("manylinux2014_aarch64"), "manylinux/aarch64");
+        assert_eq!(platform_family("manylinux1_x86_64"), "manylinux/x86_64");
+        assert_eq!(platform_family("musllinux_1_2_aarch64"), "musllinux/aarch64");
+        assert_eq!(platform_family("macosx_11_0_arm64"), "macosx/arm64");
+        assert_eq!(platform_family("win_amd64"), "win/amd64");
+        assert_eq!(platform_family("win32"), "win/x86");
+        assert_eq!(platform_family("linux_x86_64"), "linux/x86_64");
+        assert_eq!(platform_family("any"), "any-platform");
+    }
+}
