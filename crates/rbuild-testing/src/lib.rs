@@ -1,1 +1,64 @@
-//! Test harness: the real registry (plain, htpasswd, TLS, token), the Debian-built base fixture and a fault-injecting proxy.
+//! Test harness for rbuild: the real registry, the base-image fixture and a fault-injecting
+//! proxy. Dev-only; every integration test in the workspace uses it.
+//!
+//! # The registry
+//!
+//! [`Registry::start`] runs Debian's `docker-registry serve` (CNCF distribution 2.8) on a free
+//! `127.0.0.1` port with its own config, storage directory and log file, waits until `GET /v2/`
+//! answers, and kills and reaps the process when the value is dropped. Modes ([`Mode`]): plain
+//! HTTP, htpasswd Basic auth, TLS with a generated CA, TLS + htpasswd, and Docker-style token auth
+//! with an in-process [`TokenServer`].
+//!
+//! ```no_run
+//! use rbuild_testing::{BaseFixture, Mode, Registry};
+//!
+//! let registry = Registry::start(Mode::Plain)?;
+//! let fixture = BaseFixture::ensure()?; // built once per machine, then cached
+//! fixture.push_to(&registry, "library/python:3.11-slim")?;
+//! let image = format!("{}/library/python:3.11-slim", registry.host()); // 127.0.0.1:PORT/...
+//! # let _ = image;
+//! // ... run rbuild against `image` ...
+//! assert_eq!(registry.blob_uploads(), 3); // two layers + config, counted in the access log
+//! # Ok::<(), rbuild_testing::Error>(())
+//! ```
+//!
+//! Counting requests: the registry writes one access-log line per request
+//! (`"PUT /v2/NAME/blobs/uploads/UUID?digest=... HTTP/1.1" 201`); [`Registry::access_log`] parses
+//! them, [`Registry::blob_uploads`] counts finished uploads and [`Registry::blob_mounts`]
+//! successful cross-repository mounts (`POST .../blobs/uploads/?mount=...&from=...` answered 201).
+//!
+//! # The base fixture
+//!
+//! [`BaseFixture`] is `python:3.11-slim` rebuilt from Debian packages with independent tools
+//! (mmdebstrap, python3-installer, umoci, jq) by `tests/fixtures/base/build-base.sh`, cached under
+//! `$RBUILD_FIXTURE_CACHE` (default `~/.cache/rbuild-fixtures`). See [`BaseFixture`] for its
+//! contents and `RBUILD_TEST_ARM64=1` for the two-platform variant.
+//!
+//! # The fault proxy
+//!
+//! [`FaultProxy`] sits between a client and a plain-HTTP registry and injects faults into the
+//! requests that match a rule: error statuses, 429 with `Retry-After`, connection resets in the
+//! middle of a body, delays, corrupted bytes, and redirects of blob GETs to a second listener that
+//! plays a CDN. It records every request with its headers.
+//!
+//! # Requirements
+//!
+//! `docker-registry`, `skopeo`, `openssl`, `htpasswd` (apache2-utils); for the fixture also root,
+//! `mmdebstrap`, `umoci`, `jq`, `curl`, `python3-installer` and network access to the Debian
+//! mirror and PyPI. `.ci/run` installs all of them.
+
+mod error;
+mod fixture;
+mod http;
+mod process;
+mod proxy;
+mod registry;
+mod tls;
+mod token;
+
+pub use error::{Error, Result};
+pub use fixture::{BUILD_SCRIPT, BaseFixture, FIXTURE_TAG, Platform};
+pub use proxy::{Fault, FaultProxy, Listener, SeenRequest, Times};
+pub use registry::{AccessLogEntry, Mode, Registry, parse_access_log};
+pub use tls::tls_client_config;
+pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenRequest, TokenServer};

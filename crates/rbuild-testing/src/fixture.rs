@@ -1,0 +1,274 @@
+//! The base-image fixture: `python:3.11-slim` rebuilt from Debian packages by
+//! `tests/fixtures/base/build-base.sh`, cached on disk, pushed with skopeo.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::process::run;
+use crate::registry::Registry;
+
+/// The build script, at its place in the workspace.
+pub const BUILD_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/base/build-base.sh"
+);
+
+/// A platform of the fixture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    /// `linux/amd64`.
+    Amd64,
+    /// `linux/arm64/v8` (only with `RBUILD_TEST_ARM64=1`).
+    Arm64,
+}
+
+impl Platform {
+    /// `linux/amd64` or `linux/arm64/v8`, as `--platform` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Amd64 => "linux/amd64",
+            Platform::Arm64 => "linux/arm64/v8",
+        }
+    }
+
+    /// The tag of this platform's image in the fixture's OCI layout.
+    fn tag(self) -> &'static str {
+        match self {
+            Platform::Amd64 => "amd64",
+            Platform::Arm64 => "arm64",
+        }
+    }
+}
+
+/// The base fixture: an OCI image layout holding Debian bookworm + python3 3.11 +
+/// ca-certificates (layer 1) and pip 24.0 in `/usr/local/lib/python3.11/dist-packages` with
+/// `/usr/local/bin/pip` (layer 2); config `linux/amd64`, `Env` PATH and `LANG=C.UTF-8`,
+/// `Cmd ["python3"]`, and the Docker-only field `Healthcheck: {"Test": ["NONE"]}`.
+///
+/// With `RBUILD_TEST_ARM64=1` it also has a `linux/arm64/v8` image (built under qemu) and the
+/// top-level tag is an OCI index over both platforms.
+///
+/// The first [`BaseFixture::ensure`] on a machine builds it (about 45 s, needs root and network);
+/// later calls, in any process, reuse the cached layout (a few milliseconds).
+#[derive(Debug, Clone)]
+pub struct BaseFixture {
+    layout: PathBuf,
+    arm64: bool,
+}
+
+/// The tag of the top-level image (or index) inside the layout.
+pub const FIXTURE_TAG: &str = "3.11-slim";
+
+impl BaseFixture {
+    /// Builds the fixture unless it is cached, verifies it, and returns it. Runs the script at most
+    /// once per process; concurrent processes are serialized by the script's `flock`.
+    pub fn ensure() -> Result<BaseFixture> {
+        static FIXTURE: OnceLock<Result<BaseFixture, String>> = OnceLock::new();
+        FIXTURE
+            .get_or_init(|| build().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::Fixture)
+    }
+
+    /// The OCI image layout directory (with `index.json`, `oci-layout`, `blobs/sha256/`).
+    pub fn layout_dir(&self) -> &Path {
+        &self.layout
+    }
+
+    /// Whether the fixture has the arm64 image and the index (`RBUILD_TEST_ARM64=1`).
+    pub fn has_arm64(&self) -> bool {
+        self.arm64
+    }
+
+    /// The platforms it has.
+    pub fn platforms(&self) -> Vec<Platform> {
+        if self.arm64 {
+            vec![Platform::Amd64, Platform::Arm64]
+        } else {
+            vec![Platform::Amd64]
+        }
+    }
+
+    /// The skopeo/containers-image reference of the top-level image or index: `oci:DIR:3.11-slim`.
+    pub fn oci_ref(&self) -> String {
+        format!("oci:{}:{FIXTURE_TAG}", self.layout.display())
+    }
+
+    /// The skopeo reference of one platform's image: `oci:DIR:amd64`.
+    pub fn platform_oci_ref(&self, platform: Platform) -> Option<String> {
+        self.platforms()
+            .contains(&platform)
+            .then(|| format!("oci:{}:{}", self.layout.display(), platform.tag()))
+    }
+
+    /// The descriptor (`mediaType`, `digest`, `size`) that the layout's `index.json` has for the
+    /// top-level tag.
+    pub fn descriptor(&self) -> Result<serde_json::Value> {
+        descriptor(&self.layout, FIXTURE_TAG)
+    }
+
+    /// The descriptor of one platform's manifest.
+    pub fn platform_descriptor(&self, platform: Platform) -> Result<serde_json::Value> {
+        descriptor(&self.layout, platform.tag())
+    }
+
+    /// The bytes of a blob of the layout (`sha256:...`); meant for manifests and configs.
+    pub fn blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let path = blob_path(&self.layout, digest)?;
+        std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+    }
+
+    /// Pushes the top-level image (the index over both platforms with `RBUILD_TEST_ARM64=1`) to
+    /// `registry` as `repo_tag` (`library/python:3.11-slim`) with
+    /// `skopeo copy [--all] --preserve-digests`, so the registry holds exactly the layout's bytes.
+    pub fn push_to(&self, registry: &Registry, repo_tag: &str) -> Result<()> {
+        skopeo_push(&self.oci_ref(), registry, repo_tag, self.arm64)
+    }
+
+    /// Pushes one platform's image alone (a plain manifest, no index).
+    pub fn push_platform_to(
+        &self,
+        registry: &Registry,
+        repo_tag: &str,
+        platform: Platform,
+    ) -> Result<()> {
+        let src = self.platform_oci_ref(platform).ok_or_else(|| {
+            Error::Fixture(format!(
+                "the fixture has no {} image; set RBUILD_TEST_ARM64=1 to build it",
+                platform.as_str()
+            ))
+        })?;
+        skopeo_push(&src, registry, repo_tag, false)
+    }
+}
+
+fn skopeo_push(src: &str, registry: &Registry, repo_tag: &str, all: bool) -> Result<()> {
+    let dest = format!("docker://{}/{repo_tag}", registry.host());
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["copy", "--quiet", "--preserve-digests"]);
+    if all {
+        cmd.arg("--all");
+    }
+    cmd.args(registry.skopeo_flags("dest"));
+    cmd.args([src, dest.as_str()]);
+    let shown = format!(
+        "skopeo copy --preserve-digests{} {src} {dest}",
+        if all { " --all" } else { "" }
+    );
+    run(cmd, "skopeo", &shown).map(|_| ())
+}
+
+fn build() -> Result<BaseFixture> {
+    let script = Path::new(BUILD_SCRIPT);
+    let mut cmd = Command::new("bash");
+    cmd.arg(script);
+    let out = run(cmd, "bash", &format!("bash {}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let layout = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("FIXTURE_DIR="))
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            Error::Fixture(format!(
+                "{} printed no FIXTURE_DIR= line; its stdout was:\n{stdout}",
+                script.display()
+            ))
+        })?;
+    let arm64 = std::env::var("RBUILD_TEST_ARM64").is_ok_and(|v| v == "1");
+    verify_layout(&layout, arm64)?;
+    Ok(BaseFixture { layout, arm64 })
+}
+
+fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .ok_or_else(|| Error::Fixture(format!("not a sha256 digest: {digest:?}")))?;
+    Ok(layout.join("blobs/sha256").join(hex))
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Fixture(format!("{} is not JSON: {e}", path.display())))
+}
+
+fn descriptor(layout: &Path, tag: &str) -> Result<serde_json::Value> {
+    let index = read_json(&layout.join("index.json"))?;
+    index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .cloned()
+        .ok_or_else(|| Error::Fixture(format!("{}/index.json has no tag {tag:?}", layout.display())))
+}
+
+/// Checks one blob: present, of the right size, with the right sha256 (streamed).
+fn verify_blob(layout: &Path, desc: &serde_json::Value) -> Result<PathBuf> {
+    let digest = desc["digest"].as_str().unwrap_or_default();
+    let path = blob_path(layout, digest)?;
+    let mut file = std::fs::File::open(&path)
+        .map_err(|e| Error::io(format!("opening blob {}", path.display()), e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if actual != digest || Some(size) != desc["size"].as_u64() {
+        return Err(Error::Fixture(format!(
+            "blob {} has digest {actual} and size {size}, but its descriptor says {digest} and {}; \
+             delete the fixture cache directory and rebuild",
+            path.display(),
+            desc["size"]
+        )));
+    }
+    Ok(path)
+}
+
+/// Verifies every blob reachable from the top-level tag (index, manifests, configs, layers).
+fn verify_layout(layout: &Path, arm64: bool) -> Result<()> {
+    let top = descriptor(layout, FIXTURE_TAG)?;
+    let mut manifests = Vec::new();
+    let top_path = verify_blob(layout, &top)?;
+    let top_json = read_json(&top_path)?;
+    if top_json["manifests"].is_array() {
+        for d in top_json["manifests"].as_array().into_iter().flatten() {
+            manifests.push(d.clone());
+        }
+    } else {
+        manifests.push(top);
+    }
+    let expected = if arm64 { 2 } else { 1 };
+    if manifests.len() != expected {
+        return Err(Error::Fixture(format!(
+            "{} has {} platform manifest(s) under {FIXTURE_TAG:?}, expected {expected}",
+            layout.display(),
+            manifests.len()
+        )));
+    }
+    for m in manifests {
+        let path = verify_blob(layout, &m)?;
+        let manifest = read_json(&path)?;
+        verify_blob(layout, &manifest["config"])?;
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            verify_blob(layout, layer)?;
+        }
+    }
+    Ok(())
+}
