@@ -6,6 +6,8 @@
 
 pub mod assemble;
 pub mod config;
+pub mod image;
+pub mod publish;
 pub mod recipe;
 pub mod time;
 pub mod user;

@@ -1,0 +1,100 @@
+//! A built image: per platform, a manifest, a config and layers that know where their bytes are.
+
+use rbuild_oci::{Descriptor, Digest, ImageConfig, Platform, RawManifest};
+use rbuild_registry::Reference;
+use serde::Serialize;
+
+/// What a layer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    /// A layer of the base image.
+    Base,
+    /// The dependency layer (installed wheels).
+    Deps,
+    /// `/etc/passwd` and `/etc/group` with the app user.
+    User,
+    /// The application.
+    App,
+}
+
+/// How a layer came to be in this build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerStatus {
+    /// Taken from the base image.
+    Base,
+    /// Built by this run.
+    Built,
+    /// Found in the local store by its cache key.
+    CachedLocal,
+    /// Found in a previous image in the registry by its cache key.
+    CachedRemote,
+}
+
+/// Where a blob's bytes can be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// In the local content store.
+    Store,
+    /// In a repository of a registry (not downloaded).
+    Remote(Reference),
+}
+
+/// A layer of a built image.
+#[derive(Clone, Debug)]
+pub struct BuiltLayer {
+    /// Its descriptor, as in the manifest.
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// What it holds.
+    pub kind: LayerKind,
+    /// How it came to be.
+    pub status: LayerStatus,
+    /// Where its bytes are.
+    pub location: BlobLocation,
+}
+
+/// One platform's image.
+#[derive(Clone, Debug)]
+pub struct PlatformImage {
+    /// The platform.
+    pub platform: Platform,
+    /// The manifest (canonical bytes).
+    pub manifest: RawManifest,
+    /// The config.
+    pub config: ImageConfig,
+    /// Config bytes as referenced by the manifest.
+    pub config_bytes: Vec<u8>,
+    /// Layers, base first.
+    pub layers: Vec<BuiltLayer>,
+}
+
+/// A built image: one or several platforms (then with an index over them).
+#[derive(Clone, Debug)]
+pub struct BuiltImage {
+    /// The per-platform images.
+    pub images: Vec<PlatformImage>,
+    /// The index, when more than one platform was built.
+    pub index: Option<RawManifest>,
+}
+
+impl BuiltImage {
+    /// The digest a reference to this image resolves to: the index when there is one, else the
+    /// single manifest.
+    pub fn digest(&self) -> Digest {
+        match &self.index {
+            Some(i) => i.digest,
+            None => self.images[0].manifest.digest,
+        }
+    }
+
+    /// The top-level manifest or index.
+    pub fn top(&self) -> &RawManifest {
+        match &self.index {
+            Some(i) => i,
+            None => &self.images[0].manifest,
+        }
+    }
+}
