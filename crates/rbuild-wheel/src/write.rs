@@ -37,6 +37,11 @@ impl<R: Read> Verifying<'_, R> {
         if self.verified {
             return Ok(());
         }
+        let got: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+        if got != self.expected {
+            return Err(self.changed("sha256 differs"));
+        }
+        // The member must end here (this read also makes the zip reader check its CRC).
         let mut probe = [0u8; 1];
         loop {
             match self.inner.read(&mut probe) {
@@ -48,10 +53,6 @@ impl<R: Read> Verifying<'_, R> {
                     return Err(e);
                 }
             }
-        }
-        let got: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        if got != self.expected {
-            return Err(self.changed("sha256 differs"));
         }
         self.verified = true;
         Ok(())
