@@ -119,7 +119,7 @@ pub const CHUNK: usize = 64 * 1024;
 /// compressors see the same calls for the same stream however the caller's writes are sized
 /// (file reads may return short counts). zlib-rs's output depends on how input is split; zstd
 /// makes no promise either.
-struct Staging {
+pub(crate) struct Staging {
     buf: Vec<u8>,
 }
 

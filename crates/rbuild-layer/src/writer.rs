@@ -398,7 +398,6 @@ impl<W: Write> LayerWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
 
     fn entries(
         blob: &[u8],
