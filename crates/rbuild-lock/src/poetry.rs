@@ -38,6 +38,9 @@ pub(crate) struct PoetryLock {
     packages: Vec<Package>,
     #[serde(default)]
     metadata: Metadata,
+    /// The project's extras (`cli = ["rich"]`).
+    #[serde(default)]
+    extras: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -541,6 +544,8 @@ pub(crate) fn read_str(
     let records_groups = lock.packages.iter().all(|p| p.groups.is_some()) && !lock.packages.is_empty();
 
     let selected: Vec<usize> = if records_groups {
+        let known: Vec<String> = lock.extras.keys().map(|k| rbuild_python::normalize_name(k)).collect();
+        check_known(&loc, "extra", &extras, &known)?;
         select_by_groups(&loc, &lock, lock_dir, env, &extras, &groups)?
     } else {
         let pyproject = lock_dir.join("pyproject.toml");
