@@ -5,6 +5,7 @@
 //! (registry, OCI layout, docker-archive).
 
 pub mod assemble;
+pub mod base_facts;
 pub mod config;
 pub mod image;
 pub mod publish;
