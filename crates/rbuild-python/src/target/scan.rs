@@ -789,6 +789,45 @@ mod tests {
         );
     }
 
+    /// The ELF reader and the banner scan agree with this machine's own (real) binaries.
+    #[test]
+    fn real_host_binaries() {
+        let Ok(out) = std::process::Command::new("getconf")
+            .arg("GNU_LIBC_VERSION")
+            .output()
+        else {
+            eprintln!("SKIPPED: no getconf");
+            return;
+        };
+        let want = String::from_utf8_lossy(&out.stdout);
+        let want = MajorMinor::parse_prefix(want.trim().trim_start_matches("glibc ")).unwrap();
+        let libc = [
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "/usr/lib/aarch64-linux-gnu/libc.so.6",
+            "/usr/lib64/libc.so.6",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+        let Some(libc) = libc else {
+            eprintln!("SKIPPED: no libc.so.6 at a known path");
+            return;
+        };
+        let mut f = std::fs::File::open(libc).unwrap();
+        assert_eq!(scan_glibc_banner(&mut f).unwrap(), Some(want));
+
+        let mut head = Vec::new();
+        std::fs::File::open("/bin/sh")
+            .unwrap()
+            .take(HEAD_BYTES)
+            .read_to_end(&mut head)
+            .unwrap();
+        let interp = elf_interpreter(&head).expect("/bin/sh has a program interpreter");
+        assert!(
+            interp.contains("ld-linux") || interp.contains("ld64.so"),
+            "{interp}"
+        );
+    }
+
     #[test]
     fn clean_paths() {
         assert_eq!(clean_path("./usr//bin/"), Some("usr/bin".into()));
