@@ -6,6 +6,7 @@
 
 pub mod assemble;
 pub mod base_facts;
+pub mod build;
 pub mod config;
 pub mod image;
 pub mod publish;

@@ -1,0 +1,1016 @@
+//! The build pipeline: resolve → fetch → layer → assemble, for one or several platforms.
+//!
+//! Layers, base first: the base image's layers, the dependency layer (every locked wheel installed
+//! without Python), the user layer (`/etc/passwd` and `/etc/group` with the app user, only when the
+//! base lacks the uid) and the app layer (the filtered context under the app directory).
+//!
+//! The dependency and user layers are keyed by the hash of everything that changes their bytes; a key
+//! seen before returns the stored layer without opening a wheel (`cached-local`), and a key found on
+//! the previous image in the registry reuses that layer without downloading it (`cached-remote`).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rbuild_index::{IndexClient, WheelRequest};
+use rbuild_layer::{Compression, LayerInfo, LayerOptions, LayerWriter};
+use rbuild_lock::{ChosenWheel, Lock, LockedFile, ResolveOptions};
+use rbuild_oci::{
+    ANNOTATION_LAYER_KEY, Descriptor, Digest, ImageConfig, Index, ManifestKind, MediaType, Platform,
+    RawManifest, Store, canonical_json,
+};
+use rbuild_python::target::{Target, TargetOverrides};
+use rbuild_registry::{Client, Reference};
+use serde::{Deserialize, Serialize};
+
+use crate::assemble::{BaseImage, ImageFormat, ImageSpec, NewLayer, assemble};
+use crate::base_facts::{BaseFacts, open_layer};
+use crate::image::{BlobLocation, BuiltImage, BuiltLayer, LayerKind, LayerStatus, PlatformImage};
+use crate::recipe::{self, ProjectFacts, Recipe};
+use crate::user::{parse_user, user_files};
+
+/// The version of the dependency-layer format; part of every cache key.
+pub const LAYER_FORMAT_VERSION: u32 = 1;
+/// Config label holding what a fresh runner needs to recompute the cache keys.
+pub const LABEL_TARGET: &str = "dev.rbuild.target";
+
+/// The base image to build on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaseRef {
+    /// An empty image.
+    Scratch,
+    /// An image in a registry.
+    Image(Reference),
+}
+
+/// Everything a build needs to know.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    /// The project directory (build context).
+    pub context: PathBuf,
+    /// The base image.
+    pub base: BaseRef,
+    /// Platforms to build (at least one).
+    pub platforms: Vec<Platform>,
+    /// The lockfile; `None` detects it in the context (no lockfile: no dependency layer).
+    pub lock: Option<PathBuf>,
+    /// Extras and groups.
+    pub resolve: ResolveOptions,
+    /// The app directory in the image (`/app`).
+    pub app_dir: String,
+    /// Entrypoint (overrides the recipe).
+    pub entrypoint: Option<Vec<String>>,
+    /// Cmd (overrides the recipe).
+    pub cmd: Option<Vec<String>>,
+    /// Environment added after the recipe's.
+    pub env: BTreeMap<String, String>,
+    /// `uid[:gid]`; `None` uses the recipe's or `1001:1001`.
+    pub user: Option<String>,
+    /// Exposed ports (in addition to the recipe's).
+    pub ports: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The recipe: `None` detects one; `Some("none")` uses none.
+    pub recipe: Option<String>,
+    /// Layer compression.
+    pub compression: Compression,
+    /// Manifest format.
+    pub format: ImageFormat,
+    /// `SOURCE_DATE_EPOCH`.
+    pub epoch: u64,
+    /// Flags that replace target detection.
+    pub target_overrides: TargetOverrides,
+    /// `--marker-env KEY=VALUE`.
+    pub marker_overrides: BTreeMap<String, String>,
+    /// Images to look for reusable layers in (`--cache-from`, and the first `--to`).
+    pub cache_from: Vec<Reference>,
+    /// Make wheel conflicts errors.
+    pub strict: bool,
+    /// Skip platforms whose wheels are missing instead of failing.
+    pub skip_unsupported_platforms: bool,
+}
+
+impl BuildRequest {
+    /// A request with the defaults for `context` on `base`.
+    pub fn new(context: impl Into<PathBuf>, base: BaseRef) -> Self {
+        BuildRequest {
+            context: context.into(),
+            base,
+            platforms: vec![Platform::host()],
+            lock: None,
+            resolve: ResolveOptions::default(),
+            app_dir: "/app".into(),
+            entrypoint: None,
+            cmd: None,
+            env: BTreeMap::new(),
+            user: None,
+            ports: Vec::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            recipe: None,
+            compression: Compression::Gzip,
+            format: ImageFormat::Oci,
+            epoch: crate::time::DEFAULT_EPOCH,
+            target_overrides: TargetOverrides::default(),
+            marker_overrides: BTreeMap::new(),
+            cache_from: Vec::new(),
+            strict: false,
+            skip_unsupported_platforms: false,
+        }
+    }
+}
+
+/// Errors from a build. Each message says what failed, where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Registry.
+    #[error(transparent)]
+    Registry(#[from] rbuild_registry::Error),
+    /// Store.
+    #[error(transparent)]
+    Store(#[from] rbuild_oci::StoreError),
+    /// Layer writing or the context.
+    #[error(transparent)]
+    Layer(#[from] rbuild_layer::Error),
+    /// Target detection.
+    #[error(transparent)]
+    Target(#[from] rbuild_python::target::TargetError),
+    /// Lockfile.
+    #[error(transparent)]
+    Lock(#[from] rbuild_lock::Error),
+    /// Index and downloads.
+    #[error(transparent)]
+    Index(#[from] rbuild_index::Error),
+    /// Wheel installation.
+    #[error(transparent)]
+    Wheel(#[from] rbuild_wheel::Error),
+    /// Recipe.
+    #[error(transparent)]
+    Recipe(#[from] recipe::RecipeError),
+    /// Assembly.
+    #[error(transparent)]
+    Assemble(#[from] crate::assemble::AssembleError),
+    /// Anything else, with its message.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(e: impl std::fmt::Display) -> BuildError {
+    BuildError::Other(e.to_string())
+}
+
+/// Receives what the build does; the library never prints.
+pub trait BuildProgress: Send + Sync {
+    /// A step finished (`what` is one line, e.g. "resolved base ... in 0.2 s").
+    fn step(&self, platform: &str, step: &str, detail: &str, seconds: f64) {
+        let _ = (platform, step, detail, seconds);
+    }
+    /// Something the user should know (e.g. a wheel conflict).
+    fn warning(&self, message: &str) {
+        let _ = message;
+    }
+    /// Verbose information (shown at `-v`).
+    fn info(&self, message: &str) {
+        let _ = message;
+    }
+}
+
+/// A [`BuildProgress`] that ignores everything.
+pub struct NoBuildProgress;
+impl BuildProgress for NoBuildProgress {}
+
+/// The wheels chosen for one platform.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformPlan {
+    /// The platform.
+    pub platform: String,
+    /// The detected target.
+    pub target: Target,
+    /// The lockfile read (`None`: no dependencies).
+    pub lockfile: Option<PathBuf>,
+    /// Chosen wheels, sorted by name.
+    pub packages: Vec<ChosenWheel>,
+    /// Notes from the lock reader.
+    pub notes: Vec<String>,
+}
+
+/// What a build produced.
+#[derive(Clone, Debug)]
+pub struct BuildOutput {
+    /// The image.
+    pub image: BuiltImage,
+    /// The plan per platform.
+    pub plans: Vec<PlatformPlan>,
+    /// Platforms left out (with `skip_unsupported_platforms`) and why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Builds images. Cheap to clone; holds no global state.
+#[derive(Clone)]
+pub struct Builder {
+    client: Client,
+    index: IndexClient,
+    store: Store,
+    progress: Arc<dyn BuildProgress>,
+}
+
+/// What is recorded in the image (label [`LABEL_TARGET`]) so a fresh runner can recompute cache keys.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct Recorded {
+    base_digest: Option<Digest>,
+    overrides: String,
+    target: Target,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LayerRecord {
+    digest: Digest,
+    diff_id: Digest,
+    size: u64,
+    media_type: String,
+}
+
+/// The base of one platform, resolved.
+struct ResolvedBase {
+    image: BaseImage,
+    reference: Option<Reference>,
+}
+
+/// Adapts the layer writer to the wheel installer's sink.
+struct Sink<'a, W: std::io::Write>(&'a mut LayerWriter<W>);
+
+impl<W: std::io::Write> rbuild_wheel::EntrySink for Sink<'_, W> {
+    fn dir(&mut self, path: &str, mode: u32) -> std::io::Result<()> {
+        self.0.append_dir(path, mode).map_err(std::io::Error::other)
+    }
+    fn file(&mut self, path: &str, mode: u32, size: u64, content: &mut dyn Read) -> std::io::Result<()> {
+        self.0.append_file(path, mode, size, content).map_err(std::io::Error::other)
+    }
+    fn symlink(&mut self, path: &str, target: &str) -> std::io::Result<()> {
+        self.0.append_symlink(path, target).map_err(std::io::Error::other)
+    }
+    fn whiteout(&mut self, path: &str) -> std::io::Result<()> {
+        self.0.append_whiteout(path).map_err(std::io::Error::other)
+    }
+}
+
+fn elapsed(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn sha256_file(path: &Path) -> Result<Digest, BuildError> {
+    let f = std::fs::File::open(path).map_err(|e| other(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Digest::of_reader(f).map_err(|e| other(format!("cannot read {}: {e}", path.display())))?.0)
+}
+
+impl Builder {
+    /// A builder using `client` for registries, `index` for wheels and `store` as the content store.
+    pub fn new(client: Client, index: IndexClient, store: Store) -> Self {
+        Builder { client, index, store, progress: Arc::new(NoBuildProgress) }
+    }
+
+    /// Reports progress to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn BuildProgress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The registry client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The content store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn resolve_base(&self, req: &BuildRequest, platform: &Platform) -> Result<ResolvedBase, BuildError> {
+        match &req.base {
+            BaseRef::Scratch => Ok(ResolvedBase {
+                image: BaseImage::scratch(&platform.os, &platform.architecture, platform.variant.as_deref()),
+                reference: None,
+            }),
+            BaseRef::Image(r) => {
+                let resolved = self.client.resolve_image(r, platform).await?;
+                let (_, config) = self.client.fetch_config(&resolved, &self.store).await?;
+                Ok(ResolvedBase {
+                    image: BaseImage {
+                        name: Some(r.to_string()),
+                        manifest_digest: Some(resolved.manifest.digest),
+                        layers: resolved.image.layers.clone(),
+                        config,
+                    },
+                    reference: Some(r.clone()),
+                })
+            }
+        }
+    }
+
+    fn overrides_key(req: &BuildRequest) -> String {
+        format!("{:?}|{:?}", req.target_overrides, req.marker_overrides)
+    }
+
+    /// Fetches the base layers and reads the target and base facts (cached by base digest).
+    async fn base_facts(
+        &self,
+        req: &BuildRequest,
+        base: &ResolvedBase,
+        platform: &Platform,
+    ) -> Result<(Target, BaseFacts), BuildError> {
+        let plat = rbuild_python::target::Platform {
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
+            variant: platform.variant.clone(),
+        };
+        let Some(reference) = &base.reference else {
+            let target = rbuild_python::target::target_without_base(&plat, &req.target_overrides)?;
+            return Ok((target, BaseFacts::default()));
+        };
+        let digest = base.image.manifest_digest.expect("a pulled base has a digest");
+        let key = Digest::of(format!("{digest}|{}", Self::overrides_key(req)).as_bytes()).hex();
+        if let Some(bytes) = self.store.get_key("base-facts", &key)? {
+            if let Ok((t, f)) = serde_json::from_slice::<(Target, BaseFacts)>(&bytes) {
+                return Ok((t, f));
+            }
+        }
+        let t0 = Instant::now();
+        self.client.fetch_blobs(reference, &base.image.layers, &self.store).await?;
+        let store = self.store.clone();
+        let layers = base.image.layers.clone();
+        let env = base.image.config.config.as_ref().and_then(|c| c.env.clone()).unwrap_or_default();
+        let overrides = req.target_overrides.clone();
+        let (target, facts) = tokio::task::spawn_blocking(move || -> Result<(Target, BaseFacts), BuildError> {
+            let target = rbuild_python::target::detect_target(
+                layers.iter().map(|d| open_layer(&store, d)),
+                &plat,
+                &env,
+                &overrides,
+            )?;
+            let facts = BaseFacts::read(layers.iter().map(|d| open_layer(&store, d)))
+                .map_err(|e| other(format!("reading the base image's layers: {e}")))?;
+            Ok((target, facts))
+        })
+        .await
+        .map_err(other)??;
+        self.store.put_key("base-facts", &key, &serde_json::to_vec(&(&target, &facts)).map_err(other)?)?;
+        self.progress.step(
+            &platform.to_string(),
+            "base",
+            &format!("read {} base layers: Python {} at {}", base.image.layers.len(), target.python_version, target.interpreter),
+            elapsed(t0),
+        );
+        Ok((target, facts))
+    }
+
+    /// Reads a previous image for `platform` from the cache references: its manifest and config.
+    async fn previous_image(&self, req: &BuildRequest, platform: &Platform) -> Option<(Reference, rbuild_oci::Manifest, ImageConfig)> {
+        for r in &req.cache_from {
+            let attempt = async {
+                let resolved = self.client.resolve_image(r, platform).await?;
+                let (_, config) = self.client.fetch_config(&resolved, &self.store).await?;
+                Ok::<_, rbuild_registry::Error>((r.clone(), resolved.image, config))
+            };
+            match attempt.await {
+                Ok(found) => return Some(found),
+                Err(e) => self.progress.info(&format!("cache image {r} not usable: {e}")),
+            }
+        }
+        None
+    }
+
+    fn local_layer(&self, key: &str) -> Result<Option<LayerRecord>, BuildError> {
+        if let Some(bytes) = self.store.get_key("layers", key)? {
+            if let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes) {
+                if self.store.contains(&rec.digest) {
+                    return Ok(Some(rec));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn remote_layer(prev: &Option<(Reference, rbuild_oci::Manifest, ImageConfig)>, key: &str) -> Option<(Reference, LayerRecord)> {
+        let (r, manifest, config) = prev.as_ref()?;
+        let i = manifest.layers.iter().position(|d| d.annotation(ANNOTATION_LAYER_KEY) == Some(key))?;
+        let d = &manifest.layers[i];
+        let diff_id = *config.rootfs.diff_ids.get(i)?;
+        Some((r.clone(), LayerRecord { digest: d.digest, diff_id, size: d.size, media_type: d.media_type.to_string() }))
+    }
+
+    fn built_layer(rec: &LayerRecord, key: &str, kind: LayerKind, status: LayerStatus, location: BlobLocation, format: ImageFormat) -> BuiltLayer {
+        let mut d = Descriptor::new(rec.media_type.clone(), rec.digest, rec.size);
+        if format == ImageFormat::Oci {
+            d.set_annotation(ANNOTATION_LAYER_KEY, key);
+        }
+        BuiltLayer { descriptor: d, diff_id: rec.diff_id, kind, status, location }
+    }
+
+    fn finish_layer(&self, key: Option<&str>, writer: rbuild_oci::BlobWriter, info: &LayerInfo) -> Result<LayerRecord, BuildError> {
+        let (digest, size) = writer.commit()?;
+        debug_assert_eq!(digest, info.digest);
+        let rec = LayerRecord { digest, diff_id: info.diff_id, size, media_type: info.media_type().to_string() };
+        if let Some(k) = key {
+            self.store.put_key("layers", k, &serde_json::to_vec(&rec).map_err(other)?)?;
+        }
+        Ok(rec)
+    }
+
+    /// Reads the lock for `target` and chooses each package's wheel.
+    pub async fn plan_wheels(&self, req: &BuildRequest, target: &Target) -> Result<(Option<Lock>, Vec<ChosenWheel>), BuildError> {
+        let lock_path = match &req.lock {
+            Some(p) => p.clone(),
+            None => match rbuild_lock::detect_lockfile(&req.context) {
+                Ok(p) => p,
+                Err(rbuild_lock::Error::NoLockfile { .. }) => return Ok((None, Vec::new())),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let mut env = target.marker_env();
+        for (k, v) in &req.marker_overrides {
+            env = env.with_override(k, v).map_err(other)?;
+        }
+        let lock = rbuild_lock::read_lock(&lock_path, &env, &req.resolve)?;
+        let tags = target.tags();
+        let mut chosen = Vec::new();
+        let mut errors = Vec::new();
+        for pkg in &lock.packages {
+            let pkg = if pkg.files_listed {
+                pkg.clone()
+            } else {
+                let files = self.index.list_files_in(&pkg.name, pkg.source.index_url()).await?;
+                let files = files
+                    .into_iter()
+                    .filter(|f| {
+                        rbuild_python::wheel_name::WheelFilename::parse(&f.filename)
+                            .map(|w| w.version.to_string() == pkg.version || rbuild_python::normalize_name(&w.version.to_string()) == rbuild_python::normalize_name(&pkg.version))
+                            .unwrap_or(false)
+                            || (!f.is_wheel() && f.filename.contains(&format!("-{}.", pkg.version)))
+                    })
+                    .map(|f| LockedFile {
+                        kind: if f.is_wheel() { rbuild_lock::FileKind::Wheel } else { rbuild_lock::FileKind::Sdist },
+                        filename: f.filename,
+                        url: Some(f.url),
+                        path: None,
+                        sha256: f.sha256,
+                        size: f.size,
+                    })
+                    .collect();
+                pkg.with_index_files(files)
+            };
+            match rbuild_lock::choose_wheel(&pkg, &tags) {
+                Ok(c) => chosen.push(c),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(BuildError::Other(format!(
+                "{} for {}:\n  {}",
+                if errors.len() == 1 { "a locked package has no usable wheel".to_string() } else { format!("{} locked packages have no usable wheel", errors.len()) },
+                target.platform,
+                errors.join("\n  ")
+            )));
+        }
+        Ok((Some(lock), chosen))
+    }
+
+    fn deps_key(req: &BuildRequest, lock_digest: &Digest, wheels: &[ChosenWheel], target: &Target, base_digest: Option<Digest>) -> String {
+        #[derive(Serialize)]
+        struct Key<'a> {
+            version: u32,
+            lock: String,
+            wheels: Vec<(&'a str, &'a str, Option<String>)>,
+            target: &'a Target,
+            base: Option<String>,
+            epoch: u64,
+            compression: &'static str,
+            strict: bool,
+        }
+        let k = Key {
+            version: LAYER_FORMAT_VERSION,
+            lock: lock_digest.to_string(),
+            wheels: wheels.iter().map(|w| (w.name.as_str(), w.filename.as_str(), w.sha256.map(|d| d.to_string()))).collect(),
+            target,
+            base: base_digest.map(|d| d.to_string()),
+            epoch: req.epoch,
+            compression: req.compression.as_str(),
+            strict: req.strict,
+        };
+        Digest::of(&canonical_json(&k).expect("key serializes")).hex()
+    }
+
+    /// Downloads the wheels and installs them into a new layer in the store.
+    async fn build_deps_layer(
+        &self,
+        req: &BuildRequest,
+        key: &str,
+        wheels: &[ChosenWheel],
+        target: &Target,
+        facts: &BaseFacts,
+        platform: &str,
+    ) -> Result<LayerRecord, BuildError> {
+        let t0 = Instant::now();
+        let requests: Vec<WheelRequest> = wheels
+            .iter()
+            .map(|w| WheelRequest {
+                name: w.name.clone(),
+                version: w.version.clone(),
+                filename: w.filename.clone(),
+                url: w.url.clone(),
+                path: w.path.clone(),
+                index: w.index.clone(),
+                sha256: w.sha256,
+                size: w.size,
+            })
+            .collect();
+        struct Warn(Arc<dyn BuildProgress>);
+        impl rbuild_index::Progress for Warn {
+            fn warning(&self, message: &str) {
+                self.0.warning(message);
+            }
+        }
+        let downloaded = self.index.download_all(requests, &self.store, &Warn(self.progress.clone())).await?;
+        let fetched = downloaded.iter().filter(|d| d.fetched).count();
+        let bytes: u64 = downloaded.iter().filter(|d| d.fetched).map(|d| d.size).sum();
+        self.progress.step(
+            platform,
+            "download",
+            &format!("{} wheels ({} downloaded, {:.1} MB; {} from the store)", downloaded.len(), fetched, bytes as f64 / 1e6, downloaded.len() - fetched),
+            elapsed(t0),
+        );
+
+        let t1 = Instant::now();
+        let inputs: Vec<rbuild_wheel::WheelInput> = downloaded
+            .iter()
+            .map(|d| rbuild_wheel::WheelInput {
+                path: d.path.clone(),
+                filename: d.filename.clone(),
+                expected_name: d.name.clone(),
+                expected_version: d.version.clone(),
+            })
+            .collect();
+        let install_target = rbuild_wheel::InstallTarget {
+            interpreter: target.interpreter.clone(),
+            purelib: target.scheme.purelib.clone(),
+            platlib: target.scheme.platlib.clone(),
+            scripts: target.scheme.scripts.clone(),
+            headers: target.scheme.headers.clone(),
+            data: target.scheme.data.clone(),
+            python_version: (target.python_version.major as u8, target.python_version.minor as u8),
+        };
+        let installed = target
+            .installed
+            .iter()
+            .map(|d| {
+                let rel = d.dist_info_path.trim_start_matches('/').to_string();
+                let site_dir = d.dist_info_path.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
+                rbuild_wheel::BaseDist {
+                    name: d.name.clone(),
+                    version: d.version.clone(),
+                    dist_info: d.dist_info_path.clone(),
+                    record: facts.records.get(&rel).and_then(|r| rbuild_wheel::parse_record_paths(r.as_bytes()).ok()),
+                    site_dir,
+                }
+            })
+            .collect();
+        let base_info = rbuild_wheel::BaseInfo { dir_modes: facts.dir_modes.clone(), installed };
+        let opts = rbuild_wheel::InstallOptions { strict: req.strict, ..Default::default() };
+        let layer_opts = LayerOptions { compression: req.compression, mtime: req.epoch };
+        let writer = self.store.writer()?;
+        let (blob, info, report) = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
+            let mut w = LayerWriter::new(writer, &layer_opts)?;
+            w.auto_parents(false);
+            let report = rbuild_wheel::install_wheels(&inputs, &install_target, &base_info, &opts, &mut Sink(&mut w))?;
+            let (blob, info) = w.finish()?;
+            Ok((blob, info, report))
+        })
+        .await
+        .map_err(other)??;
+        for w in &report.warnings {
+            self.progress.warning(&format!("{w:?}"));
+        }
+        let rec = self.finish_layer(Some(key), blob, &info)?;
+        self.progress.step(
+            platform,
+            "deps",
+            &format!(
+                "installed {} distributions, {} files, {:.1} MB → {} ({:.1} MB {})",
+                report.distributions.len(),
+                report.files,
+                info.uncompressed_size as f64 / 1e6,
+                &rec.digest.to_string()[..19],
+                rec.size as f64 / 1e6,
+                req.compression.as_str()
+            ),
+            elapsed(t1),
+        );
+        Ok(rec)
+    }
+
+    fn build_user_layer(&self, req: &BuildRequest, facts: &BaseFacts, uid: u32, gid: u32, home: &str, key: &str) -> Result<Option<LayerRecord>, BuildError> {
+        let files = user_files(facts.passwd.as_deref().map(str::as_bytes), facts.group.as_deref().map(str::as_bytes), uid, gid, "app", home);
+        if files.passwd.is_none() && files.group.is_none() {
+            return Ok(None);
+        }
+        let opts = LayerOptions { compression: req.compression, mtime: req.epoch };
+        let mut w = LayerWriter::new(self.store.writer()?, &opts)?;
+        w.auto_parents(false);
+        w.append_dir("etc", facts.dir_modes.get("etc").copied().unwrap_or(0o755))?;
+        if let Some(g) = &files.group {
+            w.append_bytes("etc/group", 0o644, g)?;
+        }
+        if let Some(p) = &files.passwd {
+            w.append_bytes("etc/passwd", 0o644, p)?;
+        }
+        let (blob, info) = w.finish()?;
+        Ok(Some(self.finish_layer(Some(key), blob, &info)?))
+    }
+
+    /// Plans one platform (target + wheels) without building anything.
+    pub async fn plan(&self, req: &BuildRequest, platform: &Platform) -> Result<PlatformPlan, BuildError> {
+        let base = self.resolve_base(req, platform).await?;
+        let (target, _) = self.base_facts(req, &base, platform).await?;
+        let (lock, packages) = self.plan_wheels(req, &target).await?;
+        Ok(PlatformPlan {
+            platform: platform.to_string(),
+            target,
+            lockfile: lock.as_ref().map(|l| l.path.clone()),
+            notes: lock.map(|l| l.notes).unwrap_or_default(),
+            packages,
+        })
+    }
+
+    /// Builds the image for every requested platform.
+    pub async fn build(&self, req: &BuildRequest) -> Result<BuildOutput, BuildError> {
+        if !req.context.is_dir() {
+            return Err(other(format!(
+                "the build context {} is not a directory; pass the project directory (the one with your lockfile)",
+                req.context.display()
+            )));
+        }
+        // The app layer is the same for every platform: build it once.
+        let t0 = Instant::now();
+        let ctx = {
+            let dir = req.context.clone();
+            tokio::task::spawn_blocking(move || rbuild_layer::load_context(&dir)).await.map_err(other)??
+        };
+        for w in &ctx.warnings {
+            self.progress.warning(&w.to_string());
+        }
+        let recipes = recipe::load_recipes()?;
+        let app_layer = {
+            let store = self.store.clone();
+            let ctx2 = ctx.clone();
+            let app_dir = req.app_dir.trim_matches('/').to_string();
+            let opts = LayerOptions { compression: req.compression, mtime: req.epoch };
+            let writer = store.writer()?;
+            let (blob, info) = tokio::task::spawn_blocking(move || rbuild_layer::write_context_layer(&ctx2, &app_dir, &opts, writer))
+                .await
+                .map_err(other)??;
+            self.finish_layer(None, blob, &info)?
+        };
+        self.progress.step(
+            "all",
+            "app",
+            &format!("{} entries under {} → {} ({:.1} kB)", ctx.entries.len(), req.app_dir, &app_layer.digest.to_string()[..19], app_layer.size as f64 / 1e3),
+            elapsed(t0),
+        );
+
+        let mut images = Vec::new();
+        let mut plans = Vec::new();
+        let mut skipped = Vec::new();
+        for platform in &req.platforms {
+            match self.build_platform(req, platform, &ctx, &app_layer, &recipes).await {
+                Ok((img, plan)) => {
+                    images.push(img);
+                    plans.push(plan);
+                }
+                Err(e) if req.skip_unsupported_platforms && req.platforms.len() > 1 => {
+                    self.progress.warning(&format!("{platform} left out of the index: {e}"));
+                    skipped.push((platform.to_string(), e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if images.is_empty() {
+            return Err(other("no platform could be built"));
+        }
+        let index = (images.len() > 1).then(|| {
+            let (index_type, manifest_type) = match req.format {
+                ImageFormat::Oci => (MediaType::OCI_INDEX, MediaType::OCI_MANIFEST),
+                ImageFormat::Docker => (MediaType::DOCKER_MANIFEST_LIST, MediaType::DOCKER_MANIFEST),
+            };
+            let idx = Index {
+                schema_version: 2,
+                media_type: Some(MediaType::from(index_type)),
+                artifact_type: None,
+                manifests: images
+                    .iter()
+                    .map(|p: &PlatformImage| {
+                        let mut d = Descriptor::new(manifest_type, p.manifest.digest, p.manifest.bytes.len() as u64);
+                        d.platform = Some(p.platform.clone());
+                        d
+                    })
+                    .collect(),
+                subject: None,
+                annotations: None,
+            };
+            let bytes = canonical_json(&idx).expect("index serializes");
+            RawManifest::new(bytes, Some(index_type))
+        });
+        let image = BuiltImage { images, index };
+        // Keep manifests and configs in the store too (for `inspect` and local sinks).
+        for p in &image.images {
+            self.store.put_bytes(&p.manifest.bytes)?;
+            self.store.put_bytes(&p.config_bytes)?;
+        }
+        if let Some(i) = &image.index {
+            self.store.put_bytes(&i.bytes)?;
+        }
+        Ok(BuildOutput { image, plans, skipped })
+    }
+
+    async fn build_platform(
+        &self,
+        req: &BuildRequest,
+        platform: &Platform,
+        ctx: &rbuild_layer::Context,
+        app_layer: &LayerRecord,
+        recipes: &BTreeMap<String, Recipe>,
+    ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
+        let plat = platform.to_string();
+        let t0 = Instant::now();
+        let base = self.resolve_base(req, platform).await?;
+        self.progress.step(
+            &plat,
+            "resolve",
+            &format!(
+                "base {} ({} layers)",
+                base.image.manifest_digest.map(|d| d.to_string()).unwrap_or_else(|| "scratch".into()),
+                base.image.layers.len()
+            ),
+            elapsed(t0),
+        );
+        let base_digest = base.image.manifest_digest;
+        let overrides = Self::overrides_key(req);
+
+        // The target: local cache, else the previous image's record, else the base layers.
+        let prev = if req.cache_from.is_empty() { None } else { self.previous_image(req, platform).await };
+        let facts_key = base_digest.map(|d| Digest::of(format!("{d}|{overrides}").as_bytes()).hex());
+        let mut facts: Option<BaseFacts> = None;
+        let local = match &facts_key {
+            Some(k) => self.store.get_key("base-facts", k)?.and_then(|b| serde_json::from_slice::<(Target, BaseFacts)>(&b).ok()),
+            None => None,
+        };
+        let target = if let Some((t, f)) = local {
+            facts = Some(f);
+            t
+        } else if let Some(rec) = prev.as_ref().and_then(|(_, _, cfg)| {
+            let label = cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_TARGET)?;
+            serde_json::from_str::<Recorded>(label).ok()
+        }).filter(|r| base.reference.is_some() && r.base_digest == base_digest && r.overrides == overrides)
+        {
+            self.progress.info("target taken from the previous image (base unchanged)");
+            rec.target
+        } else {
+            let (t, f) = self.base_facts(req, &base, platform).await?;
+            facts = Some(f);
+            t
+        };
+
+        // Wheels.
+        let (lock, wheels) = self.plan_wheels(req, &target).await?;
+        let mut layers: Vec<BuiltLayer> = base
+            .image
+            .layers
+            .iter()
+            .zip(base.image.config.rootfs.diff_ids.iter())
+            .map(|(d, diff)| BuiltLayer {
+                descriptor: d.clone(),
+                diff_id: *diff,
+                kind: LayerKind::Base,
+                status: LayerStatus::Base,
+                location: match &base.reference {
+                    Some(r) => BlobLocation::Remote(r.clone()),
+                    None => BlobLocation::Store,
+                },
+            })
+            .collect();
+
+        if let Some(lock) = &lock {
+            let lock_digest = sha256_file(&lock.path)?;
+            let key = Self::deps_key(req, &lock_digest, &wheels, &target, base_digest);
+            let layer = if let Some(rec) = self.local_layer(&key)? {
+                self.progress.step(&plat, "deps", &format!("cached-local {}", &rec.digest.to_string()[..19]), 0.0);
+                Self::built_layer(&rec, &key, LayerKind::Deps, LayerStatus::CachedLocal, BlobLocation::Store, req.format)
+            } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
+                self.progress.step(&plat, "deps", &format!("cached-remote {} from {r}", &rec.digest.to_string()[..19]), 0.0);
+                Self::built_layer(&rec, &key, LayerKind::Deps, LayerStatus::CachedRemote, BlobLocation::Remote(r), req.format)
+            } else {
+                let f = match &facts {
+                    Some(f) => f.clone(),
+                    None => {
+                        let (_, f) = self.base_facts(req, &base, platform).await?;
+                        facts = Some(f.clone());
+                        f
+                    }
+                };
+                let rec = self.build_deps_layer(req, &key, &wheels, &target, &f, &plat).await?;
+                Self::built_layer(&rec, &key, LayerKind::Deps, LayerStatus::Built, BlobLocation::Store, req.format)
+            };
+            layers.push(layer);
+        }
+
+        // Recipe and user.
+        let packages: Vec<String> = wheels.iter().map(|w| w.name.clone()).collect();
+        let recipe = match req.recipe.as_deref() {
+            Some("none") => None,
+            Some(name) => Some(recipes.get(name).ok_or_else(|| recipe::RecipeError::Unknown {
+                name: name.to_string(),
+                available: recipes.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?),
+            None if req.entrypoint.is_some() => None,
+            None => {
+                let facts = ProjectFacts::scan(&req.context, packages.clone());
+                match recipe::detect(recipes, &facts) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.progress.warning(&format!("{e}; the image keeps the base's entrypoint"));
+                        None
+                    }
+                }
+            }
+        };
+        let mut spec = ImageSpec { created: crate::time::rfc3339(req.epoch), ..ImageSpec::default() };
+        let app_dir = req.app_dir.clone();
+        spec.working_dir = Some(app_dir.clone());
+        let mut env: Vec<(String, String)> = vec![
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+            ("PYTHONFAULTHANDLER".into(), "1".into()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+        ];
+        let mut user = req.user.clone();
+        if let Some(r) = recipe {
+            let facts = ProjectFacts::scan(&req.context, packages.clone());
+            let target_app = recipe::app_target(r, &facts)?;
+            spec.entrypoint = Some(recipe::render(&r.entrypoint, &target.interpreter, &target_app, r.port));
+            spec.cmd = Some(recipe::render(&r.cmd, &target.interpreter, &target_app, r.port));
+            for (k, v) in &r.env {
+                env.push((k.clone(), v.clone()));
+            }
+            if let Some(p) = r.port {
+                spec.ports.push(p.to_string());
+                env.push(("PORT".into(), p.to_string()));
+            }
+            spec.healthcheck = recipe::healthcheck(r, &target.interpreter);
+            if user.is_none() {
+                user = r.user.clone();
+            }
+            spec.labels.insert("dev.rbuild.recipe".into(), r.name.clone());
+        }
+        if ctx.entries.iter().any(|e| e.path == "src") && !ctx.entries.iter().any(|e| e.path.ends_with(".py") && !e.path.contains('/')) {
+            env.push(("PYTHONPATH".into(), format!("{}/src", app_dir.trim_end_matches('/'))));
+        }
+        env.push(("HOME".into(), app_dir.clone()));
+        for (k, v) in &req.env {
+            env.push((k.clone(), v.clone()));
+        }
+        spec.env = env;
+        if req.entrypoint.is_some() {
+            spec.entrypoint = req.entrypoint.clone();
+            spec.cmd = None;
+        }
+        if req.cmd.is_some() {
+            spec.cmd = req.cmd.clone();
+        }
+        spec.ports.extend(req.ports.iter().cloned());
+        spec.labels.extend(req.labels.clone());
+        spec.annotations.extend(req.annotations.clone());
+        if let Some((source, revision)) = git_info(&req.context) {
+            if let Some(s) = source {
+                spec.labels.insert("org.opencontainers.image.source".into(), s.clone());
+                spec.annotations.insert("org.opencontainers.image.source".into(), s);
+            }
+            spec.labels.insert("org.opencontainers.image.revision".into(), revision.clone());
+            spec.annotations.insert("org.opencontainers.image.revision".into(), revision);
+        }
+        let user = user.unwrap_or_else(|| "1001:1001".into());
+        let (uid, gid) = parse_user(&user).ok_or_else(|| other(format!("--user {user:?}: expected numeric UID[:GID], e.g. 1001:1001")))?;
+        spec.user = Some(format!("{uid}:{gid}"));
+        if base.reference.is_some() && uid != 0 {
+            let key = Digest::of(format!("user|{LAYER_FORMAT_VERSION}|{}|{uid}|{gid}|{app_dir}|{}|{}", base_digest.map(|d| d.to_string()).unwrap_or_default(), req.epoch, req.compression.as_str()).as_bytes()).hex();
+            let layer = if let Some(rec) = self.local_layer(&key)? {
+                Some(Self::built_layer(&rec, &key, LayerKind::User, LayerStatus::CachedLocal, BlobLocation::Store, req.format))
+            } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
+                Some(Self::built_layer(&rec, &key, LayerKind::User, LayerStatus::CachedRemote, BlobLocation::Remote(r), req.format))
+            } else {
+                let f = match &facts {
+                    Some(f) => f.clone(),
+                    None => self.base_facts(req, &base, platform).await?.1,
+                };
+                self.build_user_layer(req, &f, uid, gid, &app_dir, &key)?
+                    .map(|rec| Self::built_layer(&rec, &key, LayerKind::User, LayerStatus::Built, BlobLocation::Store, req.format))
+            };
+            layers.extend(layer);
+        }
+
+        let mut app = Self::built_layer(app_layer, "", LayerKind::App, LayerStatus::Built, BlobLocation::Store, req.format);
+        app.descriptor.annotations = None;
+        layers.push(app);
+
+        // Record what a fresh runner needs to recompute the keys.
+        let recorded = Recorded { base_digest, overrides, target: target.clone() };
+        spec.labels.insert(LABEL_TARGET.into(), String::from_utf8(canonical_json(&recorded).map_err(other)?).map_err(other)?);
+
+        let new_layers: Vec<NewLayer> = layers
+            .iter()
+            .filter(|l| l.kind != LayerKind::Base)
+            .map(|l| NewLayer {
+                descriptor: l.descriptor.clone(),
+                diff_id: l.diff_id,
+                created_by: match l.kind {
+                    LayerKind::Deps => format!(
+                        "rbuild: install {} locked wheels from {}",
+                        wheels.len(),
+                        lock.as_ref().map(|l| l.path.file_name().unwrap_or_default().to_string_lossy().to_string()).unwrap_or_default()
+                    ),
+                    LayerKind::User => format!("rbuild: add user {uid}:{gid} to /etc/passwd and /etc/group"),
+                    LayerKind::App => format!("rbuild: copy the build context to {app_dir}"),
+                    LayerKind::Base => String::new(),
+                },
+            })
+            .collect();
+        let assembled = assemble(&base.image, &new_layers, &spec, req.format)?;
+        // Media types as assembled (Docker/OCI conversion).
+        for (l, d) in layers.iter_mut().zip(assembled.manifest.layers.iter()) {
+            l.descriptor = d.clone();
+        }
+        let manifest_type = match req.format {
+            ImageFormat::Oci => MediaType::OCI_MANIFEST,
+            ImageFormat::Docker => MediaType::DOCKER_MANIFEST,
+        };
+        let manifest = RawManifest::new(assembled.manifest_bytes.clone(), Some(manifest_type));
+        let _ = ManifestKind::Image(assembled.manifest.clone());
+        let mut image_platform = Platform::new(&assembled.config.os, &assembled.config.architecture, assembled.config.variant.as_deref());
+        image_platform.os_version = assembled.config.os_version.clone();
+        Ok((
+            PlatformImage { platform: image_platform, manifest, config: assembled.config, config_bytes: assembled.config_bytes, layers },
+            PlatformPlan {
+                platform: plat,
+                target,
+                lockfile: lock.as_ref().map(|l| l.path.clone()),
+                notes: lock.map(|l| l.notes).unwrap_or_default(),
+                packages: wheels,
+            },
+        ))
+    }
+}
+
+/// `(remote URL, HEAD commit)` when `dir` is a git checkout (read from `.git` without running git).
+fn git_info(dir: &Path) -> Option<(Option<String>, String)> {
+    let git = dir.join(".git");
+    if !git.is_dir() {
+        return None;
+    }
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let revision = match head.strip_prefix("ref: ") {
+        Some(r) => match std::fs::read_to_string(git.join(r)) {
+            Ok(s) => s.trim().to_string(),
+            Err(_) => {
+                let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+                packed.lines().find(|l| l.ends_with(&format!(" {r}")))?.split(' ').next()?.to_string()
+            }
+        },
+        None => head.to_string(),
+    };
+    if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let config = std::fs::read_to_string(git.join("config")).unwrap_or_default();
+    let mut in_origin = false;
+    let mut url = None;
+    for line in config.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_origin = l == "[remote \"origin\"]";
+        } else if in_origin {
+            if let Some(u) = l.strip_prefix("url = ").or_else(|| l.strip_prefix("url=")) {
+                // Never record credentials embedded in a remote URL.
+                let u = match u.split_once("://") {
+                    Some((scheme, rest)) => match rest.split_once('@') {
+                        Some((_, host)) if !rest.split('/').next().unwrap_or("").is_empty() && rest.find('@') < rest.find('/') => format!("{scheme}://{host}"),
+                        _ => u.to_string(),
+                    },
+                    None => u.to_string(),
+                };
+                url = Some(u);
+            }
+        }
+    }
+    Some((url, revision))
+}
