@@ -32,7 +32,9 @@ pub enum Error {
         stderr: String,
     },
     /// The registry process exited or did not answer `GET /v2/` in time.
-    #[error("the registry at {url} did not become ready: {reason}. Its log {log} ends with:\n{tail}")]
+    #[error(
+        "the registry at {url} did not become ready: {reason}. Its log {log} ends with:\n{tail}"
+    )]
     RegistryNotReady {
         /// The URL that was probed.
         url: String,

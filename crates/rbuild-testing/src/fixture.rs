@@ -188,13 +188,18 @@ fn build() -> Result<BaseFixture> {
 fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf> {
     let hex = digest
         .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .filter(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
         .ok_or_else(|| Error::Fixture(format!("not a sha256 digest: {digest:?}")))?;
     Ok(layout.join("blobs/sha256").join(hex))
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::Fixture(format!("{} is not JSON: {e}", path.display())))
 }
@@ -207,7 +212,12 @@ fn descriptor(layout: &Path, tag: &str) -> Result<serde_json::Value> {
         .flatten()
         .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
         .cloned()
-        .ok_or_else(|| Error::Fixture(format!("{}/index.json has no tag {tag:?}", layout.display())))
+        .ok_or_else(|| {
+            Error::Fixture(format!(
+                "{}/index.json has no tag {tag:?}",
+                layout.display()
+            ))
+        })
 }
 
 /// Checks one blob: present, of the right size, with the right sha256 (streamed).

@@ -84,11 +84,17 @@ pub(crate) fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
             if lines.is_empty() {
                 return Ok(None);
             }
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF inside an HTTP head"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "EOF inside an HTTP head",
+            ));
         }
         total += n;
         if total > MAX_HEAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "HTTP head too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HTTP head too large",
+            ));
         }
         let line = line.trim_end_matches(['\r', '\n']).to_string();
         if line.is_empty() {
@@ -157,7 +163,10 @@ impl<'a, R: BufRead> BodyReader<'a, R> {
         self.inner.read_line(&mut line)?;
         let size = line.trim().split(';').next().unwrap_or("").trim();
         let size = u64::from_str_radix(size, 16).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {line:?}"))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad chunk size {line:?}"),
+            )
         })?;
         if size == 0 {
             // Trailers until the blank line.
@@ -192,7 +201,10 @@ impl<R: BufRead> Read for BodyReader<'_, R> {
                 let want = buf.len().min(self.left as usize);
                 let n = self.inner.read(&mut buf[..want])?;
                 if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body ended early"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "body ended early",
+                    ));
                 }
                 self.left -= n as u64;
                 self.done = self.left == 0;
@@ -208,7 +220,10 @@ impl<R: BufRead> Read for BodyReader<'_, R> {
                 let want = buf.len().min(self.left as usize);
                 let n = self.inner.read(&mut buf[..want])?;
                 if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "chunk ended early"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "chunk ended early",
+                    ));
                 }
                 self.left -= n as u64;
                 if self.left == 0 {
@@ -393,7 +408,11 @@ mod tests {
         assert_eq!(head.start[1], "/v2/?a=1");
         assert_eq!(head.header("content-length"), Some("3"));
         assert_eq!(head.framing(), Framing::Length(3));
-        assert!(String::from_utf8(head.to_bytes()).unwrap().starts_with("GET /v2/?a=1 HTTP/1.1\r\n"));
+        assert!(
+            String::from_utf8(head.to_bytes())
+                .unwrap()
+                .starts_with("GET /v2/?a=1 HTTP/1.1\r\n")
+        );
     }
 
     #[test]

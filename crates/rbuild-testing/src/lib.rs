@@ -15,10 +15,10 @@
 //! let registry = Registry::start(Mode::Plain)?;
 //! let fixture = BaseFixture::ensure()?; // built once per machine, then cached
 //! fixture.push_to(&registry, "library/python:3.11-slim")?;
+//! assert_eq!(registry.blob_uploads(), 3); // two layers + config, counted in the access log
 //! let image = format!("{}/library/python:3.11-slim", registry.host()); // 127.0.0.1:PORT/...
 //! # let _ = image;
-//! // ... run rbuild against `image` ...
-//! assert_eq!(registry.blob_uploads(), 3); // two layers + config, counted in the access log
+//! // ... run rbuild against `image`, then count again ...
 //! # Ok::<(), rbuild_testing::Error>(())
 //! ```
 //!

@@ -445,9 +445,13 @@ fn pick_fault(state: &State, listener: Listener, method: &str, target: &str) -> 
 
 fn handle(state: &State, listener: Listener, client: TcpStream) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(120)));
-    let Ok(read_half) = client.try_clone() else { return };
+    let Ok(read_half) = client.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(read_half);
-    let Ok(Some(head)) = read_head(&mut reader) else { return };
+    let Ok(Some(head)) = read_head(&mut reader) else {
+        return;
+    };
     let method = head.start[0].clone();
     let target = head.start[1].clone();
     let mut seen = SeenRequest {
@@ -582,7 +586,15 @@ fn serve(
         Some(Fault::Delay(d)) => std::thread::sleep(*d),
         _ => {}
     }
-    match forward(state, head, upstream_target, extra_auth, reader, client, fault.as_ref()) {
+    match forward(
+        state,
+        head,
+        upstream_target,
+        extra_auth,
+        reader,
+        client,
+        fault.as_ref(),
+    ) {
         Ok(outcome) => outcome,
         Err((status, _err)) => {
             if status == 0 {
@@ -654,9 +666,12 @@ fn forward(
         body_out.finish().map_err(|e| (0, e))?;
     }
     let mut up_r = BufReader::new(&upstream);
-    let mut resp = read_head(&mut up_r)
-        .map_err(|e| (0, e))?
-        .ok_or_else(|| (0, std::io::Error::other("upstream closed without answering")))?;
+    let mut resp = read_head(&mut up_r).map_err(|e| (0, e))?.ok_or_else(|| {
+        (
+            0,
+            std::io::Error::other("upstream closed without answering"),
+        )
+    })?;
     let status = resp.status();
     let framing = if method == "HEAD" || status < 200 || status == 204 || status == 304 {
         Framing::None
@@ -691,7 +706,9 @@ fn forward(
             }
             Some(Fault::ResetAfter { bytes }) if range.end > *bytes => {
                 let keep = (bytes - sent) as usize;
-                body_out.write_all(&chunk[..keep]).map_err(|e| (status, e))?;
+                body_out
+                    .write_all(&chunk[..keep])
+                    .map_err(|e| (status, e))?;
                 body_out.flush().map_err(|e| (status, e))?;
                 return Ok(Outcome {
                     status,
@@ -700,10 +717,14 @@ fn forward(
             }
             Some(Fault::StallAfter { bytes, duration }) if range.contains(bytes) => {
                 let keep = (bytes - sent) as usize;
-                body_out.write_all(&chunk[..keep]).map_err(|e| (status, e))?;
+                body_out
+                    .write_all(&chunk[..keep])
+                    .map_err(|e| (status, e))?;
                 body_out.flush().map_err(|e| (status, e))?;
                 std::thread::sleep(*duration);
-                body_out.write_all(&chunk[keep..]).map_err(|e| (status, e))?;
+                body_out
+                    .write_all(&chunk[keep..])
+                    .map_err(|e| (status, e))?;
                 sent += n as u64;
                 continue;
             }

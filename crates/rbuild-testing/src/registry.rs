@@ -9,7 +9,7 @@ use regex::Regex;
 
 use crate::error::{Error, Result};
 use crate::process::{run, spawn_guarded, tail};
-use crate::tls::{ServerPki, generate_server_pki, probe_v2};
+use crate::tls::{PROBE_USER_AGENT, ServerPki, generate_server_pki, probe_v2};
 use crate::token::{TokenServer, token_dir};
 
 /// How a [`Registry`] is set up.
@@ -99,7 +99,11 @@ impl Mode {
 impl std::fmt::Debug for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.credentials() {
-            Some((user, _)) => write!(f, "{} {{ user: {user:?}, password: <redacted> }}", self.name()),
+            Some((user, _)) => write!(
+                f,
+                "{} {{ user: {user:?}, password: <redacted> }}",
+                self.name()
+            ),
             None => f.write_str(self.name()),
         }
     }
@@ -114,6 +118,8 @@ pub struct AccessLogEntry {
     pub uri: String,
     /// The response status.
     pub status: u16,
+    /// The client's `User-Agent`.
+    pub user_agent: String,
 }
 
 /// A running `docker-registry serve` on `127.0.0.1:PORT` with its own config, storage and log.
@@ -154,7 +160,11 @@ impl Registry {
             Mode::Htpasswd { user, password } | Mode::TlsHtpasswd { user, password } => {
                 let mut cmd = Command::new("htpasswd");
                 cmd.args(["-Bbn", user, password]);
-                let out = run(cmd, "apache2-utils", &format!("htpasswd -Bbn {user} <password>"))?;
+                let out = run(
+                    cmd,
+                    "apache2-utils",
+                    &format!("htpasswd -Bbn {user} <password>"),
+                )?;
                 let path = dir.path().join("htpasswd");
                 std::fs::write(&path, &out.stdout)
                     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
@@ -315,7 +325,7 @@ impl Registry {
         read_log(&self.log_path)
     }
 
-    /// The access-log entries so far, oldest first.
+    /// The access-log entries so far, oldest first, without the harness's own readiness probes.
     ///
     /// The registry writes a line just after it sends the response, so this first waits until
     /// the log has stopped growing for 50 ms (at most 1 s).
@@ -332,6 +342,9 @@ impl Registry {
             last = now;
         }
         parse_access_log(&last)
+            .into_iter()
+            .filter(|e| e.user_agent != PROBE_USER_AGENT)
+            .collect()
     }
 
     /// How many access-log entries have this method and a URI matching `uri_regex` (searched
@@ -350,13 +363,23 @@ impl Registry {
     /// Blobs uploaded so far: `PUT /v2/NAME/blobs/uploads/UUID?digest=...` answered 201 (one per
     /// blob, whether it was sent in one PUT or in PATCH chunks first).
     pub fn blob_uploads(&self) -> usize {
-        count_entries(&self.access_log(), "PUT", r"^/v2/.+/blobs/uploads/[^?]+", Some(201))
+        count_entries(
+            &self.access_log(),
+            "PUT",
+            r"^/v2/.+/blobs/uploads/[^?]+",
+            Some(201),
+        )
     }
 
     /// Blobs mounted so far: `POST /v2/NAME/blobs/uploads/?mount=DIGEST&from=REPO` answered 201.
     /// (A mount the registry refuses answers 202 and opens an upload session instead.)
     pub fn blob_mounts(&self) -> usize {
-        count_entries(&self.access_log(), "POST", r"^/v2/.+/blobs/uploads/\?.*\bmount=", Some(201))
+        count_entries(
+            &self.access_log(),
+            "POST",
+            r"^/v2/.+/blobs/uploads/\?.*\bmount=",
+            Some(201),
+        )
     }
 
     /// skopeo flags for using this registry as source (`prefix = "src"`) or destination
@@ -392,15 +415,20 @@ fn count_entries(entries: &[AccessLogEntry], method: &str, re: &str, status: Opt
     let re = Regex::new(re).expect("valid regex");
     entries
         .iter()
-        .filter(|e| e.method == method && re.is_match(&e.uri) && status.is_none_or(|s| s == e.status))
+        .filter(|e| {
+            e.method == method && re.is_match(&e.uri) && status.is_none_or(|s| s == e.status)
+        })
         .count()
 }
 
-/// Parses the Apache-combined access-log lines out of a registry log.
+/// Parses the Apache-combined access-log lines out of a registry log (all of them, probes
+/// included).
 pub fn parse_access_log(log: &str) -> Vec<AccessLogEntry> {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r#"^\S+ \S+ \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP/[0-9.]+" ([0-9]{3}) "#)
+        Regex::new(
+            r#"^\S+ \S+ \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP/[0-9.]+" ([0-9]{3}) \S+ "[^"]*" "([^"]*)""#,
+        )
             .expect("valid regex")
     });
     log.lines()
@@ -410,6 +438,7 @@ pub fn parse_access_log(log: &str) -> Vec<AccessLogEntry> {
                 method: c[1].to_string(),
                 uri: c[2].to_string(),
                 status: c[3].parse().ok()?,
+                user_agent: c[4].to_string(),
             })
         })
         .collect()
@@ -475,7 +504,9 @@ fn config_yaml(
          maintenance:\n    uploadpurging:\n      enabled: false\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: {}\n",
         yaml_str(storage),
-        (0..16).map(|_| format!("{:02x}", fastrand::u8(..))).collect::<String>()
+        (0..16)
+            .map(|_| format!("{:02x}", fastrand::u8(..)))
+            .collect::<String>()
     );
     if let Some(pki) = pki {
         y.push_str(&format!(
@@ -516,8 +547,19 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].method, "POST");
         assert_eq!(entries[0].status, 201);
-        assert_eq!(count_entries(&entries, "POST", r"^/v2/.+/blobs/uploads/\?.*\bmount=", Some(201)), 1);
-        assert_eq!(count_entries(&entries, "PUT", r"^/v2/.+/blobs/uploads/[^?]+", Some(201)), 1);
+        assert_eq!(
+            count_entries(
+                &entries,
+                "POST",
+                r"^/v2/.+/blobs/uploads/\?.*\bmount=",
+                Some(201)
+            ),
+            1
+        );
+        assert_eq!(
+            count_entries(&entries, "PUT", r"^/v2/.+/blobs/uploads/[^?]+", Some(201)),
+            1
+        );
     }
 
     #[test]

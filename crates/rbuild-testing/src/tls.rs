@@ -45,7 +45,13 @@ pub(crate) fn generate_server_pki(dir: &Path) -> Result<ServerPki> {
     let ca_dir = dir.join("ca");
     create_dir(&tls)?;
     create_dir(&ca_dir)?;
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut args = vec!["req", "-x509"];
     args.extend(ec);
     args.extend([
@@ -168,8 +174,9 @@ pub(crate) fn probe_v2(port: u16, ca_pem: Option<&Path>) -> std::io::Result<u16>
     let mut tcp = TcpStream::connect(("127.0.0.1", port))?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let request =
-        format!("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: {PROBE_USER_AGENT}\r\nConnection: close\r\n\r\n"
+    );
     let mut response = Vec::new();
     match ca_pem {
         None => {
@@ -177,10 +184,10 @@ pub(crate) fn probe_v2(port: u16, ca_pem: Option<&Path>) -> std::io::Result<u16>
             let _ = tcp.read_to_end(&mut response);
         }
         Some(ca) => {
-            let config = tls_client_config(ca).map_err(std::io::Error::other)?;
+            let config = client_config(ca, false).map_err(std::io::Error::other)?;
             let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
-            let conn = rustls::ClientConnection::new(config, name)
-                .map_err(std::io::Error::other)?;
+            let conn =
+                rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
             let mut tls = rustls::StreamOwned::new(conn, tcp);
             tls.write_all(request.as_bytes())?;
             // A close without close_notify is fine here: we only need the status line.
@@ -200,16 +207,25 @@ fn tail(text: &str) -> &str {
 
 /// A rustls client configuration (ring provider, TLS 1.2 and 1.3) that trusts only the CA in
 /// `ca_pem`, e.g. [`Registry::ca_pem_path`](crate::Registry::ca_pem_path); for reqwest:
-/// `ClientBuilder::tls_backend_preconfigured((*config).clone())`.
+/// `ClientBuilder::tls_backend_preconfigured((*config).clone())`. ALPN offers `h2` and
+/// `http/1.1` (the registry speaks HTTP/2 over TLS).
 pub fn tls_client_config(ca_pem: &Path) -> Result<Arc<rustls::ClientConfig>> {
+    client_config(ca_pem, true)
+}
+
+/// The `User-Agent` of the harness's readiness probes; [`crate::Registry::access_log`] leaves
+/// their entries out.
+pub(crate) const PROBE_USER_AGENT: &str = "rbuild-testing-readiness-probe";
+
+fn client_config(ca_pem: &Path, alpn: bool) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_pem)
         .map_err(|e| Error::Tls(format!("reading {}: {e}", ca_pem.display())))?
     {
         let cert = cert.map_err(|e| Error::Tls(format!("reading {}: {e}", ca_pem.display())))?;
-        roots
-            .add(cert)
-            .map_err(|e| Error::Tls(format!("adding {} to a trust store: {e}", ca_pem.display())))?;
+        roots.add(cert).map_err(|e| {
+            Error::Tls(format!("adding {} to a trust store: {e}", ca_pem.display()))
+        })?;
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -218,5 +234,9 @@ pub fn tls_client_config(ca_pem: &Path) -> Result<Arc<rustls::ClientConfig>> {
     .map_err(|e| Error::Tls(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    let mut config = config;
+    if alpn {
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
     Ok(Arc::new(config))
 }

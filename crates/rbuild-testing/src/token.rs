@@ -15,10 +15,13 @@
 //! Everything is recorded ([`TokenServer::requests`]) so tests can count token requests, check the
 //! scopes asked for, and search outputs for any token that was issued ([`TokenServer::issued_tokens`]).
 //!
-//! Expiry: [`TokenServer::set_lifetime_secs`] sets the lifetime of new tokens. The registry checks
-//! `nbf <= now <= exp` (distribution 2.8), so a negative lifetime issues tokens the registry
-//! rejects at once; the response then still says `expires_in: 60` (the spec's default), as a
-//! server with a skewed clock would.
+//! Expiry: [`TokenServer::set_lifetime_secs`] sets the lifetime of new tokens. Distribution 2.8
+//! allows 60 s of clock skew (observed: a token 2 s past `exp` is still accepted), so a token with a
+//! positive lifetime N is accepted for N + 60 s, while a lifetime of zero or less issues tokens
+//! with `exp` 120 s in the past that the registry rejects at once; the response then still says
+//! `expires_in: 60` (the spec's default), as a server with a skewed clock would. A client's own
+//! cache honours `expires_in`: with `set_lifetime_secs(2)` it should ask for a new token after 2 s
+//! (count [`TokenServer::request_count`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
@@ -171,7 +174,7 @@ impl TokenServer {
     }
 
     /// Sets the lifetime, in seconds, of tokens issued from now on (default 300). Zero or negative
-    /// issues tokens that are already expired (see the module docs).
+    /// issues tokens that the registry already rejects as expired (see the module docs).
     pub fn set_lifetime_secs(&self, secs: i64) {
         self.state.lifetime.store(secs, Ordering::SeqCst);
     }
@@ -255,12 +258,22 @@ fn serve(state: &State, conn: TcpStream) -> std::io::Result<()> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let basic = head
         .header("authorization")
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
         .and_then(|b| STANDARD.decode(b.trim()).ok())
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+        });
     let ask = Ask {
-        grant_type: if method == "POST" { get("grant_type") } else { None },
+        grant_type: if method == "POST" {
+            get("grant_type")
+        } else {
+            None
+        },
         form_user: match (get("username"), get("password")) {
             (Some(u), Some(p)) => Some((u, p)),
             _ => None,
@@ -294,7 +307,10 @@ fn serve(state: &State, conn: TcpStream) -> std::io::Result<()> {
     };
     let mut headers = vec![("Content-Type", "application/json".to_string())];
     if status == 401 {
-        headers.push(("WWW-Authenticate", "Basic realm=\"rbuild-test-token-server\"".into()));
+        headers.push((
+            "WWW-Authenticate",
+            "Basic realm=\"rbuild-test-token-server\"".into(),
+        ));
     }
     respond(&mut out, status, reason, &headers, body.as_bytes())
 }
@@ -309,7 +325,10 @@ fn answer(state: &State, method: &str, ask: &Ask) -> (u16, Option<String>, Vec<S
     if let Some(service) = &ask.service
         && service != &state.service
     {
-        let msg = format!("unknown service {service:?}; this server issues tokens for {:?}", state.service);
+        let msg = format!(
+            "unknown service {service:?}; this server issues tokens for {:?}",
+            state.service
+        );
         return (400, None, vec![], error_body("invalid_request", &msg));
     }
     let check = |(u, p): &(String, String)| *u == state.user && *p == state.password;
@@ -319,12 +338,24 @@ fn answer(state: &State, method: &str, ask: &Ask) -> (u16, Option<String>, Vec<S
             None => None,
             Some(c) if check(c) => Some(c.0.clone()),
             Some(_) => {
-                return (401, None, vec![], error_body("unauthorized", "incorrect username or password"));
+                return (
+                    401,
+                    None,
+                    vec![],
+                    error_body("unauthorized", "incorrect username or password"),
+                );
             }
         },
         ("POST", Some("password")) => match &ask.form_user {
             Some(c) if check(c) => Some(c.0.clone()),
-            _ => return (401, None, vec![], error_body("unauthorized", "incorrect username or password")),
+            _ => {
+                return (
+                    401,
+                    None,
+                    vec![],
+                    error_body("unauthorized", "incorrect username or password"),
+                );
+            }
         },
         ("POST", Some("refresh_token")) => {
             let known = ask
@@ -333,7 +364,14 @@ fn answer(state: &State, method: &str, ask: &Ask) -> (u16, Option<String>, Vec<S
                 .and_then(|t| lock(&state.refresh).get(t).cloned());
             match known {
                 Some(u) => Some(u),
-                None => return (400, None, vec![], error_body("invalid_grant", "unknown refresh token")),
+                None => {
+                    return (
+                        400,
+                        None,
+                        vec![],
+                        error_body("invalid_grant", "unknown refresh token"),
+                    );
+                }
             }
         }
         _ => {
@@ -341,7 +379,10 @@ fn answer(state: &State, method: &str, ask: &Ask) -> (u16, Option<String>, Vec<S
                 400,
                 None,
                 vec![],
-                error_body("unsupported_grant_type", "grant_type must be password or refresh_token"),
+                error_body(
+                    "unsupported_grant_type",
+                    "grant_type must be password or refresh_token",
+                ),
             );
         }
     };
@@ -349,8 +390,12 @@ fn answer(state: &State, method: &str, ask: &Ask) -> (u16, Option<String>, Vec<S
     let mut granted = Vec::new();
     for scope in &ask.scopes {
         // type:name:actions, where name may contain ':' (a registry host with a port).
-        let Some((rest, actions)) = scope.rsplit_once(':') else { continue };
-        let Some((kind, name)) = rest.split_once(':') else { continue };
+        let Some((rest, actions)) = scope.rsplit_once(':') else {
+            continue;
+        };
+        let Some((kind, name)) = rest.split_once(':') else {
+            continue;
+        };
         let actions: Vec<&str> = actions
             .split(',')
             .filter(|a| !a.is_empty())
@@ -364,7 +409,13 @@ fn answer(state: &State, method: &str, ask: &Ask) -> (u16, Option<String>, Vec<S
     }
     let issued_at = now();
     let lifetime = state.lifetime.load(Ordering::SeqCst);
-    let token = sign(state, user.as_deref().unwrap_or(""), issued_at, lifetime, access);
+    let token = sign(
+        state,
+        user.as_deref().unwrap_or(""),
+        issued_at,
+        lifetime,
+        access,
+    );
     let mut issued = vec![token.clone()];
     let mut body = serde_json::json!({
         "token": token,
@@ -391,11 +442,19 @@ fn answer(state: &State, method: &str, ask: &Ask) -> (u16, Option<String>, Vec<S
 }
 
 fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", fastrand::u8(..))).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect()
 }
 
 /// An RS256 JWT with the claims distribution checks (iss, aud, nbf, exp, access).
-fn sign(state: &State, sub: &str, issued_at: i64, lifetime: i64, access: Vec<serde_json::Value>) -> String {
+fn sign(
+    state: &State,
+    sub: &str,
+    issued_at: i64,
+    lifetime: i64,
+    access: Vec<serde_json::Value>,
+) -> String {
     let header = serde_json::json!({
         "typ": "JWT",
         "alg": "RS256",
@@ -404,8 +463,8 @@ fn sign(state: &State, sub: &str, issued_at: i64, lifetime: i64, access: Vec<ser
     let (nbf, exp) = if lifetime > 0 {
         (issued_at - 10, issued_at + lifetime)
     } else {
-        // Already expired by |lifetime| seconds (at least 1).
-        let exp = issued_at + lifetime.min(-1);
+        // Expired beyond the registry's 60 s leeway.
+        let exp = issued_at + lifetime - 120;
         (exp - 60, exp)
     };
     let claims = serde_json::json!({
@@ -428,7 +487,12 @@ fn sign(state: &State, sub: &str, issued_at: i64, lifetime: i64, access: Vec<ser
     state
         .signer
         .key
-        .sign(&ring::signature::RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig)
+        .sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &rng,
+            signing_input.as_bytes(),
+            &mut sig,
+        )
         .expect("RSA signing with a freshly loaded key");
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }

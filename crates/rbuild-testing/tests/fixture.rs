@@ -6,11 +6,16 @@ use std::process::Command;
 use rbuild_testing::{BaseFixture, Mode, Platform, Registry};
 
 fn skopeo(args: &[String]) -> String {
-    let out = Command::new("skopeo").args(args).output().expect("running skopeo");
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("running skopeo");
     assert!(
         out.status.success(),
         "skopeo {:?} failed: {}",
-        args.iter().filter(|a| !a.contains("creds")).collect::<Vec<_>>(),
+        args.iter()
+            .filter(|a| !a.contains("creds"))
+            .collect::<Vec<_>>(),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
@@ -21,7 +26,12 @@ fn inspect(registry: &Registry, repo_tag: &str, raw: bool) -> serde_json::Value 
     if raw {
         args.push("--raw".into());
     }
-    args.extend(registry.skopeo_flags("src").into_iter().map(|f| f.replace("--src-", "--")));
+    args.extend(
+        registry
+            .skopeo_flags("src")
+            .into_iter()
+            .map(|f| f.replace("--src-", "--")),
+    );
     args.push(format!("docker://{}/{repo_tag}", registry.host()));
     serde_json::from_str(&skopeo(&args)).expect("skopeo prints JSON")
 }
@@ -40,7 +50,13 @@ fn fixture_pushes_as_linux_amd64_with_two_layers() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+            .map(|m| {
+                format!(
+                    "{}/{}",
+                    m["platform"]["os"].as_str().unwrap(),
+                    m["platform"]["architecture"].as_str().unwrap()
+                )
+            })
             .collect();
         assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
         fixture
@@ -53,13 +69,11 @@ fn fixture_pushes_as_linux_amd64_with_two_layers() {
     assert_eq!(amd64["Os"], "linux");
     assert_eq!(amd64["Architecture"], "amd64");
     assert_eq!(amd64["Layers"].as_array().unwrap().len(), 2);
-    assert!(
-        amd64["Env"]
-            .as_array()
+    assert!(amd64["Env"].as_array().unwrap().iter().any(|e| {
+        e.as_str()
             .unwrap()
-            .iter()
-            .any(|e| e.as_str().unwrap().starts_with("PATH=/usr/local/sbin:/usr/local/bin:"))
-    );
+            .starts_with("PATH=/usr/local/sbin:/usr/local/bin:")
+    }));
     // The registry holds exactly the layout's manifest bytes (copied with --preserve-digests).
     let desc = fixture.platform_descriptor(Platform::Amd64).unwrap();
     let digest = desc["digest"].as_str().unwrap();
