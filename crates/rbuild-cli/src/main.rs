@@ -1,1 +1,33 @@
-fn main() {}
+//! `rbuild`: build container images for Python applications without Docker.
+//!
+//! The binary is a thin shell over the rbuild libraries: each subcommand lives in its own module
+//! under [`cmd`]; global flags, output, logging and error reporting are shared plumbing.
+
+mod cli;
+mod cmd;
+mod exit;
+mod logging;
+mod output;
+mod registry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return exit::report(&anyhow::Error::new(e).context("starting the async runtime"));
+        }
+    };
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::report(&e),
+    }
+}

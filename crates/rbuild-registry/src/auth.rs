@@ -316,11 +316,10 @@ impl AuthState {
             },
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let key = scopes.key();
-                if let Some(t) = self.tokens.lock().expect("token lock").get(&key) {
-                    if t.expires > Instant::now() {
+                if let Some(t) = self.tokens.lock().expect("token lock").get(&key)
+                    && t.expires > Instant::now() {
                         return Ok(AuthStep::Header(Some(t.header.clone())));
                     }
-                }
                 let mut params = Vec::new();
                 let cred = self.credential(provider)?;
                 let (post, basic) = match &cred {

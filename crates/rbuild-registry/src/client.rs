@@ -451,18 +451,18 @@ impl Client {
                                 reason: format!("{c:?}"),
                             });
                         }
-                        if let Some(io) = find_in_chain::<std::io::Error>(&e) {
-                            if matches!(
+                        if let Some(io) = find_in_chain::<std::io::Error>(&e)
+                            && matches!(
                                 io.kind(),
                                 std::io::ErrorKind::ConnectionRefused
                                     | std::io::ErrorKind::TimedOut
-                            ) {
-                                return Err(Error::Transport {
-                                    what: "connecting".into(),
-                                    host: host.name.clone(),
-                                    reason: error_chain(&e),
-                                });
-                            }
+                            )
+                        {
+                            return Err(Error::Transport {
+                                what: "connecting".into(),
+                                host: host.name.clone(),
+                                reason: error_chain(&e),
+                            });
                         }
                         if e.is_timeout() {
                             return Err(Error::Transport {
@@ -641,17 +641,18 @@ impl Client {
                 redact(&url),
                 resp.status().as_u16()
             );
-            if follow && resp.status().is_redirection() {
-                if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
-                    let next = url.join(loc).map_err(|e| Error::Protocol {
-                        what: what.to_string(),
-                        host: h.name.clone(),
-                        reason: format!("redirect to an invalid location: {e}"),
-                    })?;
-                    tracing::debug!("redirected to {}", redact(&next));
-                    url = next;
-                    continue;
-                }
+            if follow
+                && resp.status().is_redirection()
+                && let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok())
+            {
+                let next = url.join(loc).map_err(|e| Error::Protocol {
+                    what: what.to_string(),
+                    host: h.name.clone(),
+                    reason: format!("redirect to an invalid location: {e}"),
+                })?;
+                tracing::debug!("redirected to {}", redact(&next));
+                url = next;
+                continue;
             }
             return Ok(resp);
         }

@@ -111,23 +111,23 @@ pub enum Error {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     /// The index has no image for the requested platform.
-    #[error("{reference}: {source}")]
+    #[error("{reference}: {details}")]
     Platform {
         /// The image.
         reference: String,
         /// The details.
-        source: NoSuchPlatform,
+        details: NoSuchPlatform,
     },
     /// A request that cannot be done as asked.
     #[error("{0}")]
     Invalid(String),
     /// A retryable error persisted.
-    #[error("{source} (gave up after {attempts} attempts)")]
+    #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
         /// How many attempts were made.
         attempts: u32,
         /// The last error.
-        source: Box<Error>,
+        last: Box<Error>,
     },
 }
 
@@ -156,7 +156,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Status { status, .. } => Some(*status),
-            Error::GaveUp { source, .. } => source.status(),
+            Error::GaveUp { last, .. } => last.status(),
             _ => None,
         }
     }
@@ -169,7 +169,7 @@ impl Error {
     /// A line of advice for the user, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::GaveUp { source, .. } => source.hint(),
+            Error::GaveUp { last, .. } => last.hint(),
             Error::Certificate { host, .. } => Some(format!(
                 "pass the registry's CA certificate with --ca-file FILE (or put it in /etc/containers/certs.d/{host}/ca.crt); --insecure-registry {host} skips verification"
             )),

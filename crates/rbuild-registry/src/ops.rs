@@ -73,16 +73,33 @@ impl Client {
         let repo = self.repository(reference, Access::Pull)?;
         let top = repo.get_manifest(&reference.identifier()).await?;
         match top.parse()? {
-            ManifestKind::Image(image) => Ok(ResolvedImage {
-                reference: reference.clone(),
-                index: None,
-                manifest: top,
-                image,
-            }),
+            ManifestKind::Image(image) => {
+                // A single image: check that its config is for the platform asked for.
+                let bytes = repo.get_small_blob(&image.config).await?;
+                if let Ok(config) = ImageConfig::from_slice(&bytes) {
+                    let mut has = Platform::new(&config.os, &config.architecture, None);
+                    has.variant = config.variant.clone();
+                    if !has.satisfies(platform) {
+                        return Err(Error::Platform {
+                            reference: reference.to_string(),
+                            details: rbuild_oci::NoSuchPlatform {
+                                wanted: platform.to_string(),
+                                available: has.to_string(),
+                            },
+                        });
+                    }
+                }
+                Ok(ResolvedImage {
+                    reference: reference.clone(),
+                    index: None,
+                    manifest: top,
+                    image,
+                })
+            }
             ManifestKind::Index(index) => {
-                let entry = index.select(platform).map_err(|source| Error::Platform {
+                let entry = index.select(platform).map_err(|details| Error::Platform {
                     reference: reference.to_string(),
-                    source,
+                    details,
                 })?;
                 let manifest = repo.get_manifest(&entry.digest.to_string()).await?;
                 match manifest.parse()? {
@@ -185,13 +202,13 @@ impl Client {
             i += 1;
         }
 
-        if let Some(want) = dst.digest() {
-            if *want != root.digest {
-                return Err(Error::Invalid(format!(
-                    "the destination {dst} names digest {want}, but the content to copy is {}",
-                    root.digest
-                )));
-            }
+        if let Some(want) = dst.digest()
+            && *want != root.digest
+        {
+            return Err(Error::Invalid(format!(
+                "the destination {dst} names digest {want}, but the content to copy is {}",
+                root.digest
+            )));
         }
         let same_registry = src.api_host() == dst.api_host();
         let mount_from = (same_registry && src.repository() != dst.repository())
@@ -270,9 +287,9 @@ impl Client {
     ) -> Result<RawManifest> {
         let mut entries: Vec<Descriptor> = Vec::new();
         for p in platforms {
-            let e = index.select(p).map_err(|source| Error::Platform {
+            let e = index.select(p).map_err(|details| Error::Platform {
                 reference: src.to_string(),
-                source,
+                details,
             })?;
             if !entries.iter().any(|x| x.digest == e.digest) {
                 entries.push(e.clone());

@@ -233,10 +233,10 @@ impl Reference {
             return Err(ReferenceError::TooLong(name));
         }
         let _ = caps;
-        if let Some(t) = tag {
-            if !TAG_RE.is_match(t) {
-                return Err(ReferenceError::Format(format!("{name}:{t}")));
-            }
+        if let Some(t) = tag
+            && !TAG_RE.is_match(t)
+        {
+            return Err(ReferenceError::Format(format!("{name}:{t}")));
         }
         Ok(Reference {
             registry: registry.to_string(),
@@ -470,7 +470,9 @@ mod tests {
     /// reference_test.go TestReferenceParse rows (after normalization).
     #[test]
     fn normalization_table() {
-        let rows: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
+        // input, registry, repository, tag, digest
+        type Row<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+        let rows: &[Row] = &[
             // input, registry, repository, tag, digest
             ("fooo/bar", "docker.io", "fooo/bar", Some("latest"), None),
             (

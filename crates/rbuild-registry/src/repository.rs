@@ -338,6 +338,40 @@ impl Repository {
         }
     }
 
+    /// Fetches a small blob (a config) into memory, verified; at most [`MAX_MANIFEST_SIZE`] bytes.
+    /// Retried.
+    pub async fn get_small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let digest = desc.digest;
+        if desc.size > MAX_MANIFEST_SIZE as u64 {
+            return Err(Error::Invalid(format!(
+                "blob {digest} has {} bytes, more than {MAX_MANIFEST_SIZE} (use fetch_blob)",
+                desc.size
+            )));
+        }
+        let what = format!("fetching blob {digest} from {}", self.name());
+        let retry = self.client.options().retry.clone();
+        retry
+            .run(&what, |_| async {
+                let req = Self::req(Method::GET, self.url(&format!("blobs/{digest}")).await?);
+                let resp = self.send(&req, &what).await?;
+                if resp.status().as_u16() != 200 {
+                    return Err(self.fail(resp, &what).await);
+                }
+                let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &what, &self.host.name).await?;
+                let actual = Digest::of(&bytes);
+                if actual != digest {
+                    return Err(Error::DigestMismatch {
+                        what: what.clone(),
+                        expected: digest,
+                        actual,
+                        size: bytes.len() as u64,
+                    });
+                }
+                Ok(bytes)
+            })
+            .await
+    }
+
     /// True when the repository has the blob (`HEAD`). Retried.
     pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
         let what = format!("checking blob {digest} in {}", self.name());
@@ -606,7 +640,7 @@ impl Repository {
                 };
                 let resp = self.send(&req, &what).await?;
                 match resp.status().as_u16() {
-                    200 | 201 | 202 => self.check_digest_header(&resp, &manifest.digest, &what),
+                    200..=202 => self.check_digest_header(&resp, &manifest.digest, &what),
                     _ => Err(self.fail(resp, &what).await),
                 }
             })

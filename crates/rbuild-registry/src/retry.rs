@@ -78,7 +78,7 @@ impl RetryPolicy {
                         return Err(if attempt > 1 {
                             Error::GaveUp {
                                 attempts: attempt,
-                                source: Box::new(e),
+                                last: Box::new(e),
                             }
                         } else {
                             e

@@ -1,0 +1,140 @@
+//! The command line: global flags and the subcommand list.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use rbuild_oci::Platform;
+
+use crate::cmd;
+
+/// Build container images for Python applications without Docker.
+#[derive(Debug, Parser)]
+#[command(name = "rbuild", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Flags every subcommand accepts.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image for the Python project in CONTEXT and push or write it.
+    Build(cmd::build::BuildArgs),
+    /// Show the target and the wheels a build would install, per platform.
+    Plan(cmd::build::PlanArgs),
+    /// Copy an image (every platform of an index by default) from one registry reference to another.
+    Copy(cmd::copy::CopyArgs),
+    /// Show an image's manifest, platforms, layers or config.
+    Inspect(cmd::inspect::InspectArgs),
+}
+
+/// Flags shared by every subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Allow plain HTTP to HOST[:PORT] and do not verify its TLS certificate (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST", global = true)]
+    pub insecure_registry: Vec<String>,
+    /// Trust this CA certificate (PEM) in addition to the system store (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE", global = true)]
+    pub ca_file: Vec<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v: requests and steps, -vv: everything).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less output (-q: no progress or warnings, only results and errors).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+}
+
+/// `--platform os/arch[/variant]`, comma-separated or repeated.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlatformArgs {
+    /// Platform(s) as os/arch[/variant], comma-separated or repeated (e.g. linux/amd64,linux/arm64).
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platforms)]
+    pub platform: Vec<Vec<Platform>>,
+}
+
+impl PlatformArgs {
+    /// The platforms given, in order, without duplicates; empty when none was given.
+    pub fn platforms(&self) -> Vec<Platform> {
+        let mut out: Vec<Platform> = Vec::new();
+        for p in self.platform.iter().flatten() {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+}
+
+fn parse_platforms(s: &str) -> Result<Vec<Platform>, String> {
+    let list = Platform::parse_list(s).map_err(|e| e.to_string())?;
+    if list.is_empty() {
+        return Err("expected os/arch[/variant], e.g. linux/amd64".to_string());
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn platforms_comma_separated_or_repeated() {
+        let cli = Cli::try_parse_from([
+            "rbuild",
+            "inspect",
+            "x",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--platform",
+            "linux/arm/v7",
+            "--platform",
+            "linux/amd64",
+        ])
+        .unwrap();
+        let Command::Inspect(a) = cli.command else {
+            panic!()
+        };
+        let got: Vec<String> = a
+            .platform
+            .platforms()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(got, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+        let err =
+            Cli::try_parse_from(["rbuild", "inspect", "x", "--platform", "linux"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = Cli::try_parse_from([
+            "rbuild",
+            "copy",
+            "a",
+            "b",
+            "--insecure-registry",
+            "h:5000",
+            "-vv",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.verbose, 2);
+        assert!(cli.global.json);
+        assert_eq!(cli.global.insecure_registry, ["h:5000"]);
+    }
+}

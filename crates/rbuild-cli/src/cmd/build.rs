@@ -1,0 +1,465 @@
+//! `rbuild build [CONTEXT]` and `rbuild plan [CONTEXT]`: build an image for a Python project, or show
+//! what would go in it.
+//!
+//! Settings come from, highest first: these flags, `RBUILD_*` environment variables, `[tool.rbuild]`
+//! in `pyproject.toml` or `rbuild.toml`, the recipe, defaults (see `rbuild::config`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use rbuild::assemble::ImageFormat;
+use rbuild::build::{BaseRef, BuildProgress, BuildRequest, Builder};
+use rbuild::config::Settings;
+use rbuild::image::{BuiltImage, LayerKind};
+use rbuild::publish::{Sink, parse_output, publish};
+use rbuild_index::{IndexClient, IndexOptions};
+use rbuild_layer::Compression;
+use rbuild_oci::{ManifestKind, Platform};
+use rbuild_registry::Reference;
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, PlatformArgs};
+use crate::{output, registry};
+
+/// The base image real users get by default.
+pub const DEFAULT_BASE: &str = "python:3.12-slim";
+
+fn json_array(s: &str) -> Result<Vec<String>, String> {
+    serde_json::from_str::<Vec<String>>(s)
+        .map_err(|_| format!("expected a JSON array of strings, e.g. '[\"python3\",\"-m\",\"app\"]', got {s:?}"))
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Flags shared by `build` and `plan`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ResolveArgs {
+    /// The project directory (default: the current directory).
+    #[arg(value_name = "CONTEXT")]
+    pub context: Option<PathBuf>,
+    /// Base image (default python:3.12-slim from Docker Hub, or `scratch`).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Platform(s); `all` for every platform of the base index (default: this machine's).
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Build every platform of the base index.
+    #[arg(long = "all-platforms")]
+    pub all_platforms: bool,
+    /// The lockfile (default: uv.lock, pylock.toml, poetry.lock or requirements.txt in CONTEXT).
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// Install this extra of the project (repeatable).
+    #[arg(long = "extra", value_name = "NAME")]
+    pub extras: Vec<String>,
+    /// Install this dependency group (repeatable).
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+    /// The package index (default https://pypi.org/simple).
+    #[arg(long = "index-url", value_name = "URL")]
+    pub index_url: Option<String>,
+    /// Another index, searched after --index-url (repeatable).
+    #[arg(long = "extra-index-url", value_name = "URL")]
+    pub extra_index_url: Vec<String>,
+    /// A directory of wheels searched before any index (repeatable).
+    #[arg(long = "find-links", value_name = "DIR")]
+    pub find_links: Vec<String>,
+    /// Use only the content store and --find-links: no index requests.
+    #[arg(long)]
+    pub offline: bool,
+    /// Refuse lock entries without a sha256.
+    #[arg(long = "require-hashes")]
+    pub require_hashes: bool,
+    /// Python version of the base (X.Y or X.Y.Z), instead of detecting it.
+    #[arg(long = "python-version", value_name = "X.Y")]
+    pub python_version: Option<String>,
+    /// C library of the base (glibc-2.36, musl-1.2), instead of detecting it.
+    #[arg(long, value_name = "FAMILY-X.Y")]
+    pub libc: Option<String>,
+    /// Site-packages directory in the image, instead of detecting it.
+    #[arg(long = "site-packages", value_name = "DIR")]
+    pub site_packages: Option<String>,
+    /// Interpreter path in the image, instead of detecting it.
+    #[arg(long, value_name = "PATH")]
+    pub interpreter: Option<String>,
+    /// A PEP 508 marker value the image cannot tell (platform_release, platform_version).
+    #[arg(long = "marker-env", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub marker_env: Vec<(String, String)>,
+}
+
+/// Arguments of `rbuild build`.
+#[derive(Debug, Args, Clone)]
+pub struct BuildArgs {
+    /// What to resolve.
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
+    /// Push to this reference (repeatable: several tags, one upload).
+    #[arg(long, value_name = "REF")]
+    pub to: Vec<String>,
+    /// Also write oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG] (repeatable).
+    #[arg(long, value_name = "SINK")]
+    pub output: Vec<String>,
+    /// Where the app goes in the image (default /app; also the WorkingDir).
+    #[arg(long = "app-dir", value_name = "DIR")]
+    pub app_dir: Option<String>,
+    /// Entrypoint as a JSON array, as in a Dockerfile's exec form.
+    #[arg(long, value_name = "JSON", value_parser = json_array)]
+    pub entrypoint: Option<Vec<String>>,
+    /// Cmd as a JSON array.
+    #[arg(long, value_name = "JSON", value_parser = json_array)]
+    pub cmd: Option<Vec<String>>,
+    /// Environment variable (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// Run as UID[:GID] (default 1001:1001, a user named app).
+    #[arg(long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Expose a port (repeatable).
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub port: Vec<String>,
+    /// Image label (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub label: Vec<(String, String)>,
+    /// Manifest annotation (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub annotation: Vec<(String, String)>,
+    /// The recipe (see `rbuild recipes`); `none` for none. Default: detected.
+    #[arg(long, value_name = "NAME")]
+    pub recipe: Option<String>,
+    /// Layer compression: gzip (default) or zstd.
+    #[arg(long, value_name = "gzip|zstd")]
+    pub compression: Option<String>,
+    /// Manifest format: oci (default) or docker.
+    #[arg(long, value_name = "oci|docker")]
+    pub format: Option<String>,
+    /// Reuse layers from this image (the first --to is always looked at).
+    #[arg(long = "cache-from", value_name = "REF")]
+    pub cache_from: Vec<String>,
+    /// Make two wheels writing different bytes to one path an error.
+    #[arg(long)]
+    pub strict: bool,
+    /// Leave out platforms whose wheels are missing instead of failing.
+    #[arg(long = "skip-unsupported-platforms")]
+    pub skip_unsupported_platforms: bool,
+}
+
+/// Arguments of `rbuild plan`.
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// What to resolve.
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
+}
+
+/// Prints steps on stderr (not with `-q` or `--json`).
+struct StepPrinter {
+    quiet: bool,
+}
+
+impl BuildProgress for StepPrinter {
+    fn step(&self, platform: &str, step: &str, detail: &str, seconds: f64) {
+        if !self.quiet {
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "[{platform}] {step:<8} {detail} ({seconds:.2} s)");
+        }
+    }
+    fn warning(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("warning: {message}");
+        }
+    }
+    fn info(&self, message: &str) {
+        tracing::debug!("{message}");
+    }
+}
+
+fn settings_from_flags(r: &ResolveArgs, b: Option<&BuildArgs>) -> Settings {
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let map = |v: &Vec<(String, String)>| (!v.is_empty()).then(|| v.iter().cloned().collect::<BTreeMap<_, _>>());
+    let mut s = Settings {
+        base: r.base.clone(),
+        platforms: {
+            let p: Vec<String> = r.platform.platforms().iter().map(|p| p.to_string()).collect();
+            if r.all_platforms { Some(vec!["all".into()]) } else { (!p.is_empty()).then_some(p) }
+        },
+        lock: r.lock.as_ref().map(|p| p.display().to_string()),
+        extras: list(&r.extras),
+        groups: list(&r.groups),
+        index_url: r.index_url.clone(),
+        extra_index_url: list(&r.extra_index_url),
+        find_links: list(&r.find_links),
+        ..Default::default()
+    };
+    if let Some(b) = b {
+        s.to = list(&b.to);
+        s.app_dir = b.app_dir.clone();
+        s.entrypoint = b.entrypoint.clone();
+        s.cmd = b.cmd.clone();
+        s.env = map(&b.env);
+        s.user = b.user.clone();
+        s.ports = list(&b.port);
+        s.labels = map(&b.label);
+        s.annotations = map(&b.annotation);
+        s.recipe = b.recipe.clone();
+        s.compression = b.compression.clone();
+        s.format = b.format.clone();
+    }
+    s
+}
+
+struct Prepared {
+    settings: Settings,
+    request: BuildRequest,
+    builder: Builder,
+}
+
+async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) -> anyhow::Result<Prepared> {
+    let context = r.context.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !context.is_dir() {
+        bail!(
+            "the build context {} is not a directory; run rbuild in your project directory or pass it as CONTEXT",
+            context.display()
+        );
+    }
+    let (file, project) = Settings::from_project_dir(&context)?;
+    let env = Settings::from_env(|k| std::env::var(k).ok(), project.as_deref())?;
+    let settings = Settings::default().overlay(file).overlay(env).overlay(settings_from_flags(r, b));
+
+    let base = match settings.base.as_deref().unwrap_or(DEFAULT_BASE) {
+        "scratch" => BaseRef::Scratch,
+        other => BaseRef::Image(Reference::parse(other).with_context(|| format!("--base {other}"))?),
+    };
+    let client = registry::client(global, registry::client_options(global))?;
+    let store = registry::store()?;
+    let mut platforms: Vec<Platform> = Vec::new();
+    for p in settings.platforms.clone().unwrap_or_default() {
+        if p == "all" {
+            let BaseRef::Image(base_ref) = &base else { bail!("--platform all needs a base image, not scratch") };
+            let top = client.get_manifest(base_ref).await?;
+            match top.parse()? {
+                ManifestKind::Index(index) => {
+                    platforms.extend(index.image_entries().filter_map(|d| d.platform.clone()));
+                }
+                ManifestKind::Image(_) => {
+                    let resolved = client.resolve_image(base_ref, &Platform::host()).await?;
+                    let (_, cfg) = client.fetch_config(&resolved, &store).await?;
+                    platforms.push(Platform::new(&cfg.os, &cfg.architecture, cfg.variant.as_deref()));
+                }
+            }
+        } else {
+            platforms.push(p.parse().with_context(|| format!("--platform {p}"))?);
+        }
+    }
+    if platforms.is_empty() {
+        platforms.push(Platform::host());
+    }
+    let mut request = BuildRequest::new(context.clone(), base);
+    request.platforms = platforms;
+    request.lock = settings.lock.as_ref().map(PathBuf::from);
+    request.resolve.extras = settings.extras.clone().unwrap_or_default();
+    request.resolve.groups = settings.groups.clone().unwrap_or_default();
+    request.resolve.require_hashes = r.require_hashes;
+    if let Some(v) = &r.python_version {
+        request.target_overrides.set_python_version(v)?;
+    }
+    if let Some(v) = &r.libc {
+        request.target_overrides.set_libc(v)?;
+    }
+    if let Some(v) = &r.site_packages {
+        request.target_overrides.set_site_packages(v)?;
+    }
+    if let Some(v) = &r.interpreter {
+        request.target_overrides.set_interpreter(v)?;
+    }
+    request.marker_overrides = r.marker_env.iter().cloned().collect();
+    if let Some(b) = b {
+        request.app_dir = settings.app_dir.clone().unwrap_or_else(|| "/app".into());
+        if !request.app_dir.starts_with('/') {
+            bail!("--app-dir {}: must be an absolute path in the image, e.g. /app", request.app_dir);
+        }
+        request.entrypoint = settings.entrypoint.clone();
+        request.cmd = settings.cmd.clone();
+        request.env = settings.env.clone().unwrap_or_default();
+        request.user = settings.user.clone();
+        request.ports = settings.ports.clone().unwrap_or_default();
+        request.labels = settings.labels.clone().unwrap_or_default();
+        request.annotations = settings.annotations.clone().unwrap_or_default();
+        request.recipe = settings.recipe.clone();
+        request.compression = match settings.compression.as_deref() {
+            None => Compression::Gzip,
+            Some(c) => c.parse().map_err(|_| anyhow::anyhow!("--compression {c}: expected gzip or zstd"))?,
+        };
+        request.format = match settings.format.as_deref() {
+            None | Some("oci") => ImageFormat::Oci,
+            Some("docker") => ImageFormat::Docker,
+            Some(f) => bail!("--format {f}: expected oci or docker"),
+        };
+        request.epoch = rbuild_layer::LayerOptions::from_env()?.mtime;
+        request.strict = b.strict;
+        request.skip_unsupported_platforms = b.skip_unsupported_platforms;
+        let mut cache_from: Vec<Reference> = Vec::new();
+        for c in b.cache_from.iter().chain(settings.to.iter().flatten().take(1)) {
+            cache_from.push(Reference::parse(c).with_context(|| format!("--cache-from {c}"))?);
+        }
+        request.cache_from = cache_from;
+    }
+    let index_opts = IndexOptions {
+        index_url: settings.index_url.clone(),
+        extra_index_urls: settings.extra_index_url.clone().unwrap_or_default(),
+        find_links: settings.find_links.clone().unwrap_or_default().into_iter().map(PathBuf::from).collect(),
+        offline: r.offline,
+        require_hashes: r.require_hashes,
+        extra_ca_files: global.ca_file.clone(),
+        ..Default::default()
+    };
+    let index = IndexClient::new(index_opts)?;
+    let quiet = global.quiet > 0 || global.json;
+    let builder = Builder::new(client, index, store).with_progress(Arc::new(StepPrinter { quiet }));
+    Ok(Prepared { settings, request, builder })
+}
+
+fn image_json(image: &BuiltImage, references: &[String]) -> serde_json::Value {
+    json!({
+        "digest": image.digest().to_string(),
+        "references": references,
+        "platforms": image.images.iter().map(|p| json!({
+            "platform": p.platform.to_string(),
+            "digest": p.manifest.digest.to_string(),
+            "config": rbuild_oci::Digest::of(&p.config_bytes).to_string(),
+            "layers": p.layers.iter().map(|l| json!({
+                "digest": l.descriptor.digest.to_string(),
+                "diff_id": l.diff_id.to_string(),
+                "size": l.descriptor.size,
+                "media_type": l.descriptor.media_type.to_string(),
+                "kind": l.kind,
+                "status": l.status,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs `rbuild build`.
+pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let p = prepare(global, &args.resolve, Some(&args)).await?;
+    let mut sinks: Vec<Sink> = Vec::new();
+    for to in p.settings.to.iter().flatten() {
+        sinks.push(Sink::Registry(Reference::parse(to).with_context(|| format!("--to {to}"))?));
+    }
+    for o in &args.output {
+        sinks.push(parse_output(o)?);
+    }
+    // A docker-archive holds one platform: refuse before building.
+    if sinks.iter().any(|s| matches!(s, Sink::DockerArchive { .. })) && p.request.platforms.len() > 1 {
+        bail!("docker-archive holds one platform, but {} were asked for; choose one with --platform", p.request.platforms.len());
+    }
+    let out = p.builder.build(&p.request).await.context("build failed")?;
+    for (plat, why) in &out.skipped {
+        if !global.json {
+            eprintln!("skipped {plat}: {why}");
+        }
+    }
+    let t1 = Instant::now();
+    let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store()).await.context("publishing the image")?;
+    if !sinks.is_empty() && global.quiet == 0 && !global.json {
+        eprintln!(
+            "[all] publish  {} blobs uploaded, {} mounted, {} already there ({:.2} s)",
+            report.uploaded,
+            report.mounted,
+            report.existing,
+            t1.elapsed().as_secs_f64()
+        );
+    }
+    let digest = out.image.digest();
+    if global.json {
+        let mut v = image_json(&out.image, &report.references);
+        v["skipped_platforms"] = json!(out.skipped.iter().map(|(p, w)| json!({"platform": p, "reason": w})).collect::<Vec<_>>());
+        v["blobs"] = json!({"uploaded": report.uploaded, "mounted": report.mounted, "existing": report.existing});
+        output::json(&v)
+    } else if global.quiet > 0 {
+        output::lines(&digest.to_string())
+    } else {
+        for p in &out.image.images {
+            let built: Vec<String> = p
+                .layers
+                .iter()
+                .filter(|l| l.kind != LayerKind::Base)
+                .map(|l| format!("{:?} {}", l.kind, serde_json::to_value(l.status).unwrap_or_default().as_str().unwrap_or("")).to_lowercase())
+                .collect();
+            eprintln!("[{}] layers   {}", p.platform, built.join(", "));
+        }
+        let what = if report.references.is_empty() { vec![digest.to_string()] } else { report.references.clone() };
+        for w in what {
+            output::lines(&w)?;
+        }
+        eprintln!("built {} in {:.2} s", digest, t0.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+/// Runs `rbuild plan`.
+pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()> {
+    let p = prepare(global, &args.resolve, None).await?;
+    let mut plans = Vec::new();
+    for platform in &p.request.platforms {
+        plans.push(p.builder.plan(&p.request, platform).await.with_context(|| format!("planning {platform}"))?);
+    }
+    if global.json {
+        let targets: Vec<serde_json::Value> = plans
+            .iter()
+            .map(|pl| {
+                let t = &pl.target;
+                json!({
+                    "platform": pl.platform,
+                    "python_version": t.python_version.to_string(),
+                    "python_full_version": t.python_full_version,
+                    "interpreter": t.interpreter,
+                    "scheme": t.scheme,
+                    "libc": t.libc,
+                    "tags": t.tags().to_strings(),
+                    "installed": t.installed.iter().map(|d| json!({"name": d.name, "version": d.version})).collect::<Vec<_>>(),
+                    "lockfile": pl.lockfile,
+                    "packages": pl.packages.iter().map(|w| json!({
+                        "name": w.name, "version": w.version, "filename": w.filename,
+                        "url": w.url, "sha256": w.sha256.map(|d| d.hex()), "size": w.size,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return output::json(&json!({ "targets": targets }));
+    }
+    let mut text = String::new();
+    for pl in &plans {
+        let t = &pl.target;
+        text.push_str(&format!(
+            "{}: Python {}{} at {}, {}, site-packages {}\n",
+            pl.platform,
+            t.python_version,
+            t.python_full_version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default(),
+            t.interpreter,
+            t.libc,
+            t.scheme.purelib
+        ));
+        match &pl.lockfile {
+            Some(l) => text.push_str(&format!("  lockfile {}: {} packages\n", l.display(), pl.packages.len())),
+            None => text.push_str("  no lockfile: no dependency layer\n"),
+        }
+        for w in &pl.packages {
+            text.push_str(&format!("  {:<28} {:<14} {}\n", w.name, w.version, w.filename));
+        }
+        for n in &pl.notes {
+            text.push_str(&format!("  note: {n}\n"));
+        }
+    }
+    output::lines(&text)
+}

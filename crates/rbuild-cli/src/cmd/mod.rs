@@ -1,0 +1,17 @@
+//! One module per subcommand; [`run`] dispatches.
+
+pub mod build;
+pub mod copy;
+pub mod inspect;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Build(args) => build::run(&cli.global, args).await,
+        Command::Plan(args) => build::run_plan(&cli.global, args).await,
+        Command::Copy(args) => copy::run(&cli.global, args).await,
+        Command::Inspect(args) => inspect::run(&cli.global, args).await,
+    }
+}
