@@ -11,7 +11,11 @@ use rbuild_layer::{Compression, LayerInfo, LayerOptions, load_context, write_con
 const FILES: &[(&str, &str, bool)] = &[
     ("app/__init__.py", "", false),
     ("app/main.py", "print('hello')\n", false),
-    ("app/cli.py", "#!/usr/bin/env python3\nimport app.main\n", true),
+    (
+        "app/cli.py",
+        "#!/usr/bin/env python3\nimport app.main\n",
+        true,
+    ),
     ("app/data/words.txt", "alpha\nbeta\n", false),
     ("pyproject.toml", "[project]\nname = 'app'\n", false),
     ("README.md", "# app\n", false),
@@ -72,7 +76,13 @@ fn same_tree_same_bytes_whatever_the_copy() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let is_root = unsafe { libc::geteuid() } == 0;
-    build(a.path(), false, 0o022, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000), None);
+    build(
+        a.path(),
+        false,
+        0o022,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000),
+        None,
+    );
     build(
         b.path(),
         true,
@@ -83,7 +93,10 @@ fn same_tree_same_bytes_whatever_the_copy() {
     // The copies really differ on disk.
     let ma = fs::metadata(a.path().join("app/main.py")).unwrap();
     let mb = fs::metadata(b.path().join("app/main.py")).unwrap();
-    assert_ne!(ma.permissions().mode() & 0o777, mb.permissions().mode() & 0o777);
+    assert_ne!(
+        ma.permissions().mode() & 0o777,
+        mb.permissions().mode() & 0o777
+    );
     assert_ne!(ma.modified().unwrap(), mb.modified().unwrap());
 
     for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
@@ -101,6 +114,12 @@ fn same_tree_same_bytes_whatever_the_copy() {
     let (_, after) = layer(a.path(), &LayerOptions::default());
     assert_ne!(before.digest, after.digest);
     assert_ne!(before.diff_id, after.diff_id);
-    let (_, other_epoch) = layer(a.path(), &LayerOptions { mtime: 1, ..LayerOptions::default() });
+    let (_, other_epoch) = layer(
+        a.path(),
+        &LayerOptions {
+            mtime: 1,
+            ..LayerOptions::default()
+        },
+    );
     assert_ne!(after.diff_id, other_epoch.diff_id);
 }

@@ -16,14 +16,22 @@ fn vm_hwm_kib() -> u64 {
 fn two_gigabyte_file_streams_with_flat_memory() {
     const SIZE: u64 = 2 * 1024 * 1024 * 1024;
     let dir = tempfile::tempdir().unwrap();
-    File::create(dir.path().join("big.bin")).unwrap().set_len(SIZE).unwrap();
+    File::create(dir.path().join("big.bin"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
     std::fs::write(dir.path().join("main.py"), "print(1)\n").unwrap();
 
     let start = Instant::now();
     let ctx = load_context(dir.path()).unwrap();
-    let (_, info) = write_context_layer(&ctx, "app", &LayerOptions::default(), std::io::sink()).unwrap();
+    let (_, info) =
+        write_context_layer(&ctx, "app", &LayerOptions::default(), std::io::sink()).unwrap();
     let peak_mib = vm_hwm_kib() / 1024;
-    eprintln!("2 GiB layer in {:.1?}, peak RSS {peak_mib} MiB, blob {} bytes", start.elapsed(), info.size);
+    eprintln!(
+        "2 GiB layer in {:.1?}, peak RSS {peak_mib} MiB, blob {} bytes",
+        start.elapsed(),
+        info.size
+    );
     assert!(info.uncompressed_size > SIZE);
     assert!(info.size < SIZE / 100, "zeros compress");
     assert!(peak_mib < 100, "peak RSS {peak_mib} MiB");
