@@ -18,8 +18,8 @@ use rbuild_index::{IndexClient, WheelRequest};
 use rbuild_layer::{Compression, LayerInfo, LayerOptions, LayerWriter};
 use rbuild_lock::{ChosenWheel, Lock, LockedFile, ResolveOptions};
 use rbuild_oci::{
-    ANNOTATION_LAYER_KEY, Descriptor, Digest, ImageConfig, Index, ManifestKind, MediaType, Platform,
-    RawManifest, Store, canonical_json,
+    ANNOTATION_LAYER_KEY, Descriptor, Digest, ImageConfig, Index, ManifestKind, MediaType,
+    Platform, RawManifest, Store, canonical_json,
 };
 use rbuild_python::target::{Target, TargetOverrides};
 use rbuild_registry::{Client, Reference};
@@ -247,11 +247,21 @@ impl<W: std::io::Write> rbuild_wheel::EntrySink for Sink<'_, W> {
     fn dir(&mut self, path: &str, mode: u32) -> std::io::Result<()> {
         self.0.append_dir(path, mode).map_err(std::io::Error::other)
     }
-    fn file(&mut self, path: &str, mode: u32, size: u64, content: &mut dyn Read) -> std::io::Result<()> {
-        self.0.append_file(path, mode, size, content).map_err(std::io::Error::other)
+    fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> std::io::Result<()> {
+        self.0
+            .append_file(path, mode, size, content)
+            .map_err(std::io::Error::other)
     }
     fn symlink(&mut self, path: &str, target: &str) -> std::io::Result<()> {
-        self.0.append_symlink(path, target).map_err(std::io::Error::other)
+        self.0
+            .append_symlink(path, target)
+            .map_err(std::io::Error::other)
     }
     fn whiteout(&mut self, path: &str) -> std::io::Result<()> {
         self.0.append_whiteout(path).map_err(std::io::Error::other)
@@ -263,14 +273,22 @@ fn elapsed(t: Instant) -> f64 {
 }
 
 fn sha256_file(path: &Path) -> Result<Digest, BuildError> {
-    let f = std::fs::File::open(path).map_err(|e| other(format!("cannot read {}: {e}", path.display())))?;
-    Ok(Digest::of_reader(f).map_err(|e| other(format!("cannot read {}: {e}", path.display())))?.0)
+    let f = std::fs::File::open(path)
+        .map_err(|e| other(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Digest::of_reader(f)
+        .map_err(|e| other(format!("cannot read {}: {e}", path.display())))?
+        .0)
 }
 
 impl Builder {
     /// A builder using `client` for registries, `index` for wheels and `store` as the content store.
     pub fn new(client: Client, index: IndexClient, store: Store) -> Self {
-        Builder { client, index, store, progress: Arc::new(NoBuildProgress) }
+        Builder {
+            client,
+            index,
+            store,
+            progress: Arc::new(NoBuildProgress),
+        }
     }
 
     /// Reports progress to `progress`.
@@ -289,10 +307,18 @@ impl Builder {
         &self.store
     }
 
-    async fn resolve_base(&self, req: &BuildRequest, platform: &Platform) -> Result<ResolvedBase, BuildError> {
+    async fn resolve_base(
+        &self,
+        req: &BuildRequest,
+        platform: &Platform,
+    ) -> Result<ResolvedBase, BuildError> {
         match &req.base {
             BaseRef::Scratch => Ok(ResolvedBase {
-                image: BaseImage::scratch(&platform.os, &platform.architecture, platform.variant.as_deref()),
+                image: BaseImage::scratch(
+                    &platform.os,
+                    &platform.architecture,
+                    platform.variant.as_deref(),
+                ),
                 reference: None,
             }),
             BaseRef::Image(r) => {
@@ -331,7 +357,10 @@ impl Builder {
             let target = rbuild_python::target::target_without_base(&plat, &req.target_overrides)?;
             return Ok((target, BaseFacts::default()));
         };
-        let digest = base.image.manifest_digest.expect("a pulled base has a digest");
+        let digest = base
+            .image
+            .manifest_digest
+            .expect("a pulled base has a digest");
         let key = Digest::of(format!("{digest}|{}", Self::overrides_key(req)).as_bytes()).hex();
         if let Some(bytes) = self.store.get_key("base-facts", &key)? {
             if let Ok((t, f)) = serde_json::from_slice::<(Target, BaseFacts)>(&bytes) {
@@ -339,36 +368,58 @@ impl Builder {
             }
         }
         let t0 = Instant::now();
-        self.client.fetch_blobs(reference, &base.image.layers, &self.store).await?;
+        self.client
+            .fetch_blobs(reference, &base.image.layers, &self.store)
+            .await?;
         let store = self.store.clone();
         let layers = base.image.layers.clone();
-        let env = base.image.config.config.as_ref().and_then(|c| c.env.clone()).unwrap_or_default();
+        let env = base
+            .image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default();
         let overrides = req.target_overrides.clone();
-        let (target, facts) = tokio::task::spawn_blocking(move || -> Result<(Target, BaseFacts), BuildError> {
-            let target = rbuild_python::target::detect_target(
-                layers.iter().map(|d| open_layer(&store, d)),
-                &plat,
-                &env,
-                &overrides,
-            )?;
-            let facts = BaseFacts::read(layers.iter().map(|d| open_layer(&store, d)))
-                .map_err(|e| other(format!("reading the base image's layers: {e}")))?;
-            Ok((target, facts))
-        })
-        .await
-        .map_err(other)??;
-        self.store.put_key("base-facts", &key, &serde_json::to_vec(&(&target, &facts)).map_err(other)?)?;
+        let (target, facts) =
+            tokio::task::spawn_blocking(move || -> Result<(Target, BaseFacts), BuildError> {
+                let target = rbuild_python::target::detect_target(
+                    layers.iter().map(|d| open_layer(&store, d)),
+                    &plat,
+                    &env,
+                    &overrides,
+                )?;
+                let facts = BaseFacts::read(layers.iter().map(|d| open_layer(&store, d)))
+                    .map_err(|e| other(format!("reading the base image's layers: {e}")))?;
+                Ok((target, facts))
+            })
+            .await
+            .map_err(other)??;
+        self.store.put_key(
+            "base-facts",
+            &key,
+            &serde_json::to_vec(&(&target, &facts)).map_err(other)?,
+        )?;
         self.progress.step(
             &platform.to_string(),
             "base",
-            &format!("read {} base layers: Python {} at {}", base.image.layers.len(), target.python_version, target.interpreter),
+            &format!(
+                "read {} base layers: Python {} at {}",
+                base.image.layers.len(),
+                target.python_version,
+                target.interpreter
+            ),
             elapsed(t0),
         );
         Ok((target, facts))
     }
 
     /// Reads a previous image for `platform` from the cache references: its manifest and config.
-    async fn previous_image(&self, req: &BuildRequest, platform: &Platform) -> Option<(Reference, rbuild_oci::Manifest, ImageConfig)> {
+    async fn previous_image(
+        &self,
+        req: &BuildRequest,
+        platform: &Platform,
+    ) -> Option<(Reference, rbuild_oci::Manifest, ImageConfig)> {
         for r in &req.cache_from {
             let attempt = async {
                 let resolved = self.client.resolve_image(r, platform).await?;
@@ -377,7 +428,9 @@ impl Builder {
             };
             match attempt.await {
                 Ok(found) => return Some(found),
-                Err(e) => self.progress.info(&format!("cache image {r} not usable: {e}")),
+                Err(e) => self
+                    .progress
+                    .info(&format!("cache image {r} not usable: {e}")),
             }
         }
         None
@@ -394,34 +447,76 @@ impl Builder {
         Ok(None)
     }
 
-    fn remote_layer(prev: &Option<(Reference, rbuild_oci::Manifest, ImageConfig)>, key: &str) -> Option<(Reference, LayerRecord)> {
+    fn remote_layer(
+        prev: &Option<(Reference, rbuild_oci::Manifest, ImageConfig)>,
+        key: &str,
+    ) -> Option<(Reference, LayerRecord)> {
         let (r, manifest, config) = prev.as_ref()?;
-        let i = manifest.layers.iter().position(|d| d.annotation(ANNOTATION_LAYER_KEY) == Some(key))?;
+        let i = manifest
+            .layers
+            .iter()
+            .position(|d| d.annotation(ANNOTATION_LAYER_KEY) == Some(key))?;
         let d = &manifest.layers[i];
         let diff_id = *config.rootfs.diff_ids.get(i)?;
-        Some((r.clone(), LayerRecord { digest: d.digest, diff_id, size: d.size, media_type: d.media_type.to_string() }))
+        Some((
+            r.clone(),
+            LayerRecord {
+                digest: d.digest,
+                diff_id,
+                size: d.size,
+                media_type: d.media_type.to_string(),
+            },
+        ))
     }
 
-    fn built_layer(rec: &LayerRecord, key: &str, kind: LayerKind, status: LayerStatus, location: BlobLocation, format: ImageFormat) -> BuiltLayer {
+    fn built_layer(
+        rec: &LayerRecord,
+        key: &str,
+        kind: LayerKind,
+        status: LayerStatus,
+        location: BlobLocation,
+        format: ImageFormat,
+    ) -> BuiltLayer {
         let mut d = Descriptor::new(rec.media_type.clone(), rec.digest, rec.size);
         if format == ImageFormat::Oci {
             d.set_annotation(ANNOTATION_LAYER_KEY, key);
         }
-        BuiltLayer { descriptor: d, diff_id: rec.diff_id, kind, status, location }
+        BuiltLayer {
+            descriptor: d,
+            diff_id: rec.diff_id,
+            kind,
+            status,
+            location,
+        }
     }
 
-    fn finish_layer(&self, key: Option<&str>, writer: rbuild_oci::BlobWriter, info: &LayerInfo) -> Result<LayerRecord, BuildError> {
+    fn finish_layer(
+        &self,
+        key: Option<&str>,
+        writer: rbuild_oci::BlobWriter,
+        info: &LayerInfo,
+    ) -> Result<LayerRecord, BuildError> {
         let (digest, size) = writer.commit()?;
         debug_assert_eq!(digest, info.digest);
-        let rec = LayerRecord { digest, diff_id: info.diff_id, size, media_type: info.media_type().to_string() };
+        let rec = LayerRecord {
+            digest,
+            diff_id: info.diff_id,
+            size,
+            media_type: info.media_type().to_string(),
+        };
         if let Some(k) = key {
-            self.store.put_key("layers", k, &serde_json::to_vec(&rec).map_err(other)?)?;
+            self.store
+                .put_key("layers", k, &serde_json::to_vec(&rec).map_err(other)?)?;
         }
         Ok(rec)
     }
 
     /// Reads the lock for `target` and chooses each package's wheel.
-    pub async fn plan_wheels(&self, req: &BuildRequest, target: &Target) -> Result<(Option<Lock>, Vec<ChosenWheel>), BuildError> {
+    pub async fn plan_wheels(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+    ) -> Result<(Option<Lock>, Vec<ChosenWheel>), BuildError> {
         let lock_path = match &req.lock {
             Some(p) => p.clone(),
             None => match rbuild_lock::detect_lockfile(&req.context) {
@@ -442,17 +537,28 @@ impl Builder {
             let pkg = if pkg.files_listed {
                 pkg.clone()
             } else {
-                let files = self.index.list_files_in(&pkg.name, pkg.source.index_url()).await?;
+                let files = self
+                    .index
+                    .list_files_in(&pkg.name, pkg.source.index_url())
+                    .await?;
                 let files = files
                     .into_iter()
                     .filter(|f| {
                         rbuild_python::wheel_name::WheelFilename::parse(&f.filename)
-                            .map(|w| w.version.to_string() == pkg.version || rbuild_python::normalize_name(&w.version.to_string()) == rbuild_python::normalize_name(&pkg.version))
+                            .map(|w| {
+                                w.version.to_string() == pkg.version
+                                    || rbuild_python::normalize_name(&w.version.to_string())
+                                        == rbuild_python::normalize_name(&pkg.version)
+                            })
                             .unwrap_or(false)
                             || (!f.is_wheel() && f.filename.contains(&format!("-{}.", pkg.version)))
                     })
                     .map(|f| LockedFile {
-                        kind: if f.is_wheel() { rbuild_lock::FileKind::Wheel } else { rbuild_lock::FileKind::Sdist },
+                        kind: if f.is_wheel() {
+                            rbuild_lock::FileKind::Wheel
+                        } else {
+                            rbuild_lock::FileKind::Sdist
+                        },
                         filename: f.filename,
                         url: Some(f.url),
                         path: None,
@@ -470,7 +576,11 @@ impl Builder {
         if !errors.is_empty() {
             return Err(BuildError::Other(format!(
                 "{} for {}:\n  {}",
-                if errors.len() == 1 { "a locked package has no usable wheel".to_string() } else { format!("{} locked packages have no usable wheel", errors.len()) },
+                if errors.len() == 1 {
+                    "a locked package has no usable wheel".to_string()
+                } else {
+                    format!("{} locked packages have no usable wheel", errors.len())
+                },
                 target.platform,
                 errors.join("\n  ")
             )));
@@ -478,7 +588,13 @@ impl Builder {
         Ok((Some(lock), chosen))
     }
 
-    fn deps_key(req: &BuildRequest, lock_digest: &Digest, wheels: &[ChosenWheel], target: &Target, base_digest: Option<Digest>) -> String {
+    fn deps_key(
+        req: &BuildRequest,
+        lock_digest: &Digest,
+        wheels: &[ChosenWheel],
+        target: &Target,
+        base_digest: Option<Digest>,
+    ) -> String {
         #[derive(Serialize)]
         struct Key<'a> {
             version: u32,
@@ -493,7 +609,16 @@ impl Builder {
         let k = Key {
             version: LAYER_FORMAT_VERSION,
             lock: lock_digest.to_string(),
-            wheels: wheels.iter().map(|w| (w.name.as_str(), w.filename.as_str(), w.sha256.map(|d| d.to_string()))).collect(),
+            wheels: wheels
+                .iter()
+                .map(|w| {
+                    (
+                        w.name.as_str(),
+                        w.filename.as_str(),
+                        w.sha256.map(|d| d.to_string()),
+                    )
+                })
+                .collect(),
             target,
             base: base_digest.map(|d| d.to_string()),
             epoch: req.epoch,
@@ -533,13 +658,26 @@ impl Builder {
                 self.0.warning(message);
             }
         }
-        let downloaded = self.index.download_all(requests, &self.store, &Warn(self.progress.clone())).await?;
+        let downloaded = self
+            .index
+            .download_all(requests, &self.store, &Warn(self.progress.clone()))
+            .await?;
         let fetched = downloaded.iter().filter(|d| d.fetched).count();
-        let bytes: u64 = downloaded.iter().filter(|d| d.fetched).map(|d| d.size).sum();
+        let bytes: u64 = downloaded
+            .iter()
+            .filter(|d| d.fetched)
+            .map(|d| d.size)
+            .sum();
         self.progress.step(
             platform,
             "download",
-            &format!("{} wheels ({} downloaded, {:.1} MB; {} from the store)", downloaded.len(), fetched, bytes as f64 / 1e6, downloaded.len() - fetched),
+            &format!(
+                "{} wheels ({} downloaded, {:.1} MB; {} from the store)",
+                downloaded.len(),
+                fetched,
+                bytes as f64 / 1e6,
+                downloaded.len() - fetched
+            ),
             elapsed(t0),
         );
 
@@ -560,31 +698,56 @@ impl Builder {
             scripts: target.scheme.scripts.clone(),
             headers: target.scheme.headers.clone(),
             data: target.scheme.data.clone(),
-            python_version: (target.python_version.major as u8, target.python_version.minor as u8),
+            python_version: (
+                target.python_version.major as u8,
+                target.python_version.minor as u8,
+            ),
         };
         let installed = target
             .installed
             .iter()
             .map(|d| {
                 let rel = d.dist_info_path.trim_start_matches('/').to_string();
-                let site_dir = d.dist_info_path.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
+                let site_dir = d
+                    .dist_info_path
+                    .rsplit_once('/')
+                    .map(|(p, _)| p.to_string())
+                    .unwrap_or_default();
                 rbuild_wheel::BaseDist {
                     name: d.name.clone(),
                     version: d.version.clone(),
                     dist_info: d.dist_info_path.clone(),
-                    record: facts.records.get(&rel).and_then(|r| rbuild_wheel::parse_record_paths(r.as_bytes()).ok()),
+                    record: facts
+                        .records
+                        .get(&rel)
+                        .and_then(|r| rbuild_wheel::parse_record_paths(r.as_bytes()).ok()),
                     site_dir,
                 }
             })
             .collect();
-        let base_info = rbuild_wheel::BaseInfo { dir_modes: facts.dir_modes.clone(), installed };
-        let opts = rbuild_wheel::InstallOptions { strict: req.strict, ..Default::default() };
-        let layer_opts = LayerOptions { compression: req.compression, mtime: req.epoch };
+        let base_info = rbuild_wheel::BaseInfo {
+            dir_modes: facts.dir_modes.clone(),
+            installed,
+        };
+        let opts = rbuild_wheel::InstallOptions {
+            strict: req.strict,
+            ..Default::default()
+        };
+        let layer_opts = LayerOptions {
+            compression: req.compression,
+            mtime: req.epoch,
+        };
         let writer = self.store.writer()?;
         let (blob, info, report) = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
             let mut w = LayerWriter::new(writer, &layer_opts)?;
             w.auto_parents(false);
-            let report = rbuild_wheel::install_wheels(&inputs, &install_target, &base_info, &opts, &mut Sink(&mut w))?;
+            let report = rbuild_wheel::install_wheels(
+                &inputs,
+                &install_target,
+                &base_info,
+                &opts,
+                &mut Sink(&mut w),
+            )?;
             let (blob, info) = w.finish()?;
             Ok((blob, info, report))
         })
@@ -611,12 +774,30 @@ impl Builder {
         Ok(rec)
     }
 
-    fn build_user_layer(&self, req: &BuildRequest, facts: &BaseFacts, uid: u32, gid: u32, home: &str, key: &str) -> Result<Option<LayerRecord>, BuildError> {
-        let files = user_files(facts.passwd.as_deref().map(str::as_bytes), facts.group.as_deref().map(str::as_bytes), uid, gid, "app", home);
+    fn build_user_layer(
+        &self,
+        req: &BuildRequest,
+        facts: &BaseFacts,
+        uid: u32,
+        gid: u32,
+        home: &str,
+        key: &str,
+    ) -> Result<Option<LayerRecord>, BuildError> {
+        let files = user_files(
+            facts.passwd.as_deref().map(str::as_bytes),
+            facts.group.as_deref().map(str::as_bytes),
+            uid,
+            gid,
+            "app",
+            home,
+        );
         if files.passwd.is_none() && files.group.is_none() {
             return Ok(None);
         }
-        let opts = LayerOptions { compression: req.compression, mtime: req.epoch };
+        let opts = LayerOptions {
+            compression: req.compression,
+            mtime: req.epoch,
+        };
         let mut w = LayerWriter::new(self.store.writer()?, &opts)?;
         w.auto_parents(false);
         w.append_dir("etc", facts.dir_modes.get("etc").copied().unwrap_or(0o755))?;
@@ -631,7 +812,11 @@ impl Builder {
     }
 
     /// Plans one platform (target + wheels) without building anything.
-    pub async fn plan(&self, req: &BuildRequest, platform: &Platform) -> Result<PlatformPlan, BuildError> {
+    pub async fn plan(
+        &self,
+        req: &BuildRequest,
+        platform: &Platform,
+    ) -> Result<PlatformPlan, BuildError> {
         let base = self.resolve_base(req, platform).await?;
         let (target, _) = self.base_facts(req, &base, platform).await?;
         let (lock, packages) = self.plan_wheels(req, &target).await?;
@@ -656,7 +841,9 @@ impl Builder {
         let t0 = Instant::now();
         let ctx = {
             let dir = req.context.clone();
-            tokio::task::spawn_blocking(move || rbuild_layer::load_context(&dir)).await.map_err(other)??
+            tokio::task::spawn_blocking(move || rbuild_layer::load_context(&dir))
+                .await
+                .map_err(other)??
         };
         for w in &ctx.warnings {
             self.progress.warning(&w.to_string());
@@ -666,17 +853,28 @@ impl Builder {
             let store = self.store.clone();
             let ctx2 = ctx.clone();
             let app_dir = req.app_dir.trim_matches('/').to_string();
-            let opts = LayerOptions { compression: req.compression, mtime: req.epoch };
+            let opts = LayerOptions {
+                compression: req.compression,
+                mtime: req.epoch,
+            };
             let writer = store.writer()?;
-            let (blob, info) = tokio::task::spawn_blocking(move || rbuild_layer::write_context_layer(&ctx2, &app_dir, &opts, writer))
-                .await
-                .map_err(other)??;
+            let (blob, info) = tokio::task::spawn_blocking(move || {
+                rbuild_layer::write_context_layer(&ctx2, &app_dir, &opts, writer)
+            })
+            .await
+            .map_err(other)??;
             self.finish_layer(None, blob, &info)?
         };
         self.progress.step(
             "all",
             "app",
-            &format!("{} entries under {} → {} ({:.1} kB)", ctx.entries.len(), req.app_dir, &app_layer.digest.to_string()[..19], app_layer.size as f64 / 1e3),
+            &format!(
+                "{} entries under {} → {} ({:.1} kB)",
+                ctx.entries.len(),
+                req.app_dir,
+                &app_layer.digest.to_string()[..19],
+                app_layer.size as f64 / 1e3
+            ),
             elapsed(t0),
         );
 
@@ -684,13 +882,17 @@ impl Builder {
         let mut plans = Vec::new();
         let mut skipped = Vec::new();
         for platform in &req.platforms {
-            match self.build_platform(req, platform, &ctx, &app_layer, &recipes).await {
+            match self
+                .build_platform(req, platform, &ctx, &app_layer, &recipes)
+                .await
+            {
                 Ok((img, plan)) => {
                     images.push(img);
                     plans.push(plan);
                 }
                 Err(e) if req.skip_unsupported_platforms && req.platforms.len() > 1 => {
-                    self.progress.warning(&format!("{platform} left out of the index: {e}"));
+                    self.progress
+                        .warning(&format!("{platform} left out of the index: {e}"));
                     skipped.push((platform.to_string(), e.to_string()));
                 }
                 Err(e) => return Err(e),
@@ -702,7 +904,9 @@ impl Builder {
         let index = (images.len() > 1).then(|| {
             let (index_type, manifest_type) = match req.format {
                 ImageFormat::Oci => (MediaType::OCI_INDEX, MediaType::OCI_MANIFEST),
-                ImageFormat::Docker => (MediaType::DOCKER_MANIFEST_LIST, MediaType::DOCKER_MANIFEST),
+                ImageFormat::Docker => {
+                    (MediaType::DOCKER_MANIFEST_LIST, MediaType::DOCKER_MANIFEST)
+                }
             };
             let idx = Index {
                 schema_version: 2,
@@ -711,7 +915,11 @@ impl Builder {
                 manifests: images
                     .iter()
                     .map(|p: &PlatformImage| {
-                        let mut d = Descriptor::new(manifest_type, p.manifest.digest, p.manifest.bytes.len() as u64);
+                        let mut d = Descriptor::new(
+                            manifest_type,
+                            p.manifest.digest,
+                            p.manifest.bytes.len() as u64,
+                        );
                         d.platform = Some(p.platform.clone());
                         d
                     })
@@ -731,7 +939,11 @@ impl Builder {
         if let Some(i) = &image.index {
             self.store.put_bytes(&i.bytes)?;
         }
-        Ok(BuildOutput { image, plans, skipped })
+        Ok(BuildOutput {
+            image,
+            plans,
+            skipped,
+        })
     }
 
     async fn build_platform(
@@ -750,7 +962,10 @@ impl Builder {
             "resolve",
             &format!(
                 "base {} ({} layers)",
-                base.image.manifest_digest.map(|d| d.to_string()).unwrap_or_else(|| "scratch".into()),
+                base.image
+                    .manifest_digest
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "scratch".into()),
                 base.image.layers.len()
             ),
             elapsed(t0),
@@ -759,22 +974,36 @@ impl Builder {
         let overrides = Self::overrides_key(req);
 
         // The target: local cache, else the previous image's record, else the base layers.
-        let prev = if req.cache_from.is_empty() { None } else { self.previous_image(req, platform).await };
-        let facts_key = base_digest.map(|d| Digest::of(format!("{d}|{overrides}").as_bytes()).hex());
+        let prev = if req.cache_from.is_empty() {
+            None
+        } else {
+            self.previous_image(req, platform).await
+        };
+        let facts_key =
+            base_digest.map(|d| Digest::of(format!("{d}|{overrides}").as_bytes()).hex());
         let mut facts: Option<BaseFacts> = None;
         let local = match &facts_key {
-            Some(k) => self.store.get_key("base-facts", k)?.and_then(|b| serde_json::from_slice::<(Target, BaseFacts)>(&b).ok()),
+            Some(k) => self
+                .store
+                .get_key("base-facts", k)?
+                .and_then(|b| serde_json::from_slice::<(Target, BaseFacts)>(&b).ok()),
             None => None,
         };
         let target = if let Some((t, f)) = local {
             facts = Some(f);
             t
-        } else if let Some(rec) = prev.as_ref().and_then(|(_, _, cfg)| {
-            let label = cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_TARGET)?;
-            serde_json::from_str::<Recorded>(label).ok()
-        }).filter(|r| base.reference.is_some() && r.base_digest == base_digest && r.overrides == overrides)
+        } else if let Some(rec) = prev
+            .as_ref()
+            .and_then(|(_, _, cfg)| {
+                let label = cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_TARGET)?;
+                serde_json::from_str::<Recorded>(label).ok()
+            })
+            .filter(|r| {
+                base.reference.is_some() && r.base_digest == base_digest && r.overrides == overrides
+            })
         {
-            self.progress.info("target taken from the previous image (base unchanged)");
+            self.progress
+                .info("target taken from the previous image (base unchanged)");
             rec.target
         } else {
             let (t, f) = self.base_facts(req, &base, platform).await?;
@@ -805,11 +1034,35 @@ impl Builder {
             let lock_digest = sha256_file(&lock.path)?;
             let key = Self::deps_key(req, &lock_digest, &wheels, &target, base_digest);
             let layer = if let Some(rec) = self.local_layer(&key)? {
-                self.progress.step(&plat, "deps", &format!("cached-local {}", &rec.digest.to_string()[..19]), 0.0);
-                Self::built_layer(&rec, &key, LayerKind::Deps, LayerStatus::CachedLocal, BlobLocation::Store, req.format)
+                self.progress.step(
+                    &plat,
+                    "deps",
+                    &format!("cached-local {}", &rec.digest.to_string()[..19]),
+                    0.0,
+                );
+                Self::built_layer(
+                    &rec,
+                    &key,
+                    LayerKind::Deps,
+                    LayerStatus::CachedLocal,
+                    BlobLocation::Store,
+                    req.format,
+                )
             } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
-                self.progress.step(&plat, "deps", &format!("cached-remote {} from {r}", &rec.digest.to_string()[..19]), 0.0);
-                Self::built_layer(&rec, &key, LayerKind::Deps, LayerStatus::CachedRemote, BlobLocation::Remote(r), req.format)
+                self.progress.step(
+                    &plat,
+                    "deps",
+                    &format!("cached-remote {} from {r}", &rec.digest.to_string()[..19]),
+                    0.0,
+                );
+                Self::built_layer(
+                    &rec,
+                    &key,
+                    LayerKind::Deps,
+                    LayerStatus::CachedRemote,
+                    BlobLocation::Remote(r),
+                    req.format,
+                )
             } else {
                 let f = match &facts {
                     Some(f) => f.clone(),
@@ -819,8 +1072,17 @@ impl Builder {
                         f
                     }
                 };
-                let rec = self.build_deps_layer(req, &key, &wheels, &target, &f, &plat).await?;
-                Self::built_layer(&rec, &key, LayerKind::Deps, LayerStatus::Built, BlobLocation::Store, req.format)
+                let rec = self
+                    .build_deps_layer(req, &key, &wheels, &target, &f, &plat)
+                    .await?;
+                Self::built_layer(
+                    &rec,
+                    &key,
+                    LayerKind::Deps,
+                    LayerStatus::Built,
+                    BlobLocation::Store,
+                    req.format,
+                )
             };
             layers.push(layer);
         }
@@ -829,23 +1091,31 @@ impl Builder {
         let packages: Vec<String> = wheels.iter().map(|w| w.name.clone()).collect();
         let recipe = match req.recipe.as_deref() {
             Some("none") => None,
-            Some(name) => Some(recipes.get(name).ok_or_else(|| recipe::RecipeError::Unknown {
-                name: name.to_string(),
-                available: recipes.keys().cloned().collect::<Vec<_>>().join(", "),
-            })?),
+            Some(name) => Some(
+                recipes
+                    .get(name)
+                    .ok_or_else(|| recipe::RecipeError::Unknown {
+                        name: name.to_string(),
+                        available: recipes.keys().cloned().collect::<Vec<_>>().join(", "),
+                    })?,
+            ),
             None if req.entrypoint.is_some() => None,
             None => {
                 let facts = ProjectFacts::scan(&req.context, packages.clone());
                 match recipe::detect(recipes, &facts) {
                     Ok(r) => Some(r),
                     Err(e) => {
-                        self.progress.warning(&format!("{e}; the image keeps the base's entrypoint"));
+                        self.progress
+                            .warning(&format!("{e}; the image keeps the base's entrypoint"));
                         None
                     }
                 }
             }
         };
-        let mut spec = ImageSpec { created: crate::time::rfc3339(req.epoch), ..ImageSpec::default() };
+        let mut spec = ImageSpec {
+            created: crate::time::rfc3339(req.epoch),
+            ..ImageSpec::default()
+        };
         let app_dir = req.app_dir.clone();
         spec.working_dir = Some(app_dir.clone());
         let mut env: Vec<(String, String)> = vec![
@@ -857,8 +1127,18 @@ impl Builder {
         if let Some(r) = recipe {
             let facts = ProjectFacts::scan(&req.context, packages.clone());
             let target_app = recipe::app_target(r, &facts)?;
-            spec.entrypoint = Some(recipe::render(&r.entrypoint, &target.interpreter, &target_app, r.port));
-            spec.cmd = Some(recipe::render(&r.cmd, &target.interpreter, &target_app, r.port));
+            spec.entrypoint = Some(recipe::render(
+                &r.entrypoint,
+                &target.interpreter,
+                &target_app,
+                r.port,
+            ));
+            spec.cmd = Some(recipe::render(
+                &r.cmd,
+                &target.interpreter,
+                &target_app,
+                r.port,
+            ));
             for (k, v) in &r.env {
                 env.push((k.clone(), v.clone()));
             }
@@ -870,10 +1150,19 @@ impl Builder {
             if user.is_none() {
                 user = r.user.clone();
             }
-            spec.labels.insert("dev.rbuild.recipe".into(), r.name.clone());
+            spec.labels
+                .insert("dev.rbuild.recipe".into(), r.name.clone());
         }
-        if ctx.entries.iter().any(|e| e.path == "src") && !ctx.entries.iter().any(|e| e.path.ends_with(".py") && !e.path.contains('/')) {
-            env.push(("PYTHONPATH".into(), format!("{}/src", app_dir.trim_end_matches('/'))));
+        if ctx.entries.iter().any(|e| e.path == "src")
+            && !ctx
+                .entries
+                .iter()
+                .any(|e| e.path.ends_with(".py") && !e.path.contains('/'))
+        {
+            env.push((
+                "PYTHONPATH".into(),
+                format!("{}/src", app_dir.trim_end_matches('/')),
+            ));
         }
         env.push(("HOME".into(), app_dir.clone()));
         for (k, v) in &req.env {
@@ -892,39 +1181,93 @@ impl Builder {
         spec.annotations.extend(req.annotations.clone());
         if let Some((source, revision)) = git_info(&req.context) {
             if let Some(s) = source {
-                spec.labels.insert("org.opencontainers.image.source".into(), s.clone());
-                spec.annotations.insert("org.opencontainers.image.source".into(), s);
+                spec.labels
+                    .insert("org.opencontainers.image.source".into(), s.clone());
+                spec.annotations
+                    .insert("org.opencontainers.image.source".into(), s);
             }
-            spec.labels.insert("org.opencontainers.image.revision".into(), revision.clone());
-            spec.annotations.insert("org.opencontainers.image.revision".into(), revision);
+            spec.labels
+                .insert("org.opencontainers.image.revision".into(), revision.clone());
+            spec.annotations
+                .insert("org.opencontainers.image.revision".into(), revision);
         }
         let user = user.unwrap_or_else(|| "1001:1001".into());
-        let (uid, gid) = parse_user(&user).ok_or_else(|| other(format!("--user {user:?}: expected numeric UID[:GID], e.g. 1001:1001")))?;
+        let (uid, gid) = parse_user(&user).ok_or_else(|| {
+            other(format!(
+                "--user {user:?}: expected numeric UID[:GID], e.g. 1001:1001"
+            ))
+        })?;
         spec.user = Some(format!("{uid}:{gid}"));
         if base.reference.is_some() && uid != 0 {
-            let key = Digest::of(format!("user|{LAYER_FORMAT_VERSION}|{}|{uid}|{gid}|{app_dir}|{}|{}", base_digest.map(|d| d.to_string()).unwrap_or_default(), req.epoch, req.compression.as_str()).as_bytes()).hex();
+            let key = Digest::of(
+                format!(
+                    "user|{LAYER_FORMAT_VERSION}|{}|{uid}|{gid}|{app_dir}|{}|{}",
+                    base_digest.map(|d| d.to_string()).unwrap_or_default(),
+                    req.epoch,
+                    req.compression.as_str()
+                )
+                .as_bytes(),
+            )
+            .hex();
             let layer = if let Some(rec) = self.local_layer(&key)? {
-                Some(Self::built_layer(&rec, &key, LayerKind::User, LayerStatus::CachedLocal, BlobLocation::Store, req.format))
+                Some(Self::built_layer(
+                    &rec,
+                    &key,
+                    LayerKind::User,
+                    LayerStatus::CachedLocal,
+                    BlobLocation::Store,
+                    req.format,
+                ))
             } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
-                Some(Self::built_layer(&rec, &key, LayerKind::User, LayerStatus::CachedRemote, BlobLocation::Remote(r), req.format))
+                Some(Self::built_layer(
+                    &rec,
+                    &key,
+                    LayerKind::User,
+                    LayerStatus::CachedRemote,
+                    BlobLocation::Remote(r),
+                    req.format,
+                ))
             } else {
                 let f = match &facts {
                     Some(f) => f.clone(),
                     None => self.base_facts(req, &base, platform).await?.1,
                 };
                 self.build_user_layer(req, &f, uid, gid, &app_dir, &key)?
-                    .map(|rec| Self::built_layer(&rec, &key, LayerKind::User, LayerStatus::Built, BlobLocation::Store, req.format))
+                    .map(|rec| {
+                        Self::built_layer(
+                            &rec,
+                            &key,
+                            LayerKind::User,
+                            LayerStatus::Built,
+                            BlobLocation::Store,
+                            req.format,
+                        )
+                    })
             };
             layers.extend(layer);
         }
 
-        let mut app = Self::built_layer(app_layer, "", LayerKind::App, LayerStatus::Built, BlobLocation::Store, req.format);
+        let mut app = Self::built_layer(
+            app_layer,
+            "",
+            LayerKind::App,
+            LayerStatus::Built,
+            BlobLocation::Store,
+            req.format,
+        );
         app.descriptor.annotations = None;
         layers.push(app);
 
         // Record what a fresh runner needs to recompute the keys.
-        let recorded = Recorded { base_digest, overrides, target: target.clone() };
-        spec.labels.insert(LABEL_TARGET.into(), String::from_utf8(canonical_json(&recorded).map_err(other)?).map_err(other)?);
+        let recorded = Recorded {
+            base_digest,
+            overrides,
+            target: target.clone(),
+        };
+        spec.labels.insert(
+            LABEL_TARGET.into(),
+            String::from_utf8(canonical_json(&recorded).map_err(other)?).map_err(other)?,
+        );
 
         let new_layers: Vec<NewLayer> = layers
             .iter()
@@ -936,9 +1279,18 @@ impl Builder {
                     LayerKind::Deps => format!(
                         "rbuild: install {} locked wheels from {}",
                         wheels.len(),
-                        lock.as_ref().map(|l| l.path.file_name().unwrap_or_default().to_string_lossy().to_string()).unwrap_or_default()
+                        lock.as_ref()
+                            .map(|l| l
+                                .path
+                                .file_name()
+                                .unwrap_or_default()
+                                .to_string_lossy()
+                                .to_string())
+                            .unwrap_or_default()
                     ),
-                    LayerKind::User => format!("rbuild: add user {uid}:{gid} to /etc/passwd and /etc/group"),
+                    LayerKind::User => {
+                        format!("rbuild: add user {uid}:{gid} to /etc/passwd and /etc/group")
+                    }
                     LayerKind::App => format!("rbuild: copy the build context to {app_dir}"),
                     LayerKind::Base => String::new(),
                 },
@@ -955,10 +1307,20 @@ impl Builder {
         };
         let manifest = RawManifest::new(assembled.manifest_bytes.clone(), Some(manifest_type));
         let _ = ManifestKind::Image(assembled.manifest.clone());
-        let mut image_platform = Platform::new(&assembled.config.os, &assembled.config.architecture, assembled.config.variant.as_deref());
+        let mut image_platform = Platform::new(
+            &assembled.config.os,
+            &assembled.config.architecture,
+            assembled.config.variant.as_deref(),
+        );
         image_platform.os_version = assembled.config.os_version.clone();
         Ok((
-            PlatformImage { platform: image_platform, manifest, config: assembled.config, config_bytes: assembled.config_bytes, layers },
+            PlatformImage {
+                platform: image_platform,
+                manifest,
+                config: assembled.config,
+                config_bytes: assembled.config_bytes,
+                layers,
+            },
             PlatformPlan {
                 platform: plat,
                 target,
@@ -983,7 +1345,12 @@ fn git_info(dir: &Path) -> Option<(Option<String>, String)> {
             Ok(s) => s.trim().to_string(),
             Err(_) => {
                 let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
-                packed.lines().find(|l| l.ends_with(&format!(" {r}")))?.split(' ').next()?.to_string()
+                packed
+                    .lines()
+                    .find(|l| l.ends_with(&format!(" {r}")))?
+                    .split(' ')
+                    .next()?
+                    .to_string()
             }
         },
         None => head.to_string(),
@@ -1003,7 +1370,12 @@ fn git_info(dir: &Path) -> Option<(Option<String>, String)> {
                 // Never record credentials embedded in a remote URL.
                 let u = match u.split_once("://") {
                     Some((scheme, rest)) => match rest.split_once('@') {
-                        Some((_, host)) if !rest.split('/').next().unwrap_or("").is_empty() && rest.find('@') < rest.find('/') => format!("{scheme}://{host}"),
+                        Some((_, host))
+                            if !rest.split('/').next().unwrap_or("").is_empty()
+                                && rest.find('@') < rest.find('/') =>
+                        {
+                            format!("{scheme}://{host}")
+                        }
                         _ => u.to_string(),
                     },
                     None => u.to_string(),

@@ -30,8 +30,9 @@ use crate::{output, registry};
 pub const DEFAULT_BASE: &str = "python:3.12-slim";
 
 fn json_array(s: &str) -> Result<Vec<String>, String> {
-    serde_json::from_str::<Vec<String>>(s)
-        .map_err(|_| format!("expected a JSON array of strings, e.g. '[\"python3\",\"-m\",\"app\"]', got {s:?}"))
+    serde_json::from_str::<Vec<String>>(s).map_err(|_| {
+        format!("expected a JSON array of strings, e.g. '[\"python3\",\"-m\",\"app\"]', got {s:?}")
+    })
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -185,12 +186,23 @@ impl BuildProgress for StepPrinter {
 
 fn settings_from_flags(r: &ResolveArgs, b: Option<&BuildArgs>) -> Settings {
     let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    let map = |v: &Vec<(String, String)>| (!v.is_empty()).then(|| v.iter().cloned().collect::<BTreeMap<_, _>>());
+    let map = |v: &Vec<(String, String)>| {
+        (!v.is_empty()).then(|| v.iter().cloned().collect::<BTreeMap<_, _>>())
+    };
     let mut s = Settings {
         base: r.base.clone(),
         platforms: {
-            let p: Vec<String> = r.platform.platforms().iter().map(|p| p.to_string()).collect();
-            if r.all_platforms { Some(vec!["all".into()]) } else { (!p.is_empty()).then_some(p) }
+            let p: Vec<String> = r
+                .platform
+                .platforms()
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            if r.all_platforms {
+                Some(vec!["all".into()])
+            } else {
+                (!p.is_empty()).then_some(p)
+            }
         },
         lock: r.lock.as_ref().map(|p| p.display().to_string()),
         extras: list(&r.extras),
@@ -223,7 +235,11 @@ struct Prepared {
     builder: Builder,
 }
 
-async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) -> anyhow::Result<Prepared> {
+async fn prepare(
+    global: &GlobalArgs,
+    r: &ResolveArgs,
+    b: Option<&BuildArgs>,
+) -> anyhow::Result<Prepared> {
     let context = r.context.clone().unwrap_or_else(|| PathBuf::from("."));
     if !context.is_dir() {
         bail!(
@@ -233,18 +249,25 @@ async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) ->
     }
     let (file, project) = Settings::from_project_dir(&context)?;
     let env = Settings::from_env(|k| std::env::var(k).ok(), project.as_deref())?;
-    let settings = Settings::default().overlay(file).overlay(env).overlay(settings_from_flags(r, b));
+    let settings = Settings::default()
+        .overlay(file)
+        .overlay(env)
+        .overlay(settings_from_flags(r, b));
 
     let base = match settings.base.as_deref().unwrap_or(DEFAULT_BASE) {
         "scratch" => BaseRef::Scratch,
-        other => BaseRef::Image(Reference::parse(other).with_context(|| format!("--base {other}"))?),
+        other => {
+            BaseRef::Image(Reference::parse(other).with_context(|| format!("--base {other}"))?)
+        }
     };
     let client = registry::client(global, registry::client_options(global))?;
     let store = registry::store()?;
     let mut platforms: Vec<Platform> = Vec::new();
     for p in settings.platforms.clone().unwrap_or_default() {
         if p == "all" {
-            let BaseRef::Image(base_ref) = &base else { bail!("--platform all needs a base image, not scratch") };
+            let BaseRef::Image(base_ref) = &base else {
+                bail!("--platform all needs a base image, not scratch")
+            };
             let top = client.get_manifest(base_ref).await?;
             match top.parse()? {
                 ManifestKind::Index(index) => {
@@ -253,7 +276,11 @@ async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) ->
                 ManifestKind::Image(_) => {
                     let resolved = client.resolve_image(base_ref, &Platform::host()).await?;
                     let (_, cfg) = client.fetch_config(&resolved, &store).await?;
-                    platforms.push(Platform::new(&cfg.os, &cfg.architecture, cfg.variant.as_deref()));
+                    platforms.push(Platform::new(
+                        &cfg.os,
+                        &cfg.architecture,
+                        cfg.variant.as_deref(),
+                    ));
                 }
             }
         } else {
@@ -285,7 +312,10 @@ async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) ->
     if let Some(b) = b {
         request.app_dir = settings.app_dir.clone().unwrap_or_else(|| "/app".into());
         if !request.app_dir.starts_with('/') {
-            bail!("--app-dir {}: must be an absolute path in the image, e.g. /app", request.app_dir);
+            bail!(
+                "--app-dir {}: must be an absolute path in the image, e.g. /app",
+                request.app_dir
+            );
         }
         request.entrypoint = settings.entrypoint.clone();
         request.cmd = settings.cmd.clone();
@@ -297,7 +327,9 @@ async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) ->
         request.recipe = settings.recipe.clone();
         request.compression = match settings.compression.as_deref() {
             None => Compression::Gzip,
-            Some(c) => c.parse().map_err(|_| anyhow::anyhow!("--compression {c}: expected gzip or zstd"))?,
+            Some(c) => c
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--compression {c}: expected gzip or zstd"))?,
         };
         request.format = match settings.format.as_deref() {
             None | Some("oci") => ImageFormat::Oci,
@@ -308,7 +340,11 @@ async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) ->
         request.strict = b.strict;
         request.skip_unsupported_platforms = b.skip_unsupported_platforms;
         let mut cache_from: Vec<Reference> = Vec::new();
-        for c in b.cache_from.iter().chain(settings.to.iter().flatten().take(1)) {
+        for c in b
+            .cache_from
+            .iter()
+            .chain(settings.to.iter().flatten().take(1))
+        {
             cache_from.push(Reference::parse(c).with_context(|| format!("--cache-from {c}"))?);
         }
         request.cache_from = cache_from;
@@ -316,7 +352,13 @@ async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) ->
     let index_opts = IndexOptions {
         index_url: settings.index_url.clone(),
         extra_index_urls: settings.extra_index_url.clone().unwrap_or_default(),
-        find_links: settings.find_links.clone().unwrap_or_default().into_iter().map(PathBuf::from).collect(),
+        find_links: settings
+            .find_links
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         offline: r.offline,
         require_hashes: r.require_hashes,
         extra_ca_files: global.ca_file.clone(),
@@ -325,7 +367,11 @@ async fn prepare(global: &GlobalArgs, r: &ResolveArgs, b: Option<&BuildArgs>) ->
     let index = IndexClient::new(index_opts)?;
     let quiet = global.quiet > 0 || global.json;
     let builder = Builder::new(client, index, store).with_progress(Arc::new(StepPrinter { quiet }));
-    Ok(Prepared { settings, request, builder })
+    Ok(Prepared {
+        settings,
+        request,
+        builder,
+    })
 }
 
 fn image_json(image: &BuiltImage, references: &[String]) -> serde_json::Value {
@@ -354,14 +400,23 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let p = prepare(global, &args.resolve, Some(&args)).await?;
     let mut sinks: Vec<Sink> = Vec::new();
     for to in p.settings.to.iter().flatten() {
-        sinks.push(Sink::Registry(Reference::parse(to).with_context(|| format!("--to {to}"))?));
+        sinks.push(Sink::Registry(
+            Reference::parse(to).with_context(|| format!("--to {to}"))?,
+        ));
     }
     for o in &args.output {
         sinks.push(parse_output(o)?);
     }
     // A docker-archive holds one platform: refuse before building.
-    if sinks.iter().any(|s| matches!(s, Sink::DockerArchive { .. })) && p.request.platforms.len() > 1 {
-        bail!("docker-archive holds one platform, but {} were asked for; choose one with --platform", p.request.platforms.len());
+    if sinks
+        .iter()
+        .any(|s| matches!(s, Sink::DockerArchive { .. }))
+        && p.request.platforms.len() > 1
+    {
+        bail!(
+            "docker-archive holds one platform, but {} were asked for; choose one with --platform",
+            p.request.platforms.len()
+        );
     }
     let out = p.builder.build(&p.request).await.context("build failed")?;
     for (plat, why) in &out.skipped {
@@ -370,7 +425,9 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         }
     }
     let t1 = Instant::now();
-    let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store()).await.context("publishing the image")?;
+    let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store())
+        .await
+        .context("publishing the image")?;
     if !sinks.is_empty() && global.quiet == 0 && !global.json {
         eprintln!(
             "[all] publish  {} blobs uploaded, {} mounted, {} already there ({:.2} s)",
@@ -383,7 +440,12 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let digest = out.image.digest();
     if global.json {
         let mut v = image_json(&out.image, &report.references);
-        v["skipped_platforms"] = json!(out.skipped.iter().map(|(p, w)| json!({"platform": p, "reason": w})).collect::<Vec<_>>());
+        v["skipped_platforms"] = json!(
+            out.skipped
+                .iter()
+                .map(|(p, w)| json!({"platform": p, "reason": w}))
+                .collect::<Vec<_>>()
+        );
         v["blobs"] = json!({"uploaded": report.uploaded, "mounted": report.mounted, "existing": report.existing});
         output::json(&v)
     } else if global.quiet > 0 {
@@ -394,11 +456,25 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
                 .layers
                 .iter()
                 .filter(|l| l.kind != LayerKind::Base)
-                .map(|l| format!("{:?} {}", l.kind, serde_json::to_value(l.status).unwrap_or_default().as_str().unwrap_or("")).to_lowercase())
+                .map(|l| {
+                    format!(
+                        "{:?} {}",
+                        l.kind,
+                        serde_json::to_value(l.status)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
+                    )
+                    .to_lowercase()
+                })
                 .collect();
             eprintln!("[{}] layers   {}", p.platform, built.join(", "));
         }
-        let what = if report.references.is_empty() { vec![digest.to_string()] } else { report.references.clone() };
+        let what = if report.references.is_empty() {
+            vec![digest.to_string()]
+        } else {
+            report.references.clone()
+        };
         for w in what {
             output::lines(&w)?;
         }
@@ -412,7 +488,12 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
     let p = prepare(global, &args.resolve, None).await?;
     let mut plans = Vec::new();
     for platform in &p.request.platforms {
-        plans.push(p.builder.plan(&p.request, platform).await.with_context(|| format!("planning {platform}"))?);
+        plans.push(
+            p.builder
+                .plan(&p.request, platform)
+                .await
+                .with_context(|| format!("planning {platform}"))?,
+        );
     }
     if global.json {
         let targets: Vec<serde_json::Value> = plans
@@ -445,17 +526,27 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
             "{}: Python {}{} at {}, {}, site-packages {}\n",
             pl.platform,
             t.python_version,
-            t.python_full_version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default(),
+            t.python_full_version
+                .as_ref()
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default(),
             t.interpreter,
             t.libc,
             t.scheme.purelib
         ));
         match &pl.lockfile {
-            Some(l) => text.push_str(&format!("  lockfile {}: {} packages\n", l.display(), pl.packages.len())),
+            Some(l) => text.push_str(&format!(
+                "  lockfile {}: {} packages\n",
+                l.display(),
+                pl.packages.len()
+            )),
             None => text.push_str("  no lockfile: no dependency layer\n"),
         }
         for w in &pl.packages {
-            text.push_str(&format!("  {:<28} {:<14} {}\n", w.name, w.version, w.filename));
+            text.push_str(&format!(
+                "  {:<28} {:<14} {}\n",
+                w.name, w.version, w.filename
+            ));
         }
         for n in &pl.notes {
             text.push_str(&format!("  note: {n}\n"));
