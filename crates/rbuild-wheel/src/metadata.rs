@@ -9,10 +9,11 @@ pub(crate) fn header(text: &str, name: &str) -> Option<String> {
     let mut current: Option<(String, String)> = None;
     let mut found: Option<String> = None;
     let finish = |cur: Option<(String, String)>, found: &mut Option<String>| {
-        if let Some((k, v)) = cur {
-            if found.is_none() && k.eq_ignore_ascii_case(name) {
-                *found = Some(v.trim_end_matches(['\r', '\n']).to_string());
-            }
+        if let Some((k, v)) = cur
+            && found.is_none()
+            && k.eq_ignore_ascii_case(name)
+        {
+            *found = Some(v.trim_end_matches(['\r', '\n']).to_string());
         }
     };
     for line in text.split_inclusive('\n') {
@@ -118,34 +119,33 @@ pub(crate) fn parse_entry_points(text: &str) -> Result<Vec<EntryPoint>, String> 
             continue;
         }
         let indent = line.len() - line.trim_start().len();
-        if let (Some(c), Some(o)) = (cur, cur_opt) {
-            if indent > indent_level {
-                let opts = match c {
-                    None => &mut defaults,
-                    Some(i) => &mut sections[i].1,
-                };
-                opts[o].1.push(value.to_string());
-                continue;
-            }
+        if let (Some(c), Some(o)) = (cur, cur_opt)
+            && indent > indent_level
+        {
+            let opts = match c {
+                None => &mut defaults,
+                Some(i) => &mut sections[i].1,
+            };
+            opts[o].1.push(value.to_string());
+            continue;
         }
         indent_level = indent;
-        if let Some(inner) = value.strip_prefix('[') {
-            if let Some(end) = inner.rfind(']') {
-                if end > 0 {
-                    let header = &inner[..end];
-                    if header == "DEFAULT" {
-                        cur = Some(None);
-                    } else {
-                        if sections.iter().any(|(n, _)| n == header) {
-                            return Err(format!("line {lineno}: section [{header}] appears twice"));
-                        }
-                        sections.push((header.to_string(), Vec::new()));
-                        cur = Some(Some(sections.len() - 1));
-                    }
-                    cur_opt = None;
-                    continue;
+        if let Some(inner) = value.strip_prefix('[')
+            && let Some(end) = inner.rfind(']')
+            && end > 0
+        {
+            let header = &inner[..end];
+            if header == "DEFAULT" {
+                cur = Some(None);
+            } else {
+                if sections.iter().any(|(n, _)| n == header) {
+                    return Err(format!("line {lineno}: section [{header}] appears twice"));
                 }
+                sections.push((header.to_string(), Vec::new()));
+                cur = Some(Some(sections.len() - 1));
             }
+            cur_opt = None;
+            continue;
         }
         let Some(c) = cur else {
             return Err(format!("line {lineno}: text before the first [section]"));

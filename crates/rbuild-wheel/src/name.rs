@@ -60,10 +60,10 @@ impl WheelFilename {
         if name.is_empty() || version.is_empty() || tag.split('-').any(str::is_empty) {
             return None;
         }
-        if let Some(b) = &build {
-            if !b.starts_with(|c: char| c.is_ascii_digit()) {
-                return None;
-            }
+        if let Some(b) = &build
+            && !b.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return None;
         }
         Some(WheelFilename {
             name: name.to_string(),

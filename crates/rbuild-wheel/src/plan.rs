@@ -318,14 +318,11 @@ pub fn plan(
                 });
                 continue;
             };
-            if r.is_empty()
-                || written(&r)
-                || kept_files.contains(&r)
-                || kept_dirs.contains(&r)
-                || !exists_dir(parent(&r))
-            {
+            if r.is_empty() || kept_files.contains(&r) || kept_dirs.contains(&r) {
                 continue;
             }
+            // Bytecode Python compiled for this module, whether or not the module is rewritten:
+            // a stale .pyc must not outlive its source.
             if let Some(stem) = r.strip_suffix(".py") {
                 let dir = parent(&r);
                 let pycache = paths::join(dir, "__pycache__");
@@ -339,6 +336,9 @@ pub fn plan(
                         }
                     }
                 }
+            }
+            if written(&r) || !exists_dir(parent(&r)) {
+                continue;
             }
             whiteouts.insert(r.clone());
             removed.push(r);

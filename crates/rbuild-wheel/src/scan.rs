@@ -220,13 +220,13 @@ fn check_against_record(
         member: member.to_string(),
         detail,
     };
-    if let Some(size) = row.size {
-        if size != h.raw_size {
-            return Err(mismatch(format!(
-                "{} bytes, RECORD says {size}",
-                h.raw_size
-            )));
-        }
+    if let Some(size) = row.size
+        && size != h.raw_size
+    {
+        return Err(mismatch(format!(
+            "{} bytes, RECORD says {size}",
+            h.raw_size
+        )));
     }
     if let Some((algo, digest)) = &row.hash {
         let ok = match algo {
@@ -547,14 +547,15 @@ pub(crate) fn scan(input: &WheelInput, target: &Resolved) -> Result<ScannedWheel
                 member: m.name.clone(),
             });
         }
-        if let Some(row) = row {
-            if row.hash.is_none() && !signature(&m.name) {
-                return Err(Error::RecordMismatch {
-                    wheel: wheel.to_string(),
-                    member: m.name.clone(),
-                    detail: "RECORD lists no hash for it".into(),
-                });
-            }
+        if let Some(row) = row
+            && row.hash.is_none()
+            && !signature(&m.name)
+        {
+            return Err(Error::RecordMismatch {
+                wheel: wheel.to_string(),
+                member: m.name.clone(),
+                detail: "RECORD lists no hash for it".into(),
+            });
         }
         let other = row
             .and_then(|r| r.hash.as_ref())
