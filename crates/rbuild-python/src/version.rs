@@ -14,8 +14,8 @@
 //! ```
 //!
 //! [`VersionSpecifiers`] is a comma-separated list of [`VersionSpecifier`]s (`>=3.9, !=3.9.1, <4`), all of
-//! which must hold. [`VersionSpecifiers::contains`] follows `packaging.specifiers.Specifier.contains` with
-//! `prereleases=True` — the way pip checks `requires-python` and the way PEP 508 markers compare versions —
+//! which must hold. [`VersionSpecifiers::contains`] follows `packaging.specifiers.Specifier.contains`
+//! (26.3, which implements PEP 440's exclusive-comparison rules exactly) with `prereleases=True` — the way pip checks `requires-python` and the way PEP 508 markers compare versions —
 //! so a pre-release is never excluded just for being a pre-release:
 //!
 //! ```
@@ -590,21 +590,32 @@ impl VersionSpecifier {
             Operator::LessEqual => v.public() <= *spec,
             Operator::GreaterEqual => v.public() >= *spec,
             Operator::Less => {
-                if v >= spec {
-                    return false;
+                // `<V` excludes V's own pre-releases unless V is one: everything must sort below
+                // `V.dev0` (PEP 440; `packaging` ≥ 26 computes the same bound).
+                if spec.is_prerelease() {
+                    v < spec
+                } else {
+                    let bound = Version {
+                        dev: Some(0),
+                        local: Vec::new(),
+                        ..spec.clone()
+                    };
+                    *v < bound
                 }
-                // `<3.1` excludes 3.1's own pre-releases unless the specifier is one.
-                !(!spec.is_prerelease() && v.is_prerelease() && v.base() == spec.base())
             }
             Operator::Greater => {
                 if v <= spec {
                     return false;
                 }
-                // `>3.1` excludes 3.1's post-releases unless the specifier is one, and 3.1's local versions.
-                if !spec.is_postrelease() && v.is_postrelease() && v.base() == spec.base() {
-                    return false;
+                if spec.dev.is_some() || spec.post.is_some() {
+                    // Only V's local versions sit between V and the next possible version.
+                    return v.public() > *spec;
                 }
-                v.local.is_empty() || v.base() != spec.base()
+                // `>V` excludes V's local versions and V's post-releases (and their dev releases):
+                // everything with V's epoch, release and pre-release.
+                !(v.epoch == spec.epoch
+                    && v.release_trimmed() == spec.release_trimmed()
+                    && v.pre == spec.pre)
             }
             Operator::Compatible => {
                 let prefix_len = spec.release.len() - 1;
@@ -838,6 +849,11 @@ mod tests {
             (">=3.8, <4", "3.12.1"),
             ("", "0.1"),
             (">=3.11", "3.12.0rc1"),
+            // PEP 440's exclusive comparisons only exclude V's own family.
+            (">1.0.post1", "1.0.post2+abc"),
+            (">1.0rc1", "1.0.post1"),
+            ("<1.0.post1", "1.0rc1"),
+            (">1.0.dev1", "1.0.dev2"),
         ];
         for (s, ver) in yes {
             assert!(contains(s, ver), "{ver} should satisfy {s}");
@@ -855,6 +871,9 @@ mod tests {
             ("<2.0", "2.0.dev1"),
             ("<2.0", "2.0"),
             (">2.0", "2.0.post1"),
+            (">2.0", "2.0.post1.dev1"),
+            (">1.0.dev1", "1.0.dev1+local"),
+            ("<1.0.post1", "1.0.post1.dev0"),
             (">2.0", "2.0+abc"),
             (">2.0", "2.0"),
             ("~=2.2", "3.0"),

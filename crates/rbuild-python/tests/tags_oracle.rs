@@ -11,6 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::packaging_26_3;
 use rbuild_python::tags::{NativeLinuxTag, TagTarget, Tags};
 use rbuild_python::target::{Libc, LibcFamily, MajorMinor};
 
@@ -169,52 +172,6 @@ fn equals_debian_packaging() {
         "tags equal packaging {version} (/usr/bin/python3) for {} targets",
         CASES.len()
     );
-}
-
-/// A venv with packaging 26.3, created once under the temp dir; `None` when it cannot be made.
-fn packaging_26_3() -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join("rbuild-oracle-packaging-26.3");
-    let py = dir.join("bin/python");
-    let ok = |py: &Path| {
-        Command::new(py)
-            .args([
-                "-c",
-                "import packaging,sys; sys.exit(packaging.__version__ != '26.3')",
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if py.exists() && ok(&py) {
-        return Some(py);
-    }
-    let made = ["/usr/bin/python3", "python3"].iter().any(|base| {
-        Command::new(base)
-            .args(["-m", "venv", "--clear"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if !made {
-        eprintln!("note: cannot create a venv (python3-venv missing?)");
-        return None;
-    }
-    let installed = Command::new(&py)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "packaging==26.3",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if installed && ok(&py) {
-        Some(py)
-    } else {
-        eprintln!("note: cannot pip-install packaging==26.3 (PyPI unreachable?)");
-        None
-    }
 }
 
 #[test]
