@@ -685,8 +685,14 @@ impl IndexClient {
                 Err(e) => errors.push(e),
             }
         }
-        if let Some(e) = Error::merge(errors) {
-            return Err(e);
+        if errors.len() == 1 {
+            return Err(errors.pop().expect("one error"));
+        }
+        if !errors.is_empty() {
+            return Err(Error::IndexesFailed {
+                name: norm.to_string(),
+                errors,
+            });
         }
         if !known {
             return Err(Error::ProjectNotFound {

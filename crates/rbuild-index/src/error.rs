@@ -183,6 +183,14 @@ pub enum Error {
     /// The content store failed (not a verification failure: those are the mismatch variants).
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// No index could be asked about a package (each failed); each error is listed.
+    #[error("no index could be asked about package `{name}`:\n{}", .errors.iter().map(|e| format!("    {e}")).collect::<Vec<_>>().join("\n"))]
+    IndexesFailed {
+        /// The package.
+        name: String,
+        /// One error per index.
+        errors: Vec<Error>,
+    },
     /// Several wheels failed; each error is listed.
     #[error("{} wheels failed:\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Several(Vec<Error>),

@@ -20,6 +20,10 @@ use url::Url;
 
 /// Redacts the credentials of a parsed URL.
 pub fn redact_url(url: &Url) -> String {
+    if url.cannot_be_a_base() {
+        // `user:pw@host` parses as scheme `user` with an opaque path: treat it as raw text.
+        return redact_raw(url.as_str());
+    }
     if url.username().is_empty() && url.password().is_none() {
         return url.to_string();
     }
@@ -97,6 +101,8 @@ mod tests {
         assert_eq!(redact_url(&u), "https://***@example.com/");
         let u = Url::parse("https://example.com/simple/").unwrap();
         assert_eq!(redact_url(&u), "https://example.com/simple/");
+        let u = Url::parse("user:pw@host/x").unwrap();
+        assert_eq!(redact_url(&u), "***@host/x");
     }
 
     #[test]
