@@ -42,4 +42,7 @@ pub enum Error {
     /// An invalid requirement string.
     #[error(transparent)]
     Requirement(#[from] requirement::RequirementError),
+    /// The target of an image could not be determined.
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
 }

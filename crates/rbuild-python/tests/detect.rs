@@ -703,3 +703,23 @@ fn hard_linked_interpreter() {
     assert_eq!(t.interpreter, "/usr/local/bin/python3.12");
     assert_eq!(t.libc, Libc::musl(1, 2));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Layers are untrusted input: corrupted tar streams give an error or a result, never a panic.
+    #[test]
+    fn corrupted_layers_never_panic(
+        flips in proptest::collection::vec((0usize..40_000, proptest::num::u8::ANY), 1..40),
+        cut in proptest::option::of(0usize..40_000),
+    ) {
+        let mut l = debian_python();
+        for (pos, byte) in flips {
+            let i = pos % l.len();
+            l[i] = byte;
+        }
+        if let Some(c) = cut {
+            l.truncate(c % l.len());
+        }
+        let _ = detect(vec![debian_base(), l], HUB_ENV, &TargetOverrides::default());
+    }
+}

@@ -700,7 +700,7 @@ pub(crate) fn elf_interpreter(head: &[u8]) -> Option<String> {
         (u32_at(0x1c)?, u16_at(0x2a)?, u16_at(0x2c)?)
     };
     for i in 0..phnum.min(64) {
-        let ph = usize::try_from(phoff + i * phentsize).ok()?;
+        let ph = usize::try_from(phoff.checked_add(i.checked_mul(phentsize)?)?).ok()?;
         if u32_at(ph)? != 3 {
             continue; // not PT_INTERP
         }
@@ -711,7 +711,7 @@ pub(crate) fn elf_interpreter(head: &[u8]) -> Option<String> {
         };
         let off = usize::try_from(off).ok()?;
         let size = usize::try_from(size).ok()?.min(256);
-        let bytes = head.get(off..off + size)?;
+        let bytes = head.get(off..off.checked_add(size)?)?;
         let s: String = bytes
             .iter()
             .take_while(|b| **b != 0)
@@ -826,6 +826,18 @@ mod tests {
             interp.contains("ld-linux") || interp.contains("ld64.so"),
             "{interp}"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn elf_reader_never_panics(mut head in proptest::collection::vec(proptest::num::u8::ANY, 0..600), le in proptest::bool::ANY) {
+            if head.len() >= 6 {
+                head[..4].copy_from_slice(b"\x7fELF");
+                head[5] = if le { 1 } else { 2 };
+            }
+            let _ = elf_interpreter(&head);
+        }
     }
 
     #[test]
