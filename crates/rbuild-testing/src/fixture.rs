@@ -130,6 +130,30 @@ impl BaseFixture {
         skopeo_push(&self.oci_ref(), registry, repo_tag, self.arm64)
     }
 
+    /// Pushes an OCI index over `linux/amd64` and `linux/arm64/v8` to `registry` as `repo_tag` and
+    /// returns the index digest.
+    ///
+    /// With `RBUILD_TEST_ARM64=1` this is the real two-platform fixture ([`BaseFixture::push_to`]).
+    /// Without it, the index is assembled here in seconds: its arm64 entry is the amd64 image
+    /// relabeled (a config saying `arm64`/`v8`, the same layers), which is enough to test copying
+    /// and selecting platforms but does not run on arm64.
+    pub fn push_index_to(&self, registry: &Registry, repo_tag: &str) -> Result<String> {
+        if self.arm64 {
+            self.push_to(registry, repo_tag)?;
+            return Ok(self.descriptor()?["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string());
+        }
+        let (tmp, reference) = synthetic_index_layout(self)?;
+        skopeo_push(&reference, registry, repo_tag, true)?;
+        let index = read_json(&tmp.path().join("index.json"))?;
+        Ok(index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
     /// Pushes one platform's image alone (a plain manifest, no index).
     pub fn push_platform_to(
         &self,
@@ -145,6 +169,80 @@ impl BaseFixture {
         })?;
         skopeo_push(&src, registry, repo_tag, false)
     }
+}
+
+/// The arm64 entry of [`BaseFixture::push_index_to`]'s synthetic index: the amd64 image relabeled.
+fn synthetic_index_layout(fixture: &BaseFixture) -> Result<(tempfile::TempDir, String)> {
+    let tmp = tempfile::Builder::new()
+        .prefix("rbuild-fixture-index-")
+        .tempdir()
+        .map_err(|e| Error::io("creating a temporary OCI layout", e))?;
+    let blobs = tmp.path().join("blobs/sha256");
+    std::fs::create_dir_all(&blobs)
+        .map_err(|e| Error::io(format!("creating {}", blobs.display()), e))?;
+    let src_blobs = fixture.layout.join("blobs/sha256");
+    let entries = std::fs::read_dir(&src_blobs)
+        .map_err(|e| Error::io(format!("listing {}", src_blobs.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", src_blobs.display()), e))?;
+        let to = blobs.join(entry.file_name());
+        if std::fs::hard_link(entry.path(), &to).is_err() {
+            std::fs::copy(entry.path(), &to)
+                .map_err(|e| Error::io(format!("copying {}", entry.path().display()), e))?;
+        }
+    }
+    let write_blob = |bytes: &[u8]| -> Result<(String, usize)> {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let path = blob_path(tmp.path(), &digest)?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        Ok((digest, bytes.len()))
+    };
+    let amd64 = fixture.platform_descriptor(Platform::Amd64)?;
+    let amd64_digest = amd64["digest"].as_str().unwrap_or_default();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&fixture.blob(amd64_digest)?)
+        .map_err(|e| Error::Fixture(format!("manifest {amd64_digest}: {e}")))?;
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut config: serde_json::Value = serde_json::from_slice(&fixture.blob(&config_digest)?)
+        .map_err(|e| Error::Fixture(format!("config {config_digest}: {e}")))?;
+    config["architecture"] = "arm64".into();
+    config["variant"] = "v8".into();
+    let (cd, cs) = write_blob(&serde_json::to_vec(&config).expect("JSON"))?;
+    manifest["config"]["digest"] = cd.into();
+    manifest["config"]["size"] = cs.into();
+    let (md, ms) = write_blob(&serde_json::to_vec(&manifest).expect("JSON"))?;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64_digest,
+             "size": amd64["size"], "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        ],
+    });
+    let (id, is) = write_blob(&serde_json::to_vec(&index).expect("JSON"))?;
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id,
+                       "size": is, "annotations": {"org.opencontainers.image.ref.name": "index"}}],
+    });
+    for (name, value) in [
+        ("index.json", top),
+        (
+            "oci-layout",
+            serde_json::json!({"imageLayoutVersion": "1.0.0"}),
+        ),
+    ] {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, serde_json::to_vec(&value).expect("JSON"))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    let reference = format!("oci:{}:index", tmp.path().display());
+    Ok((tmp, reference))
 }
 
 fn skopeo_push(src: &str, registry: &Registry, repo_tag: &str, all: bool) -> Result<()> {

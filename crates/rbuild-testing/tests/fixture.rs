@@ -79,3 +79,135 @@ fn fixture_pushes_as_linux_amd64_with_two_layers() {
     let digest = desc["digest"].as_str().unwrap();
     assert_eq!(amd64["Digest"], digest);
 }
+
+#[test]
+fn fixture_layers_hold_python_and_pip_but_no_externally_managed() {
+    let fixture = BaseFixture::ensure().expect("base fixture");
+    let desc = fixture.platform_descriptor(Platform::Amd64).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fixture.blob(desc["digest"].as_str().unwrap()).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    let list = |i: usize| -> Vec<String> {
+        let digest = layers[i]["digest"].as_str().unwrap();
+        let path = fixture
+            .layout_dir()
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        let out = Command::new("tar").arg("-tzf").arg(path).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let base = list(0);
+    let has = |files: &[String], f: &str| files.iter().any(|l| l == f);
+    assert!(has(&base, "./usr/bin/python3.11"));
+    assert!(has(&base, "./etc/ssl/certs/ca-certificates.crt"));
+    assert!(
+        has(&base, "./dev/"),
+        "an empty /dev like Docker Hub's images"
+    );
+    assert!(!base.iter().any(|l| l.ends_with("EXTERNALLY-MANAGED")));
+    assert!(
+        !has(&base, "./usr/share/man/man1/python3.11.1.gz"),
+        "slim: no man pages"
+    );
+    let pip = list(1);
+    assert!(has(&pip, "./usr/local/bin/pip"));
+    assert!(has(
+        &pip,
+        "./usr/local/lib/python3.11/dist-packages/pip-24.0.dist-info/RECORD"
+    ));
+    assert!(has(
+        &pip,
+        "./usr/local/lib/python3.11/dist-packages/pip/__init__.py"
+    ));
+    let config: serde_json::Value = serde_json::from_slice(
+        &fixture
+            .blob(manifest["config"]["digest"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["python3"]));
+    assert_eq!(
+        config["config"]["Healthcheck"],
+        serde_json::json!({"Test": ["NONE"]})
+    );
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn fixture_pushes_to_registries_that_need_auth_and_tls() {
+    let fixture = BaseFixture::ensure().expect("base fixture");
+    for mode in [
+        Mode::tls_htpasswd("pusher", "pw-1"),
+        Mode::token("pusher", "pw-2"),
+    ] {
+        let registry = Registry::start(mode.clone()).unwrap();
+        fixture
+            .push_platform_to(&registry, "library/python:3.11-slim", Platform::Amd64)
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let image = inspect(&registry, "library/python:3.11-slim", false);
+        assert_eq!(image["Architecture"], "amd64", "{mode:?}");
+        assert_eq!(
+            registry.blob_uploads(),
+            3,
+            "{mode:?}: two layers and the config"
+        );
+        if let Some(ts) = registry.token_server() {
+            assert!(ts.requests().iter().any(|r| {
+                r.user.as_deref() == Some("pusher")
+                    && r.granted
+                        .iter()
+                        .any(|g| g.ends_with("push") || g.contains("push,") || g.contains(",push"))
+            }));
+        }
+    }
+}
+
+#[test]
+fn a_two_platform_index_can_be_pushed_without_qemu() {
+    let fixture = BaseFixture::ensure().expect("base fixture");
+    let registry = Registry::plain().unwrap();
+    let digest = fixture
+        .push_index_to(&registry, "library/python:multi")
+        .unwrap();
+    let raw_args = vec![
+        "inspect".to_string(),
+        "--raw".into(),
+        "--tls-verify=false".into(),
+        format!("docker://{}/library/python:multi", registry.host()),
+    ];
+    let raw = skopeo(&raw_args);
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw.as_bytes()))
+        ),
+        digest
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    let config_args = vec![
+        "inspect".to_string(),
+        "--config".into(),
+        "--tls-verify=false".into(),
+        format!(
+            "docker://{}/library/python@{}",
+            registry.host(),
+            index["manifests"][1]["digest"].as_str().unwrap()
+        ),
+    ];
+    let arm: serde_json::Value = serde_json::from_str(&skopeo(&config_args)).unwrap();
+    assert_eq!(arm["architecture"], "arm64");
+    assert_eq!(arm["variant"], "v8");
+}

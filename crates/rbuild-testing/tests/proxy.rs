@@ -420,3 +420,52 @@ async fn works_in_front_of_a_token_registry() {
     assert!(challenge.contains(&registry.token_server().unwrap().realm()));
     assert!(FaultProxy::in_front_of(&Registry::start(Mode::Tls).unwrap()).is_err());
 }
+
+/// skopeo (an independent client) through the proxy: chunked uploads pass, the counters see the
+/// push, and a corrupted blob is caught by skopeo's digest check.
+#[test]
+fn skopeo_pushes_and_pulls_the_fixture_through_the_proxy() {
+    use rbuild_testing::{BaseFixture, Platform};
+    let fixture = BaseFixture::ensure().expect("base fixture");
+    let registry = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&registry).unwrap();
+    let src = fixture.platform_oci_ref(Platform::Amd64).unwrap();
+    let dest = format!("docker://{}/library/python:3.11-slim", proxy.host());
+    let skopeo = |args: &[&str]| {
+        std::process::Command::new("skopeo")
+            .args(args)
+            .output()
+            .expect("running skopeo")
+    };
+    let out = skopeo(&["copy", "--quiet", "--dest-tls-verify=false", &src, &dest]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.blob_upload_finishes(), 3);
+    assert_eq!(proxy.manifest_puts(), 1);
+    assert_eq!(registry.blob_uploads(), 3);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let pulled = format!("oci:{}:x", tmp.path().display());
+    let out = skopeo(&["copy", "--quiet", "--src-tls-verify=false", &dest, &pulled]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    proxy.inject(
+        "GET",
+        r"/blobs/sha256:",
+        Fault::CorruptByte { offset: 1000 },
+        Times::Always,
+    );
+    let tmp2 = tempfile::tempdir().unwrap();
+    let pulled = format!("oci:{}:x", tmp2.path().display());
+    let out = skopeo(&["copy", "--quiet", "--src-tls-verify=false", &dest, &pulled]);
+    assert!(!out.status.success(), "a corrupted blob must not verify");
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("digest"), "{err}");
+}
