@@ -232,6 +232,8 @@ struct CachedToken {
 /// token cache.
 pub(crate) struct AuthState {
     registry: String,
+    /// Held while a token is fetched, so concurrent requests ask the token server once.
+    pub(crate) fetch_lock: tokio::sync::Mutex<()>,
     challenge: Mutex<Option<Challenge>>,
     credential: Mutex<Option<Option<Credential>>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
@@ -258,6 +260,7 @@ impl AuthState {
     pub(crate) fn new(registry: &str) -> Self {
         AuthState {
             registry: registry.to_string(),
+            fetch_lock: tokio::sync::Mutex::new(()),
             challenge: Mutex::new(None),
             credential: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),

@@ -190,6 +190,14 @@ fn find_in_chain<'a, T: std::error::Error + 'static>(
         if let Some(t) = err.downcast_ref::<T>() {
             return Some(t);
         }
+        // io::Error::source() skips the error it wraps; look inside it.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(t) = find_in_chain::<T>(inner)
+        {
+            return Some(t);
+        }
         cur = err.source();
     }
     None
@@ -487,10 +495,13 @@ impl Client {
     }
 
     async fn authorization(&self, host: &Host, scopes: &Scopes) -> Result<Option<String>> {
-        match host
-            .auth
-            .authorization(scopes, &*self.inner.opts.credentials)?
-        {
+        let provider = &*self.inner.opts.credentials;
+        if let AuthStep::Header(h) = host.auth.authorization(scopes, provider)? {
+            return Ok(h);
+        }
+        // One token request at a time per host; another task may have fetched it meanwhile.
+        let _guard = host.auth.fetch_lock.lock().await;
+        match host.auth.authorization(scopes, provider)? {
             AuthStep::Header(h) => Ok(h),
             AuthStep::Fetch(tr) => {
                 let realm = Url::parse(&tr.realm).map_err(|e| Error::Auth {
@@ -559,22 +570,26 @@ impl Client {
             let auth = self.authorization(host, &scopes).await?;
             let had_auth = auth.is_some();
             let resp = self.send_raw(host, req, auth, what).await?;
-            if resp.status().as_u16() == 401 && round == 0 {
+            if resp.status().as_u16() == 401 {
                 let challenge = resp
                     .headers()
                     .get(WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_challenge);
-                if let Some(ch) = challenge {
-                    tracing::debug!(
-                        "{}: 401, authenticating{}",
-                        host.name,
-                        if had_auth { " again" } else { "" }
-                    );
-                    if let Some(extra) = host.auth.learn(ch, &scopes) {
-                        scopes = scopes.and_raw(&extra);
+                match challenge {
+                    Some(ch) if round == 0 => {
+                        tracing::debug!(
+                            "{}: 401, authenticating{}",
+                            host.name,
+                            if had_auth { " again" } else { "" }
+                        );
+                        if let Some(extra) = host.auth.learn(ch, &scopes) {
+                            scopes = scopes.and_raw(&extra);
+                        }
+                        continue;
                     }
-                    continue;
+                    ch if had_auth => return Err(auth_rejected(host.auth.registry(), ch)),
+                    _ => {}
                 }
             }
             return Ok(resp);
@@ -694,6 +709,32 @@ impl Client {
     }
 }
 
+/// The error for a request still refused after authenticating.
+fn auth_rejected(registry: &str, challenge: Option<crate::auth::Challenge>) -> Error {
+    use crate::auth::Challenge;
+    let reason = match challenge {
+        Some(Challenge::Basic) => {
+            "the registry rejected the user name and password (401)".to_string()
+        }
+        Some(Challenge::Bearer {
+            error: Some(e),
+            scope,
+            ..
+        }) if e == "insufficient_scope" => format!(
+            "the token does not grant {} (insufficient_scope); the credentials are missing or not allowed to do this",
+            scope.as_deref().unwrap_or("the access needed")
+        ),
+        Some(Challenge::Bearer { error: Some(e), .. }) => {
+            format!("the registry rejected the token ({e}), even a freshly issued one")
+        }
+        _ => "the registry refused the request after authenticating (401)".to_string(),
+    };
+    Error::Auth {
+        host: registry.to_string(),
+        reason,
+    }
+}
+
 /// Reads a small response body, refusing more than `limit` bytes.
 pub(crate) async fn read_limited(
     resp: Response,
@@ -747,6 +788,40 @@ mod tests {
     fn redaction_drops_queries_and_userinfo() {
         let u = Url::parse("https://u:p@cdn.example/blob?X-Amz-Signature=secret#f").unwrap();
         assert_eq!(redact(&u), "https://cdn.example/blob");
+    }
+
+    #[test]
+    fn certs_d_directories_give_per_host_cas_and_client_certs() {
+        let dir = tempfile::tempdir().unwrap();
+        let host_dir = dir.path().join("reg.example:5000");
+        std::fs::create_dir_all(&host_dir).unwrap();
+        for f in [
+            "ca.crt",
+            "extra.crt",
+            "client.cert",
+            "client.key",
+            "notes.txt",
+        ] {
+            std::fs::write(host_dir.join(f), "x").unwrap();
+        }
+        let c = Client::new(ClientOptions {
+            certs_dirs: vec![dir.path().join("missing"), dir.path().to_path_buf()],
+            ..Default::default()
+        })
+        .unwrap();
+        let t = c.tls_for("reg.example:5000", false);
+        assert_eq!(
+            t.extra_ca_files,
+            [host_dir.join("ca.crt"), host_dir.join("extra.crt")]
+        );
+        assert_eq!(
+            t.client_cert,
+            Some(ClientCert {
+                cert: host_dir.join("client.cert"),
+                key: host_dir.join("client.key")
+            })
+        );
+        assert!(c.tls_for("other.example", false).extra_ca_files.is_empty());
     }
 
     #[test]

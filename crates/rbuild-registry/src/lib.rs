@@ -23,7 +23,9 @@
 //!   `Retry-After`; other errors fail at once with the registry's `errors[]` message.
 //! - **Authentication** ([`auth`]): Basic and Bearer challenges, one token per operation carrying
 //!   every scope it needs, cached per scope set until it expires; credentials from a
-//!   [`CredentialProvider`].
+//!   [`CredentialProvider`]: explicit ones ([`StaticCredentials`]), then podman's `auth.json`, then
+//!   Docker's `config.json` and its credential helpers ([`credentials`]). No password, token or
+//!   `Authorization` value is ever logged or put in an error.
 //! - The library never prints; progress goes to a [`Progress`] the caller implements.
 //!
 //! ```no_run
@@ -40,6 +42,7 @@
 
 pub mod auth;
 mod client;
+pub mod credentials;
 mod error;
 mod ops;
 mod progress;
@@ -50,6 +53,7 @@ pub mod tls;
 
 pub use auth::{Anonymous, Credential, CredentialProvider, Secret};
 pub use client::{Client, ClientOptions, UploadMode, is_loopback};
+pub use credentials::{ChainCredentials, DefaultCredentials, StaticCredentials, parse_user_pass};
 pub use error::{Error, Result};
 pub use ops::{CopyOutcome, ResolvedImage};
 pub use progress::{NoProgress, Progress, ProgressEvent};

@@ -1,0 +1,426 @@
+//! Where credentials come from: explicit ones, then podman's `auth.json`, then Docker's
+//! `config.json` (with credential helpers).
+//!
+//! [`DefaultCredentials`] looks a registry up in this order, the first file that has an entry wins:
+//!
+//! 1. containers' (podman, skopeo, buildah) `auth.json`: `$REGISTRY_AUTH_FILE` when it is set
+//!    (and then only it), else `$XDG_RUNTIME_DIR/containers/auth.json`, then
+//!    `~/.config/containers/auth.json`;
+//! 2. Docker's `config.json` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):
+//!    `credHelpers[registry]`, then `credsStore`, then `auths`.
+//!
+//! **When both podman's and Docker's files have an entry for a registry, podman's `auth.json`
+//! wins**, as it does in skopeo, podman and buildah (containers/image), the daemonless tools whose
+//! setting rbuild shares; Docker's file is the fallback. In every file an entry has `auth`
+//! (base64 of `user:password`), or `username` + `password`, or `identitytoken` (an OAuth2 refresh
+//! token). Docker Hub's entry is keyed `https://index.docker.io/v1/` (also accepted: `docker.io`,
+//! `index.docker.io`, `registry-1.docker.io`); other keys may carry a scheme or a trailing `/`.
+//!
+//! Credential helpers are programs named `docker-credential-NAME` on `PATH`, run as
+//! `docker-credential-NAME get` with the server name on stdin, answering
+//! `{"Username": ..., "Secret": ...}` (`Username` `<token>` means `Secret` is an identity token).
+//! A missing or failing helper is an error that names it; its output is never shown.
+//!
+//! [`StaticCredentials`] holds explicit credentials (`--creds`, environment) and is consulted before
+//! the files ([`ChainCredentials`]).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+
+use crate::auth::{Credential, CredentialProvider, Secret};
+use crate::error::{Error, Result};
+use crate::reference::{DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_LEGACY};
+
+/// Docker Hub's key in Docker's config.
+pub const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
+
+/// Explicit credentials per registry.
+#[derive(Clone, Debug, Default)]
+pub struct StaticCredentials {
+    by_registry: BTreeMap<String, Credential>,
+}
+
+impl StaticCredentials {
+    /// No credentials.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the credential for `registry` (as in references: `docker.io`, `host:port`).
+    pub fn insert(&mut self, registry: &str, credential: Credential) {
+        self.by_registry.insert(normalize_key(registry), credential);
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.by_registry.is_empty()
+    }
+}
+
+impl CredentialProvider for StaticCredentials {
+    fn get(&self, registry: &str) -> Result<Option<Credential>> {
+        Ok(self.by_registry.get(&normalize_key(registry)).cloned())
+    }
+}
+
+/// Parses `USER:PASSWORD` (the password may contain `:`).
+pub fn parse_user_pass(s: &str) -> Option<Credential> {
+    let (u, p) = s.split_once(':')?;
+    if u.is_empty() {
+        return None;
+    }
+    Some(Credential::basic(u, p))
+}
+
+/// The first provider that has a credential wins.
+pub struct ChainCredentials(pub Vec<Box<dyn CredentialProvider>>);
+
+impl CredentialProvider for ChainCredentials {
+    fn get(&self, registry: &str) -> Result<Option<Credential>> {
+        for p in &self.0 {
+            if let Some(c) = p.get(registry)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// podman's and Docker's files (see the module docs).
+#[derive(Clone, Debug)]
+pub struct DefaultCredentials {
+    /// `auth.json` files, in order.
+    pub auth_files: Vec<PathBuf>,
+    /// Docker's `config.json`.
+    pub docker_config: Option<PathBuf>,
+}
+
+impl DefaultCredentials {
+    /// The files from the environment (`REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`, `DOCKER_CONFIG`,
+    /// `HOME`).
+    pub fn from_env() -> Self {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let home = var("HOME");
+        let auth_files = match var("REGISTRY_AUTH_FILE") {
+            Some(f) => vec![f],
+            None => {
+                let mut v = Vec::new();
+                if let Some(x) = var("XDG_RUNTIME_DIR") {
+                    v.push(x.join("containers/auth.json"));
+                }
+                if let Some(h) = &home {
+                    v.push(h.join(".config/containers/auth.json"));
+                }
+                v
+            }
+        };
+        let docker_config = var("DOCKER_CONFIG")
+            .map(|d| d.join("config.json"))
+            .or_else(|| home.map(|h| h.join(".docker/config.json")));
+        DefaultCredentials {
+            auth_files,
+            docker_config,
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ConfigFile {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+    #[serde(default)]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default)]
+    creds_store: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+/// `https://host:port/v1/` → `host:port`; Docker Hub's names → `docker.io`.
+fn normalize_key(key: &str) -> String {
+    let k = key.trim();
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
+    let k = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
+    match k.as_str() {
+        DOCKER_HUB_LEGACY | DOCKER_HUB_API | DOCKER_HUB => DOCKER_HUB.to_string(),
+        _ => k,
+    }
+}
+
+fn read_config(path: &Path) -> Result<Option<ConfigFile>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::Credentials {
+                registry: "*".into(),
+                reason: format!("cannot read {}: {e}", path.display()),
+            });
+        }
+    };
+    // The parse error may quote the file; say only where it is.
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Credentials {
+            registry: "*".into(),
+            reason: format!(
+                "{} is not valid JSON (line {}, column {})",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
+        })
+}
+
+fn entry_credential(registry: &str, path: &Path, e: &AuthEntry) -> Result<Option<Credential>> {
+    if let Some(token) = e.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+        return Ok(Some(Credential::IdentityToken {
+            username: e.username.clone(),
+            token: Secret::new(token),
+        }));
+    }
+    if let Some(auth) = e.auth.as_deref().filter(|a| !a.is_empty()) {
+        let bad = || Error::Credentials {
+            registry: registry.to_string(),
+            reason: format!(
+                "the \"auth\" entry in {} is not base64 of user:password",
+                path.display()
+            ),
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|_| bad())?;
+        let s = String::from_utf8(decoded).map_err(|_| bad())?;
+        return parse_user_pass(&s).map(Some).ok_or_else(bad);
+    }
+    match (&e.username, &e.password) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Credential::basic(u.clone(), p.clone()))),
+        _ => Ok(None),
+    }
+}
+
+fn find_entry<'a, T>(map: &'a BTreeMap<String, T>, registry: &str) -> Option<&'a T> {
+    let want = normalize_key(registry);
+    map.iter()
+        .find(|(k, _)| normalize_key(k) == want)
+        .map(|(_, v)| v)
+}
+
+/// Runs `docker-credential-NAME get` for `server`.
+pub fn run_helper(name: &str, registry: &str, server: &str) -> Result<Option<Credential>> {
+    let program = format!("docker-credential-{name}");
+    let err = |reason: String| Error::Credentials {
+        registry: registry.to_string(),
+        reason,
+    };
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            err(if e.kind() == std::io::ErrorKind::NotFound {
+                format!("credential helper {program} is not on PATH (named in the Docker config)")
+            } else {
+                format!("cannot run credential helper {program}: {e}")
+            })
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| err(format!("credential helper {program} failed: {e}")))?;
+    if !out.status.success() {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // "credentials not found in native keychain" means: no entry, anonymous.
+        if stdout.contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(err(format!(
+            "credential helper {program} failed ({})",
+            out.status
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct HelperAnswer {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let ans: HelperAnswer = serde_json::from_slice(&out.stdout).map_err(|_| {
+        err(format!(
+            "credential helper {program} did not answer with {{\"Username\": ..., \"Secret\": ...}}"
+        ))
+    })?;
+    if ans.secret.is_empty() {
+        return Ok(None);
+    }
+    if ans.username == "<token>" {
+        return Ok(Some(Credential::IdentityToken {
+            username: None,
+            token: Secret::new(ans.secret),
+        }));
+    }
+    Ok(Some(Credential::Basic {
+        username: ans.username,
+        password: Secret::new(ans.secret),
+    }))
+}
+
+fn helper_server(registry: &str) -> String {
+    if normalize_key(registry) == DOCKER_HUB {
+        DOCKER_HUB_CONFIG_KEY.to_string()
+    } else {
+        registry.to_string()
+    }
+}
+
+fn from_file(path: &Path, registry: &str, use_stores: bool) -> Result<Option<Credential>> {
+    let Some(cfg) = read_config(path)? else {
+        return Ok(None);
+    };
+    if let Some(helper) = find_entry(&cfg.cred_helpers, registry) {
+        return run_helper(helper, registry, &helper_server(registry));
+    }
+    if use_stores
+        && let Some(store) = cfg.creds_store.as_deref().filter(|s| !s.is_empty())
+        && let Some(c) = run_helper(store, registry, &helper_server(registry))?
+    {
+        return Ok(Some(c));
+    }
+    match find_entry(&cfg.auths, registry) {
+        Some(e) => entry_credential(registry, path, e),
+        None => Ok(None),
+    }
+}
+
+impl CredentialProvider for DefaultCredentials {
+    fn get(&self, registry: &str) -> Result<Option<Credential>> {
+        for f in &self.auth_files {
+            if let Some(c) = from_file(f, registry, false)? {
+                tracing::debug!("credentials for {registry} from {}", f.display());
+                return Ok(Some(c));
+            }
+        }
+        if let Some(f) = &self.docker_config
+            && let Some(c) = from_file(f, registry, true)?
+        {
+            tracing::debug!("credentials for {registry} from {}", f.display());
+            return Ok(Some(c));
+        }
+        tracing::debug!("no credentials for {registry}");
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn keys_normalize() {
+        assert_eq!(normalize_key("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(normalize_key("registry-1.docker.io"), "docker.io");
+        assert_eq!(normalize_key("http://Host:5000/"), "host:5000");
+        assert_eq!(normalize_key("quay.io"), "quay.io");
+    }
+
+    #[test]
+    fn podman_wins_over_docker_and_entries_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let podman = dir.path().join("auth.json");
+        let docker = dir.path().join("config.json");
+        std::fs::write(
+            &podman,
+            format!(
+                r#"{{"auths":{{"both.example":{{"auth":"{}"}}}}}}"#,
+                b64("pod:pw1")
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &docker,
+            format!(
+                r#"{{"auths":{{"https://both.example/":{{"auth":"{}"}},"https://index.docker.io/v1/":{{"username":"hub","password":"pw3"}},"tok.example":{{"identitytoken":"rt"}}}}}}"#,
+                b64("dock:pw2")
+            ),
+        )
+        .unwrap();
+        let p = DefaultCredentials {
+            auth_files: vec![podman],
+            docker_config: Some(docker),
+        };
+        assert_eq!(
+            p.get("both.example").unwrap(),
+            Some(Credential::basic("pod", "pw1"))
+        );
+        assert_eq!(
+            p.get("docker.io").unwrap(),
+            Some(Credential::basic("hub", "pw3"))
+        );
+        assert!(matches!(
+            p.get("tok.example").unwrap(),
+            Some(Credential::IdentityToken { .. })
+        ));
+        assert_eq!(p.get("none.example").unwrap(), None);
+    }
+
+    #[test]
+    fn missing_helper_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = dir.path().join("config.json");
+        std::fs::write(
+            &docker,
+            r#"{"credHelpers":{"h.example":"rbuild-test-nonexistent"}}"#,
+        )
+        .unwrap();
+        let p = DefaultCredentials {
+            auth_files: vec![],
+            docker_config: Some(docker),
+        };
+        let e = p.get("h.example").unwrap_err().to_string();
+        assert!(
+            e.contains("docker-credential-rbuild-test-nonexistent"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn user_pass() {
+        assert_eq!(
+            parse_user_pass("u:p:q"),
+            Some(Credential::basic("u", "p:q"))
+        );
+        assert_eq!(parse_user_pass("nocolon"), None);
+        assert_eq!(parse_user_pass(":p"), None);
+    }
+}
