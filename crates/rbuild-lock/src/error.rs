@@ -117,7 +117,9 @@ pub enum Error {
     },
 
     /// A version that is not a PEP 440 version.
-    #[error("{location}: package `{package}` has version `{version}`, which is not a PEP 440 version")]
+    #[error(
+        "{location}: package `{package}` has version `{version}`, which is not a PEP 440 version"
+    )]
     InvalidVersion {
         /// Where.
         location: Location,
@@ -163,7 +165,9 @@ pub enum Error {
     },
 
     /// `-r`/`-c` includes that form a cycle.
-    #[error("{location}: `{include}` is already being read ({chain}); requirements files must not include each other in a cycle")]
+    #[error(
+        "{location}: `{include}` is already being read ({chain}); requirements files must not include each other in a cycle"
+    )]
     IncludeCycle {
         /// The including line.
         location: Location,
@@ -202,7 +206,9 @@ pub enum Error {
     },
 
     /// None of the lockfile's `environments` matches the target.
-    #[error("{location}: the lockfile was made for the environments {environments:?}, none of which matches the target")]
+    #[error(
+        "{location}: the lockfile was made for the environments {environments:?}, none of which matches the target"
+    )]
     Environment {
         /// Where.
         location: Location,
@@ -211,7 +217,9 @@ pub enum Error {
     },
 
     /// Several entries of one package apply to the target.
-    #[error("{location}: {package} is locked more than once for the target ({versions}); the lockfile is ambiguous: relock it")]
+    #[error(
+        "{location}: {package} is locked more than once for the target ({versions}); the lockfile is ambiguous: relock it"
+    )]
     Ambiguous {
         /// Where.
         location: Location,
@@ -222,7 +230,9 @@ pub enum Error {
     },
 
     /// A dependency names a package that is not in the lockfile.
-    #[error("{location}: `{from}` depends on `{package}`, which is not in the lockfile; the lockfile is incomplete or corrupt: relock it")]
+    #[error(
+        "{location}: `{from}` depends on `{package}`, which is not in the lockfile; the lockfile is incomplete or corrupt: relock it"
+    )]
     MissingPackage {
         /// Where.
         location: Location,

@@ -154,6 +154,9 @@ impl Lock {
     /// Chooses the wheel of every package ([`choose_wheel`]), in package order; the first failure is
     /// returned.
     pub fn choose_wheels(&self, tags: &rbuild_python::tags::Tags) -> Result<Vec<ChosenWheel>> {
-        self.packages.iter().map(|p| choose_wheel(p, tags)).collect()
+        self.packages
+            .iter()
+            .map(|p| choose_wheel(p, tags))
+            .collect()
     }
 }

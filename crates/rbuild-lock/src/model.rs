@@ -143,10 +143,9 @@ impl LockedPackage {
     /// [`LockedPackage::files`].
     pub fn allows(&self, filename: &str, sha256: Option<&Digest>) -> bool {
         if self.files_listed {
-            return self
-                .files
-                .iter()
-                .any(|f| f.filename == filename && (f.sha256.is_none() || f.sha256.as_ref() == sha256));
+            return self.files.iter().any(|f| {
+                f.filename == filename && (f.sha256.is_none() || f.sha256.as_ref() == sha256)
+            });
         }
         if self.hashes.is_empty() {
             return true;

@@ -191,7 +191,10 @@ fn atoms(alt: &str) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     let mut pending_op: Option<String> = None;
     for word in alt.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
-        if word.chars().all(|c| matches!(c, '<' | '>' | '=' | '!' | '~' | '^')) {
+        if word
+            .chars()
+            .all(|c| matches!(c, '<' | '>' | '=' | '!' | '~' | '^'))
+        {
             if pending_op.is_some() {
                 return None;
             }
@@ -213,18 +216,17 @@ fn atom_contains(atom: &str, v: &Version) -> Option<bool> {
     if atom == "*" {
         return Some(true);
     }
-    let bounds = |lower: &Version, upper: Version| -> Option<bool> {
-        Some(v >= lower && *v < upper)
-    };
+    let bounds =
+        |lower: &Version, upper: Version| -> Option<bool> { Some(v >= lower && *v < upper) };
     if let Some(rest) = atom.strip_prefix('^') {
         let base = Version::parse(rest.trim()).ok()?;
         let r = base.release();
         let upper = if r[0] > 0 || r.len() == 1 {
-            Version::from_release(&[r[0] + 1])
-        } else if r.get(1).copied().unwrap_or(0) > 0 || r.len() == 2 {
-            Version::from_release(&[0, r[1] + 1])
+            Version::from_release(&[r[0].checked_add(1)?])
+        } else if r[1] > 0 || r.len() == 2 {
+            Version::from_release(&[0, r[1].checked_add(1)?])
         } else {
-            Version::from_release(&[0, 0, r.get(2).copied().unwrap_or(0) + 1])
+            Version::from_release(&[0, 0, r[2].checked_add(1)?])
         };
         return bounds(&base, upper);
     }
@@ -232,9 +234,9 @@ fn atom_contains(atom: &str, v: &Version) -> Option<bool> {
         let base = Version::parse(rest.trim()).ok()?;
         let r = base.release();
         let upper = if r.len() == 1 {
-            Version::from_release(&[r[0] + 1])
+            Version::from_release(&[r[0].checked_add(1)?])
         } else {
-            Version::from_release(&[r[0], r[1] + 1])
+            Version::from_release(&[r[0], r[1].checked_add(1)?])
         };
         return bounds(&base, upper);
     }
@@ -316,7 +318,11 @@ fn edges_from_table(name: &str, spec: &DepSpec) -> Vec<Edge> {
         .into_iter()
         .map(|t| Edge {
             name: rbuild_python::normalize_name(name),
-            extras: t.extras.iter().map(|e| rbuild_python::normalize_name(e)).collect(),
+            extras: t
+                .extras
+                .iter()
+                .map(|e| rbuild_python::normalize_name(e))
+                .collect(),
             constraint: t.version.clone(),
             marker: t.markers.clone(),
             python: t.python.clone(),
@@ -415,11 +421,19 @@ fn root_edges(
         }
     }
     // Groups.
-    let mut known_groups: Vec<String> = poetry.group.keys().map(|k| rbuild_python::normalize_name(k)).collect();
+    let mut known_groups: Vec<String> = poetry
+        .group
+        .keys()
+        .map(|k| rbuild_python::normalize_name(k))
+        .collect();
     if !poetry.dev_dependencies.is_empty() {
         known_groups.push("dev".into());
     }
-    known_groups.extend(py.dependency_groups.keys().map(|k| rbuild_python::normalize_name(k)));
+    known_groups.extend(
+        py.dependency_groups
+            .keys()
+            .map(|k| rbuild_python::normalize_name(k)),
+    );
     check_known(loc, "dependency group", groups, &known_groups)?;
     for (g, group) in &poetry.group {
         if groups.contains(&rbuild_python::normalize_name(g)) {
@@ -445,7 +459,13 @@ fn root_edges(
 }
 
 /// PEP 735 `[dependency-groups]`, following `{ include-group = "…" }`.
-fn pep735_group(loc: &Location, py: &Pyproject, group: &str, out: &mut Vec<Edge>, depth: usize) -> Result<()> {
+fn pep735_group(
+    loc: &Location,
+    py: &Pyproject,
+    group: &str,
+    out: &mut Vec<Edge>,
+    depth: usize,
+) -> Result<()> {
     if depth > 32 {
         return Err(Error::Invalid {
             location: loc.clone(),
@@ -479,7 +499,12 @@ fn dep_name(s: &str) -> &str {
     &s[..end]
 }
 
-fn check_known(loc: &Location, kind: &'static str, asked: &[String], known: &[String]) -> Result<()> {
+fn check_known(
+    loc: &Location,
+    kind: &'static str,
+    asked: &[String],
+    known: &[String],
+) -> Result<()> {
     for a in asked {
         if !known.contains(a) {
             let mut k = known.to_vec();
@@ -489,7 +514,11 @@ fn check_known(loc: &Location, kind: &'static str, asked: &[String], known: &[St
                 location: loc.clone(),
                 kind,
                 name: a.clone(),
-                available: if k.is_empty() { "none".into() } else { k.join(", ") },
+                available: if k.is_empty() {
+                    "none".into()
+                } else {
+                    k.join(", ")
+                },
             });
         }
     }
@@ -532,7 +561,11 @@ pub(crate) fn read_str(
             )),
         }
     }
-    let extras: Vec<String> = options.extras.iter().map(|e| rbuild_python::normalize_name(e)).collect();
+    let extras: Vec<String> = options
+        .extras
+        .iter()
+        .map(|e| rbuild_python::normalize_name(e))
+        .collect();
     let mut groups: Vec<String> = vec!["main".into()];
     for g in &options.groups {
         let g = rbuild_python::normalize_name(g);
@@ -541,10 +574,15 @@ pub(crate) fn read_str(
         }
     }
     let lock_dir = path.parent().unwrap_or(Path::new(""));
-    let records_groups = lock.packages.iter().all(|p| p.groups.is_some()) && !lock.packages.is_empty();
+    let records_groups =
+        lock.packages.iter().all(|p| p.groups.is_some()) && !lock.packages.is_empty();
 
     let selected: Vec<usize> = if records_groups {
-        let known: Vec<String> = lock.extras.keys().map(|k| rbuild_python::normalize_name(k)).collect();
+        let known: Vec<String> = lock
+            .extras
+            .keys()
+            .map(|k| rbuild_python::normalize_name(k))
+            .collect();
         check_known(&loc, "extra", &extras, &known)?;
         select_by_groups(&loc, &lock, lock_dir, env, &extras, &groups)?
     } else {
@@ -603,10 +641,19 @@ pub(crate) fn read_str(
 fn target_python(env: &MarkerEnv) -> Option<Version> {
     env.get(MarkerVariable::PythonFullVersion)
         .and_then(|v| Version::parse(v).ok())
-        .or_else(|| env.get(MarkerVariable::PythonVersion).and_then(|v| Version::parse(v).ok()))
+        .or_else(|| {
+            env.get(MarkerVariable::PythonVersion)
+                .and_then(|v| Version::parse(v).ok())
+        })
 }
 
-fn eval_marker(loc: &Location, package: &str, text: &str, env: &MarkerEnv, extras: &[String]) -> Result<bool> {
+fn eval_marker(
+    loc: &Location,
+    package: &str,
+    text: &str,
+    env: &MarkerEnv,
+    extras: &[String],
+) -> Result<bool> {
     let err = |message: String| Error::Marker {
         location: loc.clone(),
         package: package.to_string(),
@@ -689,7 +736,10 @@ fn walk(
     }
     // Package index -> extras activated on it.
     let mut active: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-    let mut queue: VecDeque<(String, Edge)> = roots.into_iter().map(|e| ("the project".to_string(), e)).collect();
+    let mut queue: VecDeque<(String, Edge)> = roots
+        .into_iter()
+        .map(|e| ("the project".to_string(), e))
+        .collect();
     let mut processed: BTreeSet<(usize, Option<String>)> = BTreeSet::new();
 
     while let Some((from, edge)) = queue.pop_front() {
@@ -782,9 +832,9 @@ fn walk(
                         .filter(|x| {
                             p.extras.iter().any(|(k, names)| {
                                 rbuild_python::normalize_name(k) == **x
-                                    && names
-                                        .iter()
-                                        .any(|n| rbuild_python::normalize_name(dep_name(n)) == e.name)
+                                    && names.iter().any(|n| {
+                                        rbuild_python::normalize_name(dep_name(n)) == e.name
+                                    })
                             })
                         })
                         .collect();
@@ -807,7 +857,12 @@ fn walk(
     Ok(active.into_keys().collect())
 }
 
-fn locked_package(loc: &Location, lock: &PoetryLock, p: &Package, name: &str) -> Result<LockedPackage> {
+fn locked_package(
+    loc: &Location,
+    lock: &PoetryLock,
+    p: &Package,
+    name: &str,
+) -> Result<LockedPackage> {
     let version = check_version(loc, name, &p.version)?;
     let index = match &p.source {
         None => None,
@@ -839,11 +894,15 @@ fn locked_package(loc: &Location, lock: &PoetryLock, p: &Package, name: &str) ->
     for f in entries {
         let kind = check_filename(loc, name, &f.file)?;
         let what = format!("`{name}` {version} file `{}`", f.file);
-        let hash = f.hash.as_deref().filter(|h| !h.is_empty()).ok_or_else(|| Error::MissingHash {
-            location: loc.clone(),
-            what: what.clone(),
-            why: "poetry.lock entries must carry one; relock with Poetry".into(),
-        })?;
+        let hash =
+            f.hash
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| Error::MissingHash {
+                    location: loc.clone(),
+                    what: what.clone(),
+                    why: "poetry.lock entries must carry one; relock with Poetry".into(),
+                })?;
         let sha256 = parse_algo_hash(hash)
             .map_err(|m| Error::Invalid {
                 location: loc.clone(),

@@ -266,18 +266,28 @@ pub(crate) fn read_str(
                 ));
                 continue;
             }
-            return Err(unsupported(&loc, &name, &format!("a local directory ({:?})", d.path)));
+            return Err(unsupported(
+                &loc,
+                &name,
+                &format!("a local directory ({:?})", d.path),
+            ));
         }
         if p.vcs.is_some() {
             return Err(unsupported(&loc, &name, "a version-control (vcs) source"));
         }
         if p.archive.is_some() {
-            return Err(unsupported(&loc, &name, "an archive (direct URL or path) source"));
+            return Err(unsupported(
+                &loc,
+                &name,
+                "an archive (direct URL or path) source",
+            ));
         }
         if !has_files {
             return Err(Error::Invalid {
                 location: loc,
-                message: format!("package `{name}` lists no source (no wheels, sdist, vcs, directory or archive)"),
+                message: format!(
+                    "package `{name}` lists no source (no wheels, sdist, vcs, directory or archive)"
+                ),
             });
         }
         let mut files = Vec::new();
@@ -290,7 +300,9 @@ pub(crate) fn read_str(
                 // The version may be left out; the wheel names then tell it.
                 let from_wheels: Vec<String> = files
                     .iter()
-                    .filter_map(|f| rbuild_python::wheel_name::WheelFilename::parse(&f.filename).ok())
+                    .filter_map(|f| {
+                        rbuild_python::wheel_name::WheelFilename::parse(&f.filename).ok()
+                    })
                     .map(|w| w.version.to_string())
                     .collect();
                 match from_wheels.first() {
@@ -355,7 +367,11 @@ fn locked_file(loc: &Location, lock_dir: &Path, name: &str, f: &FileEntry) -> Re
         .name
         .clone()
         .or_else(|| f.url.as_deref().and_then(filename_from_url))
-        .or_else(|| f.path.as_deref().and_then(|p| p.rsplit(['/', '\\']).next().map(str::to_string)))
+        .or_else(|| {
+            f.path
+                .as_deref()
+                .and_then(|p| p.rsplit(['/', '\\']).next().map(str::to_string))
+        })
         .ok_or_else(|| Error::Invalid {
             location: loc.clone(),
             message: format!("a file of `{name}` has neither name, url nor path"),

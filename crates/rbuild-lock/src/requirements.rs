@@ -218,11 +218,13 @@ fn parse_options(words: &[String]) -> std::result::Result<Vec<(&'static str, Str
             };
             (long, takes, inline)
         } else if w.starts_with('-') && w.len() >= 2 {
-            let short = &w[..2];
+            let Some(short) = w.get(..2) else {
+                return Err(format!("unknown option `{w}`"));
+            };
             let Some(&(long, _, takes)) = OPTIONS.iter().find(|(_, s, _)| *s == Some(short)) else {
                 return Err(format!("unknown option `{w}`"));
             };
-            let rest = &w[2..];
+            let rest = &w[short.len()..];
             let inline = if rest.is_empty() {
                 None
             } else {
@@ -288,7 +290,11 @@ fn is_self_editable(value: &str) -> bool {
 /// Tells what kind of non-registry requirement a line is, for the error message.
 fn direct_reference_kind(url: &str) -> &'static str {
     let l = url.to_ascii_lowercase();
-    if l.starts_with("git+") || l.starts_with("hg+") || l.starts_with("svn+") || l.starts_with("bzr+") {
+    if l.starts_with("git+")
+        || l.starts_with("hg+")
+        || l.starts_with("svn+")
+        || l.starts_with("bzr+")
+    {
         "a version-control (VCS) requirement"
     } else if l.starts_with("file:") || !is_url(&l) {
         "a local path requirement"
@@ -301,13 +307,19 @@ fn unsupported_direct(location: &Location, text: &str, kind: &str) -> Error {
     Error::Unsupported {
         location: location.clone(),
         what: format!("`{text}` is {kind}, which"),
-        hint: "rbuild installs wheels from an index only: publish the package to an index, or build \
+        hint:
+            "rbuild installs wheels from an index only: publish the package to an index, or build \
                its wheel and pass --find-links DIR with a pinned `name==version` line"
-            .into(),
+                .into(),
     }
 }
 
-fn read_file(path: &Path, constraint: bool, stack: &mut Vec<PathBuf>, st: &mut State) -> Result<()> {
+fn read_file(
+    path: &Path,
+    constraint: bool,
+    stack: &mut Vec<PathBuf>,
+    st: &mut State,
+) -> Result<()> {
     let text = read_text(path)?;
     read_lines(path, &text, constraint, stack, st)
 }
@@ -379,9 +391,9 @@ fn file_option(
                     message: format!("includes nest deeper than {MAX_INCLUDE_DEPTH} files"),
                 });
             }
-            let canon = included.canonicalize().map_err(|source| Error::Io {
-                path: included.clone(),
-                source,
+            let canon = included.canonicalize().map_err(|e| Error::Invalid {
+                location: loc.clone(),
+                message: format!("cannot read the included file {}: {e}", included.display()),
             })?;
             if let Some(i) = stack.iter().position(|p| *p == canon) {
                 let chain = stack[i..]
@@ -397,12 +409,7 @@ fn file_option(
                 });
             }
             stack.push(canon);
-            let r = read_file(
-                &included,
-                constraint || name == "--constraint",
-                stack,
-                st,
-            );
+            let r = read_file(&included, constraint || name == "--constraint", stack, st);
             stack.pop();
             r?;
         }
@@ -428,7 +435,9 @@ fn file_option(
             });
         }
         // Resolution and trust options do not change exact pins.
-        _ => st.notes.push(format!("{loc}: `{name}` ignored (it does not change exact pins)")),
+        _ => st.notes.push(format!(
+            "{loc}: `{name}` ignored (it does not change exact pins)"
+        )),
     }
     Ok(())
 }
@@ -442,16 +451,20 @@ fn read_requirement(
 ) -> Result<()> {
     // The name comes first: check it before anything else is done with the line.
     let name_end = args
-        .find(|c: char| matches!(c, '[' | '(' | '<' | '>' | '=' | '!' | '~' | ';' | '@') || c.is_whitespace())
+        .find(|c: char| {
+            matches!(c, '[' | '(' | '<' | '>' | '=' | '!' | '~' | ';' | '@') || c.is_whitespace()
+        })
         .unwrap_or(args.len());
     let head = &args[..name_end];
     if is_url(head) || head.to_ascii_lowercase().starts_with("file:") {
         return Err(unsupported_direct(loc, args, direct_reference_kind(head)));
     }
     let lower = head.to_ascii_lowercase();
-    let looks_like_path = [".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz", ".tar"]
-        .iter()
-        .any(|e| lower.ends_with(e))
+    let looks_like_path = [
+        ".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz", ".tar",
+    ]
+    .iter()
+    .any(|e| lower.ends_with(e))
         && (head.contains('/') || head.contains('\\') || head.ends_with(".whl"));
     if looks_like_path {
         return Err(unsupported_direct(loc, args, "a local path requirement"));
@@ -493,7 +506,9 @@ fn read_requirement(
             other => {
                 return Err(Error::Invalid {
                     location: loc.clone(),
-                    message: format!("`{other}` cannot follow a requirement; put it on its own line"),
+                    message: format!(
+                        "`{other}` cannot follow a requirement; put it on its own line"
+                    ),
                 });
             }
         }
@@ -562,13 +577,11 @@ pub(crate) fn read_str(
     let mut applying = Vec::new();
     for l in &st.lines {
         if let Some(m) = &l.req.marker {
-            let ok = m
-                .evaluate(env, &[], &[])
-                .map_err(|e| Error::Marker {
-                    location: l.location.clone(),
-                    package: l.req.name.clone(),
-                    message: e.to_string(),
-                })?;
+            let ok = m.evaluate(env, &[], &[]).map_err(|e| Error::Marker {
+                location: l.location.clone(),
+                package: l.req.name.clone(),
+                message: e.to_string(),
+            })?;
             if !ok {
                 continue;
             }
@@ -592,20 +605,29 @@ pub(crate) fn read_str(
     for l in applying.iter().filter(|l| !l.constraint) {
         let name = l.req.name.clone();
         let pinned = pinned_version(&l.req);
-        let cons = constraints.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let cons = constraints
+            .get(name.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let (version, mut hashes) = match pinned {
             Some(v) => (v, l.hashes.clone()),
             None => {
                 // `name` with a pin from a constraints file (`-c`), the classic pip-tools pattern.
-                let cons_pin = cons.iter().find_map(|c| pinned_version(&c.req).map(|v| (v, c)));
+                let cons_pin = cons
+                    .iter()
+                    .find_map(|c| pinned_version(&c.req).map(|v| (v, c)));
                 match cons_pin {
-                    Some((v, c)) if l.req.specifiers.is_empty() || l.req.specifiers.contains(
-                        &rbuild_python::version::Version::parse(&v).map_err(|_| Error::InvalidVersion {
-                            location: c.location.clone(),
-                            package: name.clone(),
-                            version: v.clone(),
-                        })?,
-                    ) =>
+                    Some((v, c))
+                        if l.req.specifiers.is_empty()
+                            || l.req.specifiers.contains(
+                                &rbuild_python::version::Version::parse(&v).map_err(|_| {
+                                    Error::InvalidVersion {
+                                        location: c.location.clone(),
+                                        package: name.clone(),
+                                        version: v.clone(),
+                                    }
+                                })?,
+                            ) =>
                     {
                         let mut h = l.hashes.clone();
                         h.extend(c.hashes.iter().copied());
@@ -731,9 +753,15 @@ mod tests {
     fn splits_args_and_options() {
         assert_eq!(
             break_args_options("a==1 ; python_version < '3' --hash=sha256:x"),
-            ("a==1 ; python_version < '3'".to_string(), "--hash=sha256:x".to_string())
+            (
+                "a==1 ; python_version < '3'".to_string(),
+                "--hash=sha256:x".to_string()
+            )
         );
-        assert_eq!(break_args_options("-r x.txt"), (String::new(), "-r x.txt".to_string()));
+        assert_eq!(
+            break_args_options("-r x.txt"),
+            (String::new(), "-r x.txt".to_string())
+        );
         let words = shell_words(r#"--hash "sha256:a b" -i'x'"#).unwrap();
         assert_eq!(words, ["--hash", "sha256:a b", "-ix"]);
         assert!(shell_words("'open").is_err());
@@ -743,7 +771,10 @@ mod tests {
     fn options() {
         let w = |s: &str| shell_words(s).unwrap();
         assert_eq!(
-            parse_options(&w("-i https://x --extra-index-url=https://y -rreq.txt --no-index")).unwrap(),
+            parse_options(&w(
+                "-i https://x --extra-index-url=https://y -rreq.txt --no-index"
+            ))
+            .unwrap(),
             [
                 ("--index-url", "https://x".to_string()),
                 ("--extra-index-url", "https://y".to_string()),

@@ -132,7 +132,11 @@ pub(crate) fn filename_from_url(url: &str) -> Option<String> {
 }
 
 /// Checks a distribution file name: not empty, no path separator, not `.`/`..`, no control character.
-pub(crate) fn check_filename(location: &Location, package: &str, filename: &str) -> Result<FileKind> {
+pub(crate) fn check_filename(
+    location: &Location,
+    package: &str,
+    filename: &str,
+) -> Result<FileKind> {
     if filename.is_empty()
         || filename == "."
         || filename == ".."
@@ -186,7 +190,9 @@ pub(crate) fn resolve_inside(
     if depth == 0 || rel.contains('\0') {
         return Err(Error::Invalid {
             location: location.clone(),
-            message: format!("package `{package}` names the local file {rel:?}, which is not a file"),
+            message: format!(
+                "package `{package}` names the local file {rel:?}, which is not a file"
+            ),
         });
     }
     Ok(out)
@@ -215,7 +221,10 @@ mod tests {
         assert!(parse_sha256(h).is_some());
         assert!(parse_sha256(&format!("sha256:{h}")).is_some());
         assert!(parse_sha256("abc").is_none());
-        assert!(matches!(parse_algo_hash(&format!("sha256:{h}")), Ok(Some(_))));
+        assert!(matches!(
+            parse_algo_hash(&format!("sha256:{h}")),
+            Ok(Some(_))
+        ));
         assert!(matches!(parse_algo_hash("md5:abc"), Ok(None)));
         assert!(parse_algo_hash("sha256:xyz").is_err());
         assert!(parse_algo_hash("nocolon").is_err());
@@ -249,8 +258,14 @@ mod tests {
     #[test]
     fn file_names() {
         let loc = Location::file("x");
-        assert_eq!(check_filename(&loc, "p", "a-1-py3-none-any.whl").unwrap(), FileKind::Wheel);
-        assert_eq!(check_filename(&loc, "p", "a-1.tar.gz").unwrap(), FileKind::Sdist);
+        assert_eq!(
+            check_filename(&loc, "p", "a-1-py3-none-any.whl").unwrap(),
+            FileKind::Wheel
+        );
+        assert_eq!(
+            check_filename(&loc, "p", "a-1.tar.gz").unwrap(),
+            FileKind::Sdist
+        );
         for bad in ["", "..", "a/b.whl", "a\\b.whl", "a\nb.whl"] {
             assert!(check_filename(&loc, "p", bad).is_err());
         }

@@ -178,9 +178,7 @@ fn source_kind(source: &toml::Table) -> SourceKind {
             return if matches!(p, "." | "./" | "") {
                 SourceKind::Root
             } else {
-                SourceKind::Other(format!(
-                    "a workspace member or local project ({k} = {p:?})"
-                ))
+                SourceKind::Other(format!("a workspace member or local project ({k} = {p:?})"))
             };
         }
     }
@@ -336,7 +334,11 @@ pub(crate) fn read_str(
     for (i, n) in names.iter().enumerate() {
         by_name.entry(n.clone()).or_default().push(i);
     }
-    let kinds: Vec<SourceKind> = lock.packages.iter().map(|p| source_kind(&p.source)).collect();
+    let kinds: Vec<SourceKind> = lock
+        .packages
+        .iter()
+        .map(|p| source_kind(&p.source))
+        .collect();
 
     // The roots: the project in the lockfile's directory, else the workspace members.
     let mut roots: Vec<usize> = (0..lock.packages.len())
@@ -362,8 +364,16 @@ pub(crate) fn read_str(
     }
     roots.sort();
 
-    let extras: Vec<String> = options.extras.iter().map(|e| rbuild_python::normalize_name(e)).collect();
-    let groups: Vec<String> = options.groups.iter().map(|g| rbuild_python::normalize_name(g)).collect();
+    let extras: Vec<String> = options
+        .extras
+        .iter()
+        .map(|e| rbuild_python::normalize_name(e))
+        .collect();
+    let groups: Vec<String> = options
+        .groups
+        .iter()
+        .map(|g| rbuild_python::normalize_name(g))
+        .collect();
 
     // Every requested extra and group must exist somewhere at the root.
     let root_extras: BTreeSet<String> = roots
@@ -481,7 +491,11 @@ pub(crate) fn read_str(
         notes.push(format!(
             "{}: the project {} is not installed from the lock: its source goes in the app layer",
             path.display(),
-            roots.iter().map(|&r| names[r].as_str()).collect::<Vec<_>>().join(", ")
+            roots
+                .iter()
+                .map(|&r| names[r].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     Ok(Lock {
@@ -546,11 +560,32 @@ fn walk(
         }
     }
     for req in root_reqs {
-        if !w.holds(&req.name, req.marker.as_deref(), marker_extras, marker_groups)? {
+        if !w.holds(
+            &req.name,
+            req.marker.as_deref(),
+            marker_extras,
+            marker_groups,
+        )? {
             continue;
         }
-        let i = w.resolve_edge("the project", &req.name, None, None, marker_extras, marker_groups)?;
-        add(w, kinds, "the project", i, &req.extras, &mut included, &mut seen, &mut queue)?;
+        let i = w.resolve_edge(
+            "the project",
+            &req.name,
+            None,
+            None,
+            marker_extras,
+            marker_groups,
+        )?;
+        add(
+            w,
+            kinds,
+            "the project",
+            i,
+            &req.extras,
+            &mut included,
+            &mut seen,
+            &mut queue,
+        )?;
     }
 
     let process = |w: &mut Walker<'_>,
@@ -619,10 +654,14 @@ fn add(
         SourceKind::Other(what) => {
             return Err(Error::Unsupported {
                 location: w.loc.clone(),
-                what: format!("`{}` (needed by `{from}`) comes from {what}, which", w.names[i]),
-                hint: "rbuild installs wheels from package indexes only: publish it to an index, or \
+                what: format!(
+                    "`{}` (needed by `{from}`) comes from {what}, which",
+                    w.names[i]
+                ),
+                hint:
+                    "rbuild installs wheels from package indexes only: publish it to an index, or \
                        build its wheel and pass --find-links DIR"
-                    .into(),
+                        .into(),
             });
         }
     }
@@ -661,7 +700,11 @@ fn locked_package(
             .filename
             .clone()
             .or_else(|| f.url.as_deref().and_then(filename_from_url))
-            .or_else(|| f.path.as_deref().and_then(|p| p.rsplit(['/', '\\']).next().map(str::to_string)))
+            .or_else(|| {
+                f.path
+                    .as_deref()
+                    .and_then(|p| p.rsplit(['/', '\\']).next().map(str::to_string))
+            })
             .ok_or_else(|| Error::Invalid {
                 location: loc.clone(),
                 message: format!("a file of `{name}` has neither url, path nor filename"),
@@ -695,7 +738,12 @@ fn locked_package(
         };
         let path = match (&f.path, local_dir, &url) {
             (Some(p), _, _) => Some(resolve_inside(loc, lock_dir, name, p)?),
-            (None, Some(dir), None) => Some(resolve_inside(loc, lock_dir, name, &format!("{dir}/{filename}"))?),
+            (None, Some(dir), None) => Some(resolve_inside(
+                loc,
+                lock_dir,
+                name,
+                &format!("{dir}/{filename}"),
+            )?),
             _ => None,
         };
         files.push(LockedFile {

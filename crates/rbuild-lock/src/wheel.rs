@@ -82,7 +82,9 @@ fn platform_family(platform: &str) -> String {
     ] {
         if let Some(rest) = platform.strip_prefix(prefix) {
             // manylinux_2_17_x86_64 / musllinux_1_2_aarch64 / macosx_11_0_arm64: skip the version parts.
-            let arch = if matches!(family, "manylinux" | "musllinux" | "macosx") && prefix.ends_with("x_") {
+            let arch = if matches!(family, "manylinux" | "musllinux" | "macosx")
+                && prefix.ends_with("x_")
+            {
                 rest.splitn(3, '_').nth(2).unwrap_or(rest)
             } else {
                 rest
@@ -164,7 +166,11 @@ pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
     Err(Error::NoWheel {
         package: pkg.name.clone(),
         version: pkg.version.clone(),
-        target: tags.iter().next().map(|t| t.to_string()).unwrap_or_default(),
+        target: tags
+            .iter()
+            .next()
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
         available: describe_wheels(&wheels),
     })
 }
@@ -176,9 +182,15 @@ mod tests {
     #[test]
     fn families() {
         assert_eq!(platform_family("manylinux_2_17_x86_64"), "manylinux/x86_64");
-        assert_eq!(platform_family("manylinux2014_aarch64"), "manylinux/aarch64");
+        assert_eq!(
+            platform_family("manylinux2014_aarch64"),
+            "manylinux/aarch64"
+        );
         assert_eq!(platform_family("manylinux1_x86_64"), "manylinux/x86_64");
-        assert_eq!(platform_family("musllinux_1_2_aarch64"), "musllinux/aarch64");
+        assert_eq!(
+            platform_family("musllinux_1_2_aarch64"),
+            "musllinux/aarch64"
+        );
         assert_eq!(platform_family("macosx_11_0_arm64"), "macosx/arm64");
         assert_eq!(platform_family("win_amd64"), "win/amd64");
         assert_eq!(platform_family("win32"), "win/x86");

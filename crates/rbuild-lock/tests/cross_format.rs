@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::{data, env311, opts, pins, read, tags311};
-use rbuild_lock::{ChosenWheel, Lock, LockFormat, LockedFile, ResolveOptions, choose_wheel, read_lock};
+use rbuild_lock::{
+    ChosenWheel, Lock, LockFormat, LockedFile, ResolveOptions, choose_wheel, read_lock,
+};
 use rbuild_python::markers::MarkerEnv;
 use rbuild_python::target::MajorMinor;
 
@@ -34,7 +36,11 @@ fn wheels(lock: &Lock, listing: &Lock) -> BTreeMap<String, ChosenWheel> {
             } else {
                 let files: Vec<LockedFile> = listing.get(&p.name).unwrap().files.clone();
                 let with = p.with_index_files(files);
-                assert!(!with.files.is_empty(), "{}: no index file matches its hashes", p.name);
+                assert!(
+                    !with.files.is_empty(),
+                    "{}: no index file matches its hashes",
+                    p.name
+                );
                 with
             };
             let w = choose_wheel(&p, &tags311()).unwrap_or_else(|e| panic!("{}: {e}", p.name));
@@ -50,7 +56,16 @@ fn all_formats_agree_on_pins_and_wheels() {
     let names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     // The extra `uvicorn[standard]` is followed, Linux-only markers hold, Windows-only ones do not,
     // the `cli` extra and the `dev` group are not installed by default, nor is the project itself.
-    for n in ["fastapi", "uvicorn", "requests", "uvloop", "httptools", "watchfiles", "websockets", "pyyaml"] {
+    for n in [
+        "fastapi",
+        "uvicorn",
+        "requests",
+        "uvloop",
+        "httptools",
+        "watchfiles",
+        "websockets",
+        "pyyaml",
+    ] {
         assert!(names.contains(&n), "{n} missing: {names:?}");
     }
     for n in ["colorama", "pywin32", "rich", "pytest", "lockdemo"] {
@@ -78,7 +93,13 @@ fn all_formats_agree_on_pins_and_wheels() {
         uv_wheels["watchfiles"].filename,
         "watchfiles-1.3.0-cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
     );
-    assert!(uv_wheels["uvloop"].url.as_deref().unwrap().starts_with("https://files.pythonhosted.org/"));
+    assert!(
+        uv_wheels["uvloop"]
+            .url
+            .as_deref()
+            .unwrap()
+            .starts_with("https://files.pythonhosted.org/")
+    );
 }
 
 #[test]
@@ -86,16 +107,33 @@ fn formats_report_their_sources() {
     let uv = read("lockdemo/uv.lock", &ResolveOptions::default());
     assert_eq!(uv.format, LockFormat::UvLock);
     assert!(uv.hashes_required);
-    assert_eq!(uv.packages[0].source.index_url(), Some("https://pypi.org/simple"));
-    assert!(uv.notes.iter().any(|n| n.contains("lockdemo")), "{:?}", uv.notes);
+    assert_eq!(
+        uv.packages[0].source.index_url(),
+        Some("https://pypi.org/simple")
+    );
+    assert!(
+        uv.notes.iter().any(|n| n.contains("lockdemo")),
+        "{:?}",
+        uv.notes
+    );
 
     let req = read("lockdemo/requirements.txt", &ResolveOptions::default());
     assert_eq!(req.format, LockFormat::Requirements);
     assert!(req.hashes_required);
-    assert!(req.notes.iter().any(|n| n.contains("-e .")), "{:?}", req.notes);
-    assert!(req.packages.iter().all(|p| !p.files_listed && !p.hashes.is_empty()));
+    assert!(
+        req.notes.iter().any(|n| n.contains("-e .")),
+        "{:?}",
+        req.notes
+    );
+    assert!(
+        req.packages
+            .iter()
+            .all(|p| !p.files_listed && !p.hashes.is_empty())
+    );
     assert_eq!(
-        choose_wheel(&req.packages[0], &tags311()).unwrap_err().to_string(),
+        choose_wheel(&req.packages[0], &tags311())
+            .unwrap_err()
+            .to_string(),
         format!(
             "{} {}: the lockfile lists no files for it (requirements files record only hashes); list \
              the index's files and call `LockedPackage::with_index_files` first",
@@ -104,14 +142,21 @@ fn formats_report_their_sources() {
     );
 
     let pylock = read("lockdemo/pylock.toml", &ResolveOptions::default());
-    assert!(pylock.notes.iter().any(|n| n.contains("project itself")), "{:?}", pylock.notes);
+    assert!(
+        pylock.notes.iter().any(|n| n.contains("project itself")),
+        "{:?}",
+        pylock.notes
+    );
 
     // Poetry: file names and hashes only; the URL comes from the package's index by file name.
     let p2 = read("lockdemo-poetry2/poetry.lock", &ResolveOptions::default());
     let w = choose_wheel(p2.get("idna").unwrap(), &tags311()).unwrap();
     assert_eq!(w.url, None);
     assert_eq!(w.index.as_deref(), Some("https://pypi.org/simple"));
-    let pypi = read("lockdemo-poetry2-pypi/poetry.lock", &ResolveOptions::default());
+    let pypi = read(
+        "lockdemo-poetry2-pypi/poetry.lock",
+        &ResolveOptions::default(),
+    );
     let w = choose_wheel(pypi.get("idna").unwrap(), &tags311()).unwrap();
     assert_eq!((w.url, w.index), (None, None));
 }
@@ -121,22 +166,54 @@ fn extras_and_groups_agree() {
     let uv = read("lockdemo/uv.lock", &opts(&["cli"], &["dev"]));
     let expected = pins(&uv);
     let names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    for n in ["rich", "pygments", "markdown-it-py", "pytest", "pluggy", "iniconfig"] {
+    for n in [
+        "rich",
+        "pygments",
+        "markdown-it-py",
+        "pytest",
+        "pluggy",
+        "iniconfig",
+    ] {
         assert!(names.contains(&n), "{n} missing: {names:?}");
     }
-    assert!(!names.contains(&"colorama"), "pytest's colorama is Windows-only");
+    assert!(
+        !names.contains(&"colorama"),
+        "pytest's colorama is Windows-only"
+    );
     // uv exports the dev group by default.
-    assert_eq!(pins(&read("lockdemo/requirements-dev-cli.txt", &ResolveOptions::default())), expected);
-    assert_eq!(pins(&read("lockdemo/pylock.full.toml", &ResolveOptions::default())), expected);
-    for rel in ["lockdemo-poetry2/poetry.lock", "lockdemo-poetry1/poetry.lock"] {
-        assert_eq!(pins(&read(rel, &opts(&["cli"], &["dev"]))), expected, "{rel}");
+    assert_eq!(
+        pins(&read(
+            "lockdemo/requirements-dev-cli.txt",
+            &ResolveOptions::default()
+        )),
+        expected
+    );
+    assert_eq!(
+        pins(&read(
+            "lockdemo/pylock.full.toml",
+            &ResolveOptions::default()
+        )),
+        expected
+    );
+    for rel in [
+        "lockdemo-poetry2/poetry.lock",
+        "lockdemo-poetry1/poetry.lock",
+    ] {
+        assert_eq!(
+            pins(&read(rel, &opts(&["cli"], &["dev"]))),
+            expected,
+            "{rel}"
+        );
     }
     // Only the extra, only the group.
     let cli = pins(&read("lockdemo/uv.lock", &opts(&["cli"], &[])));
     let dev = pins(&read("lockdemo/uv.lock", &opts(&[], &["dev"])));
     assert!(cli.iter().any(|(n, _)| n == "rich") && !cli.iter().any(|(n, _)| n == "pytest"));
     assert!(dev.iter().any(|(n, _)| n == "pytest") && !dev.iter().any(|(n, _)| n == "rich"));
-    for rel in ["lockdemo-poetry2/poetry.lock", "lockdemo-poetry1/poetry.lock"] {
+    for rel in [
+        "lockdemo-poetry2/poetry.lock",
+        "lockdemo-poetry1/poetry.lock",
+    ] {
         assert_eq!(pins(&read(rel, &opts(&["cli"], &[]))), cli, "{rel}");
         assert_eq!(pins(&read(rel, &opts(&[], &["dev"]))), dev, "{rel}");
     }
@@ -152,11 +229,21 @@ fn error(rel: &str, options: &ResolveOptions) -> String {
 
 #[test]
 fn unknown_extras_and_groups_are_errors() {
-    for rel in ["lockdemo/uv.lock", "lockdemo-poetry2/poetry.lock", "lockdemo-poetry1/poetry.lock"] {
+    for rel in [
+        "lockdemo/uv.lock",
+        "lockdemo-poetry2/poetry.lock",
+        "lockdemo-poetry1/poetry.lock",
+    ] {
         let e = error(rel, &opts(&["nope"], &[]));
-        assert!(e.contains("extra `nope` is not in the lockfile") && e.contains("cli"), "{rel}: {e}");
+        assert!(
+            e.contains("extra `nope` is not in the lockfile") && e.contains("cli"),
+            "{rel}: {e}"
+        );
         let e = error(rel, &opts(&[], &["nope"]));
-        assert!(e.contains("dependency group `nope` is not in the lockfile") && e.contains("dev"), "{rel}: {e}");
+        assert!(
+            e.contains("dependency group `nope` is not in the lockfile") && e.contains("dev"),
+            "{rel}: {e}"
+        );
     }
     // uv's pylock export is single-use: it lists no extras.
     let e = error("lockdemo/pylock.toml", &opts(&["cli"], &[]));
@@ -168,15 +255,32 @@ fn unknown_extras_and_groups_are_errors() {
 #[test]
 fn forked_resolution_picks_by_marker() {
     let env39 = MarkerEnv::cpython_linux(MajorMinor::new(3, 9), Some("3.9.18"), "x86_64");
-    for rel in ["forkdemo/uv.lock", "forkdemo/pylock.toml", "forkdemo/requirements.txt"] {
+    for rel in [
+        "forkdemo/uv.lock",
+        "forkdemo/pylock.toml",
+        "forkdemo/requirements.txt",
+    ] {
         let l311 = read(rel, &ResolveOptions::default());
-        assert_eq!(pins(&l311), [("idna".to_string(), "3.20".to_string())], "{rel}");
+        assert_eq!(
+            pins(&l311),
+            [("idna".to_string(), "3.20".to_string())],
+            "{rel}"
+        );
         let l39 = read_lock(&data(rel), &env39, &ResolveOptions::default()).unwrap();
-        assert_eq!(pins(&l39), [("idna".to_string(), "3.7".to_string())], "{rel}");
+        assert_eq!(
+            pins(&l39),
+            [("idna".to_string(), "3.7".to_string())],
+            "{rel}"
+        );
     }
     // Without the patch version `python_full_version >= '3.11'` is still decided for 3.11.
     let env_short = MarkerEnv::cpython_linux(MajorMinor::new(3, 11), None, "x86_64");
-    let l = read_lock(&data("forkdemo/uv.lock"), &env_short, &ResolveOptions::default()).unwrap();
+    let l = read_lock(
+        &data("forkdemo/uv.lock"),
+        &env_short,
+        &ResolveOptions::default(),
+    )
+    .unwrap();
     assert_eq!(pins(&l), [("idna".to_string(), "3.20".to_string())]);
 
     let all = read("forkdemo/uv.lock", &opts(&["socks"], &["lint"]));
@@ -187,12 +291,19 @@ fn forked_resolution_picks_by_marker() {
 #[test]
 fn requires_python_is_checked() {
     let env312 = MarkerEnv::cpython_linux(MajorMinor::new(3, 12), Some("3.12.1"), "x86_64");
-    for rel in ["lockdemo/uv.lock", "lockdemo/pylock.toml", "lockdemo-poetry2/poetry.lock"] {
+    for rel in [
+        "lockdemo/uv.lock",
+        "lockdemo/pylock.toml",
+        "lockdemo-poetry2/poetry.lock",
+    ] {
         let e = match read_lock(&data(rel), &env312, &ResolveOptions::default()) {
             Ok(l) => panic!("{rel}: expected an error, got {:?}", pins(&l)),
             Err(e) => e.to_string(),
         };
-        assert!(e.contains("requires Python") && e.contains("3.12.1"), "{rel}: {e}");
+        assert!(
+            e.contains("requires Python") && e.contains("3.12.1"),
+            "{rel}: {e}"
+        );
     }
 }
 
@@ -247,15 +358,30 @@ fn pip_chooses_the_same_pins_and_wheels() {
     let req = common::write(tmp.path(), "requirements.txt", &filtered);
     let report = tmp.path().join("report.json");
     let mut cmd = Command::new(&python);
-    cmd.args(["-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed"])
-        .arg("--report")
-        .arg(&report)
-        .args(["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"])
-        .arg("--target")
-        .arg(tmp.path().join("target"))
-        .arg("-r")
-        .arg(&req)
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--ignore-installed",
+    ])
+    .arg("--report")
+    .arg(&report)
+    .args([
+        "--only-binary=:all:",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ])
+    .arg("--target")
+    .arg(tmp.path().join("target"))
+    .arg("-r")
+    .arg(&req)
+    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
     for p in manylinux_platforms() {
         cmd.args(["--platform", &p]);
     }
@@ -266,7 +392,8 @@ fn pip_chooses_the_same_pins_and_wheels() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let mut pip: BTreeMap<String, (String, String, String)> = BTreeMap::new();
     for item in report["install"].as_array().unwrap() {
         let name = rbuild_python::normalize_name(item["metadata"]["name"].as_str().unwrap());
@@ -277,7 +404,12 @@ fn pip_chooses_the_same_pins_and_wheels() {
         let sha = info["hashes"]["sha256"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| info["hash"].as_str().and_then(|h| h.strip_prefix("sha256=")).map(str::to_string))
+            .or_else(|| {
+                info["hash"]
+                    .as_str()
+                    .and_then(|h| h.strip_prefix("sha256="))
+                    .map(str::to_string)
+            })
             .unwrap();
         pip.insert(name, (version, filename, sha));
     }
@@ -286,7 +418,16 @@ fn pip_chooses_the_same_pins_and_wheels() {
     let uv_wheels = wheels(&uv, &uv);
     let ours: BTreeMap<String, (String, String, String)> = uv_wheels
         .iter()
-        .map(|(n, w)| (n.clone(), (w.version.clone(), w.filename.clone(), w.sha256.unwrap().hex())))
+        .map(|(n, w)| {
+            (
+                n.clone(),
+                (
+                    w.version.clone(),
+                    w.filename.clone(),
+                    w.sha256.unwrap().hex(),
+                ),
+            )
+        })
         .collect();
     assert_eq!(ours, pip);
 }

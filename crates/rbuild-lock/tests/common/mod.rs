@@ -10,7 +10,9 @@ use rbuild_python::target::{Libc, MajorMinor};
 
 /// `tests/data/REL`.
 pub fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 /// CPython 3.11.2 on glibc 2.36 x86_64 (Debian bookworm's python3).
@@ -20,7 +22,11 @@ pub fn env311() -> MarkerEnv {
 
 /// The tags of [`env311`].
 pub fn tags311() -> Tags {
-    Tags::for_target(&TagTarget::new(MajorMinor::new(3, 11), Libc::glibc(2, 36), "x86_64"))
+    Tags::for_target(&TagTarget::new(
+        MajorMinor::new(3, 11),
+        Libc::glibc(2, 36),
+        "x86_64",
+    ))
 }
 
 /// Reads `tests/data/REL` for [`env311`].
