@@ -99,51 +99,116 @@ fn clean_image_path(p: &str) -> String {
     p.trim_matches('/').to_string()
 }
 
-/// Scans wheels on up to `threads` threads; results in input order.
+/// Runs `task(i, state)` for `i` in `0..n` on up to `threads` threads (each with its own
+/// `state`). Returns all results in order, or the error of the lowest failing index: tasks are
+/// claimed in increasing order and only tasks after a known failure are skipped, so the error
+/// reported does not depend on scheduling.
+fn parallel<T: Send, S>(
+    n: usize,
+    threads: usize,
+    state: impl Fn() -> S + Sync,
+    task: impl Fn(usize, &mut S) -> Result<T, Error> + Sync,
+) -> Result<Vec<T>, Error> {
+    let threads = threads.min(n).max(1);
+    let next = AtomicUsize::new(0);
+    let first_error = AtomicUsize::new(usize::MAX);
+    let results: Mutex<Vec<Option<Result<T, Error>>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut st = state();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= n || i > first_error.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let r = task(i, &mut st);
+                    if r.is_err() {
+                        first_error.fetch_min(i, Ordering::SeqCst);
+                    }
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(n);
+    for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        match r {
+            Some(r) => out.push(r?),
+            None => unreachable!("a task before the first error was skipped"),
+        }
+    }
+    Ok(out)
+}
+
+/// Hash work is cut into pieces of about this many uncompressed bytes, so that one large wheel
+/// keeps every thread busy.
+const HASH_CHUNK: u64 = 16 << 20;
+
+/// Checks every wheel: metadata first, then every member's hash (spread over threads, each
+/// reading through its own file handle), then the outputs. Results in input order.
 fn scan_all(
     wheels: &[&WheelInput],
     target: &Resolved,
     threads: usize,
-) -> Vec<Result<ScannedWheel, Error>> {
+) -> Result<Vec<ScannedWheel>, Error> {
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         threads
     };
-    let threads = threads.min(wheels.len()).max(1);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<ScannedWheel, Error>>>> =
-        Mutex::new((0..wheels.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= wheels.len() {
-                        break;
-                    }
-                    let r = scan::scan(wheels[i], target);
-                    let failed = r.is_err();
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-                    if failed {
-                        // Later wheels no longer matter; let the other threads stop too.
-                        next.store(wheels.len(), Ordering::Relaxed);
-                    }
-                }
-            });
+    let prepared = parallel(
+        wheels.len(),
+        threads,
+        || (),
+        |i, _| scan::prepare(wheels[i]),
+    )?;
+
+    let mut tasks: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    for (wi, p) in prepared.iter().enumerate() {
+        let (mut start, mut acc) = (0, 0u64);
+        for i in 0..p.planned.len() {
+            acc += p.planned_size(i);
+            if acc >= HASH_CHUNK {
+                tasks.push((wi, start..i + 1));
+                (start, acc) = (i + 1, 0);
+            }
         }
-    });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    // A skipped wheel (after an error) has no result; the error comes first in order anyway
-    // only if it is the earliest, so report the first error found in input order.
-    let mut out = Vec::with_capacity(wheels.len());
-    for r in results {
-        match r {
-            Some(r) => out.push(r),
-            None => break,
+        if start < p.planned.len() || p.planned.is_empty() {
+            tasks.push((wi, start..p.planned.len()));
         }
     }
-    out
+    struct State {
+        archives: BTreeMap<usize, zip::ZipArchive<std::fs::File>>,
+        buf: Vec<u8>,
+    }
+    let hashed = parallel(
+        tasks.len(),
+        threads,
+        || State {
+            archives: BTreeMap::new(),
+            buf: vec![0u8; scan::BUF],
+        },
+        |t, st| {
+            let (wi, range) = &tasks[t];
+            let p = &prepared[*wi];
+            if !st.archives.contains_key(wi) {
+                st.archives.insert(*wi, p.reopen()?);
+            }
+            let archive = st.archives.get_mut(wi).expect("just inserted");
+            scan::hash_range(p, archive, range.clone(), target, &mut st.buf)
+        },
+    )?;
+
+    let mut per_wheel: Vec<Vec<scan::Hashed>> = (0..prepared.len()).map(|_| Vec::new()).collect();
+    for ((wi, _), h) in tasks.iter().zip(hashed) {
+        per_wheel[*wi].extend(h);
+    }
+    prepared
+        .into_iter()
+        .zip(per_wheel)
+        .map(|(p, h)| scan::finish(p, h, target))
+        .collect()
 }
 
 /// Plans an install: opens and verifies every wheel and decides every entry; nothing is written.
@@ -171,17 +236,7 @@ pub fn plan(
             });
         }
     }
-    let results = scan_all(&order, &resolved, opts.threads);
-    let mut scanned = Vec::with_capacity(results.len());
-    for r in results {
-        scanned.push(r?);
-    }
-    if scanned.len() != order.len() {
-        // Only possible if a thread stopped early without an error, which cannot happen.
-        return Err(Error::InvalidTarget {
-            reason: "internal error: a wheel was not scanned".into(),
-        });
-    }
+    let scanned = scan_all(&order, &resolved, opts.threads)?;
 
     let mut report = InstallReport::default();
     for w in &scanned {

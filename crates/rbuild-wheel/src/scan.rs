@@ -18,7 +18,8 @@ use crate::{Error, Warning, WheelInput};
 
 /// Metadata files are read into memory; anything larger is refused.
 const METADATA_LIMIT: u64 = 64 << 20;
-const BUF: usize = 256 << 10;
+/// Read buffer of the hash pass.
+pub(crate) const BUF: usize = 256 << 10;
 
 /// An install scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,57 @@ pub(crate) struct ScannedWheel {
     pub warnings: Vec<Warning>,
 }
 
+/// A member and where it goes.
+pub(crate) struct Planned {
+    member: usize,
+    scheme: Scheme,
+    rel: String,
+    install: bool,
+}
+
+/// A wheel whose names, layout and metadata are checked; its members are not hashed yet.
+pub(crate) struct Prepared {
+    wheel: String,
+    path: std::path::PathBuf,
+    archive: ZipArchive<File>,
+    members: Vec<Member>,
+    rows: HashMap<String, RecordRow>,
+    small: HashMap<usize, Vec<u8>>,
+    pub(crate) planned: Vec<Planned>,
+    dist_info: String,
+    meta_name: String,
+    version: String,
+    root: Scheme,
+    entry_points: Vec<EntryPoint>,
+    warnings: Vec<Warning>,
+}
+
+impl Prepared {
+    /// Uncompressed size of the `i`th planned member (for splitting the hash work).
+    pub(crate) fn planned_size(&self, i: usize) -> u64 {
+        self.members[self.planned[i].member].size
+    }
+
+    /// Opens the wheel again (each hashing thread reads through its own handle).
+    pub(crate) fn reopen(&self) -> Result<ZipArchive<File>, Error> {
+        let file = File::open(&self.path).map_err(|source| Error::Io {
+            wheel: self.wheel.clone(),
+            path: self.path.clone(),
+            source,
+        })?;
+        ZipArchive::new(file).map_err(|e| zip_err(&self.wheel, None, e))
+    }
+}
+
+/// Hashes of one member's bytes.
+pub(crate) struct Hashed {
+    raw_sha256: [u8; 32],
+    raw_other: Option<Vec<u8>>,
+    raw_size: u64,
+    /// With a shebang fix: bytes skipped, output sha256 and size.
+    fixed: Option<(u64, [u8; 32], u64)>,
+}
+
 struct Member {
     index: usize,
     name: String,
@@ -119,15 +171,6 @@ fn zip_err(wheel: &str, member: Option<&str>, source: zip::result::ZipError) -> 
         member: member.map(str::to_string),
         source,
     }
-}
-
-/// Hashes of one member's bytes.
-struct Hashed {
-    raw_sha256: [u8; 32],
-    raw_other: Option<Vec<u8>>,
-    raw_size: u64,
-    /// With a shebang fix: bytes skipped, output sha256 and size.
-    fixed: Option<(u64, [u8; 32], u64)>,
 }
 
 /// Streams a member once: raw hash (and the RECORD's other algorithm), and for scripts the
@@ -245,15 +288,22 @@ fn check_against_record(
     Ok(())
 }
 
+/// How members are read: the local header must agree with the central directory (as Python's
+/// zipfile checks). The CRC is not checked: every byte is checked against its sha256 instead.
+pub(crate) fn read_options() -> ZipReadOptions<'static> {
+    ZipReadOptions::new()
+        .enforce_header_consistency(true)
+        .ignore_crc32(true)
+}
+
 fn read_small(
     archive: &mut ZipArchive<File>,
     wheel: &str,
     index: usize,
     name: &str,
 ) -> Result<Vec<u8>, Error> {
-    let opts = ZipReadOptions::new().enforce_header_consistency(true);
     let mut f = archive
-        .by_index_with_options(index, opts)
+        .by_index_with_options(index, read_options())
         .map_err(|e| zip_err(wheel, Some(name), e))?;
     if f.size() > METADATA_LIMIT {
         return Err(Error::InvalidWheel {
@@ -273,8 +323,8 @@ fn read_small(
     Ok(out)
 }
 
-/// Checks one wheel and computes its outputs. `target` paths are image paths.
-pub(crate) fn scan(input: &WheelInput, target: &Resolved) -> Result<ScannedWheel, Error> {
+/// Opens one wheel and checks its names, layout and metadata; maps members to schemes.
+pub(crate) fn prepare(input: &WheelInput) -> Result<Prepared, Error> {
     let wheel = input.filename.as_str();
     let invalid = |reason: String| Error::InvalidWheel {
         wheel: wheel.to_string(),
@@ -464,16 +514,9 @@ pub(crate) fn scan(input: &WheelInput, target: &Resolved) -> Result<ScannedWheel
     };
 
     // Map members to schemes.
-    let root_dir = target.dir(root, &meta_name);
     let record_member = format!("{dist_info}/RECORD");
     let installer_member = format!("{dist_info}/INSTALLER");
     let headers_ok = unsafe_relative(&meta_name).is_none() && !meta_name.contains('/');
-    struct Planned {
-        member: usize,
-        scheme: Scheme,
-        rel: String,
-        install: bool,
-    }
     let mut planned: Vec<Planned> = Vec::new();
     let mut warnings = Vec::new();
     for (pos, m) in members.iter().enumerate() {
@@ -530,17 +573,43 @@ pub(crate) fn scan(input: &WheelInput, target: &Resolved) -> Result<ScannedWheel
         });
     }
 
-    // Stream every member once through its hash and check it against RECORD.
+    Ok(Prepared {
+        wheel: wheel.to_string(),
+        path: input.path.clone(),
+        archive,
+        members,
+        rows,
+        small,
+        planned,
+        meta_name,
+        version: di_version.to_string(),
+        dist_info: dist_info.clone(),
+        root,
+        entry_points,
+        warnings,
+    })
+}
+
+/// Streams planned members `range` through their hashes (reading from `archive`, a handle of
+/// the same wheel) and checks each against RECORD, in member order.
+pub(crate) fn hash_range(
+    p: &Prepared,
+    archive: &mut ZipArchive<File>,
+    range: std::ops::Range<usize>,
+    target: &Resolved,
+    buf: &mut [u8],
+) -> Result<Vec<Hashed>, Error> {
+    let wheel = p.wheel.as_str();
+    let dist_info = &p.dist_info;
     let signature = |name: &str| {
-        name.strip_prefix(&dist_info)
+        name.strip_prefix(dist_info.as_str())
             .and_then(|r| r.strip_prefix('/'))
             .is_some_and(|r| r == "RECORD.jws" || r == "RECORD.p7s")
     };
-    let mut buf = vec![0u8; BUF];
-    let mut hashed: Vec<Hashed> = Vec::with_capacity(planned.len());
-    for p in &planned {
-        let m = &members[p.member];
-        let row = rows.get(&m.name);
+    let mut hashed: Vec<Hashed> = Vec::with_capacity(range.len());
+    for p_item in &p.planned[range] {
+        let m = &p.members[p_item.member];
+        let row = p.rows.get(&m.name);
         if row.is_none() && !signature(&m.name) {
             return Err(Error::NotInRecord {
                 wheel: wheel.to_string(),
@@ -561,22 +630,15 @@ pub(crate) fn scan(input: &WheelInput, target: &Resolved) -> Result<ScannedWheel
             .and_then(|r| r.hash.as_ref())
             .map(|(a, _)| *a)
             .filter(|a| *a != HashAlgo::Sha256);
-        let fix = p.install && p.scheme == Scheme::Scripts;
-        let h = if let Some(bytes) = small.get(&p.member) {
-            hash_member(
-                &mut bytes.as_slice(),
-                other,
-                fix,
-                &target.shebang_line,
-                &mut buf,
-            )
-            .map_err(|e| zip_err(wheel, Some(&m.name), e.into()))?
+        let fix = p_item.install && p_item.scheme == Scheme::Scripts;
+        let h = if let Some(bytes) = p.small.get(&p_item.member) {
+            hash_member(&mut bytes.as_slice(), other, fix, &target.shebang_line, buf)
+                .map_err(|e| zip_err(wheel, Some(&m.name), e.into()))?
         } else {
-            let opts = ZipReadOptions::new().enforce_header_consistency(true);
             let mut f = archive
-                .by_index_with_options(m.index, opts)
+                .by_index_with_options(m.index, read_options())
                 .map_err(|e| zip_err(wheel, Some(&m.name), e))?;
-            hash_member(&mut f, other, fix, &target.shebang_line, &mut buf)
+            hash_member(&mut f, other, fix, &target.shebang_line, buf)
                 .map_err(|e| zip_err(wheel, Some(&m.name), e.into()))?
         };
         if h.raw_size != m.size {
@@ -591,7 +653,36 @@ pub(crate) fn scan(input: &WheelInput, target: &Resolved) -> Result<ScannedWheel
         }
         hashed.push(h);
     }
+    Ok(hashed)
+}
 
+/// Settles a prepared wheel's outputs from its members' hashes (one per planned member).
+pub(crate) fn finish(
+    p: Prepared,
+    hashed: Vec<Hashed>,
+    target: &Resolved,
+) -> Result<ScannedWheel, Error> {
+    let Prepared {
+        wheel,
+        archive,
+        members,
+        planned,
+        dist_info,
+        meta_name,
+        version,
+        root,
+        entry_points,
+        warnings,
+        ..
+    } = p;
+    let wheel = wheel.as_str();
+    let di_version = version.as_str();
+    let invalid = |reason: String| Error::InvalidWheel {
+        wheel: wheel.to_string(),
+        reason,
+    };
+    let root_dir = target.dir(root, &meta_name);
+    let record_member = format!("{dist_info}/RECORD");
     // Outputs, in installer's order: entry-point scripts, members, INSTALLER, RECORD.
     struct Row {
         scheme: Scheme,

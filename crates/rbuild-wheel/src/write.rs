@@ -3,7 +3,6 @@
 use std::io::{self, Read};
 
 use sha2::{Digest as _, Sha256};
-use zip::read::ZipReadOptions;
 
 use crate::plan::{Entry, Plan};
 use crate::scan::Source;
@@ -141,15 +140,14 @@ pub(crate) fn write(plan: Plan, sink: &mut dyn EntrySink) -> Result<InstallRepor
                 Source::Member { index, name, skip } => {
                     let w = &mut wheels[wheel];
                     let wheel_name = w.filename.clone();
-                    let opts = ZipReadOptions::new().enforce_header_consistency(true);
-                    let member =
-                        w.archive
-                            .by_index_with_options(index, opts)
-                            .map_err(|e| Error::Zip {
-                                wheel: wheel_name.clone(),
-                                member: Some(name.clone()),
-                                source: e,
-                            })?;
+                    let member = w
+                        .archive
+                        .by_index_with_options(index, crate::scan::read_options())
+                        .map_err(|e| Error::Zip {
+                            wheel: wheel_name.clone(),
+                            member: Some(name.clone()),
+                            source: e,
+                        })?;
                     let mut reader = Verifying {
                         inner: member,
                         prefix: if skip.is_some() {
