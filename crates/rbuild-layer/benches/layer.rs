@@ -10,7 +10,10 @@ use rbuild_layer::{Compression, GzipEncoder, IgnoreFile, LayerOptions, LayerWrit
 
 /// Text-like data that compresses about as well as source code.
 fn sample(n: usize) -> Vec<u8> {
-    let words: &[&[u8]] = &[b"def ", b"return ", b"self", b".value", b"(x)", b"\n    ", b"import ", b"os", b" = ", b"None"];
+    let words: &[&[u8]] = &[
+        b"def ", b"return ", b"self", b".value", b"(x)", b"\n    ", b"import ", b"os", b" = ",
+        b"None",
+    ];
     let mut x: u32 = 7;
     let mut out = Vec::with_capacity(n + 16);
     while out.len() < n {
@@ -23,7 +26,9 @@ fn sample(n: usize) -> Vec<u8> {
 
 fn quick(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group("layer");
-    g.sample_size(10).warm_up_time(Duration::from_millis(200)).measurement_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(1));
     g
 }
 
@@ -51,7 +56,8 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let opts = LayerOptions::default().with_compression(compression);
                 let mut w = LayerWriter::new(std::io::sink(), &opts).unwrap();
-                w.append_bytes("app/data.bin", 0o644, black_box(&data)).unwrap();
+                w.append_bytes("app/data.bin", 0o644, black_box(&data))
+                    .unwrap();
                 w.finish().unwrap()
             })
         });
@@ -63,7 +69,12 @@ fn benches(c: &mut Criterion) {
             let opts = LayerOptions::default().with_compression(Compression::None);
             let mut w = LayerWriter::new(std::io::sink(), &opts).unwrap();
             for i in 0..1000 {
-                w.append_bytes(&format!("app/pkg{}/module_{i}.py", i % 20), 0o644, &data[..600]).unwrap();
+                w.append_bytes(
+                    &format!("app/pkg{}/module_{i}.py", i % 20),
+                    0o644,
+                    &data[..600],
+                )
+                .unwrap();
             }
             w.finish().unwrap()
         })

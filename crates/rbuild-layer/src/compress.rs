@@ -94,6 +94,26 @@ impl Compression {
     }
 }
 
+impl From<Compression> for rbuild_oci::LayerCompression {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::Gzip => rbuild_oci::LayerCompression::Gzip,
+            Compression::Zstd => rbuild_oci::LayerCompression::Zstd,
+            Compression::None => rbuild_oci::LayerCompression::None,
+        }
+    }
+}
+
+impl From<rbuild_oci::LayerCompression> for Compression {
+    fn from(c: rbuild_oci::LayerCompression) -> Self {
+        match c {
+            rbuild_oci::LayerCompression::Gzip => Compression::Gzip,
+            rbuild_oci::LayerCompression::Zstd => Compression::Zstd,
+            rbuild_oci::LayerCompression::None => Compression::None,
+        }
+    }
+}
+
 impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -409,6 +429,14 @@ mod tests {
             assert!(c.oci_media_type().ends_with(c.media_type_suffix()));
         }
         assert!("xz".parse::<Compression>().is_err());
+        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let oci: rbuild_oci::LayerCompression = c.into();
+            assert_eq!(Compression::from(oci), c);
+            assert_eq!(
+                rbuild_oci::MediaType::from(c.oci_media_type()).layer_compression(),
+                Some(oci)
+            );
+        }
         assert_eq!(Compression::default(), Compression::Gzip);
     }
 }

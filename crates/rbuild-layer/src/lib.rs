@@ -3,7 +3,7 @@
 //!
 //! - [`LayerWriter`] writes a layer in one pass: a deterministic tar stream (owner 0:0, empty
 //!   user/group names, one mtime from [`LayerOptions`], PAX for long names), compressed with a
-//!   pinned backend ([`Compression`]), hashed as it goes into a [`LayerInfo`] (diff_id, digest,
+//!   pinned backend ([`Compression`]; choice and measurements in [`compress`]), hashed as it goes into a [`LayerInfo`] (diff_id, digest,
 //!   sizes). Memory does not grow with file or layer size.
 //! - [`IgnoreFile`] reads `.containerignore`/`.dockerignore` and decides what is excluded exactly
 //!   as `docker build` (BuildKit) does; the rules, with examples, are in the [`dockerignore`]
@@ -38,7 +38,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod compress;
+pub mod compress;
 mod context;
 pub mod dockerignore;
 mod error;

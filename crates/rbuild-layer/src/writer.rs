@@ -172,7 +172,8 @@ impl<W: Write> Sink<W> {
 /// Entries are written in the order they are appended (the writer does not sort). Each entry is
 /// owned by 0:0 with empty user and group names, has the mtime of [`LayerOptions::mtime`] and
 /// exactly the mode it is given (permission bits `0o7777`; other bits are dropped). Paths are
-/// relative and `/`-separated; see [`check_path`](self) rules in the crate docs.
+/// relative and `/`-separated: no leading `/` or `./`, no empty, `.` or `..` component, no NUL
+/// (an [`Error::InvalidPath`] otherwise); directories are written as `path/`.
 ///
 /// Missing parent directories are written automatically (mode [`DEFAULT_DIR_MODE`]) before an
 /// entry that needs them, unless [`LayerWriter::auto_parents`] turns that off. To give a parent
@@ -399,10 +400,10 @@ impl<W: Write> LayerWriter<W> {
 mod tests {
     use super::*;
 
-    fn entries(
-        blob: &[u8],
-        c: Compression,
-    ) -> Vec<(String, u8, u32, u64, Option<String>, Vec<u8>)> {
+    /// (path, type flag, mode, mtime, link target, data)
+    type Entry = (String, u8, u32, u64, Option<String>, Vec<u8>);
+
+    fn entries(blob: &[u8], c: Compression) -> Vec<Entry> {
         let raw: Box<dyn std::io::Read> = match c {
             Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
             Compression::Zstd => Box::new(zstd::Decoder::new(blob).unwrap()),

@@ -276,7 +276,10 @@ fn non_utf8_names_are_refused_unless_excluded() {
     assert_eq!(ctx.entries.len(), 1);
 }
 
-fn read_layer(blob: &[u8]) -> Vec<(String, u8, u32, u64, u64, String, Vec<u8>)> {
+/// (path, type flag, mode, uid, gid, "uname/gname", data)
+type TarEntry = (String, u8, u32, u64, u64, String, Vec<u8>);
+
+fn read_layer(blob: &[u8]) -> Vec<TarEntry> {
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
     ar.entries()
         .unwrap()
