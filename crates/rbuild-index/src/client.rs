@@ -421,8 +421,9 @@ impl IndexClient {
     /// The reqwest client, built on first use (so offline runs never load TLS roots).
     pub(crate) fn http(&self) -> Result<reqwest::Client> {
         if self.inner.opts.offline {
+            // Not reached: offline paths never ask for the client. Kept as a guard.
             return Err(Error::Offline {
-                missing: vec!["(a network request was needed)".to_string()],
+                missing: vec!["(a request to an index was needed)".to_string()],
             });
         }
         let mut guard = self.inner.http.lock().expect("http client lock");
@@ -618,6 +619,9 @@ impl IndexClient {
             }
         }
         if !known {
+            if self.inner.opts.offline {
+                searched.push("(offline: no index was asked)".to_string());
+            }
             return Err(Error::ProjectNotFound {
                 name: norm,
                 searched,

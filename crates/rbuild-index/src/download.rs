@@ -21,7 +21,7 @@ use crate::redact::{redact_raw, redact_url};
 pub struct WheelRequest {
     /// The package name (validated and normalized before anything else happens).
     pub name: String,
-    /// The version (informational: shown in messages).
+    /// The version; when it parses, the wheel file name must have the same (PEP 440) version.
     pub version: String,
     /// The wheel file name; its name part must be `name`.
     pub filename: String,
@@ -65,7 +65,7 @@ pub struct DownloadedWheel {
     /// The blob in the store.
     pub path: PathBuf,
     /// Where it came from this time (redacted URL, or a `file:` URL for a local file); `None` when it
-    /// was already in the store.
+    /// was already in the store and no lookup was needed.
     pub source: Option<String>,
     /// True when it was downloaded or copied in this call; false when it was already in the store.
     pub fetched: bool,
@@ -217,6 +217,15 @@ impl IndexClient {
                 name: req.name.clone(),
                 filename: req.filename.clone(),
                 reason: format!("it is a wheel of package `{}`", wheel.name),
+            });
+        }
+        if let Ok(want) = req.version.parse::<rbuild_python::version::Version>()
+            && want != wheel.version
+        {
+            return Err(Error::InvalidFilename {
+                name: req.name.clone(),
+                filename: req.filename.clone(),
+                reason: format!("it is version {}, not {}", wheel.version, req.version),
             });
         }
         let mut sha256 = req.sha256;

@@ -36,13 +36,13 @@ pub fn redact_url(url: &Url) -> String {
     u.to_string()
 }
 
-/// Redacts the userinfo of every `scheme://userinfo@host` in arbitrary text (a URL or a message that
+/// Redacts the userinfo of every `//userinfo@host` in arbitrary text (a URL or a message that
 /// contains URLs). Text without credentials is returned unchanged.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let (head, tail) = rest.split_at(pos + 3);
+    while let Some(pos) = rest.find("//") {
+        let (head, tail) = rest.split_at(pos + 2);
         out.push_str(head);
         // The authority ends at the first of these; a userinfo is what precedes its last `@`.
         let end = tail
@@ -115,6 +115,8 @@ mod tests {
             ("http://t@a.b:9/", "http://***@a.b:9/"),
             ("://", "://"),
             ("a://@", "a://***@"),
+            ("://https://a:b@h/", "://https://a:***@h/"),
+            ("x //u:p@h", "x //u:***@h"),
         ] {
             assert_eq!(redact(input), want, "{input}");
         }

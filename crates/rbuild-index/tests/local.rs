@@ -79,11 +79,13 @@ async fn invalid_names_are_refused_before_any_request() {
         ("demo", "sub/demo-1.0-py3-none-any.whl"),
         ("demo", "other-1.0-py3-none-any.whl"),
         ("demo", "demo-1.0.tar.gz"),
+        ("demo", "demo-2.0-py3-none-any.whl"),
     ] {
         let err = c
             .download_all(
                 vec![WheelRequest {
                     name: name.into(),
+                    version: "1.0.0".into(),
                     filename: file.into(),
                     ..Default::default()
                 }],
@@ -543,4 +545,52 @@ async fn offline_lists_what_is_missing() {
         .await
         .unwrap();
     assert!(!got[0].fetched && got[0].path == store.blob_path(&pd));
+}
+
+#[tokio::test]
+async fn an_index_that_answers_html_to_a_json_request_is_read_as_pep503() {
+    let server = Server::start();
+    let d = Digest::of(b"wheel bytes");
+    server.route(
+        "/simple/demo/",
+        vec![Resp::ok(
+            "text/html; charset=utf-8",
+            format!(
+                r#"<html><body><a href="/f/{DEMO}#sha256={}" data-requires-python="&gt;=3.9">{DEMO}</a></body></html>"#,
+                d.hex()
+            ),
+        )],
+    );
+    server.route(
+        &format!("/f/{DEMO}"),
+        vec![Resp::ok(
+            "application/octet-stream",
+            b"wheel bytes".to_vec(),
+        )],
+    );
+    let c = local_client(&server, IndexOptions::default());
+    let f = c.find_wheel_url("demo", DEMO).await.unwrap();
+    assert_eq!(f.url, server.url(&format!("/f/{DEMO}")));
+    assert_eq!(f.sha256, Some(d));
+    assert_eq!(f.requires_python.as_deref(), Some(">=3.9"));
+    // A second lookup uses the page fetched once.
+    c.list_files("DEMO").await.unwrap();
+    assert_eq!(server.seen().len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let got = c
+        .download_all(
+            vec![WheelRequest {
+                name: "demo".into(),
+                filename: DEMO.into(),
+                sha256: Some(d),
+                ..Default::default()
+            }],
+            &store,
+            &Recorder::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&got[0].path).unwrap(), b"wheel bytes");
+    assert_eq!(server.seen().len(), 2, "page once, file once");
 }
