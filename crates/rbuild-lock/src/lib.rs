@@ -11,7 +11,7 @@
 //! | `requirements.txt` (any `*.txt`) | [`LockFormat::Requirements`] | `name==version ; marker --hash=…` lines, `-r`/`-c` includes |
 //!
 //! [`detect_lockfile`] looks in a directory in that order (uv.lock first). [`read_lock`] reads one for a
-//! target described by its [`MarkerEnv`](rbuild_python::markers::MarkerEnv): markers are evaluated for
+//! target described by its [`MarkerEnv`]: markers are evaluated for
 //! the image, not for the machine running rbuild, so `pywin32 ; sys_platform == "win32"` is left out
 //! and `uvloop ; sys_platform != "win32"` is kept. [`choose_wheel`] then picks, for each package, the
 //! wheel pip would pick for the target's [`Tags`](rbuild_python::tags::Tags).

@@ -749,15 +749,15 @@ fn walk(
         {
             continue;
         }
-        if let Some(plat) = &edge.platform {
-            if env.get(MarkerVariable::SysPlatform) != Some(plat.as_str()) {
-                continue;
-            }
+        if let Some(plat) = &edge.platform
+            && env.get(MarkerVariable::SysPlatform) != Some(plat.as_str())
+        {
+            continue;
         }
-        if let Some(m) = &edge.marker {
-            if !eval_marker(loc, &edge.name, m, env, &edge.marker_extras)? {
-                continue;
-            }
+        if let Some(m) = &edge.marker
+            && !eval_marker(loc, &edge.name, m, env, &edge.marker_extras)?
+        {
+            continue;
         }
         if let Some(d) = &edge.direct {
             return Err(Error::Unsupported {

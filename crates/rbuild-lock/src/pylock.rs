@@ -236,10 +236,10 @@ pub(crate) fn read_str(
     let mut packages: BTreeMap<String, LockedPackage> = BTreeMap::new();
     for p in &lock.packages {
         let name = rbuild_python::normalize_name(&p.name);
-        if let Some(m) = &p.marker {
-            if !eval(&name, m)? {
-                continue;
-            }
+        if let Some(m) = &p.marker
+            && !eval(&name, m)?
+        {
+            continue;
         }
         if let Some(rp) = &p.requires_python {
             check_requires_python(&loc, rp, &format!(" for `{name}`"), env, &mut notes)?;

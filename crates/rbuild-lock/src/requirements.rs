@@ -643,18 +643,19 @@ pub(crate) fn read_str(
             }
         };
         for c in cons {
-            if let Some(cv) = pinned_version(&c.req) {
-                if !same_version(&cv, &version) {
-                    return Err(Error::Invalid {
-                        location: l.location.clone(),
-                        message: format!(
-                            "`{}` pins {name} {version}, but the constraint at {} pins {cv}",
-                            l.text, c.location
-                        ),
-                    });
-                }
+            if let Some(cv) = pinned_version(&c.req)
+                && !same_version(&cv, &version)
+            {
+                return Err(Error::Invalid {
+                    location: l.location.clone(),
+                    message: format!(
+                        "`{}` pins {name} {version}, but the constraint at {} pins {cv}",
+                        l.text, c.location
+                    ),
+                });
             }
         }
+        hashes.sort();
         hashes.dedup();
         if hashes_required && hashes.is_empty() {
             let why = match hashed {

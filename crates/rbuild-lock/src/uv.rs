@@ -511,6 +511,9 @@ pub(crate) fn read_str(
     })
 }
 
+/// The packages to install and every (package, extra) activated during a walk.
+type WalkResult = (BTreeSet<usize>, BTreeSet<(usize, String)>);
+
 /// One walk of the graph; returns the packages to install and every (package, extra) activated.
 #[allow(clippy::too_many_arguments)]
 fn walk(
@@ -521,7 +524,7 @@ fn walk(
     groups: &[String],
     marker_extras: &[String],
     marker_groups: &[String],
-) -> Result<(BTreeSet<usize>, BTreeSet<(usize, String)>)> {
+) -> Result<WalkResult> {
     let lock = w.lock;
     let mut included = BTreeSet::new();
     let mut seen: BTreeSet<(usize, Option<String>)> = BTreeSet::new();

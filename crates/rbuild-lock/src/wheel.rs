@@ -154,14 +154,14 @@ pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
             rank,
         });
     }
-    if wheels.is_empty() {
-        if let Some(sdist) = pkg.files.iter().find(|f| f.kind == FileKind::Sdist) {
-            return Err(Error::SdistOnly {
-                package: pkg.name.clone(),
-                version: pkg.version.clone(),
-                sdist: sdist.filename.clone(),
-            });
-        }
+    if wheels.is_empty()
+        && let Some(sdist) = pkg.files.iter().find(|f| f.kind == FileKind::Sdist)
+    {
+        return Err(Error::SdistOnly {
+            package: pkg.name.clone(),
+            version: pkg.version.clone(),
+            sdist: sdist.filename.clone(),
+        });
     }
     Err(Error::NoWheel {
         package: pkg.name.clone(),
