@@ -99,3 +99,32 @@ pub use download::{DownloadedWheel, WheelRequest, stored_wheel};
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
 pub use simple::IndexFile;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    /// The CLI runs these futures on a multi-threaded runtime (`tokio::spawn` needs `Send`).
+    #[test]
+    fn client_and_futures_are_send() {
+        assert_send_sync::<IndexClient>();
+        assert_send_sync::<Error>();
+        let client = IndexClient::new(IndexOptions {
+            offline: true,
+            netrc: NetrcSource::Disabled,
+            ..Default::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = rbuild_oci::Store::open(dir.path()).unwrap();
+        let fut = client.download_all(Vec::new(), &store, &NoProgress);
+        assert_send(&fut);
+        let fut = client.list_files("six");
+        assert_send(&fut);
+        let fut = client.find_file("six", "six-1.17.0-py2.py3-none-any.whl", None);
+        assert_send(&fut);
+    }
+}
