@@ -19,8 +19,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. (Parsed once per run, so variant sizes do not matter.)
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Build an image for the Python project in CONTEXT and push or write it.
     Build(cmd::build::BuildArgs),
@@ -41,6 +42,15 @@ pub struct GlobalArgs {
     /// Trust this CA certificate (PEM) in addition to the system store (repeatable).
     #[arg(long = "ca-file", value_name = "FILE", global = true)]
     pub ca_file: Vec<PathBuf>,
+    /// Credentials USER:PASSWORD for the registry written to (copy: the destination; inspect: the
+    /// image's registry). Also: RBUILD_REGISTRY_USERNAME and RBUILD_REGISTRY_PASSWORD.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub creds: Option<String>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,

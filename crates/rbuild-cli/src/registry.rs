@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rbuild_oci::Store;
-use rbuild_registry::{Client, ClientOptions, Progress, ProgressEvent};
+use rbuild_registry::{
+    ChainCredentials, Client, ClientOptions, Credential, DefaultCredentials, Progress,
+    ProgressEvent, Reference, StaticCredentials, parse_user_pass,
+};
 
 use crate::cli::GlobalArgs;
 
@@ -40,10 +43,58 @@ impl Progress for LogProgress {
     }
 }
 
-/// Client options from the global flags.
+/// Parses a `USER:PASSWORD` flag without ever echoing its value.
+pub fn user_pass(flag: &str, value: &str) -> anyhow::Result<Credential> {
+    parse_user_pass(value)
+        .with_context(|| format!("{flag} must be USER:PASSWORD (the value is not shown)"))
+}
+
+/// Explicit credentials: `--creds` (then `RBUILD_REGISTRY_USERNAME`/`RBUILD_REGISTRY_PASSWORD`)
+/// for `target`, plus per-registry ones (`--src-creds`, `--dest-creds`; later entries win).
+pub fn explicit_credentials(
+    global: &GlobalArgs,
+    target: &Reference,
+    extra: &[(&Reference, Credential)],
+) -> anyhow::Result<StaticCredentials> {
+    let mut creds = StaticCredentials::new();
+    let env_user = std::env::var("RBUILD_REGISTRY_USERNAME")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let env_pass = std::env::var("RBUILD_REGISTRY_PASSWORD").ok();
+    match (&global.creds, env_user, env_pass) {
+        (Some(c), _, _) => creds.insert(target.registry(), user_pass("--creds", c)?),
+        (None, Some(u), Some(p)) => creds.insert(target.registry(), Credential::basic(u, p)),
+        (None, Some(_), None) => {
+            anyhow::bail!("RBUILD_REGISTRY_USERNAME is set but RBUILD_REGISTRY_PASSWORD is not")
+        }
+        _ => {}
+    }
+    for (r, c) in extra {
+        creds.insert(r.registry(), c.clone());
+    }
+    Ok(creds)
+}
+
+/// Client options from the global flags, with credentials from podman's and Docker's files only.
+/// Commands that write to a registry should use [`client_options_for`] with
+/// [`explicit_credentials`] for their target, so `--creds` and `RBUILD_REGISTRY_*` apply.
 pub fn client_options(global: &GlobalArgs) -> ClientOptions {
+    client_options_for(global, StaticCredentials::new())
+}
+
+/// Client options from the global flags, with `explicit` credentials consulted before podman's
+/// and Docker's files.
+pub fn client_options_for(global: &GlobalArgs, explicit: StaticCredentials) -> ClientOptions {
     let mut opts = ClientOptions {
         insecure_registries: global.insecure_registry.clone(),
+        certs_dirs: vec![
+            "/etc/containers/certs.d".into(),
+            "/etc/docker/certs.d".into(),
+        ],
+        credentials: Arc::new(ChainCredentials(vec![
+            Box::new(explicit),
+            Box::new(DefaultCredentials::from_env()),
+        ])),
         ..Default::default()
     };
     opts.tls.extra_ca_files = global.ca_file.clone();

@@ -25,6 +25,12 @@ pub struct CopyArgs {
     /// Platform selection.
     #[command(flatten)]
     pub platform: PlatformArgs,
+    /// Credentials USER:PASSWORD for the source registry.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub src_creds: Option<String>,
+    /// Credentials USER:PASSWORD for the destination registry (overrides --creds).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub dest_creds: Option<String>,
 }
 
 /// Runs `rbuild copy`.
@@ -32,7 +38,15 @@ pub async fn run(global: &GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
     let src = Reference::parse(&args.src).context("source")?;
     let dst = Reference::parse(&args.dst).context("destination")?;
     let platforms = args.platform.platforms();
-    let client = registry::client(global, registry::client_options(global))?;
+    let mut extra = Vec::new();
+    if let Some(c) = &args.src_creds {
+        extra.push((&src, registry::user_pass("--src-creds", c)?));
+    }
+    if let Some(c) = &args.dest_creds {
+        extra.push((&dst, registry::user_pass("--dest-creds", c)?));
+    }
+    let explicit = registry::explicit_credentials(global, &dst, &extra)?;
+    let client = registry::client(global, registry::client_options_for(global, explicit))?;
     let store = registry::store()?;
     tracing::debug!("copying {src} to {dst}");
     let done = client

@@ -37,7 +37,8 @@ fn one_platform(args: &InspectArgs) -> anyhow::Result<Option<Platform>> {
 pub async fn run(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<()> {
     let reference = Reference::parse(&args.reference)?;
     let platform = one_platform(&args)?;
-    let client = registry::client(global, registry::client_options(global))?;
+    let explicit = registry::explicit_credentials(global, &reference, &[])?;
+    let client = registry::client(global, registry::client_options_for(global, explicit))?;
 
     if args.config {
         let p = platform.unwrap_or_else(Platform::host);

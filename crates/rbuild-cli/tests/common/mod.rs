@@ -17,7 +17,12 @@ pub fn rbuild(args: &[&str], cache: &Path) -> Output {
 /// Runs the built `rbuild` with extra environment variables.
 pub fn rbuild_env(args: &[&str], cache: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+    // An empty HOME: no credentials from the machine's ~/.docker or ~/.config/containers.
+    let home = cache.join("home");
+    std::fs::create_dir_all(&home).unwrap();
     cmd.args(args)
+        .env("HOME", &home)
+        .env_remove("XDG_RUNTIME_DIR")
         .env("RBUILD_CACHE_DIR", cache)
         .env_remove("RBUILD_LOG")
         .env_remove("DOCKER_CONFIG")
