@@ -237,6 +237,27 @@ mod tests {
     }
 
     #[test]
+    fn sizes_beyond_ustar_use_a_pax_size_record() {
+        let size = 9 * 1024 * 1024 * 1024u64;
+        let h = entry_headers("big", EntryType::Regular, 0o644, size, 0, None);
+        assert_eq!(
+            h.len(),
+            3 * BLOCK,
+            "pax header, its records, the entry header"
+        );
+        assert_eq!(h[156], b'x');
+        assert_eq!(&h[..19], b"PaxHeaders.0/big\0\0\0");
+        let records = &h[BLOCK..2 * BLOCK];
+        assert!(
+            records.starts_with(b"19 size=9663676416\n\0"),
+            "{:?}",
+            &records[..24]
+        );
+        assert_eq!(&h[2 * BLOCK + 124..2 * BLOCK + 136], b"00000000000\0");
+        assert_eq!(&h[2 * BLOCK..2 * BLOCK + 4], b"big\0");
+    }
+
+    #[test]
     fn checksum_and_fields_are_standard() {
         let h = entry_headers("a.txt", EntryType::Regular, 0o644, 5, 315532800, None);
         assert_eq!(h.len(), BLOCK);

@@ -226,6 +226,10 @@ const CASES: &[Case] = &[
     // --- buildkit: what the walk computes ---
     c("buildkit parent results", "a/x\n!a", "a/x", true),
     c("buildkit **file", "**file", "dir/afile", true),
+    // --- Go regexp: escapes reach regexp.Compile as written ---
+    c("Go regexp \\d", "file\\d.txt", "file1.txt", true),
+    c("Go regexp \\d", "file\\d.txt", "filed.txt", false),
+    c("Go regexp \\x41", "\\x41", "A", true),
 ];
 
 #[test]

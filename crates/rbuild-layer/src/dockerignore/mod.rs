@@ -405,7 +405,6 @@ fn read_all(source: &str, text: &str) -> Result<Vec<(usize, String)>> {
     }
     for (i, line) in lines.into_iter().enumerate() {
         let line_no = i + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.len() >= MAX_LINE {
             return Err(Error::IgnorePattern {
                 file: source.to_string(),
@@ -414,6 +413,7 @@ fn read_all(source: &str, text: &str) -> Result<Vec<(usize, String)>> {
                 reason: "the line is longer than 64 KiB".into(),
             });
         }
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.starts_with('#') {
             continue;
         }
