@@ -191,14 +191,9 @@ fn entries_kinds_order_and_special_files() {
     );
     fs::set_permissions(d.path().join("run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
     fs::hard_link(d.path().join("a-c"), d.path().join("hard")).unwrap();
-    let fifo = d.path().join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = std::ffi::CString::new(d.path().join("fifo").into_os_string().into_encoded_bytes())
+        .unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let _sock = std::os::unix::net::UnixListener::bind(d.path().join("sock")).unwrap();
 
     let ctx = walk_context(d.path(), None).unwrap();
