@@ -517,3 +517,63 @@ pub fn install_wheels(
 ) -> Result<InstallReport, Error> {
     plan(wheels, target, base, opts)?.write(sink)
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Parsers of untrusted input never panic, and path checks keep paths inside their root.
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn record_parser_never_panics(text in "\\PC*") {
+            let _ = crate::record::parse_record(&text);
+            let _ = crate::record::parse_record_paths(text.as_bytes());
+        }
+
+        #[test]
+        fn record_rows_round_trip(path in "[^\r\n]{1,40}", hash in "[a-z0-9=,\"]{0,20}", size in "[0-9]{0,5}") {
+            let mut out = Vec::new();
+            crate::record::write_row(&mut out, &path, &hash, &size);
+            let rows = crate::record::parse_csv(std::str::from_utf8(&out).unwrap());
+            prop_assert_eq!(rows, vec![vec![path, hash, size]]);
+        }
+
+        #[test]
+        fn entry_points_parser_never_panics(text in "(\\[[a-z_]{0,15}\\]\n|[ \t]{0,3}[a-zA-Z0-9_.:= \\[\\]%/-]{0,30}\n|#.*\n)*") {
+            if let Ok(eps) = crate::metadata::parse_entry_points(&text) {
+                for ep in eps {
+                    prop_assert!(!ep.module.is_empty() && !ep.attr.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn header_parser_never_panics(text in "\\PC*", name in "[A-Za-z-]{1,10}") {
+            let _ = crate::metadata::header(&text, &name);
+        }
+
+        #[test]
+        fn versions_are_equal_to_themselves(v in "[vV]?[0-9]{1,3}(\\.[0-9]{1,3}){0,3}((a|b|rc|alpha|c)[0-9]{0,2})?(\\.post[0-9]?)?(\\.dev[0-9]?)?(\\+[a-z0-9]{1,4}(\\.[a-z0-9]{1,3})?)?") {
+            prop_assert!(crate::versions_equal(&v, &v));
+            prop_assert!(crate::versions_equal(&v, &v.to_uppercase()));
+            let padded = format!(" {} ", v);
+            prop_assert!(crate::versions_equal(&v, &padded));
+        }
+
+        #[test]
+        fn version_parser_never_panics(a in "\\PC{0,20}", b in "\\PC{0,20}") {
+            let _ = crate::versions_equal(&a, &b);
+            let _ = crate::WheelFilename::parse(&a);
+        }
+
+        #[test]
+        fn accepted_member_paths_stay_inside(rel in "[a-z./\\\\]{1,20}", base in "(usr/(local/)?)?[a-z]{1,5}") {
+            if crate::paths::unsafe_relative(&rel).is_none() {
+                let joined = crate::paths::join(&base, &rel);
+                let resolved = crate::paths::resolve_in_root("", &joined).unwrap();
+                prop_assert!(crate::paths::is_within(&resolved, &base), "{} escaped {}", rel, base);
+                prop_assert_eq!(resolved, joined);
+            }
+        }
+    }
+}

@@ -577,3 +577,131 @@ print("ok")
         eprintln!("note: compiled modules not imported (host python is not CPython 3.11 x86_64)");
     }
 }
+
+const PIP_OLD: Pin = Pin {
+    name: "pip",
+    version: "23.0.1",
+    file: "pip-23.0.1-py3-none-any.whl",
+    sha256: "236bcb61156d76c4b8a05821b988c7b8c35bf0da28a4b614e8d6ab5212c25c6f",
+};
+const PIP_NEW: Pin = Pin {
+    name: "pip",
+    version: "24.0",
+    file: "pip-24.0-py3-none-any.whl",
+    sha256: "ba0d021a166865d2265246961bec0152ff124de910c5cc39f1156ce3fa7c69dc",
+};
+
+/// Real pip in the base replaced by another real pip: applying the layer's whiteouts onto the
+/// base gives the tree of a fresh install, and Python sees one pip, the new one.
+#[test]
+fn replacing_real_pip_in_the_base() {
+    let (old, new) = match (fetch(&PIP_OLD), fetch(&PIP_NEW)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(why), _) | (_, Err(why)) => {
+            eprintln!("SKIPPED pip replacement: {why}");
+            return;
+        }
+    };
+    let target = debian_target();
+    let site = target.purelib.trim_start_matches('/').to_string();
+    let input = |p: &Path, pin: &Pin| rbuild_wheel::WheelInput {
+        path: p.to_path_buf(),
+        filename: pin.file.into(),
+        expected_name: pin.name.into(),
+        expected_version: pin.version.into(),
+    };
+    let base = tempfile::tempdir().unwrap();
+    install_wheels(
+        &[input(&old, &PIP_OLD)],
+        &target,
+        &BaseInfo::default(),
+        &InstallOptions::default(),
+        &mut TreeSink::new(base.path()),
+    )
+    .unwrap();
+    let dir_modes = walk(base.path())
+        .into_iter()
+        .filter_map(|p| p.strip_suffix('/').map(str::to_string))
+        .map(|p| {
+            (
+                p.clone(),
+                fs::metadata(base.path().join(&p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777,
+            )
+        })
+        .collect();
+    let dist_info = format!("{site}/pip-23.0.1.dist-info");
+    let record = rbuild_wheel::parse_record_paths(
+        &fs::read(base.path().join(&dist_info).join("RECORD")).unwrap(),
+    )
+    .unwrap();
+    let info = BaseInfo {
+        dir_modes,
+        installed: vec![rbuild_wheel::BaseDist {
+            name: "pip".into(),
+            version: "23.0.1".into(),
+            dist_info,
+            record: Some(record),
+            site_dir: site.clone(),
+        }],
+    };
+    let mut sink = TreeSink::new(base.path());
+    let report = install_wheels(
+        &[input(&new, &PIP_NEW)],
+        &target,
+        &info,
+        &InstallOptions::default(),
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(report.replaced.len(), 1);
+    let whiteouts: Vec<_> = sink
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Whiteout(_)))
+        .collect();
+    assert!(
+        whiteouts.contains(&&Event::Whiteout(format!("{site}/pip-23.0.1.dist-info"))),
+        "{whiteouts:?}"
+    );
+
+    let fresh = tempfile::tempdir().unwrap();
+    install_wheels(
+        &[input(&new, &PIP_NEW)],
+        &target,
+        &BaseInfo::default(),
+        &InstallOptions::default(),
+        &mut TreeSink::new(fresh.path()),
+    )
+    .unwrap();
+    assert_eq!(walk(base.path()), walk(fresh.path()));
+    for p in walk(fresh.path()).iter().filter(|p| !p.ends_with('/')) {
+        assert!(
+            fs::read(base.path().join(p)).unwrap() == fs::read(fresh.path().join(p)).unwrap(),
+            "{p} differs"
+        );
+    }
+
+    if python_ok().is_ok() {
+        let out = Command::new("python3")
+            .args(["-c", "import importlib.metadata as m, sys; print([d.version for d in m.distributions(path=[sys.argv[1]]) if d.metadata['Name'] == 'pip'])"])
+            .arg(base.path().join(&site))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['24.0']");
+        let out = Command::new("python3")
+            .args(["-m", "pip", "--version"])
+            .env("PYTHONPATH", base.path().join(&site))
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("pip 24.0 "),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
