@@ -29,8 +29,8 @@ impl LockFormat {
         }
     }
 
-    /// Tells the format from a file name: `uv.lock`, `pylock.toml`/`pylock.NAME.toml`, `poetry.lock`,
-    /// anything else ending in `.txt` or `.in` is a requirements file.
+    /// Tells the format from a file name: `uv.lock`, `pylock.toml`/`pylock.NAME.toml`, `poetry.lock`;
+    /// anything else ending in `.txt` is a requirements file.
     pub fn from_path(path: &std::path::Path) -> Option<LockFormat> {
         let name = path.file_name()?.to_str()?;
         if name == "uv.lock" {
@@ -44,7 +44,7 @@ impl LockFormat {
                 && !name["pylock.".len()..name.len() - ".toml".len()].contains('.'))
         {
             Some(LockFormat::Pylock)
-        } else if name.ends_with(".txt") || name.ends_with(".in") {
+        } else if name.ends_with(".txt") {
             Some(LockFormat::Requirements)
         } else {
             None

@@ -30,10 +30,20 @@ use crate::util::{
 pub(crate) struct UvLock {
     version: Option<i64>,
     requires_python: Option<String>,
+    /// Sets of extras/groups that cannot be installed together (`[tool.uv] conflicts`).
+    #[serde(default)]
+    conflicts: Vec<Vec<ConflictItem>>,
     #[serde(default)]
     manifest: Manifest,
     #[serde(default, rename = "package")]
     packages: Vec<Package>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConflictItem {
+    package: String,
+    extra: Option<String>,
+    group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -416,6 +426,37 @@ pub(crate) fn read_str(
                 kind: "dependency group",
                 name: g.clone(),
                 available: list(&root_groups),
+            });
+        }
+    }
+
+    // uv refuses to install extras/groups declared as conflicting together; so does rbuild.
+    for set in &lock.conflicts {
+        let hits: Vec<String> = set
+            .iter()
+            .filter(|c| {
+                roots
+                    .iter()
+                    .any(|&r| names[r] == rbuild_python::normalize_name(&c.package))
+            })
+            .filter_map(|c| match (&c.extra, &c.group) {
+                (Some(e), _) if extras.contains(&rbuild_python::normalize_name(e)) => {
+                    Some(format!("extra `{e}`"))
+                }
+                (_, Some(g)) if groups.contains(&rbuild_python::normalize_name(g)) => {
+                    Some(format!("group `{g}`"))
+                }
+                _ => None,
+            })
+            .collect();
+        if hits.len() > 1 {
+            return Err(Error::SelectionNotSupported {
+                location: loc,
+                message: format!(
+                    "{} are declared as conflicting (`[tool.uv] conflicts`) and cannot be installed together; \
+                     ask for one of them",
+                    hits.join(" and ")
+                ),
             });
         }
     }

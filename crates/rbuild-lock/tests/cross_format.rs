@@ -289,6 +289,49 @@ fn forked_resolution_picks_by_marker() {
 }
 
 #[test]
+fn conflicting_extras_pick_their_versions() {
+    let pins_of = |extras: &[&str], groups: &[&str]| {
+        read("conflictdemo/uv.lock", &opts(extras, groups))
+            .packages
+            .iter()
+            .map(|p| format!("{}=={}", p.name, p.version))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pins_of(&[], &[]), ["certifi==2026.10.18"]);
+    assert_eq!(
+        pins_of(&["old"], &[]),
+        [
+            "certifi==2026.10.18",
+            "chardet==4.0.0",
+            "idna==2.10",
+            "requests==2.25.1",
+            "urllib3==1.26.20"
+        ]
+    );
+    assert_eq!(
+        pins_of(&["new"], &[]),
+        [
+            "certifi==2026.10.18",
+            "charset-normalizer==3.5.2",
+            "idna==3.20",
+            "requests==2.32.3",
+            "urllib3==1.26.20"
+        ]
+    );
+    assert_eq!(
+        pins_of(&[], &["legacy"]),
+        ["certifi==2026.10.18", "idna==3.6"]
+    );
+    let e = error("conflictdemo/uv.lock", &opts(&["old", "new"], &[]));
+    assert!(
+        e.contains("extra `new` and extra `old`") && e.contains("conflicting"),
+        "{e}"
+    );
+    let e = error("conflictdemo/uv.lock", &opts(&["new"], &["legacy"]));
+    assert!(e.contains("conflicting"), "{e}");
+}
+
+#[test]
 fn requires_python_is_checked() {
     let env312 = MarkerEnv::cpython_linux(MajorMinor::new(3, 12), Some("3.12.1"), "x86_64");
     for rel in [

@@ -704,3 +704,43 @@ fn poetry_refusals() {
     let (_, m) = read_err(tmp.path(), "poetry.lock", &old, &ResolveOptions::default());
     assert!(m.contains("pyproject.toml beside it"), "{m}");
 }
+
+// --- detection ----------------------------------------------------------------------------------------
+
+#[test]
+fn detection_order_and_formats() {
+    use rbuild_lock::{LockFormat, detect_lockfile};
+    let tmp = tempfile::tempdir().unwrap();
+    let e = detect_lockfile(tmp.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("no lockfile in") && e.contains("--lock FILE"),
+        "{e}"
+    );
+    for (name, want) in [
+        ("requirements.txt", "requirements.txt"),
+        ("poetry.lock", "poetry.lock"),
+        ("pylock.toml", "pylock.toml"),
+        ("uv.lock", "uv.lock"),
+    ] {
+        write(tmp.path(), name, "");
+        assert_eq!(detect_lockfile(tmp.path()).unwrap(), tmp.path().join(want));
+    }
+    for (name, format) in [
+        ("uv.lock", Some(LockFormat::UvLock)),
+        ("pylock.toml", Some(LockFormat::Pylock)),
+        ("pylock.web.toml", Some(LockFormat::Pylock)),
+        ("pylock.a.b.toml", None),
+        ("poetry.lock", Some(LockFormat::PoetryLock)),
+        ("requirements-prod.txt", Some(LockFormat::Requirements)),
+        ("Pipfile.lock", None),
+    ] {
+        assert_eq!(LockFormat::from_path(Path::new(name)), format, "{name}");
+    }
+    let e = read_lock(
+        &tmp.path().join("Pipfile.lock"),
+        &env311(),
+        &ResolveOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::UnknownFormat { .. }), "{e}");
+}
