@@ -49,6 +49,12 @@
 //! Zip entries whose mode says "symlink" are installed as regular files holding the link text
 //! (as installer does); no symlink is ever created, so nothing can point outside the tree.
 //!
+//! The hash pass is spread over [`InstallOptions::threads`] threads in pieces of about 16 MiB
+//! (each thread reads through its own file handle); the zip CRC is not checked because every
+//! byte is checked against its sha256. A [`Plan`] keeps one open file per wheel until it is
+//! written or dropped; nothing but the central directories and the small metadata files is held
+//! in memory, whatever the size of the members.
+//!
 //! During writing, each member is decompressed again and re-hashed while it streams into the
 //! sink; if its bytes changed since the plan, the last chunk is withheld, the sink sees an error
 //! and [`Error::ChangedDuringInstall`] is returned. A write-phase error leaves a partial stream:

@@ -179,23 +179,26 @@ fn scan_all(
         }
     }
     struct State {
-        archives: BTreeMap<usize, zip::ZipArchive<std::fs::File>>,
+        /// The wheel this thread has open (tasks of one wheel are consecutive, so one handle
+        /// per thread is enough: open files stay at one per wheel plus one per thread).
+        archive: Option<(usize, zip::ZipArchive<std::fs::File>)>,
         buf: Vec<u8>,
     }
     let hashed = parallel(
         tasks.len(),
         threads,
         || State {
-            archives: BTreeMap::new(),
+            archive: None,
             buf: vec![0u8; scan::BUF],
         },
         |t, st| {
             let (wi, range) = &tasks[t];
             let p = &prepared[*wi];
-            if !st.archives.contains_key(wi) {
-                st.archives.insert(*wi, p.reopen()?);
+            if st.archive.as_ref().is_none_or(|(open, _)| open != wi) {
+                st.archive = None;
+                st.archive = Some((*wi, p.reopen()?));
             }
-            let archive = st.archives.get_mut(wi).expect("just inserted");
+            let (_, archive) = st.archive.as_mut().expect("just opened");
             scan::hash_range(p, archive, range.clone(), target, &mut st.buf)
         },
     )?;
