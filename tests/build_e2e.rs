@@ -20,8 +20,13 @@ impl Env {
         rbuild_e2e::set_bin(env!("CARGO_BIN_EXE_rbuild"));
         let registry = Registry::plain().expect("start the registry");
         let fixture = BaseFixture::ensure().expect("base fixture");
-        fixture.push_to(&registry, BASE_REPO).expect("push the base fixture");
-        Env { registry, cache: tempfile::tempdir().unwrap() }
+        fixture
+            .push_to(&registry, BASE_REPO)
+            .expect("push the base fixture");
+        Env {
+            registry,
+            cache: tempfile::tempdir().unwrap(),
+        }
     }
     fn base(&self) -> String {
         format!("{}/{BASE_REPO}", self.registry.host())
@@ -49,24 +54,34 @@ fn layers(doc: &Value) -> Vec<Value> {
 }
 
 fn layer_of<'a>(layers: &'a [Value], kind: &str) -> &'a Value {
-    layers.iter().find(|l| l["kind"] == kind).unwrap_or_else(|| panic!("no {kind} layer in {layers:?}"))
+    layers
+        .iter()
+        .find(|l| l["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} layer in {layers:?}"))
 }
 
 fn locked_versions(dir: &Path) -> Vec<(String, String)> {
     // Read pins with the same tool a user would trust: the lockfile text.
     let mut out = Vec::new();
     if dir.join("uv.lock").exists() {
-        let t: toml_like::Doc = toml_like::parse(&std::fs::read_to_string(dir.join("uv.lock")).unwrap());
+        let t: toml_like::Doc =
+            toml_like::parse(&std::fs::read_to_string(dir.join("uv.lock")).unwrap());
         for (name, version, virtual_root) in t.packages {
             if !virtual_root {
                 out.push((name, version));
             }
         }
     } else {
-        for line in std::fs::read_to_string(dir.join("requirements.txt")).unwrap().lines() {
+        for line in std::fs::read_to_string(dir.join("requirements.txt"))
+            .unwrap()
+            .lines()
+        {
             if let Some((n, v)) = line.split_once("==") {
                 if !n.starts_with(' ') && !n.starts_with('#') {
-                    out.push((n.trim().to_string(), v.split_whitespace().next().unwrap().to_string()));
+                    out.push((
+                        n.trim().to_string(),
+                        v.split_whitespace().next().unwrap().to_string(),
+                    ));
                 }
             }
         }
@@ -93,7 +108,9 @@ mod toml_like {
                     p.0 = v.trim_matches('"').to_string();
                 } else if let Some(v) = line.strip_prefix("version = ") {
                     p.1 = v.trim_matches('"').to_string();
-                } else if line.starts_with("source = { virtual") || line.starts_with("source = { editable") {
+                } else if line.starts_with("source = { virtual")
+                    || line.starts_with("source = { editable")
+                {
                     p.2 = true;
                 }
             }
@@ -116,9 +133,17 @@ fn check_running_app(reference: &str, port: u16, dir: &Path) {
     assert_eq!(cfg["process"]["cwd"], "/app");
     let container = bundle.start();
     let got = http_get(port, "/health", Duration::from_secs(40));
-    let (status, body) = got.unwrap_or_else(|| panic!("no answer on port {port}; container log:\n{}", container.log()));
+    let (status, body) = got.unwrap_or_else(|| {
+        panic!(
+            "no answer on port {port}; container log:\n{}",
+            container.log()
+        )
+    });
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"status\":\"ok\"") || body.contains("\"status\": \"ok\""), "{body}");
+    assert!(
+        body.contains("\"status\":\"ok\"") || body.contains("\"status\": \"ok\""),
+        "{body}"
+    );
     drop(container);
 
     // Files under /app belong to root and are not writable by the app user.
@@ -137,12 +162,24 @@ fn check_running_app(reference: &str, port: u16, dir: &Path) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (norm(d[0].as_str().unwrap()), d[1].as_str().unwrap().to_string()))
+        .map(|d| {
+            (
+                norm(d[0].as_str().unwrap()),
+                d[1].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     for (name, version) in locked_versions(dir) {
-        assert!(dists.contains(&(norm(&name), version.clone())), "{name}=={version} missing from {dists:?}");
+        assert!(
+            dists.contains(&(norm(&name), version.clone())),
+            "{name}=={version} missing from {dists:?}"
+        );
     }
-    assert_eq!(dists.iter().filter(|(n, _)| n == "pip").count(), 1, "pip listed once: {dists:?}");
+    assert_eq!(
+        dists.iter().filter(|(n, _)| n == "pip").count(),
+        1,
+        "pip listed once: {dists:?}"
+    );
 }
 
 #[test]
@@ -151,15 +188,30 @@ fn fastapi_example_builds_pushes_and_serves_as_non_root() {
     let (_tmp, dir) = example("fastapi-app");
     let port = free_port();
     let to = env.to("demo/fastapi:v1");
-    let run = env.build(&dir, &["--to", &to, "--env", &format!("PORT={port}")]).ok();
+    let run = env
+        .build(&dir, &["--to", &to, "--env", &format!("PORT={port}")])
+        .ok();
     let doc = run.json();
     let digest = doc["digest"].as_str().unwrap();
-    assert!(doc["references"][0].as_str().unwrap().ends_with(&format!("demo/fastapi:v1@{digest}")));
+    assert!(
+        doc["references"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("demo/fastapi:v1@{digest}"))
+    );
     let l = layers(&doc);
-    assert_eq!(l.iter().map(|x| x["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["base", "base", "deps", "user", "app"]);
+    assert_eq!(
+        l.iter()
+            .map(|x| x["kind"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["base", "base", "deps", "user", "app"]
+    );
     assert_eq!(layer_of(&l, "deps")["status"], "built");
     // skopeo sees the same manifest digest.
-    let inspect = sh("skopeo", &["inspect", "--tls-verify=false", &format!("docker://{to}")]);
+    let inspect = sh(
+        "skopeo",
+        &["inspect", "--tls-verify=false", &format!("docker://{to}")],
+    );
     let sk: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(sk["Digest"], digest);
     check_running_app(&to, port, &dir);
@@ -171,10 +223,28 @@ fn flask_example_serves_with_gunicorn() {
     let (_tmp, dir) = example("flask-app");
     let port = free_port();
     let to = env.to("demo/flask:v1");
-    let doc = env.build(&dir, &["--to", &to, "--env", &format!("PORT={port}"), "--env", "WEB_CONCURRENCY=2"]).ok().json();
+    let doc = env
+        .build(
+            &dir,
+            &[
+                "--to",
+                &to,
+                "--env",
+                &format!("PORT={port}"),
+                "--env",
+                "WEB_CONCURRENCY=2",
+            ],
+        )
+        .ok()
+        .json();
     assert_eq!(layer_of(&layers(&doc), "deps")["status"], "built");
     let bundle = Bundle::pull(&to);
-    assert!(bundle.config()["process"]["args"][2].as_str().unwrap().contains("-m gunicorn"));
+    assert!(
+        bundle.config()["process"]["args"][2]
+            .as_str()
+            .unwrap()
+            .contains("-m gunicorn")
+    );
     check_running_app(&to, port, &dir);
 }
 
@@ -184,26 +254,66 @@ fn builds_are_reproducible_and_layers_change_only_with_their_inputs() {
     let (_t1, a) = example("flask-app");
     let (_t2, b) = example("flask-app");
     // Different mtimes and owners in the second copy.
-    sh("touch", &["-d", "2001-02-03 04:05:06", &b.join("app/main.py").display().to_string()]);
+    sh(
+        "touch",
+        &[
+            "-d",
+            "2001-02-03 04:05:06",
+            &b.join("app/main.py").display().to_string(),
+        ],
+    );
     sh("chown", &["-R", "4321:4321", &b.display().to_string()]);
-    sh("chmod", &["g+w", &b.join("app/main.py").display().to_string()]);
+    sh(
+        "chmod",
+        &["g+w", &b.join("app/main.py").display().to_string()],
+    );
     let out_a = tempfile::tempdir().unwrap();
-    let first = env.build(&a, &["--output", &format!("oci:{}:v1", out_a.path().join("a").display())]).ok().json();
+    let first = env
+        .build(
+            &a,
+            &[
+                "--output",
+                &format!("oci:{}:v1", out_a.path().join("a").display()),
+            ],
+        )
+        .ok()
+        .json();
     // A second store, so nothing is shared but the inputs.
     let other_cache = tempfile::tempdir().unwrap();
     let base = env.base();
-    let second = rbuild(&b, other_cache.path(), &[], &["build", "--json", "--base", &base]).ok().json();
-    assert_eq!(first["digest"], second["digest"], "same inputs from two directories give the same image");
+    let second = rbuild(
+        &b,
+        other_cache.path(),
+        &[],
+        &["build", "--json", "--base", &base],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        first["digest"], second["digest"],
+        "same inputs from two directories give the same image"
+    );
 
     // One app file changes: only the app layer changes.
-    std::fs::write(b.join("app/main.py"), std::fs::read_to_string(b.join("app/main.py")).unwrap() + "\n# changed\n").unwrap();
+    std::fs::write(
+        b.join("app/main.py"),
+        std::fs::read_to_string(b.join("app/main.py")).unwrap() + "\n# changed\n",
+    )
+    .unwrap();
     let app_changed = env.build(&b, &[]).ok().json();
     let (l1, l2) = (layers(&first), layers(&app_changed));
     assert_eq!(layer_of(&l2, "deps")["status"], "cached-local");
     for kind in ["deps", "user"] {
-        assert_eq!(layer_of(&l1, kind)["digest"], layer_of(&l2, kind)["digest"], "{kind} layer unchanged");
+        assert_eq!(
+            layer_of(&l1, kind)["digest"],
+            layer_of(&l2, kind)["digest"],
+            "{kind} layer unchanged"
+        );
     }
-    assert_ne!(layer_of(&l1, "app")["digest"], layer_of(&l2, "app")["digest"]);
+    assert_ne!(
+        layer_of(&l1, "app")["digest"],
+        layer_of(&l2, "app")["digest"]
+    );
 
     // One pin added to the lockfile: only the dependency layer changes.
     let mut req = std::fs::read_to_string(a.join("requirements.txt")).unwrap();
@@ -212,10 +322,16 @@ fn builds_are_reproducible_and_layers_change_only_with_their_inputs() {
     let deps_changed = env.build(&a, &[]).ok().json();
     let l3 = layers(&deps_changed);
     assert_eq!(layer_of(&l3, "deps")["status"], "built");
-    assert_ne!(layer_of(&l1, "deps")["digest"], layer_of(&l3, "deps")["digest"]);
+    assert_ne!(
+        layer_of(&l1, "deps")["digest"],
+        layer_of(&l3, "deps")["digest"]
+    );
     // requirements.txt is part of the context, so the app layer changes with it too; the user layer
     // and the base layers never do.
-    assert_eq!(layer_of(&l1, "user")["digest"], layer_of(&l3, "user")["digest"]);
+    assert_eq!(
+        layer_of(&l1, "user")["digest"],
+        layer_of(&l3, "user")["digest"]
+    );
     assert_eq!(l1[0]["digest"], l3[0]["digest"]);
 }
 
@@ -229,7 +345,13 @@ fn unchanged_lock_reuses_the_layer_without_opening_a_wheel() {
     let keep: Vec<String> = layers(&first)
         .iter()
         .filter(|l| l["kind"] != "base")
-        .map(|l| l["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string())
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
         .collect();
     let blobs = env.cache.path().join("blobs/sha256");
     let mut removed = 0;
@@ -242,7 +364,19 @@ fn unchanged_lock_reuses_the_layer_without_opening_a_wheel() {
     }
     assert!(removed > 10, "wheels and base layers were in the store");
     let base = env.base();
-    let second = rbuild(&dir, env.cache.path(), &[("HTTPS_PROXY", "http://127.0.0.1:9"), ("https_proxy", "http://127.0.0.1:9"), ("NO_PROXY", "127.0.0.1,localhost"), ("no_proxy", "127.0.0.1,localhost")], &["build", "--json", "--base", &base]).ok().json();
+    let second = rbuild(
+        &dir,
+        env.cache.path(),
+        &[
+            ("HTTPS_PROXY", "http://127.0.0.1:9"),
+            ("https_proxy", "http://127.0.0.1:9"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("no_proxy", "127.0.0.1,localhost"),
+        ],
+        &["build", "--json", "--base", &base],
+    )
+    .ok()
+    .json();
     assert_eq!(first["digest"], second["digest"]);
     assert_eq!(layer_of(&layers(&second), "deps")["status"], "cached-local");
 }
@@ -253,7 +387,10 @@ fn empty_runner_reuses_the_dependency_layer_from_the_registry() {
     let (_t, dir) = example("fastapi-app");
     let to = env.to("demo/remote-cache:latest");
     let first = env.build(&dir, &["--to", &to]).ok().json();
-    let deps_digest = layer_of(&layers(&first), "deps")["digest"].as_str().unwrap().to_string();
+    let deps_digest = layer_of(&layers(&first), "deps")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = env.registry.access_log().len();
 
     // A fresh runner: empty store, the package index unreachable.
@@ -262,7 +399,12 @@ fn empty_runner_reuses_the_dependency_layer_from_the_registry() {
     let second = rbuild(
         &dir,
         fresh.path(),
-        &[("HTTPS_PROXY", "http://127.0.0.1:9"), ("https_proxy", "http://127.0.0.1:9"), ("NO_PROXY", "127.0.0.1,localhost"), ("no_proxy", "127.0.0.1,localhost")],
+        &[
+            ("HTTPS_PROXY", "http://127.0.0.1:9"),
+            ("https_proxy", "http://127.0.0.1:9"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("no_proxy", "127.0.0.1,localhost"),
+        ],
         &["build", "--json", "--base", &base, "--to", &to],
     )
     .ok()
@@ -272,13 +414,30 @@ fn empty_runner_reuses_the_dependency_layer_from_the_registry() {
     assert_eq!(layer_of(&l, "deps")["status"], "cached-remote");
     assert_eq!(layer_of(&l, "user")["status"], "cached-remote");
     let log = env.registry.access_log();
-    let layer_digests: Vec<String> = layers(&first).iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect();
+    let layer_digests: Vec<String> = layers(&first)
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
     let fetched: Vec<_> = log[before..]
         .iter()
-        .filter(|e| e.method == "GET" && layer_digests.iter().any(|d| e.uri.ends_with(&format!("/blobs/{d}"))))
+        .filter(|e| {
+            e.method == "GET"
+                && layer_digests
+                    .iter()
+                    .any(|d| e.uri.ends_with(&format!("/blobs/{d}")))
+        })
         .collect();
-    assert!(fetched.is_empty(), "no layer blob was downloaded, but: {fetched:?} (deps {deps_digest})");
-    assert!(!fresh.path().join("blobs/sha256").join(deps_digest.trim_start_matches("sha256:")).exists());
+    assert!(
+        fetched.is_empty(),
+        "no layer blob was downloaded, but: {fetched:?} (deps {deps_digest})"
+    );
+    assert!(
+        !fresh
+            .path()
+            .join("blobs/sha256")
+            .join(deps_digest.trim_start_matches("sha256:"))
+            .exists()
+    );
 }
 
 #[test]
@@ -289,20 +448,52 @@ fn oci_layout_and_docker_archive_sinks_are_readable_by_skopeo_and_umoci() {
     let layout = out.path().join("layout");
     let archive = out.path().join("image.tar");
     let doc = env
-        .build(&dir, &["--output", &format!("oci:{}:v1", layout.display()), "--output", &format!("docker-archive:{}:flask-app:v1", archive.display())])
+        .build(
+            &dir,
+            &[
+                "--output",
+                &format!("oci:{}:v1", layout.display()),
+                "--output",
+                &format!("docker-archive:{}:flask-app:v1", archive.display()),
+            ],
+        )
         .ok()
         .json();
-    let sk = sh("skopeo", &["inspect", &format!("oci:{}:v1", layout.display())]);
+    let sk = sh(
+        "skopeo",
+        &["inspect", &format!("oci:{}:v1", layout.display())],
+    );
     let v: Value = serde_json::from_slice(&sk.stdout).unwrap();
     assert_eq!(v["Digest"], doc["digest"]);
-    sh("umoci", &["unpack", "--image", &format!("{}:v1", layout.display()), &out.path().join("bundle").display().to_string()]);
+    sh(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:v1", layout.display()),
+            &out.path().join("bundle").display().to_string(),
+        ],
+    );
     assert!(out.path().join("bundle/rootfs/app/app/main.py").is_file());
     // The docker-archive loads with skopeo's docker-archive transport, every layer verified.
-    sh("skopeo", &["inspect", &format!("docker-archive:{}", archive.display())]);
-    sh("skopeo", &["copy", "-q", &format!("docker-archive:{}", archive.display()), &format!("oci:{}:fromarchive", out.path().join("l2").display())]);
+    sh(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", archive.display())],
+    );
+    sh(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("oci:{}:fromarchive", out.path().join("l2").display()),
+        ],
+    );
     // Building again into the same layout with another tag keeps both entries.
-    env.build(&dir, &["--output", &format!("oci:{}:v2", layout.display())]).ok();
-    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    env.build(&dir, &["--output", &format!("oci:{}:v2", layout.display())])
+        .ok();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
 }
 
@@ -311,7 +502,12 @@ fn bad_inputs_fail_with_one_clear_message_and_push_nothing() {
     let env = Env::new();
     let cache = env.cache.path();
     // Not a directory.
-    let r = rbuild(&repo_root(), cache, &[], &["build", "--base", &env.base(), "README.md"]);
+    let r = rbuild(
+        &repo_root(),
+        cache,
+        &[],
+        &["build", "--base", &env.base(), "README.md"],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("not a directory"), "{}", r.stderr);
 
@@ -319,10 +515,24 @@ fn bad_inputs_fail_with_one_clear_message_and_push_nothing() {
     let (_t, dir) = example("flask-app");
     std::fs::write(dir.join(".dockerignore"), "# ok\n*.pyc\n[unclosed\n").unwrap();
     let to = env.to("demo/bad:v1");
-    let r = rbuild(&dir, cache, &[], &["build", "--base", &env.base(), "--to", &to]);
+    let r = rbuild(
+        &dir,
+        cache,
+        &[],
+        &["build", "--base", &env.base(), "--to", &to],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains(".dockerignore") && r.stderr.contains('3'), "{}", r.stderr);
-    assert_eq!(r.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(".dockerignore") && r.stderr.contains('3'),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{}",
+        r.stderr
+    );
 
     // A lockfile whose hash does not match the wheel: refused, nothing pushed.
     std::fs::remove_file(dir.join(".dockerignore")).unwrap();
@@ -333,14 +543,31 @@ fn bad_inputs_fail_with_one_clear_message_and_push_nothing() {
     );
     assert_ne!(req, tampered);
     std::fs::write(dir.join("requirements.txt"), tampered).unwrap();
-    let r = rbuild(&dir, cache, &[], &["build", "--base", &env.base(), "--to", &to]);
+    let r = rbuild(
+        &dir,
+        cache,
+        &[],
+        &["build", "--base", &env.base(), "--to", &to],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("gunicorn"), "the message names the package: {}", r.stderr);
-    let inspect = std::process::Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{to}")]).output().unwrap();
+    assert!(
+        r.stderr.contains("gunicorn"),
+        "the message names the package: {}",
+        r.stderr
+    );
+    let inspect = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{to}")])
+        .output()
+        .unwrap();
     assert!(!inspect.status.success(), "no tag was pushed");
 
     // A usage error exits 2.
-    let r = rbuild(&dir, cache, &[], &["build", "--entrypoint", "python -m app"]);
+    let r = rbuild(
+        &dir,
+        cache,
+        &[],
+        &["build", "--entrypoint", "python -m app"],
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
@@ -352,8 +579,19 @@ fn a_two_gigabyte_sparse_file_builds_in_flat_memory() {
     f.set_len(2 << 30).unwrap();
     drop(f);
     let out = tempfile::tempdir().unwrap();
-    let r = env.build(&dir, &["--output", &format!("oci:{}", out.path().join("l").display())]).ok();
+    let r = env
+        .build(
+            &dir,
+            &[
+                "--output",
+                &format!("oci:{}", out.path().join("l").display()),
+            ],
+        )
+        .ok();
     let app = layer_of(&layers(&r.json()), "app").clone();
-    assert!(app["size"].as_u64().unwrap() < 50 << 20, "zeros compress: {app}");
+    assert!(
+        app["size"].as_u64().unwrap() < 50 << 20,
+        "zeros compress: {app}"
+    );
     assert!(r.max_rss_kb < 100 * 1024, "peak RSS {} kB", r.max_rss_kb);
 }

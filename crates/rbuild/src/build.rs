@@ -154,9 +154,88 @@ pub enum BuildError {
     /// Assembly.
     #[error(transparent)]
     Assemble(#[from] crate::assemble::AssembleError),
+    /// Locked packages without a wheel for a platform (e.g. only x86_64 wheels, building arm64).
+    #[error(
+        "{} for {platform}:\n  {}",
+        if missing.len() == 1 {
+            "a locked package has no usable wheel".to_string()
+        } else {
+            format!("{} locked packages have no usable wheel", missing.len())
+        },
+        missing.iter().map(|m| m.reason.as_str()).collect::<Vec<_>>().join("\n  ")
+    )]
+    NoWheels {
+        /// The platform (`linux/arm64/v8`).
+        platform: String,
+        /// Each package without a fitting wheel, and why.
+        missing: Vec<MissingWheel>,
+    },
+    /// One or more platforms of a multi-platform build failed; nothing was built or published.
+    #[error("{}", describe_failures(.0))]
+    Platforms(Vec<PlatformFailure>),
     /// Anything else, with its message.
     #[error("{0}")]
     Other(String),
+}
+
+impl BuildError {
+    /// True when the error means "this platform cannot be built from these inputs": a locked
+    /// package has no wheel for it, or the base image has no manifest for it. Such platforms are
+    /// left out with [`BuildRequest::skip_unsupported_platforms`]; every other error fails the build.
+    pub fn is_unsupported_platform(&self) -> bool {
+        matches!(
+            self,
+            BuildError::NoWheels { .. }
+                | BuildError::Registry(rbuild_registry::Error::Platform { .. })
+        )
+    }
+}
+
+/// A platform that failed in a multi-platform build.
+#[derive(Debug)]
+pub struct PlatformFailure {
+    /// The platform as requested (`linux/arm64`).
+    pub platform: String,
+    /// Why.
+    pub error: BuildError,
+}
+
+fn describe_failures(failures: &[PlatformFailure]) -> String {
+    let one = |f: &PlatformFailure| match &f.error {
+        // Already names its platform.
+        BuildError::NoWheels { .. } => f.error.to_string(),
+        e => format!("{}: {e}", f.platform),
+    };
+    match failures {
+        [f] => {
+            let mut s = one(f);
+            if f.error.is_unsupported_platform() {
+                s.push_str(
+                    "\n  (to build the other platforms without it, pass --skip-unsupported-platforms)",
+                );
+            }
+            s
+        }
+        fs => format!(
+            "{} platforms failed:\n  {}",
+            fs.len(),
+            fs.iter()
+                .map(|f| one(f).replace('\n', "\n  "))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ),
+    }
+}
+
+/// A locked package without a wheel that fits a platform.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct MissingWheel {
+    /// The package (normalized name).
+    pub name: String,
+    /// Its locked version.
+    pub version: String,
+    /// Why no wheel fits, and what to do (the lock reader's message).
+    pub reason: String,
 }
 
 fn other(e: impl std::fmt::Display) -> BuildError {
@@ -196,6 +275,10 @@ pub struct PlatformPlan {
     pub packages: Vec<ChosenWheel>,
     /// Notes from the lock reader.
     pub notes: Vec<String>,
+    /// Packages without a fitting wheel (only from [`Builder::plan_platforms`]; a build fails
+    /// instead).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingWheel>,
 }
 
 /// What a build produced.
@@ -362,10 +445,10 @@ impl Builder {
             .manifest_digest
             .expect("a pulled base has a digest");
         let key = Digest::of(format!("{digest}|{}", Self::overrides_key(req)).as_bytes()).hex();
-        if let Some(bytes) = self.store.get_key("base-facts", &key)? {
-            if let Ok((t, f)) = serde_json::from_slice::<(Target, BaseFacts)>(&bytes) {
-                return Ok((t, f));
-            }
+        if let Some(bytes) = self.store.get_key("base-facts", &key)?
+            && let Ok((t, f)) = serde_json::from_slice::<(Target, BaseFacts)>(&bytes)
+        {
+            return Ok((t, f));
         }
         let t0 = Instant::now();
         self.client
@@ -437,12 +520,11 @@ impl Builder {
     }
 
     fn local_layer(&self, key: &str) -> Result<Option<LayerRecord>, BuildError> {
-        if let Some(bytes) = self.store.get_key("layers", key)? {
-            if let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes) {
-                if self.store.contains(&rec.digest) {
-                    return Ok(Some(rec));
-                }
-            }
+        if let Some(bytes) = self.store.get_key("layers", key)?
+            && let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes)
+            && self.store.contains(&rec.digest)
+        {
+            return Ok(Some(rec));
         }
         Ok(None)
     }
@@ -512,16 +594,38 @@ impl Builder {
     }
 
     /// Reads the lock for `target` and chooses each package's wheel.
+    ///
+    /// Fails with [`BuildError::NoWheels`] (naming every such package and the platform) when a
+    /// locked package has no wheel that fits the target.
     pub async fn plan_wheels(
         &self,
         req: &BuildRequest,
         target: &Target,
     ) -> Result<(Option<Lock>, Vec<ChosenWheel>), BuildError> {
+        let (lock, chosen, missing) = self.plan_wheels_partial(req, target).await?;
+        if !missing.is_empty() {
+            return Err(BuildError::NoWheels {
+                platform: target.platform.to_string(),
+                missing,
+            });
+        }
+        Ok((lock, chosen))
+    }
+
+    /// Like [`Builder::plan_wheels`], but packages without a fitting wheel are returned (third
+    /// element) instead of failing, so a plan can show them next to the other platforms' wheels.
+    pub async fn plan_wheels_partial(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+    ) -> Result<(Option<Lock>, Vec<ChosenWheel>, Vec<MissingWheel>), BuildError> {
         let lock_path = match &req.lock {
             Some(p) => p.clone(),
             None => match rbuild_lock::detect_lockfile(&req.context) {
                 Ok(p) => p,
-                Err(rbuild_lock::Error::NoLockfile { .. }) => return Ok((None, Vec::new())),
+                Err(rbuild_lock::Error::NoLockfile { .. }) => {
+                    return Ok((None, Vec::new(), Vec::new()));
+                }
                 Err(e) => return Err(e.into()),
             },
         };
@@ -532,7 +636,7 @@ impl Builder {
         let lock = rbuild_lock::read_lock(&lock_path, &env, &req.resolve)?;
         let tags = target.tags();
         let mut chosen = Vec::new();
-        let mut errors = Vec::new();
+        let mut missing = Vec::new();
         for pkg in &lock.packages {
             let pkg = if pkg.files_listed {
                 pkg.clone()
@@ -570,22 +674,14 @@ impl Builder {
             };
             match rbuild_lock::choose_wheel(&pkg, &tags) {
                 Ok(c) => chosen.push(c),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => missing.push(MissingWheel {
+                    name: pkg.name.clone(),
+                    version: pkg.version.clone(),
+                    reason: e.to_string(),
+                }),
             }
         }
-        if !errors.is_empty() {
-            return Err(BuildError::Other(format!(
-                "{} for {}:\n  {}",
-                if errors.len() == 1 {
-                    "a locked package has no usable wheel".to_string()
-                } else {
-                    format!("{} locked packages have no usable wheel", errors.len())
-                },
-                target.platform,
-                errors.join("\n  ")
-            )));
-        }
-        Ok((Some(lock), chosen))
+        Ok((Some(lock), chosen, missing))
     }
 
     fn deps_key(
@@ -811,22 +907,57 @@ impl Builder {
         Ok(Some(self.finish_layer(Some(key), blob, &info)?))
     }
 
-    /// Plans one platform (target + wheels) without building anything.
+    /// Plans one platform (target + wheels) without building anything. Fails like a build would
+    /// when a locked package has no wheel for the platform.
     pub async fn plan(
+        &self,
+        req: &BuildRequest,
+        platform: &Platform,
+    ) -> Result<PlatformPlan, BuildError> {
+        let plan = self.plan_partial(req, platform).await?;
+        if !plan.missing.is_empty() {
+            return Err(BuildError::NoWheels {
+                platform: plan.target.platform.to_string(),
+                missing: plan.missing,
+            });
+        }
+        Ok(plan)
+    }
+
+    async fn plan_partial(
         &self,
         req: &BuildRequest,
         platform: &Platform,
     ) -> Result<PlatformPlan, BuildError> {
         let base = self.resolve_base(req, platform).await?;
         let (target, _) = self.base_facts(req, &base, platform).await?;
-        let (lock, packages) = self.plan_wheels(req, &target).await?;
+        let (lock, packages, missing) = self.plan_wheels_partial(req, &target).await?;
         Ok(PlatformPlan {
             platform: platform.to_string(),
             target,
             lockfile: lock.as_ref().map(|l| l.path.clone()),
             notes: lock.map(|l| l.notes).unwrap_or_default(),
             packages,
+            missing,
         })
+    }
+
+    /// Plans every requested platform, concurrently, in the order requested.
+    ///
+    /// A platform where some locked packages have no fitting wheel is still planned: those packages
+    /// are in [`PlatformPlan::missing`], so the plans can be shown side by side. Any other error
+    /// (the base has no such platform, the index cannot be reached) fails, naming the platform.
+    pub async fn plan_platforms(
+        &self,
+        req: &BuildRequest,
+    ) -> Result<Vec<PlatformPlan>, BuildError> {
+        let results: Vec<Result<PlatformPlan, BuildError>> =
+            futures::stream::iter(req.platforms.iter())
+                .map(|p| self.plan_partial(req, p))
+                .buffered(platform_concurrency())
+                .collect()
+                .await;
+        collect_platforms(req, results)
     }
 
     /// Builds the image for every requested platform.
@@ -878,30 +1009,102 @@ impl Builder {
             elapsed(t0),
         );
 
-        let mut images = Vec::new();
-        let mut plans = Vec::new();
+        // 1. Every platform's base, target and wheels, concurrently: a platform that cannot be
+        //    built fails the build here, before any wheel is downloaded or layer written (unless
+        //    it is unsupported and the request says to leave such platforms out).
+        let results: Vec<Result<PreparedPlatform, BuildError>> =
+            futures::stream::iter(req.platforms.iter())
+                .map(|p| self.prepare_platform(req, p))
+                .buffered(platform_concurrency())
+                .collect()
+                .await;
         let mut skipped = Vec::new();
-        for platform in &req.platforms {
-            match self
-                .build_platform(req, platform, &ctx, &app_layer, &recipes)
-                .await
-            {
-                Ok((img, plan)) => {
-                    images.push(img);
-                    plans.push(plan);
-                }
-                Err(e) if req.skip_unsupported_platforms && req.platforms.len() > 1 => {
-                    self.progress
-                        .warning(&format!("{platform} left out of the index: {e}"));
-                    skipped.push((platform.to_string(), e.to_string()));
-                }
-                Err(e) => return Err(e),
+        let mut failures = Vec::new();
+        let mut prepared = Vec::new();
+        for (platform, r) in req.platforms.iter().zip(results) {
+            match r {
+                Ok(p) => prepared.push(p),
+                Err(e) => failures.push(PlatformFailure {
+                    platform: platform.to_string(),
+                    error: e,
+                }),
             }
         }
-        if images.is_empty() {
-            return Err(other("no platform could be built"));
+        let multi = req.platforms.len() > 1;
+        if multi
+            && req.skip_unsupported_platforms
+            && failures.iter().all(|f| f.error.is_unsupported_platform())
+        {
+            for f in failures.drain(..) {
+                self.progress.warning(&format!(
+                    "{} left out of the index: {}",
+                    f.platform, f.error
+                ));
+                skipped.push((f.platform, f.error.to_string()));
+            }
+            if prepared.is_empty() {
+                return Err(other(format!(
+                    "no platform could be built; every one is unsupported:\n  {}",
+                    skipped
+                        .iter()
+                        .map(|(p, why)| format!("{p}: {}", why.replace('\n', "\n  ")))
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                )));
+            }
         }
-        let index = (images.len() > 1).then(|| {
+        if !failures.is_empty() {
+            return Err(if multi {
+                BuildError::Platforms(failures)
+            } else {
+                failures.remove(0).error
+            });
+        }
+
+        // 2. The wheels of every dependency layer to build, downloaded in one batch so a wheel
+        //    that several platforms share (pure Python) is fetched once.
+        let to_build: Vec<&PreparedPlatform> = prepared
+            .iter()
+            .filter(|p| p.deps.as_ref().is_some_and(|d| d.cached.is_none()))
+            .collect();
+        if to_build.len() > 1 {
+            let t1 = Instant::now();
+            let requests: Vec<WheelRequest> = to_build
+                .iter()
+                .flat_map(|p| p.wheels.iter().map(wheel_request))
+                .collect();
+            let wanted = requests.len();
+            let downloaded = self
+                .index
+                .download_all(requests, &self.store, &Warn(self.progress.clone()))
+                .await?;
+            let fetched: Vec<_> = downloaded.iter().filter(|d| d.fetched).collect();
+            self.progress.step(
+                "all",
+                "download",
+                &format!(
+                    "{wanted} wheels for {} platforms ({} downloaded once, {:.1} MB)",
+                    to_build.len(),
+                    fetched.len(),
+                    fetched.iter().map(|d| d.size).sum::<u64>() as f64 / 1e6,
+                ),
+                elapsed(t1),
+            );
+        }
+
+        // 3. Each platform's layers and image, concurrently (installing and compressing run on
+        //    blocking threads, one per platform).
+        let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
+            futures::stream::iter(prepared)
+                .map(|p| self.finish_platform(req, p, &ctx, &app_layer, &recipes))
+                .buffered(platform_concurrency())
+                .collect()
+                .await;
+        let built = collect_platforms(req, results)?;
+        let (images, plans): (Vec<PlatformImage>, Vec<PlatformPlan>) = built.into_iter().unzip();
+        // Several platforms asked for: an index, even when only one was left (the shape users asked
+        // for stays stable).
+        let index = multi.then(|| {
             let (index_type, manifest_type) = match req.format {
                 ImageFormat::Oci => (MediaType::OCI_INDEX, MediaType::OCI_MANIFEST),
                 ImageFormat::Docker => {
@@ -1365,23 +1568,23 @@ fn git_info(dir: &Path) -> Option<(Option<String>, String)> {
         let l = line.trim();
         if l.starts_with('[') {
             in_origin = l == "[remote \"origin\"]";
-        } else if in_origin {
-            if let Some(u) = l.strip_prefix("url = ").or_else(|| l.strip_prefix("url=")) {
-                // Never record credentials embedded in a remote URL.
-                let u = match u.split_once("://") {
-                    Some((scheme, rest)) => match rest.split_once('@') {
-                        Some((_, host))
-                            if !rest.split('/').next().unwrap_or("").is_empty()
-                                && rest.find('@') < rest.find('/') =>
-                        {
-                            format!("{scheme}://{host}")
-                        }
-                        _ => u.to_string(),
-                    },
-                    None => u.to_string(),
-                };
-                url = Some(u);
-            }
+        } else if in_origin
+            && let Some(u) = l.strip_prefix("url = ").or_else(|| l.strip_prefix("url="))
+        {
+            // Never record credentials embedded in a remote URL.
+            let u = match u.split_once("://") {
+                Some((scheme, rest)) => match rest.split_once('@') {
+                    Some((_, host))
+                        if !rest.split('/').next().unwrap_or("").is_empty()
+                            && rest.find('@') < rest.find('/') =>
+                    {
+                        format!("{scheme}://{host}")
+                    }
+                    _ => u.to_string(),
+                },
+                None => u.to_string(),
+            };
+            url = Some(u);
         }
     }
     Some((url, revision))

@@ -327,13 +327,13 @@ async fn push_blobs(
                     MountOutcome::Session(s) => session = Some(s),
                 }
             }
-            if !store.contains(&d.digest) {
-                if let BlobLocation::Remote(r) = &loc {
-                    client
-                        .repository(r, Access::Pull)?
-                        .fetch_blob(&d, store)
-                        .await?;
-                }
+            if !store.contains(&d.digest)
+                && let BlobLocation::Remote(r) = &loc
+            {
+                client
+                    .repository(r, Access::Pull)?
+                    .fetch_blob(&d, store)
+                    .await?;
             }
             repo.upload_blob(&d, store, session).await?;
             c.uploaded = 1;

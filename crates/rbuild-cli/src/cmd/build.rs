@@ -260,7 +260,21 @@ async fn prepare(
             BaseRef::Image(Reference::parse(other).with_context(|| format!("--base {other}"))?)
         }
     };
-    let client = registry::client(global, registry::client_options(global))?;
+    // `--creds` / RBUILD_REGISTRY_* apply to the registry pushed to (the first --to), else the base's.
+    let target_ref = match settings.to.as_ref().and_then(|t| t.first()) {
+        Some(t) => Some(Reference::parse(t).with_context(|| format!("--to {t}"))?),
+        None => match &base {
+            BaseRef::Image(r) => Some(r.clone()),
+            BaseRef::Scratch => None,
+        },
+    };
+    let opts = match &target_ref {
+        Some(t) => {
+            registry::client_options_for(global, registry::explicit_credentials(global, t, &[])?)
+        }
+        None => registry::client_options(global),
+    };
+    let client = registry::client(global, opts)?;
     let store = registry::store()?;
     let mut platforms: Vec<Platform> = Vec::new();
     for p in settings.platforms.clone().unwrap_or_default() {
