@@ -27,6 +27,10 @@ pub enum Command {
     Build(cmd::build::BuildArgs),
     /// Show the target and the wheels a build would install, per platform.
     Plan(cmd::build::PlanArgs),
+    /// List the builder recipes and what each sets.
+    Recipes(cmd::recipes::RecipesArgs),
+    /// Inspect or prune the content store.
+    Cache(cmd::cache::CacheArgs),
     /// Copy an image (every platform of an index by default) from one registry reference to another.
     Copy(cmd::copy::CopyArgs),
     /// Show an image's manifest, platforms, layers or config.

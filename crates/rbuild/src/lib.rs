@@ -1,9 +1,49 @@
-//! The rbuild library: build container images for Python applications without Docker.
+//! The rbuild library: build container images for Python applications without Docker, from Rust.
+//!
+//! rbuild reads a project's lockfile, picks for every pinned package the wheel that fits the base
+//! image's interpreter, libc and CPU, installs the wheels without running Python into one dependency
+//! layer keyed by the lockfile, adds the application as a separate layer that honours `.dockerignore`,
+//! and publishes the image to a registry, an OCI layout or a docker-archive. Same inputs, same digests.
 //!
 //! Pipeline: resolve (base image, target, wheels) → fetch (verified into the content store) → layer
-//! (dependency, user and app layers, deterministic) → assemble (config + manifest) → publish
-//! (registry, OCI layout, docker-archive).
+//! (dependency, user and app layers, deterministic) → assemble (config + manifest) → publish.
+//!
+//! # Example
+//!
+//! Build an image for a small app on an empty base and write it as an OCI layout (no network needed:
+//! there is no lockfile, so no wheels; `scratch` has no Python, so the target is given):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let project = tempfile::tempdir()?;
+//! std::fs::write(project.path().join("main.py"), "print('hello')\n")?;
+//! let cache = tempfile::tempdir()?;
+//! let store = rbuild_oci::Store::open(cache.path())?;
+//! let out = tempfile::tempdir()?;
+//!
+//! let built = rbuild::Build::new("scratch")?
+//!     .context(project.path())
+//!     .platforms(["linux/amd64".parse()?])
+//!     .python_version("3.12")?
+//!     .libc("glibc-2.36")?
+//!     .entrypoint(["/usr/local/bin/python3", "-m", "main"])
+//!     .store(store)
+//!     .build()
+//!     .await?;
+//! built.write_oci_layout(out.path().join("layout"), Some("v1")).await?;
+//!
+//! // The same inputs always give the same image.
+//! assert!(out.path().join("layout/index.json").is_file());
+//! println!("built {}", built.digest());
+//! # Ok(()) }
+//! ```
+//!
+//! For full control use [`build::Builder`] with a [`build::BuildRequest`], and [`publish::publish`]
+//! with any [`publish::Sink`]s. Progress is reported through [`build::BuildProgress`], which the
+//! caller implements; the library never prints and keeps no global state.
 
+mod api;
 pub mod assemble;
 pub mod base_facts;
 pub mod build;
@@ -13,3 +53,5 @@ pub mod publish;
 pub mod recipe;
 pub mod time;
 pub mod user;
+
+pub use api::{Build, Built, Error};

@@ -1,8 +1,10 @@
 //! One module per subcommand; [`run`] dispatches.
 
 pub mod build;
+pub mod cache;
 pub mod copy;
 pub mod inspect;
+pub mod recipes;
 
 use crate::cli::{Cli, Command};
 
@@ -11,6 +13,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&cli.global, args).await,
         Command::Plan(args) => build::run_plan(&cli.global, args).await,
+        Command::Recipes(args) => recipes::run(&cli.global, args).await,
+        Command::Cache(args) => cache::run(&cli.global, args).await,
         Command::Copy(args) => copy::run(&cli.global, args).await,
         Command::Inspect(args) => inspect::run(&cli.global, args).await,
     }

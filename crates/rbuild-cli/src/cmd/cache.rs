@@ -1,0 +1,188 @@
+//! `rbuild cache info` and `rbuild cache prune`: the content store (`$RBUILD_CACHE_DIR`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::cli::GlobalArgs;
+use crate::{output, registry};
+
+/// Arguments of `rbuild cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CacheAction,
+}
+
+/// `rbuild cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Show where the store is and its size by kind.
+    Info,
+    /// Free space: leftovers of interrupted writes, and entries not used for --older-than days.
+    Prune {
+        /// Remove everything (the next build downloads again).
+        #[arg(long)]
+        all: bool,
+        /// Remove entries not written or used for this many days.
+        #[arg(long = "older-than", value_name = "DAYS", default_value_t = 30)]
+        older_than: u64,
+    },
+}
+
+#[derive(Default)]
+struct Kinds {
+    sizes: BTreeMap<&'static str, (u64, u64)>,
+}
+
+impl Kinds {
+    fn add(&mut self, kind: &'static str, size: u64) {
+        let e = self.sizes.entry(kind).or_default();
+        e.0 += 1;
+        e.1 += size;
+    }
+}
+
+fn read_dir_files(dir: &Path) -> Vec<(std::path::PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if let Ok(m) = std::fs::symlink_metadata(&p) {
+            if m.is_dir() {
+                out.extend(read_dir_files(&p));
+            } else {
+                out.push((p, m));
+            }
+        }
+    }
+    out
+}
+
+/// Digests the store's records name, by kind.
+fn known(root: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut wheels = BTreeSet::new();
+    let mut layers = BTreeSet::new();
+    for (p, _) in read_dir_files(&root.join("keys/wheel-files")) {
+        if let Ok(v) =
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap_or_default())
+        {
+            if let Some(d) = v["sha256"].as_str() {
+                wheels.insert(d.trim_start_matches("sha256:").to_string());
+            }
+        }
+    }
+    for (p, _) in read_dir_files(&root.join("keys/layers")) {
+        if let Ok(v) =
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap_or_default())
+        {
+            if let Some(d) = v["digest"].as_str() {
+                layers.insert(d.trim_start_matches("sha256:").to_string());
+            }
+        }
+    }
+    (wheels, layers)
+}
+
+fn info(root: &Path) -> Kinds {
+    let (wheels, layers) = known(root);
+    let mut k = Kinds::default();
+    for (p, m) in read_dir_files(&root.join("blobs/sha256")) {
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let kind = if wheels.contains(&name) {
+            "wheels"
+        } else if layers.contains(&name) {
+            "built layers (deps, user)"
+        } else if m.len() > 64 * 1024 {
+            "image layers (base, app)"
+        } else {
+            "manifests, configs, small layers"
+        };
+        k.add(kind, m.len());
+    }
+    for (_, m) in read_dir_files(&root.join("keys")) {
+        k.add("records", m.len());
+    }
+    for (_, m) in read_dir_files(&root.join("tmp")) {
+        k.add("unfinished writes", m.len());
+    }
+    k
+}
+
+/// Runs `rbuild cache`.
+pub async fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
+    let store = registry::store()?;
+    let root = store.root().to_path_buf();
+    match args.action {
+        CacheAction::Info => {
+            let k = info(&root);
+            let total: u64 = k.sizes.values().map(|(_, s)| s).sum();
+            if global.json {
+                let kinds: BTreeMap<&str, serde_json::Value> = k
+                    .sizes
+                    .iter()
+                    .map(|(n, (c, s))| (*n, json!({"entries": c, "bytes": s})))
+                    .collect();
+                return output::json(&json!({"path": root, "bytes": total, "kinds": kinds}));
+            }
+            let mut text = format!(
+                "content store {} ({})\n",
+                root.display(),
+                output::human_size(total)
+            );
+            for (name, (count, size)) in &k.sizes {
+                text.push_str(&format!(
+                    "  {name:<34} {count:>6} entries  {:>10}\n",
+                    output::human_size(*size)
+                ));
+            }
+            output::lines(&text)
+        }
+        CacheAction::Prune { all, older_than } => {
+            let cutoff = SystemTime::now() - Duration::from_secs(older_than * 86_400);
+            let tmp_cutoff = SystemTime::now() - Duration::from_secs(3600);
+            let mut freed = 0u64;
+            let mut removed = 0u64;
+            let mut remove = |p: &Path, size: u64| {
+                if std::fs::remove_file(p).is_ok() {
+                    freed += size;
+                    removed += 1;
+                }
+            };
+            // Unfinished writes older than an hour (another rbuild may be writing newer ones).
+            for (p, m) in read_dir_files(&root.join("tmp")) {
+                if all || m.modified().map(|t| t < tmp_cutoff).unwrap_or(true) {
+                    remove(&p, m.len());
+                }
+            }
+            for sub in ["blobs/sha256", "keys"] {
+                for (p, m) in read_dir_files(&root.join(sub)) {
+                    let used = m.accessed().ok().max(m.modified().ok());
+                    if all || used.map(|t| t < cutoff).unwrap_or(true) {
+                        remove(&p, m.len());
+                    }
+                }
+            }
+            if global.json {
+                return output::json(
+                    &json!({"path": root, "removed": removed, "freed_bytes": freed}),
+                );
+            }
+            output::lines(&format!(
+                "removed {removed} entries, freed {} from {}",
+                output::human_size(freed),
+                root.display()
+            ))
+        }
+    }
+}
