@@ -135,6 +135,10 @@ pub use name::{WheelFilename, normalize_name, versions_equal};
 pub use plan::{Plan, plan};
 pub use record::parse_record_paths;
 
+/// Version of this crate's output format. Part of a dependency layer's cache key: it changes
+/// whenever the same wheels, target and base would give different entries.
+pub const FORMAT_VERSION: u32 = 1;
+
 /// Where the installer's output goes. The layer crate implements this for its tar writer.
 ///
 /// Paths are image paths: relative to the image root, `/`-separated, no leading or trailing
