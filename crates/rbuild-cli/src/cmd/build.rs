@@ -23,7 +23,7 @@ use rbuild_oci::{ManifestKind, Platform};
 use rbuild_registry::Reference;
 use serde_json::json;
 
-use crate::cli::{GlobalArgs, PlatformArgs};
+use crate::cli::GlobalArgs;
 use crate::{output, registry};
 
 /// The base image real users get by default.
@@ -33,6 +33,19 @@ fn json_array(s: &str) -> Result<Vec<String>, String> {
     serde_json::from_str::<Vec<String>>(s).map_err(|_| {
         format!("expected a JSON array of strings, e.g. '[\"python3\",\"-m\",\"app\"]', got {s:?}")
     })
+}
+
+/// `--platform`: `all`, or a comma-separated list of os/arch[/variant] (checked here, so a typo is
+/// a usage error).
+fn parse_platforms(s: &str) -> Result<Vec<String>, String> {
+    if s.trim() == "all" {
+        return Ok(vec!["all".to_string()]);
+    }
+    let list = Platform::parse_list(s).map_err(|e| e.to_string())?;
+    if list.is_empty() {
+        return Err("expected os/arch[/variant] or all, e.g. linux/amd64,linux/arm64".to_string());
+    }
+    Ok(list.iter().map(|p| p.to_string()).collect())
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -51,10 +64,12 @@ pub struct ResolveArgs {
     /// Base image (default python:3.12-slim from Docker Hub, or `scratch`).
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
-    /// Platform(s); `all` for every platform of the base index (default: this machine's).
-    #[command(flatten)]
-    pub platform: PlatformArgs,
-    /// Build every platform of the base index.
+    /// Platform(s) as os/arch[/variant], comma-separated or repeated (e.g.
+    /// linux/amd64,linux/arm64); `all` for every platform of the base index (default: this
+    /// machine's).
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]|all", value_parser = parse_platforms)]
+    pub platform: Vec<Vec<String>>,
+    /// Build every platform of the base index (the same as --platform all).
     #[arg(long = "all-platforms")]
     pub all_platforms: bool,
     /// The lockfile (default: uv.lock, pylock.toml, poetry.lock or requirements.txt in CONTEXT).
@@ -192,13 +207,13 @@ fn settings_from_flags(r: &ResolveArgs, b: Option<&BuildArgs>) -> Settings {
     let mut s = Settings {
         base: r.base.clone(),
         platforms: {
-            let p: Vec<String> = r
-                .platform
-                .platforms()
-                .iter()
-                .map(|p| p.to_string())
-                .collect();
-            if r.all_platforms {
+            let mut p: Vec<String> = Vec::new();
+            for x in r.platform.iter().flatten() {
+                if !p.contains(x) {
+                    p.push(x.clone());
+                }
+            }
+            if r.all_platforms || p.iter().any(|x| x == "all") {
                 Some(vec!["all".into()])
             } else {
                 (!p.is_empty()).then_some(p)
@@ -324,7 +339,12 @@ async fn prepare(
     }
     request.marker_overrides = r.marker_env.iter().cloned().collect();
     if let Some(b) = b {
-        request.app_dir = settings.app_dir.clone().unwrap_or_else(|| "/app".into());
+        // A recipe named in the flags or config may choose the app directory (s2i: /opt/app-root/src).
+        let recipe_dir = match settings.recipe.as_deref() {
+            Some(name) if name != "none" => rbuild::recipe::load_recipes()?.get(name).and_then(|r| r.app_dir.clone()),
+            _ => None,
+        };
+        request.app_dir = settings.app_dir.clone().or(recipe_dir).unwrap_or_else(|| "/app".into());
         if !request.app_dir.starts_with('/') {
             bail!(
                 "--app-dir {}: must be an absolute path in the image, e.g. /app",
@@ -433,11 +453,6 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     let out = p.builder.build(&p.request).await.context("build failed")?;
-    for (plat, why) in &out.skipped {
-        if !global.json {
-            eprintln!("skipped {plat}: {why}");
-        }
-    }
     let t1 = Instant::now();
     let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store())
         .await
@@ -463,6 +478,9 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         v["blobs"] = json!({"uploaded": report.uploaded, "mounted": report.mounted, "existing": report.existing});
         output::json(&v)
     } else if global.quiet > 0 {
+        for (plat, why) in &out.skipped {
+            eprintln!("warning: {plat} left out of the index: {}", why.replace('\n', " "));
+        }
         output::lines(&digest.to_string())
     } else {
         for p in &out.image.images {
@@ -484,6 +502,12 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
                 .collect();
             eprintln!("[{}] layers   {}", p.platform, built.join(", "));
         }
+        for (plat, why) in &out.skipped {
+            eprintln!(
+                "[{plat}] skipped  left out of the index: {}",
+                why.replace('\n', "\n    ")
+            );
+        }
         let what = if report.references.is_empty() {
             vec![digest.to_string()]
         } else {
@@ -498,17 +522,18 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `rbuild plan`.
+///
+/// One platform: its target and one line per wheel. Several: each platform's target, then one
+/// table with a column per platform (the wheel tag chosen for each package), so platform wheels
+/// (`pydantic-core`) stand out from the shared pure-Python ones. Packages without a fitting wheel
+/// are shown in place, and then make the command fail, as the build would.
 pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()> {
     let p = prepare(global, &args.resolve, None).await?;
-    let mut plans = Vec::new();
-    for platform in &p.request.platforms {
-        plans.push(
-            p.builder
-                .plan(&p.request, platform)
-                .await
-                .with_context(|| format!("planning {platform}"))?,
-        );
-    }
+    let plans = p
+        .builder
+        .plan_platforms(&p.request)
+        .await
+        .context("planning")?;
     if global.json {
         let targets: Vec<serde_json::Value> = plans
             .iter()
@@ -528,43 +553,203 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
                         "name": w.name, "version": w.version, "filename": w.filename,
                         "url": w.url, "sha256": w.sha256.map(|d| d.hex()), "size": w.size,
                     })).collect::<Vec<_>>(),
+                    "missing": pl.missing.iter().map(|m| json!({
+                        "name": m.name, "version": m.version, "reason": m.reason,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
-        return output::json(&json!({ "targets": targets }));
+        output::json(&json!({ "targets": targets }))?;
+    } else if plans.len() == 1 {
+        output::lines(&plan_text(&plans[0]))?;
+    } else {
+        output::lines(&plan_table(&plans))?;
     }
-    let mut text = String::new();
-    for pl in &plans {
-        let t = &pl.target;
+    let failed: Vec<String> = plans
+        .iter()
+        .filter(|pl| !pl.missing.is_empty())
+        .map(|pl| {
+            rbuild::build::BuildError::NoWheels {
+                platform: pl.platform.clone(),
+                missing: pl.missing.clone(),
+            }
+            .to_string()
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
+fn target_line(pl: &rbuild::build::PlatformPlan) -> String {
+    let t = &pl.target;
+    format!(
+        "Python {}{} at {}, {}, site-packages {}",
+        t.python_version,
+        t.python_full_version
+            .as_ref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default(),
+        t.interpreter,
+        t.libc,
+        t.scheme.purelib
+    )
+}
+
+/// One platform's plan as text.
+fn plan_text(pl: &rbuild::build::PlatformPlan) -> String {
+    let mut text = format!("{}: {}\n", pl.platform, target_line(pl));
+    match &pl.lockfile {
+        Some(l) => text.push_str(&format!(
+            "  lockfile {}: {} packages\n",
+            l.display(),
+            pl.packages.len() + pl.missing.len()
+        )),
+        None => text.push_str("  no lockfile: no dependency layer\n"),
+    }
+    for w in &pl.packages {
         text.push_str(&format!(
-            "{}: Python {}{} at {}, {}, site-packages {}\n",
-            pl.platform,
-            t.python_version,
-            t.python_full_version
-                .as_ref()
-                .map(|v| format!(" ({v})"))
-                .unwrap_or_default(),
-            t.interpreter,
-            t.libc,
-            t.scheme.purelib
+            "  {:<28} {:<14} {}\n",
+            w.name, w.version, w.filename
         ));
-        match &pl.lockfile {
-            Some(l) => text.push_str(&format!(
-                "  lockfile {}: {} packages\n",
-                l.display(),
-                pl.packages.len()
-            )),
-            None => text.push_str("  no lockfile: no dependency layer\n"),
-        }
+    }
+    for m in &pl.missing {
+        text.push_str(&format!(
+            "  {:<28} {:<14} NO WHEEL FITS\n",
+            m.name, m.version
+        ));
+    }
+    for n in &pl.notes {
+        text.push_str(&format!("  note: {n}\n"));
+    }
+    text
+}
+
+/// Several platforms' plans side by side: one row per package, one column per platform holding the
+/// tag of the chosen wheel (`cp311-cp311-manylinux_2_17_aarch64`, `py3-none-any`).
+fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
+    /// What one platform gets for one package.
+    enum Cell {
+        Wheel { version: String, tag: String, file: String },
+        Missing { version: String },
+    }
+    let mut rows: BTreeMap<String, Vec<Option<Cell>>> = BTreeMap::new();
+    for (i, pl) in plans.iter().enumerate() {
+        let mut put = |name: &str, cell: Cell| {
+            rows.entry(name.to_string())
+                .or_insert_with(|| (0..plans.len()).map(|_| None).collect())[i] = Some(cell);
+        };
         for w in &pl.packages {
-            text.push_str(&format!(
-                "  {:<28} {:<14} {}\n",
-                w.name, w.version, w.filename
-            ));
+            put(
+                &w.name,
+                Cell::Wheel {
+                    version: w.version.clone(),
+                    tag: w.tag.clone(),
+                    file: w.filename.clone(),
+                },
+            );
         }
-        for n in &pl.notes {
-            text.push_str(&format!("  note: {n}\n"));
+        for m in &pl.missing {
+            put(
+                &m.name,
+                Cell::Missing {
+                    version: m.version.clone(),
+                },
+            );
         }
     }
-    output::lines(&text)
+    let width = plans.iter().map(|pl| pl.platform.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for pl in plans {
+        text.push_str(&format!(
+            "{:<width$}  {}\n",
+            pl.platform,
+            target_line(pl)
+        ));
+    }
+    let lockfiles: Vec<String> = plans
+        .iter()
+        .map(|pl| {
+            pl.lockfile
+                .as_ref()
+                .map(|l| l.display().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    match lockfiles.first() {
+        Some(l) if l.is_empty() => text.push_str("no lockfile: no dependency layer\n"),
+        Some(l) if lockfiles.iter().all(|x| x == l) => {
+            text.push_str(&format!("lockfile {l}: {} packages\n", rows.len()))
+        }
+        _ => text.push_str(&format!("lockfiles {}\n", lockfiles.join(", "))),
+    }
+    if rows.is_empty() {
+        return text;
+    }
+    // Columns: package, version (when every platform has the same one), one per platform.
+    let version_of = |c: &Option<Cell>| match c {
+        Some(Cell::Wheel { version, .. }) | Some(Cell::Missing { version }) => Some(version.clone()),
+        None => None,
+    };
+    let mut table: Vec<Vec<String>> = vec![{
+        let mut h = vec!["PACKAGE".to_string(), "VERSION".to_string()];
+        h.extend(plans.iter().map(|pl| pl.platform.clone()));
+        h
+    }];
+    let mut shared = 0;
+    for (name, cells) in &rows {
+        let versions: Vec<Option<String>> = cells.iter().map(version_of).collect();
+        let one_version = versions.iter().flatten().all(|v| Some(v) == versions.iter().flatten().next());
+        let mut row = vec![
+            name.clone(),
+            if one_version {
+                versions.iter().flatten().next().cloned().unwrap_or_default()
+            } else {
+                "(differs)".to_string()
+            },
+        ];
+        for c in cells {
+            row.push(match c {
+                Some(Cell::Wheel { version, tag, .. }) if !one_version => format!("{version} {tag}"),
+                Some(Cell::Wheel { tag, .. }) => tag.clone(),
+                Some(Cell::Missing { .. }) => "NO WHEEL FITS".to_string(),
+                None => "-".to_string(),
+            });
+        }
+        let files: Vec<&str> = cells
+            .iter()
+            .map(|c| match c {
+                Some(Cell::Wheel { file, .. }) => file.as_str(),
+                _ => "",
+            })
+            .collect();
+        if !files[0].is_empty() && files.iter().all(|f| *f == files[0]) {
+            shared += 1;
+        }
+        table.push(row);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    text.push('\n');
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        text.push_str(line.join("  ").trim_end());
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "\n{shared} of {} packages use the same wheel file on every platform\n",
+        rows.len()
+    ));
+    for pl in plans {
+        for n in &pl.notes {
+            text.push_str(&format!("note ({}): {n}\n", pl.platform));
+        }
+    }
+    text
 }

@@ -1,0 +1,1 @@
+print("s2i fallback module")

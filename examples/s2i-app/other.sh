@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "APP_SCRIPT ran: other.sh"
