@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::StreamExt;
 use rbuild_index::{IndexClient, WheelRequest};
 use rbuild_layer::{Compression, LayerInfo, LayerOptions, LayerWriter};
 use rbuild_lock::{ChosenWheel, Lock, LockedFile, ResolveOptions};
@@ -156,13 +157,15 @@ pub enum BuildError {
     Assemble(#[from] crate::assemble::AssembleError),
     /// Locked packages without a wheel for a platform (e.g. only x86_64 wheels, building arm64).
     #[error(
-        "{} for {platform}:\n  {}",
-        if missing.len() == 1 {
-            "a locked package has no usable wheel".to_string()
-        } else {
-            format!("{} locked packages have no usable wheel", missing.len())
-        },
-        missing.iter().map(|m| m.reason.as_str()).collect::<Vec<_>>().join("\n  ")
+        "{}",
+        match missing.as_slice() {
+            [one] => format!("a locked package has no usable wheel for {platform}: {}", one.reason),
+            all => format!(
+                "{} locked packages have no usable wheel for {platform}:\n  {}",
+                all.len(),
+                all.iter().map(|m| m.reason.as_str()).collect::<Vec<_>>().join("\n  ")
+            ),
+        }
     )]
     NoWheels {
         /// The platform (`linux/arm64/v8`).
@@ -210,9 +213,10 @@ fn describe_failures(failures: &[PlatformFailure]) -> String {
         [f] => {
             let mut s = one(f);
             if f.error.is_unsupported_platform() {
-                s.push_str(
-                    "\n  (to build the other platforms without it, pass --skip-unsupported-platforms)",
-                );
+                s.push_str(&format!(
+                    "; or, to build the other platforms without {}, pass --skip-unsupported-platforms",
+                    f.platform
+                ));
             }
             s
         }
@@ -321,6 +325,79 @@ struct LayerRecord {
 struct ResolvedBase {
     image: BaseImage,
     reference: Option<Reference>,
+}
+
+/// The dependency layer of one platform: its cache key and, when found, the cached layer.
+struct DepsPlan {
+    key: String,
+    cached: Option<BuiltLayer>,
+}
+
+/// One platform after phase 1 of a build (planned, nothing built yet).
+struct PreparedPlatform {
+    platform: Platform,
+    base: ResolvedBase,
+    prev: Option<(Reference, rbuild_oci::Manifest, ImageConfig)>,
+    target: Target,
+    facts: Option<BaseFacts>,
+    lock: Option<Lock>,
+    wheels: Vec<ChosenWheel>,
+    /// `None`: no lockfile, no dependency layer.
+    deps: Option<DepsPlan>,
+}
+
+/// How many platforms are worked on at once: one per CPU (installing and compressing a layer
+/// keeps one busy), at least two (the rest of the work waits on the network), at most eight.
+fn platform_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(2, 8)
+}
+
+/// Per-platform results, in request order: all of them, or every failure (a single-platform
+/// request fails with its own error, unwrapped).
+fn collect_platforms<T>(
+    platforms: &[String],
+    results: Vec<Result<T, BuildError>>,
+) -> Result<Vec<T>, BuildError> {
+    let mut ok = Vec::new();
+    let mut failures = Vec::new();
+    for (platform, r) in platforms.iter().zip(results) {
+        match r {
+            Ok(t) => ok.push(t),
+            Err(error) => failures.push(PlatformFailure {
+                platform: platform.clone(),
+                error,
+            }),
+        }
+    }
+    match failures.len() {
+        0 => Ok(ok),
+        1 if platforms.len() == 1 => Err(failures.remove(0).error),
+        _ => Err(BuildError::Platforms(failures)),
+    }
+}
+
+fn wheel_request(w: &ChosenWheel) -> WheelRequest {
+    WheelRequest {
+        name: w.name.clone(),
+        version: w.version.clone(),
+        filename: w.filename.clone(),
+        url: w.url.clone(),
+        path: w.path.clone(),
+        index: w.index.clone(),
+        sha256: w.sha256,
+        size: w.size,
+    }
+}
+
+/// Passes the index client's warnings on to the build's progress.
+struct Warn(Arc<dyn BuildProgress>);
+impl rbuild_index::Progress for Warn {
+    fn warning(&self, message: &str) {
+        self.0.warning(message);
+    }
 }
 
 /// Adapts the layer writer to the wheel installer's sink.
@@ -735,25 +812,7 @@ impl Builder {
         platform: &str,
     ) -> Result<LayerRecord, BuildError> {
         let t0 = Instant::now();
-        let requests: Vec<WheelRequest> = wheels
-            .iter()
-            .map(|w| WheelRequest {
-                name: w.name.clone(),
-                version: w.version.clone(),
-                filename: w.filename.clone(),
-                url: w.url.clone(),
-                path: w.path.clone(),
-                index: w.index.clone(),
-                sha256: w.sha256,
-                size: w.size,
-            })
-            .collect();
-        struct Warn(Arc<dyn BuildProgress>);
-        impl rbuild_index::Progress for Warn {
-            fn warning(&self, message: &str) {
-                self.0.warning(message);
-            }
-        }
+        let requests: Vec<WheelRequest> = wheels.iter().map(wheel_request).collect();
         let downloaded = self
             .index
             .download_all(requests, &self.store, &Warn(self.progress.clone()))
@@ -957,7 +1016,8 @@ impl Builder {
                 .buffered(platform_concurrency())
                 .collect()
                 .await;
-        collect_platforms(req, results)
+        let names: Vec<String> = req.platforms.iter().map(|p| p.to_string()).collect();
+        collect_platforms(&names, results)
     }
 
     /// Builds the image for every requested platform.
@@ -1036,7 +1096,7 @@ impl Builder {
             && failures.iter().all(|f| f.error.is_unsupported_platform())
         {
             for f in failures.drain(..) {
-                self.progress.warning(&format!(
+                self.progress.info(&format!(
                     "{} left out of the index: {}",
                     f.platform, f.error
                 ));
@@ -1078,15 +1138,24 @@ impl Builder {
                 .index
                 .download_all(requests, &self.store, &Warn(self.progress.clone()))
                 .await?;
-            let fetched: Vec<_> = downloaded.iter().filter(|d| d.fetched).collect();
+            let unique: BTreeMap<Digest, (bool, u64)> = downloaded
+                .iter()
+                .map(|d| (d.sha256, (d.fetched, d.size)))
+                .collect();
+            let fetched: Vec<u64> = unique
+                .values()
+                .filter(|(f, _)| *f)
+                .map(|(_, size)| *size)
+                .collect();
             self.progress.step(
                 "all",
                 "download",
                 &format!(
-                    "{wanted} wheels for {} platforms ({} downloaded once, {:.1} MB)",
+                    "{wanted} wheels for {} platforms: {} different files ({} downloaded, {:.1} MB)",
                     to_build.len(),
+                    unique.len(),
                     fetched.len(),
-                    fetched.iter().map(|d| d.size).sum::<u64>() as f64 / 1e6,
+                    fetched.iter().sum::<u64>() as f64 / 1e6,
                 ),
                 elapsed(t1),
             );
@@ -1094,13 +1163,14 @@ impl Builder {
 
         // 3. Each platform's layers and image, concurrently (installing and compressing run on
         //    blocking threads, one per platform).
+        let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
                 .map(|p| self.finish_platform(req, p, &ctx, &app_layer, &recipes))
                 .buffered(platform_concurrency())
                 .collect()
                 .await;
-        let built = collect_platforms(req, results)?;
+        let built = collect_platforms(&names, results)?;
         let (images, plans): (Vec<PlatformImage>, Vec<PlatformPlan>) = built.into_iter().unzip();
         // Several platforms asked for: an index, even when only one was left (the shape users asked
         // for stays stable).
@@ -1149,14 +1219,13 @@ impl Builder {
         })
     }
 
-    async fn build_platform(
+    /// Phase 1 of a build for one platform: the base, the target, the wheels, and whether the
+    /// dependency layer is already cached (locally or in a previous image).
+    async fn prepare_platform(
         &self,
         req: &BuildRequest,
         platform: &Platform,
-        ctx: &rbuild_layer::Context,
-        app_layer: &LayerRecord,
-        recipes: &BTreeMap<String, Recipe>,
-    ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
+    ) -> Result<PreparedPlatform, BuildError> {
         let plat = platform.to_string();
         let t0 = Instant::now();
         let base = self.resolve_base(req, platform).await?;
@@ -1215,7 +1284,90 @@ impl Builder {
         };
 
         // Wheels.
-        let (lock, wheels) = self.plan_wheels(req, &target).await?;
+        let (lock, wheels, missing) = self.plan_wheels_partial(req, &target).await?;
+        if !missing.is_empty() {
+            return Err(BuildError::NoWheels {
+                platform: target.platform.to_string(),
+                missing,
+            });
+        }
+        let deps = match &lock {
+            None => None,
+            Some(lock) => {
+                let lock_digest = sha256_file(&lock.path)?;
+                let key = Self::deps_key(req, &lock_digest, &wheels, &target, base_digest);
+                let cached = if let Some(rec) = self.local_layer(&key)? {
+                    self.progress.step(
+                        &plat,
+                        "deps",
+                        &format!("cached-local {}", &rec.digest.to_string()[..19]),
+                        0.0,
+                    );
+                    Some(Self::built_layer(
+                        &rec,
+                        &key,
+                        LayerKind::Deps,
+                        LayerStatus::CachedLocal,
+                        BlobLocation::Store,
+                        req.format,
+                    ))
+                } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
+                    self.progress.step(
+                        &plat,
+                        "deps",
+                        &format!("cached-remote {} from {r}", &rec.digest.to_string()[..19]),
+                        0.0,
+                    );
+                    Some(Self::built_layer(
+                        &rec,
+                        &key,
+                        LayerKind::Deps,
+                        LayerStatus::CachedRemote,
+                        BlobLocation::Remote(r),
+                        req.format,
+                    ))
+                } else {
+                    None
+                };
+                Some(DepsPlan { key, cached })
+            }
+        };
+        Ok(PreparedPlatform {
+            platform: platform.clone(),
+            base,
+            prev,
+            target,
+            facts,
+            lock,
+            wheels,
+            deps,
+        })
+    }
+
+    /// Phase 3 of a build for one platform: the dependency layer (unless cached), the user layer,
+    /// the config and the manifest.
+    async fn finish_platform(
+        &self,
+        req: &BuildRequest,
+        prepared: PreparedPlatform,
+        ctx: &rbuild_layer::Context,
+        app_layer: &LayerRecord,
+        recipes: &BTreeMap<String, Recipe>,
+    ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
+        let PreparedPlatform {
+            platform,
+            base,
+            prev,
+            target,
+            mut facts,
+            lock,
+            wheels,
+            deps,
+        } = prepared;
+        let platform = &platform;
+        let plat = platform.to_string();
+        let base_digest = base.image.manifest_digest;
+        let overrides = Self::overrides_key(req);
         let mut layers: Vec<BuiltLayer> = base
             .image
             .layers
@@ -1233,59 +1385,30 @@ impl Builder {
             })
             .collect();
 
-        if let Some(lock) = &lock {
-            let lock_digest = sha256_file(&lock.path)?;
-            let key = Self::deps_key(req, &lock_digest, &wheels, &target, base_digest);
-            let layer = if let Some(rec) = self.local_layer(&key)? {
-                self.progress.step(
-                    &plat,
-                    "deps",
-                    &format!("cached-local {}", &rec.digest.to_string()[..19]),
-                    0.0,
-                );
-                Self::built_layer(
-                    &rec,
-                    &key,
-                    LayerKind::Deps,
-                    LayerStatus::CachedLocal,
-                    BlobLocation::Store,
-                    req.format,
-                )
-            } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
-                self.progress.step(
-                    &plat,
-                    "deps",
-                    &format!("cached-remote {} from {r}", &rec.digest.to_string()[..19]),
-                    0.0,
-                );
-                Self::built_layer(
-                    &rec,
-                    &key,
-                    LayerKind::Deps,
-                    LayerStatus::CachedRemote,
-                    BlobLocation::Remote(r),
-                    req.format,
-                )
-            } else {
-                let f = match &facts {
-                    Some(f) => f.clone(),
-                    None => {
-                        let (_, f) = self.base_facts(req, &base, platform).await?;
-                        facts = Some(f.clone());
-                        f
-                    }
-                };
-                let rec = self
-                    .build_deps_layer(req, &key, &wheels, &target, &f, &plat)
-                    .await?;
-                Self::built_layer(
-                    &rec,
-                    &key,
-                    LayerKind::Deps,
-                    LayerStatus::Built,
-                    BlobLocation::Store,
-                    req.format,
-                )
+        if let Some(DepsPlan { key, cached }) = deps {
+            let layer = match cached {
+                Some(layer) => layer,
+                None => {
+                    let f = match &facts {
+                        Some(f) => f.clone(),
+                        None => {
+                            let (_, f) = self.base_facts(req, &base, platform).await?;
+                            facts = Some(f.clone());
+                            f
+                        }
+                    };
+                    let rec = self
+                        .build_deps_layer(req, &key, &wheels, &target, &f, &plat)
+                        .await?;
+                    Self::built_layer(
+                        &rec,
+                        &key,
+                        LayerKind::Deps,
+                        LayerStatus::Built,
+                        BlobLocation::Store,
+                        req.format,
+                    )
+                }
             };
             layers.push(layer);
         }
@@ -1530,6 +1653,7 @@ impl Builder {
                 lockfile: lock.as_ref().map(|l| l.path.clone()),
                 notes: lock.map(|l| l.notes).unwrap_or_default(),
                 packages: wheels,
+                missing: Vec::new(),
             },
         ))
     }
