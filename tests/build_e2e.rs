@@ -595,3 +595,227 @@ fn a_two_gigabyte_sparse_file_builds_in_flat_memory() {
     );
     assert!(r.max_rss_kb < 100 * 1024, "peak RSS {} kB", r.max_rss_kb);
 }
+
+const UNREACHABLE_INDEX: [(&str, &str); 4] = [
+    ("HTTPS_PROXY", "http://127.0.0.1:9"),
+    ("https_proxy", "http://127.0.0.1:9"),
+    ("NO_PROXY", "127.0.0.1,localhost"),
+    ("no_proxy", "127.0.0.1,localhost"),
+];
+
+#[test]
+fn stored_wheels_rebuild_with_the_index_unreachable_and_offline_says_what_is_missing() {
+    let env = Env::new();
+    let (_t, dir) = example("fastapi-app");
+    let base = env.base();
+    env.build(&dir, &[]).ok();
+    // Another compression is another dependency layer: it must be built again, from stored wheels only.
+    let zstd = rbuild(
+        &dir,
+        env.cache.path(),
+        &UNREACHABLE_INDEX,
+        &["build", "--json", "--base", &base, "--compression", "zstd"],
+    )
+    .ok()
+    .json();
+    let deps = layer_of(&layers(&zstd), "deps").clone();
+    assert_eq!(deps["status"], "built");
+    assert_eq!(
+        deps["media_type"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    // `plan` works offline too.
+    let plan = rbuild(
+        &dir,
+        env.cache.path(),
+        &UNREACHABLE_INDEX,
+        &["plan", "--json", "--base", &base, "--offline"],
+    )
+    .ok()
+    .json();
+    assert_eq!(plan["targets"][0]["python_version"], "3.11");
+    assert_eq!(plan["targets"][0]["interpreter"], "/usr/bin/python3.11");
+    assert_eq!(plan["targets"][0]["libc"]["version"], "2.36");
+    assert!(
+        plan["targets"][0]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "pydantic-core")
+    );
+
+    // --offline with an empty store: the missing wheels are listed, nothing is built.
+    let empty = tempfile::tempdir().unwrap();
+    let r = rbuild(
+        &dir,
+        empty.path(),
+        &[],
+        &[
+            "build",
+            "--base",
+            &base,
+            "--offline",
+            "--compression",
+            "zstd",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("pydantic") && r.stderr.contains("offline"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn scratch_base_has_no_user_layer_and_git_checkouts_are_labelled() {
+    let env = Env::new();
+    let (_t, dir) = example("script-app");
+    sh("git", &["-C", &dir.display().to_string(), "init", "-q"]);
+    sh(
+        "git",
+        &[
+            "-C",
+            &dir.display().to_string(),
+            "remote",
+            "add",
+            "origin",
+            "https://user:secret@example.com/team/script-app.git",
+        ],
+    );
+    sh(
+        "git",
+        &[
+            "-C",
+            &dir.display().to_string(),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+    );
+    let head = String::from_utf8(
+        sh(
+            "git",
+            &["-C", &dir.display().to_string(), "rev-parse", "HEAD"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("l");
+    let doc = rbuild(
+        &dir,
+        env.cache.path(),
+        &[],
+        &[
+            "build",
+            "--json",
+            "--base",
+            "scratch",
+            "--python-version",
+            "3.12",
+            "--libc",
+            "glibc-2.36",
+            "--platform",
+            "linux/amd64",
+            "--entrypoint",
+            r#"["/usr/local/bin/python3","-m","greeter"]"#,
+            "--output",
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    )
+    .ok()
+    .json();
+    let all = layers(&doc);
+    let kinds: Vec<&str> = all
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["app"],
+        "scratch: no base layers, no passwd so no user layer, no lockfile"
+    );
+    let cfg: Value = serde_json::from_slice(
+        &sh(
+            "skopeo",
+            &[
+                "inspect",
+                "--config",
+                &format!("oci:{}:v1", layout.display()),
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let labels = &cfg["config"]["Labels"];
+    assert_eq!(labels["org.opencontainers.image.revision"], head.trim());
+    assert_eq!(
+        labels["org.opencontainers.image.source"], "https://example.com/team/script-app.git",
+        "credentials never recorded"
+    );
+    assert_eq!(cfg["config"]["User"], "1001:1001");
+    assert_eq!(cfg["config"]["WorkingDir"], "/app");
+    assert_eq!(cfg["created"], "1980-01-01T00:00:00Z");
+}
+
+#[test]
+fn a_300_mb_dependency_layer_builds_in_under_150_mb_of_memory() {
+    let env = Env::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("heavy");
+    copy_tree(&repo_root().join("tests/fixtures/heavy"), &dir);
+    let out = tempfile::tempdir().unwrap();
+    let r = env
+        .build(
+            &dir,
+            &[
+                "--recipe",
+                "none",
+                "--entrypoint",
+                r#"["python3"]"#,
+                "--output",
+                &format!("oci:{}", out.path().join("l").display()),
+            ],
+        )
+        .ok();
+    let doc = r.json();
+    let deps = layer_of(&layers(&doc), "deps").clone();
+    assert_eq!(deps["status"], "built");
+    // The layer's uncompressed size, read back from the layout with an independent tool.
+    let blob = out.path().join("l/blobs/sha256").join(
+        deps["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let listing = sh(
+        "sh",
+        &["-c", &format!("gzip -dc {} | wc -c", blob.display())],
+    );
+    let uncompressed: u64 = String::from_utf8_lossy(&listing.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        uncompressed > 200_000_000,
+        "a heavy layer: {uncompressed} bytes"
+    );
+    assert!(
+        r.max_rss_kb < 150 * 1024,
+        "peak RSS {} kB for a {} MB layer",
+        r.max_rss_kb,
+        uncompressed / 1_000_000
+    );
+    eprintln!(
+        "heavy: {} MB uncompressed, peak RSS {} MB",
+        uncompressed / 1_000_000,
+        r.max_rss_kb / 1024
+    );
+}

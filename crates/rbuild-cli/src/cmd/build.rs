@@ -29,8 +29,15 @@ use crate::{output, registry};
 /// The base image real users get by default.
 pub const DEFAULT_BASE: &str = "python:3.12-slim";
 
-fn json_array(s: &str) -> Result<Vec<String>, String> {
-    serde_json::from_str::<Vec<String>>(s).map_err(|_| {
+/// A JSON array of strings given as one flag value (`--entrypoint '["python3","-m","app"]'`).
+///
+/// A newtype, because clap reads `Option<Vec<String>>` as "a list of flag values" and then fails
+/// at runtime when the parser returns the whole list from one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonList(pub Vec<String>);
+
+fn json_array(s: &str) -> Result<JsonList, String> {
+    serde_json::from_str::<Vec<String>>(s).map(JsonList).map_err(|_| {
         format!("expected a JSON array of strings, e.g. '[\"python3\",\"-m\",\"app\"]', got {s:?}")
     })
 }
@@ -130,10 +137,10 @@ pub struct BuildArgs {
     pub app_dir: Option<String>,
     /// Entrypoint as a JSON array, as in a Dockerfile's exec form.
     #[arg(long, value_name = "JSON", value_parser = json_array)]
-    pub entrypoint: Option<Vec<String>>,
+    pub entrypoint: Option<JsonList>,
     /// Cmd as a JSON array.
     #[arg(long, value_name = "JSON", value_parser = json_array)]
-    pub cmd: Option<Vec<String>>,
+    pub cmd: Option<JsonList>,
     /// Environment variable (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     pub env: Vec<(String, String)>,
@@ -230,8 +237,8 @@ fn settings_from_flags(r: &ResolveArgs, b: Option<&BuildArgs>) -> Settings {
     if let Some(b) = b {
         s.to = list(&b.to);
         s.app_dir = b.app_dir.clone();
-        s.entrypoint = b.entrypoint.clone();
-        s.cmd = b.cmd.clone();
+        s.entrypoint = b.entrypoint.clone().map(|j| j.0);
+        s.cmd = b.cmd.clone().map(|j| j.0);
         s.env = map(&b.env);
         s.user = b.user.clone();
         s.ports = list(&b.port);
@@ -269,7 +276,11 @@ async fn prepare(
         .overlay(env)
         .overlay(settings_from_flags(r, b));
 
-    let base = match settings.base.as_deref().unwrap_or(DEFAULT_BASE) {
+    // With the target fully given (--python-version, --libc and --platform), no base is needed.
+    let target_given = r.python_version.is_some() && r.libc.is_some()
+        && r.platform.iter().flatten().any(|p| p != "all");
+    let default_base = if target_given { "scratch" } else { DEFAULT_BASE };
+    let base = match settings.base.as_deref().unwrap_or(default_base) {
         "scratch" => BaseRef::Scratch,
         other => {
             BaseRef::Image(Reference::parse(other).with_context(|| format!("--base {other}"))?)
@@ -319,6 +330,13 @@ async fn prepare(
     if platforms.is_empty() {
         platforms.push(Platform::host());
     }
+    // `--platform all,linux/amd64` or a repeated flag: each platform once, first place kept.
+    let mut seen: Vec<Platform> = Vec::new();
+    platforms.retain(|p| {
+        let new = !seen.contains(p);
+        seen.push(p.clone());
+        new
+    });
     let mut request = BuildRequest::new(context.clone(), base);
     request.platforms = platforms;
     request.lock = settings.lock.as_ref().map(PathBuf::from);
@@ -746,9 +764,18 @@ fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
         "\n{shared} of {} packages use the same wheel file on every platform\n",
         rows.len()
     ));
+    // Notes every platform has once, the others with their platform.
+    let mut printed: Vec<&String> = Vec::new();
     for pl in plans {
         for n in &pl.notes {
-            text.push_str(&format!("note ({}): {n}\n", pl.platform));
+            if plans.iter().all(|o| o.notes.contains(n)) {
+                if !printed.contains(&n) {
+                    text.push_str(&format!("note: {n}\n"));
+                    printed.push(n);
+                }
+            } else {
+                text.push_str(&format!("note ({}): {n}\n", pl.platform));
+            }
         }
     }
     text
