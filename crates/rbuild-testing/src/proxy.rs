@@ -464,9 +464,28 @@ fn handle(state: &State, listener: Listener, client: TcpStream) {
     };
     let fault = pick_fault(state, listener, &method, &target);
     seen.fault = fault.clone();
-    let outcome = serve(state, listener, head, &mut reader, &client, fault);
-    seen.status = outcome.status;
-    lock(&state.seen).push(seen);
+    // Recorded before anything is answered, and its status set before the client can see the
+    // response head, so a client that got its answer always finds the complete record.
+    let index = {
+        let mut all = lock(&state.seen);
+        all.push(seen);
+        all.len() - 1
+    };
+    let set_status = |status: u16| {
+        if let Some(r) = lock(&state.seen).get_mut(index) {
+            r.status = status;
+        }
+    };
+    let outcome = serve(
+        state,
+        listener,
+        head,
+        &mut reader,
+        &client,
+        fault,
+        &set_status,
+    );
+    set_status(outcome.status);
     if outcome.reset {
         // SO_LINGER 0 makes the close below send RST instead of FIN.
         let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
@@ -494,6 +513,7 @@ fn serve(
     reader: &mut BufReader<TcpStream>,
     client: &TcpStream,
     fault: Option<Fault>,
+    set_status: &dyn Fn(u16),
 ) -> Outcome {
     let mut out = client;
     let done = |status| Outcome {
@@ -514,12 +534,14 @@ fn serve(
                     .map(|e| (e.target.clone(), e.authorization.clone()))
             });
         let Some((target, auth)) = entry else {
+            set_status(404);
             let _ = respond(&mut out, 404, "Not Found", &[], b"no such CDN object\n");
             return done(404);
         };
         if head.header("authorization").is_some() {
             let body = b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; \
                          the URL is already signed, do not send an Authorization header</Message></Error>\n";
+            set_status(400);
             let _ = respond(
                 &mut out,
                 400,
@@ -538,6 +560,7 @@ fn serve(
             let body = format!(
                 r#"{{"errors":[{{"code":"UNKNOWN","message":"injected fault: status {code}"}}]}}"#
             );
+            set_status(*code);
             let _ = respond(
                 &mut out,
                 *code,
@@ -550,6 +573,7 @@ fn serve(
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             drain(reader, &head);
             let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"injected fault: too many requests"}]}"#;
+            set_status(429);
             let _ = respond(
                 &mut out,
                 429,
@@ -574,6 +598,7 @@ fn serve(
             };
             let path = head.start[1].split('?').next().unwrap_or("");
             let location = format!("http://{}/cdn/{id}{path}", state.cdn);
+            set_status(307);
             let _ = respond(
                 &mut out,
                 307,
@@ -586,18 +611,16 @@ fn serve(
         Some(Fault::Delay(d)) => std::thread::sleep(*d),
         _ => {}
     }
-    match forward(
-        state,
-        head,
-        upstream_target,
-        extra_auth,
-        reader,
-        client,
-        fault.as_ref(),
-    ) {
+    let mut head = head;
+    head.start[1] = upstream_target;
+    if let Some(auth) = extra_auth {
+        head.set("Authorization", auth);
+    }
+    match forward(state, head, reader, client, fault.as_ref(), set_status) {
         Ok(outcome) => outcome,
         Err((status, _err)) => {
             if status == 0 {
+                set_status(502);
                 let _ = respond(
                     &mut out,
                     502,
@@ -627,16 +650,16 @@ const HOP_BY_HOP: &[&str] = &[
     "expect",
 ];
 
-/// Forwards the request and streams the answer back, applying body faults.
+/// Forwards the request (`head` already carries the upstream target and credentials) and streams
+/// the answer back, applying body faults.
 /// `Err((status, e))`: status 0 if nothing was sent to the client yet.
 fn forward(
     state: &State,
     mut head: Head,
-    target: String,
-    authorization: Option<String>,
     reader: &mut BufReader<TcpStream>,
     client: &TcpStream,
     fault: Option<&Fault>,
+    set_status: &dyn Fn(u16),
 ) -> Result<Outcome, (u16, std::io::Error)> {
     let method = head.start[0].clone();
     let req_framing = head.request_framing();
@@ -646,10 +669,6 @@ fn forward(
         .map_err(|e| (0, e))?;
     for h in HOP_BY_HOP {
         head.remove(h);
-    }
-    head.start[1] = target;
-    if let Some(auth) = authorization {
-        head.set("Authorization", auth);
     }
     head.set("Connection", "close");
     let chunked_req = req_framing == Framing::Chunked;
@@ -687,6 +706,7 @@ fn forward(
         resp.remove("content-length");
         resp.set("Transfer-Encoding", "chunked");
     }
+    set_status(status);
     let mut out = client;
     out.write_all(&resp.to_bytes()).map_err(|e| (0, e))?;
     let mut body_in = BodyReader::new(&mut up_r, framing);

@@ -201,3 +201,49 @@ fn registry_works_from_sync_code_and_across_threads() {
     }
     assert_eq!(registry.count_requests("GET", "^/v2/$"), 3);
 }
+
+/// A test process that exits without dropping its registry (a `static`, `process::exit`, a
+/// crash) still leaves no `docker-registry` behind: the child dies with it.
+#[test]
+fn no_orphan_registry_when_the_test_process_exits_abruptly() {
+    if std::env::var_os("RBUILD_TESTING_ORPHAN_CHILD").is_some() {
+        let registry = Registry::plain().unwrap();
+        println!("REGISTRY_PID={}", registry.pid());
+        std::mem::forget(registry);
+        std::process::exit(0);
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "no_orphan_registry_when_the_test_process_exits_abruptly",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RBUILD_TESTING_ORPHAN_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid: u32 = stdout
+        .split("REGISTRY_PID=")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("child printed no pid: {stdout}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // The orphan is reparented (to init or a subreaper) and reaped there once killed; a zombie
+    // counts as dead.
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+            .unwrap_or(false)
+    };
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !alive(pid),
+        "docker-registry pid {pid} outlived its test process"
+    );
+}
