@@ -34,8 +34,8 @@ fn ci_runs_the_readme_test_command() {
         "README's test command and .ci/run's differ"
     );
     assert!(
-        ci.contains("\n$TEST_COMMAND\n"),
-        ".ci/run must run $TEST_COMMAND"
+        ci.contains("\neval \"$TEST_COMMAND\"\n"),
+        ".ci/run must run eval \"$TEST_COMMAND\""
     );
     assert_eq!(block[0], "tests/fixtures/main-job.sh");
 }
