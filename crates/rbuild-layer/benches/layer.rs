@@ -44,6 +44,18 @@ fn benches(c: &mut Criterion) {
             e.finish().unwrap()
         })
     });
+    let big = sample(8 << 20);
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    for threads in [1, 2] {
+        g.bench_function(format!("gzip 8 MiB, {threads} thread(s)"), |b| {
+            b.iter(|| {
+                let mut e = GzipEncoder::with_threads(std::io::sink(), threads).unwrap();
+                e.write_all(black_box(&big)).unwrap();
+                e.finish().unwrap()
+            })
+        });
+    }
+    g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("sha256 1 MiB", |b| {
         b.iter(|| {
             let mut h = rbuild_oci::Hasher::new();
