@@ -733,10 +733,7 @@ fn scratch_base_has_no_user_layer_and_git_checkouts_are_labelled() {
     .ok()
     .json();
     let all = layers(&doc);
-    let kinds: Vec<&str> = all
-        .iter()
-        .map(|l| l["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = all.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
         ["app"],
@@ -818,4 +815,83 @@ fn a_300_mb_dependency_layer_builds_in_under_150_mb_of_memory() {
         uncompressed / 1_000_000,
         r.max_rss_kb / 1024
     );
+}
+
+/// Writes a wheel whose RECORD is right but one member escapes site-packages (`../../../../etc/x`).
+fn zip_slip_wheel(dir: &Path) -> (String, String) {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out = sys.argv[1]
+def rec(name, data):
+    h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={h},{len(data)}"
+files = {
+    "evil/__init__.py": b"",
+    "../../../../etc/rbuild-was-here": b"pwned\n",
+    "evil-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
+    "evil-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = "\n".join(rec(n, d) for n, d in files.items()) + "\nevil-1.0.dist-info/RECORD,,\n"
+with zipfile.ZipFile(out, "w") as z:
+    for n, d in files.items():
+        z.writestr(n, d)
+    z.writestr("evil-1.0.dist-info/RECORD", record)
+print(hashlib.sha256(open(out, "rb").read()).hexdigest())
+"#;
+    let name = "evil-1.0-py3-none-any.whl".to_string();
+    let out = sh(
+        "python3",
+        &["-c", script, &dir.join(&name).display().to_string()],
+    );
+    (
+        name,
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+    )
+}
+
+#[test]
+fn a_zip_slip_wheel_is_rejected_and_nothing_is_pushed() {
+    let env = Env::new();
+    let (_t, dir) = example("script-app");
+    let wheels = tempfile::tempdir().unwrap();
+    let (_, sha) = zip_slip_wheel(wheels.path());
+    std::fs::write(
+        dir.join("requirements.txt"),
+        format!("evil==1.0 \\\n    --hash=sha256:{sha}\n"),
+    )
+    .unwrap();
+    let to = env.to("demo/evil:v1");
+    let base = env.base();
+    let r = rbuild(
+        &dir,
+        env.cache.path(),
+        &[],
+        &[
+            "build",
+            "--base",
+            &base,
+            "--to",
+            &to,
+            "--find-links",
+            &wheels.path().display().to_string(),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("evil-1.0-py3-none-any.whl") && r.stderr.contains("etc/rbuild-was-here"),
+        "names the wheel and the member: {}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    let inspect = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{to}")])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "no tag was pushed");
+    assert!(!Path::new("/etc/rbuild-was-here").exists());
 }
