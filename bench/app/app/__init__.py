@@ -1,0 +1,1 @@
+"""The benchmark app: a small Flask service that validates input with pydantic and can call out with requests."""
