@@ -62,3 +62,17 @@ pub use proxy::{Fault, FaultProxy, Listener, SeenRequest, Times};
 pub use registry::{AccessLogEntry, Mode, Registry, parse_access_log};
 pub use tls::tls_client_config;
 pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenRequest, TokenServer};
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn harness_types_can_be_shared_between_threads_and_tasks() {
+        send_sync::<crate::Registry>();
+        send_sync::<crate::FaultProxy>();
+        send_sync::<crate::TokenServer>();
+        send_sync::<crate::BaseFixture>();
+        send_sync::<crate::Error>();
+    }
+}
