@@ -38,10 +38,16 @@ pub enum Error {
     Store(#[from] rbuild_oci::StoreError),
     /// The build.
     #[error(transparent)]
-    Build(#[from] BuildError),
+    Build(Box<BuildError>),
     /// Publishing.
     #[error(transparent)]
     Publish(#[from] PublishError),
+}
+
+impl From<BuildError> for Error {
+    fn from(e: BuildError) -> Self {
+        Error::Build(Box::new(e))
+    }
 }
 
 /// A build being described. Nothing happens until [`Build::build`].

@@ -380,12 +380,14 @@ fn collect_platforms<T>(
 }
 
 fn wheel_request(w: &ChosenWheel) -> WheelRequest {
+    // A file from a --find-links directory is copied from its path, not downloaded.
+    let local = w.url.as_deref().and_then(|u| u.strip_prefix("file://")).map(PathBuf::from);
     WheelRequest {
         name: w.name.clone(),
         version: w.version.clone(),
         filename: w.filename.clone(),
-        url: w.url.clone(),
-        path: w.path.clone(),
+        url: if local.is_some() { None } else { w.url.clone() },
+        path: local.or_else(|| w.path.clone()),
         index: w.index.clone(),
         sha256: w.sha256,
         size: w.size,
@@ -740,10 +742,16 @@ impl Builder {
                         } else {
                             rbuild_lock::FileKind::Sdist
                         },
+                        // A --find-links file is listed before it is hashed: hash it here so the
+                        // lock's hashes can be checked against it.
+                        sha256: f.sha256.or_else(|| {
+                            let path = f.url.strip_prefix("file://")?;
+                            let file = std::fs::File::open(path).ok()?;
+                            Digest::of_reader(file).ok().map(|(d, _)| d)
+                        }),
                         filename: f.filename,
                         url: Some(f.url),
                         path: None,
-                        sha256: f.sha256,
                         size: f.size,
                     })
                     .collect();
