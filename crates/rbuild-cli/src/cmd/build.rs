@@ -37,9 +37,13 @@ pub const DEFAULT_BASE: &str = "python:3.12-slim";
 pub struct JsonList(pub Vec<String>);
 
 fn json_array(s: &str) -> Result<JsonList, String> {
-    serde_json::from_str::<Vec<String>>(s).map(JsonList).map_err(|_| {
-        format!("expected a JSON array of strings, e.g. '[\"python3\",\"-m\",\"app\"]', got {s:?}")
-    })
+    serde_json::from_str::<Vec<String>>(s)
+        .map(JsonList)
+        .map_err(|_| {
+            format!(
+                "expected a JSON array of strings, e.g. '[\"python3\",\"-m\",\"app\"]', got {s:?}"
+            )
+        })
 }
 
 /// `--platform`: `all`, or a comma-separated list of os/arch[/variant] (checked here, so a typo is
@@ -277,9 +281,14 @@ async fn prepare(
         .overlay(settings_from_flags(r, b));
 
     // With the target fully given (--python-version, --libc and --platform), no base is needed.
-    let target_given = r.python_version.is_some() && r.libc.is_some()
+    let target_given = r.python_version.is_some()
+        && r.libc.is_some()
         && r.platform.iter().flatten().any(|p| p != "all");
-    let default_base = if target_given { "scratch" } else { DEFAULT_BASE };
+    let default_base = if target_given {
+        "scratch"
+    } else {
+        DEFAULT_BASE
+    };
     let base = match settings.base.as_deref().unwrap_or(default_base) {
         "scratch" => BaseRef::Scratch,
         other => {
@@ -359,10 +368,16 @@ async fn prepare(
     if let Some(b) = b {
         // A recipe named in the flags or config may choose the app directory (s2i: /opt/app-root/src).
         let recipe_dir = match settings.recipe.as_deref() {
-            Some(name) if name != "none" => rbuild::recipe::load_recipes()?.get(name).and_then(|r| r.app_dir.clone()),
+            Some(name) if name != "none" => rbuild::recipe::load_recipes()?
+                .get(name)
+                .and_then(|r| r.app_dir.clone()),
             _ => None,
         };
-        request.app_dir = settings.app_dir.clone().or(recipe_dir).unwrap_or_else(|| "/app".into());
+        request.app_dir = settings
+            .app_dir
+            .clone()
+            .or(recipe_dir)
+            .unwrap_or_else(|| "/app".into());
         if !request.app_dir.starts_with('/') {
             bail!(
                 "--app-dir {}: must be an absolute path in the image, e.g. /app",
@@ -497,7 +512,10 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         output::json(&v)
     } else if global.quiet > 0 {
         for (plat, why) in &out.skipped {
-            eprintln!("warning: {plat} left out of the index: {}", why.replace('\n', " "));
+            eprintln!(
+                "warning: {plat} left out of the index: {}",
+                why.replace('\n', " ")
+            );
         }
         output::lines(&digest.to_string())
     } else {
@@ -649,8 +667,14 @@ fn plan_text(pl: &rbuild::build::PlatformPlan) -> String {
 fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
     /// What one platform gets for one package.
     enum Cell {
-        Wheel { version: String, tag: String, file: String },
-        Missing { version: String },
+        Wheel {
+            version: String,
+            tag: String,
+            file: String,
+        },
+        Missing {
+            version: String,
+        },
     }
     let mut rows: BTreeMap<String, Vec<Option<Cell>>> = BTreeMap::new();
     for (i, pl) in plans.iter().enumerate() {
@@ -680,11 +704,7 @@ fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
     let width = plans.iter().map(|pl| pl.platform.len()).max().unwrap_or(0);
     let mut text = String::new();
     for pl in plans {
-        text.push_str(&format!(
-            "{:<width$}  {}\n",
-            pl.platform,
-            target_line(pl)
-        ));
+        text.push_str(&format!("{:<width$}  {}\n", pl.platform, target_line(pl)));
     }
     let lockfiles: Vec<String> = plans
         .iter()
@@ -707,7 +727,9 @@ fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
     }
     // Columns: package, version (when every platform has the same one), one per platform.
     let version_of = |c: &Option<Cell>| match c {
-        Some(Cell::Wheel { version, .. }) | Some(Cell::Missing { version }) => Some(version.clone()),
+        Some(Cell::Wheel { version, .. }) | Some(Cell::Missing { version }) => {
+            Some(version.clone())
+        }
         None => None,
     };
     let mut table: Vec<Vec<String>> = vec![{
@@ -718,18 +740,28 @@ fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
     let mut shared = 0;
     for (name, cells) in &rows {
         let versions: Vec<Option<String>> = cells.iter().map(version_of).collect();
-        let one_version = versions.iter().flatten().all(|v| Some(v) == versions.iter().flatten().next());
+        let one_version = versions
+            .iter()
+            .flatten()
+            .all(|v| Some(v) == versions.iter().flatten().next());
         let mut row = vec![
             name.clone(),
             if one_version {
-                versions.iter().flatten().next().cloned().unwrap_or_default()
+                versions
+                    .iter()
+                    .flatten()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default()
             } else {
                 "(differs)".to_string()
             },
         ];
         for c in cells {
             row.push(match c {
-                Some(Cell::Wheel { version, tag, .. }) if !one_version => format!("{version} {tag}"),
+                Some(Cell::Wheel { version, tag, .. }) if !one_version => {
+                    format!("{version} {tag}")
+                }
                 Some(Cell::Wheel { tag, .. }) => tag.clone(),
                 Some(Cell::Missing { .. }) => "NO WHEEL FITS".to_string(),
                 None => "-".to_string(),
@@ -748,7 +780,13 @@ fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
         table.push(row);
     }
     let widths: Vec<usize> = (0..table[0].len())
-        .map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     text.push('\n');
     for row in &table {
