@@ -680,7 +680,7 @@ fn a_package_without_an_aarch64_wheel_fails_the_build_and_pushes_nothing_unless_
 }
 
 #[test]
-fn docker_archive_takes_one_platform_and_refuses_several_before_building() {
+fn local_sinks_oci_layout_holds_the_index_and_docker_archive_takes_one_platform() {
     let env = Env::new();
     let (_t, dir) = example("fastapi-app");
     let out = tempfile::tempdir().unwrap();
@@ -724,6 +724,50 @@ fn docker_archive_takes_one_platform_and_refuses_several_before_building() {
     )
     .unwrap();
     assert_eq!(v["Architecture"], "arm64", "{v}");
+
+    // An OCI layout holds the whole index: skopeo reads both platforms from it.
+    let layout = out.path().join("layout");
+    let doc = env
+        .rbuild(
+            &dir,
+            &[
+                "build",
+                "--json",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--output",
+                &format!("oci:{}:v1", layout.display()),
+            ],
+        )
+        .ok()
+        .json();
+    let raw_bytes = sh(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:v1", layout.display())],
+    )
+    .stdout;
+    assert_eq!(
+        doc["digest"].as_str().unwrap(),
+        format!("sha256:{}", sha256_hex(&raw_bytes)),
+        "the layout's tag is the index rbuild reported"
+    );
+    let raw: Value = serde_json::from_slice(&raw_bytes).unwrap();
+    assert_eq!(
+        raw["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2, "{raw}");
+    for (arch, variant) in [("amd64", ""), ("arm64", "v8")] {
+        let mut args = vec!["inspect", "--override-arch", arch];
+        if !variant.is_empty() {
+            args.extend(["--override-variant", variant]);
+        }
+        let r = format!("oci:{}:v1", layout.display());
+        args.push(&r);
+        let v: Value = serde_json::from_slice(&sh("skopeo", &args).stdout).unwrap();
+        assert_eq!(v["Architecture"], arch, "{v}");
+    }
+    assert_eq!(raw["manifests"][1]["digest"], doc["platforms"][1]["digest"]);
 }
 
 #[test]

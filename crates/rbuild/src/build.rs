@@ -381,7 +381,11 @@ fn collect_platforms<T>(
 
 fn wheel_request(w: &ChosenWheel) -> WheelRequest {
     // A file from a --find-links directory is copied from its path, not downloaded.
-    let local = w.url.as_deref().and_then(|u| u.strip_prefix("file://")).map(PathBuf::from);
+    let local = w
+        .url
+        .as_deref()
+        .and_then(|u| u.strip_prefix("file://"))
+        .map(PathBuf::from);
     WheelRequest {
         name: w.name.clone(),
         version: w.version.clone(),
@@ -1720,4 +1724,104 @@ fn git_info(dir: &Path) -> Option<(Option<String>, String)> {
         }
     }
     Some((url, revision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_wheel(platform: &str, name: &str) -> BuildError {
+        BuildError::NoWheels {
+            platform: platform.into(),
+            missing: vec![MissingWheel {
+                name: name.into(),
+                version: "1.0".into(),
+                reason: format!(
+                    "no wheel of {name} 1.0 fits the target cp311-cp311-manylinux_2_36_aarch64"
+                ),
+            }],
+        }
+    }
+
+    #[test]
+    fn only_missing_wheels_and_missing_base_platforms_are_unsupported() {
+        assert!(no_wheel("linux/arm64", "psutil").is_unsupported_platform());
+        let base = BuildError::Registry(rbuild_registry::Error::Platform {
+            reference: "python:3.11".into(),
+            details: rbuild_oci::NoSuchPlatform {
+                wanted: "linux/s390x".into(),
+                available: "linux/amd64, linux/arm64/v8".into(),
+            },
+        });
+        assert!(base.is_unsupported_platform());
+        assert!(!other("connection refused").is_unsupported_platform());
+    }
+
+    #[test]
+    fn one_platform_failing_among_several_names_it_and_the_way_out() {
+        let names = vec!["linux/amd64".to_string(), "linux/arm64".to_string()];
+        let err = collect_platforms(&names, vec![Ok(()), Err(no_wheel("linux/arm64", "psutil"))])
+            .unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(
+            msg,
+            "a locked package has no usable wheel for linux/arm64: no wheel of psutil 1.0 fits the \
+             target cp311-cp311-manylinux_2_36_aarch64; or, to build the other platforms without \
+             linux/arm64, pass --skip-unsupported-platforms"
+        );
+        // Another kind of failure is not something to skip: no such advice.
+        let err =
+            collect_platforms(&names, vec![Err(other("index unreachable")), Ok(())]).unwrap_err();
+        assert_eq!(err.to_string(), "linux/amd64: index unreachable");
+    }
+
+    #[test]
+    fn every_failing_platform_is_listed() {
+        let names = vec!["linux/amd64".to_string(), "linux/arm64".to_string()];
+        let err = collect_platforms::<()>(
+            &names,
+            vec![
+                Err(other("index unreachable")),
+                Err(no_wheel("linux/arm64", "psutil")),
+            ],
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("2 platforms failed:\n  linux/amd64: index unreachable\n  "),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("no usable wheel for linux/arm64: no wheel of psutil"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_single_platform_request_fails_with_its_own_error() {
+        let names = vec!["linux/arm64".to_string()];
+        let err = collect_platforms::<()>(&names, vec![Err(no_wheel("linux/arm64", "psutil"))])
+            .unwrap_err();
+        assert!(matches!(err, BuildError::NoWheels { .. }));
+        assert!(!err.to_string().contains("--skip-unsupported-platforms"));
+    }
+
+    #[test]
+    fn several_missing_wheels_are_each_on_a_line() {
+        let err = BuildError::NoWheels {
+            platform: "linux/arm64".into(),
+            missing: ["a", "b"]
+                .iter()
+                .map(|n| MissingWheel {
+                    name: (*n).into(),
+                    version: "1".into(),
+                    reason: format!("no wheel of {n} 1"),
+                })
+                .collect(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "2 locked packages have no usable wheel for linux/arm64:\n  no wheel of a 1\n  no wheel of b 1"
+        );
+    }
 }
