@@ -549,14 +549,15 @@ impl Builder {
         let overrides = req.target_overrides.clone();
         let (target, facts) =
             tokio::task::spawn_blocking(move || -> Result<(Target, BaseFacts), BuildError> {
-                let target = rbuild_python::target::detect_target(
+                // One decompression of each layer feeds both readers.
+                let (target, facts) = tee::read_twice(
                     layers.iter().map(|d| open_layer(&store, d)),
-                    &plat,
-                    &env,
-                    &overrides,
-                )?;
-                let facts = BaseFacts::read(layers.iter().map(|d| open_layer(&store, d)))
-                    .map_err(|e| other(format!("reading the base image's layers: {e}")))?;
+                    |l| rbuild_python::target::detect_target(l, &plat, &env, &overrides),
+                    BaseFacts::read,
+                );
+                let target = target?;
+                let facts =
+                    facts.map_err(|e| other(format!("reading the base image's layers: {e}")))?;
                 Ok((target, facts))
             })
             .await
@@ -1668,6 +1669,331 @@ impl Builder {
                 missing: Vec::new(),
             },
         ))
+    }
+}
+
+/// Reading a sequence of layer streams once for two consumers.
+mod tee {
+    use std::cell::RefCell;
+    use std::io::{self, Read};
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+    /// Bytes per message.
+    const CHUNK: usize = 256 * 1024;
+    /// Messages in flight per consumer (so at most 2 × 8 × 256 KiB buffered).
+    const DEPTH: usize = 8;
+
+    enum Msg {
+        /// A layer starts (or could not be opened).
+        Start(Result<(), String>),
+        Data(Arc<[u8]>),
+        /// The layer ended (or failed while reading).
+        End(Result<(), String>),
+    }
+
+    /// Runs `a` and `b` on their own threads, each over the same layers (as an iterator of
+    /// `io::Result<reader>`, like `layers`), while this thread reads (decompresses) each layer once
+    /// and hands both the same bytes. A consumer may stop early (return, or skip the rest of a layer);
+    /// the other still gets everything.
+    pub fn read_twice<L, R, A, B, TA, TB>(layers: L, a: A, b: B) -> (TA, TB)
+    where
+        L: IntoIterator<Item = io::Result<R>>,
+        R: Read,
+        A: FnOnce(Layers) -> TA + Send,
+        B: FnOnce(Layers) -> TB + Send,
+        TA: Send,
+        TB: Send,
+    {
+        let (tx_a, rx_a) = sync_channel(DEPTH);
+        let (tx_b, rx_b) = sync_channel(DEPTH);
+        std::thread::scope(|scope| {
+            let ha = scope.spawn(move || a(Layers::new(rx_a)));
+            let hb = scope.spawn(move || b(Layers::new(rx_b)));
+            produce(layers, [Some(tx_a), Some(tx_b)]);
+            let ra = ha.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let rb = hb.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (ra, rb)
+        })
+    }
+
+    fn produce<L, R>(layers: L, mut txs: [Option<SyncSender<Msg>>; 2])
+    where
+        L: IntoIterator<Item = io::Result<R>>,
+        R: Read,
+    {
+        // A consumer that has gone (dropped its receiver) is no longer fed.
+        let send = |txs: &mut [Option<SyncSender<Msg>>; 2], msg: &dyn Fn() -> Msg| {
+            for tx in txs.iter_mut() {
+                if tx.as_ref().is_some_and(|t| t.send(msg()).is_err()) {
+                    *tx = None;
+                }
+            }
+            txs.iter().any(Option::is_some)
+        };
+        for layer in layers {
+            let mut reader = match layer {
+                Ok(r) => r,
+                Err(e) => {
+                    let e = e.to_string();
+                    if !send(&mut txs, &|| Msg::Start(Err(e.clone()))) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if !send(&mut txs, &|| Msg::Start(Ok(()))) {
+                return;
+            }
+            let end = loop {
+                let mut buf = vec![0u8; CHUNK];
+                let mut n = 0;
+                let read = loop {
+                    match reader.read(&mut buf[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            n += k;
+                            if n == CHUNK {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e.to_string()),
+                    }
+                };
+                if n > 0 {
+                    buf.truncate(n);
+                    let data: Arc<[u8]> = buf.into();
+                    if !send(&mut txs, &|| Msg::Data(data.clone())) {
+                        return;
+                    }
+                }
+                match read {
+                    Ok(()) if n == CHUNK => {}
+                    r => break r,
+                }
+            };
+            if !send(&mut txs, &|| Msg::End(end.clone())) {
+                return;
+            }
+        }
+    }
+
+    struct State {
+        rx: Receiver<Msg>,
+        /// Inside a layer whose `End` has not been received.
+        in_layer: bool,
+        /// How many layers have started (a reader of an earlier layer reads nothing more).
+        layer: u64,
+    }
+
+    /// One consumer's view of the layers: an iterator of readers, one per layer, in order.
+    pub struct Layers {
+        state: Rc<RefCell<State>>,
+    }
+
+    impl Layers {
+        fn new(rx: Receiver<Msg>) -> Layers {
+            Layers {
+                state: Rc::new(RefCell::new(State {
+                    rx,
+                    in_layer: false,
+                    layer: 0,
+                })),
+            }
+        }
+    }
+
+    impl Iterator for Layers {
+        type Item = io::Result<LayerReader>;
+
+        fn next(&mut self) -> Option<Self::Item> {
+            let mut st = self.state.borrow_mut();
+            // Skip what the previous layer's reader left unread.
+            while st.in_layer {
+                match st.rx.recv() {
+                    Ok(Msg::End(_)) | Err(_) => st.in_layer = false,
+                    Ok(_) => {}
+                }
+            }
+            match st.rx.recv().ok()? {
+                Msg::Start(Ok(())) => {
+                    st.in_layer = true;
+                    st.layer += 1;
+                    Some(Ok(LayerReader {
+                        layer: st.layer,
+                        state: self.state.clone(),
+                        chunk: None,
+                        pos: 0,
+                    }))
+                }
+                Msg::Start(Err(e)) => Some(Err(io::Error::other(e))),
+                // Not sent outside a layer.
+                Msg::Data(_) | Msg::End(_) => None,
+            }
+        }
+    }
+
+    /// The bytes of one layer.
+    pub struct LayerReader {
+        layer: u64,
+        state: Rc<RefCell<State>>,
+        chunk: Option<Arc<[u8]>>,
+        pos: usize,
+    }
+
+    impl Read for LayerReader {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            loop {
+                if let Some(c) = &self.chunk {
+                    if self.pos < c.len() {
+                        let n = out.len().min(c.len() - self.pos);
+                        out[..n].copy_from_slice(&c[self.pos..self.pos + n]);
+                        self.pos += n;
+                        return Ok(n);
+                    }
+                    self.chunk = None;
+                }
+                let mut st = self.state.borrow_mut();
+                if !st.in_layer || st.layer != self.layer {
+                    return Ok(0);
+                }
+                match st.rx.recv() {
+                    Ok(Msg::Data(d)) => {
+                        self.chunk = Some(d);
+                        self.pos = 0;
+                    }
+                    Ok(Msg::End(r)) => {
+                        st.in_layer = false;
+                        return r.map(|()| 0).map_err(io::Error::other);
+                    }
+                    Ok(Msg::Start(_)) | Err(_) => {
+                        st.in_layer = false;
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the layer stream ended early",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn layers(contents: &[&[u8]]) -> Vec<io::Result<io::Cursor<Vec<u8>>>> {
+            contents
+                .iter()
+                .map(|c| Ok(io::Cursor::new(c.to_vec())))
+                .collect()
+        }
+
+        fn read_all(l: Layers) -> Vec<io::Result<Vec<u8>>> {
+            l.map(|r| {
+                let mut v = Vec::new();
+                r?.read_to_end(&mut v)?;
+                Ok(v)
+            })
+            .collect()
+        }
+
+        #[test]
+        fn both_consumers_get_every_byte_of_every_layer() {
+            let big: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
+            let input: Vec<&[u8]> = vec![b"first", &big, b"", b"last"];
+            let (a, b) = read_twice(layers(&input), read_all, read_all);
+            for got in [a, b] {
+                let got: Vec<Vec<u8>> = got.into_iter().map(Result::unwrap).collect();
+                assert_eq!(got, input.iter().map(|c| c.to_vec()).collect::<Vec<_>>());
+            }
+        }
+
+        #[test]
+        fn a_consumer_that_stops_early_does_not_block_the_other() {
+            let big: Vec<u8> = vec![7; 40 * CHUNK];
+            let input: Vec<&[u8]> = vec![&big, &big, b"end"];
+            let (first_bytes, all) = read_twice(
+                layers(&input),
+                |mut l| {
+                    let mut head = [0u8; 3];
+                    l.next().unwrap().unwrap().read_exact(&mut head).unwrap();
+                    head
+                },
+                read_all,
+            );
+            assert_eq!(first_bytes, [7, 7, 7]);
+            assert_eq!(all.len(), 3);
+            assert_eq!(all[2].as_ref().unwrap(), b"end");
+        }
+
+        #[test]
+        fn skipping_the_rest_of_a_layer_lands_on_the_next_one() {
+            let big: Vec<u8> = vec![1; 5 * CHUNK];
+            let input: Vec<&[u8]> = vec![&big, b"second"];
+            let (a, _) = read_twice(
+                layers(&input),
+                |mut l| {
+                    let mut one = [0u8; 1];
+                    l.next().unwrap().unwrap().read_exact(&mut one).unwrap();
+                    let mut v = Vec::new();
+                    l.next().unwrap().unwrap().read_to_end(&mut v).unwrap();
+                    (one, v, l.next().is_none())
+                },
+                |_| (),
+            );
+            assert_eq!(a, ([1], b"second".to_vec(), true));
+
+            // A reader kept past its layer reads nothing of the next one.
+            let (stale, _) = read_twice(
+                layers(&[b"one", b"two"]),
+                |mut l| {
+                    let mut first = l.next().unwrap().unwrap();
+                    let _second = l.next().unwrap().unwrap();
+                    let mut v = Vec::new();
+                    first.read_to_end(&mut v).unwrap();
+                    v
+                },
+                |_| (),
+            );
+            assert!(stale.is_empty());
+        }
+
+        #[test]
+        fn open_and_read_errors_reach_both_consumers() {
+            struct Failing;
+            impl Read for Failing {
+                fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                    Err(io::Error::other("corrupt gzip"))
+                }
+            }
+            let input: Vec<io::Result<Box<dyn Read>>> = vec![
+                Err(io::Error::other("blob missing")),
+                Ok(Box::new(Failing)),
+                Ok(Box::new(io::Cursor::new(b"ok".to_vec()))),
+            ];
+            let (a, b) = read_twice(input, read_all, read_all);
+            for got in [a, b] {
+                assert_eq!(got.len(), 3);
+                assert!(
+                    got[0]
+                        .as_ref()
+                        .unwrap_err()
+                        .to_string()
+                        .contains("blob missing")
+                );
+                assert!(
+                    got[1]
+                        .as_ref()
+                        .unwrap_err()
+                        .to_string()
+                        .contains("corrupt gzip")
+                );
+                assert_eq!(got[2].as_ref().unwrap(), b"ok");
+            }
+        }
     }
 }
 
