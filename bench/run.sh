@@ -37,7 +37,8 @@
 #                layer, peak RSS; uv + tar | gzip for comparison.
 #
 # Environment: BENCH_WORK (state directory, default a new one under /var/tmp, removed at the end
-# unless BENCH_KEEP=1), CARGO_TARGET_DIR, RBUILD_FIXTURE_CACHE.
+# unless BENCH_KEEP=1), RBUILD_BIN (time this rbuild binary instead of building the checkout's, e.g.
+# to compare a branch; the table names it), CARGO_TARGET_DIR, RBUILD_FIXTURE_CACHE.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -175,15 +176,21 @@ mkdir -p "$WORK/results"
 
 REG_PID=
 cleanup() {
-  [[ -n "$REG_PID" ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+  local rc=$?
+  if [[ -n "$REG_PID" ]]; then
+    kill "$REG_PID" 2>/dev/null || true
+    wait "$REG_PID" 2>/dev/null || true
+  fi
   unmount_under "$WORK"
   if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
     log "state kept in $WORK"
   elif [[ -z "${BENCH_WORK:-}" ]]; then
     rm -rf "$WORK"
   fi
+  exit "$rc"
 }
 trap cleanup EXIT
+trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 # ---------------------------------------------------------------------------------------------
 # Set-up: rbuild, fixture, registry, uv.
@@ -195,7 +202,12 @@ cargo_json() {
   cargo build -q --release "$@" --message-format=json \
     | jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' | tail -n1
 }
-BIN=$(cargo_json -p rbuild-cli --bin rbuild)
+if [[ -n "${RBUILD_BIN:-}" ]]; then
+  BIN=$(readlink -f "$RBUILD_BIN")
+  log "timing $BIN (RBUILD_BIN) instead of this checkout's rbuild"
+else
+  BIN=$(cargo_json -p rbuild-cli --bin rbuild)
+fi
 DEPS_LAYER=$(cargo_json -p rbuild-wheel --example deps_layer)
 [[ -x "$BIN" && -x "$DEPS_LAYER" ]] || die "cargo build produced no binary"
 
@@ -317,6 +329,8 @@ fi
 # Timing.
 # ---------------------------------------------------------------------------------------------
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # Blob uploads per repository so far (finished uploads: PUT .../blobs/uploads/UUID?digest=...).
 uploads() { grep -cE "\"PUT /v2/$1/blobs/uploads/[^ ]*digest=" "$WORK/registry.log" || true; }
 
@@ -393,8 +407,14 @@ fi
 # The table.
 # ---------------------------------------------------------------------------------------------
 
-RBUILD_REV=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || RBUILD_REV="$RBUILD_REV+changes"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ -n "${RBUILD_BIN:-}" ]]; then
+  RBUILD_REV="$BIN"
+  rev=$(git -C "$(dirname "$BIN")" rev-parse --short=12 HEAD 2>/dev/null) && RBUILD_REV="$RBUILD_REV (checkout at $rev)"
+else
+  RBUILD_REV=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || RBUILD_REV="$RBUILD_REV with uncommitted changes in crates/"
+fi
 export BENCH_META
 BENCH_META=$(jq -n \
   --arg date "$(date -u +%Y-%m-%dT%H:%MZ)" \
@@ -407,6 +427,7 @@ BENCH_META=$(jq -n \
   --arg uv "$("$UV" --version | awk '{print $2}')" \
   --arg hyperfine "$(hyperfine --version | awk '{print $2}')" \
   --arg quick "$QUICK" \
+  --arg load "$LOAD_BEFORE at the start, $LOAD_AFTER at the end" \
   '$ARGS.named')
 TABLE=$(python3 "$BENCH/table.py" "$WORK/results")
 if [[ -n "$OUT" ]]; then

@@ -22,7 +22,7 @@ SCENARIOS = {
     "warm-app": ("buildah", "buildah build --layers + push", "≤ 0.2 s and ≥ 4× faster"),
     "deps-change": ("buildah", "buildah build --layers + push", "≥ 5× faster"),
     "no-change": ("buildah", "buildah build --layers + push", "0 uploads and ≤ 0.15 s"),
-    "deps-only": ("uv", "uv pip install --target + tar | gzip", "faster than the peer"),
+    "deps-only": ("uv", "uv pip install --target + tar \\| gzip", "faster than the peer"),
 }
 
 
@@ -64,7 +64,8 @@ out.append(
     f"Run {meta.get('date', '?')} on {meta.get('cpu', '?')}, {meta.get('ram', '?')} RAM, "
     f"Linux {meta.get('kernel', '?')}; rbuild {meta.get('rbuild', '?')} (release build), "
     f"buildah {meta.get('buildah', '?')} ({meta.get('driver', '?')} storage, chroot isolation), "
-    f"uv {meta.get('uv', '?')}, hyperfine {meta.get('hyperfine', '?')}."
+    f"uv {meta.get('uv', '?')}, hyperfine {meta.get('hyperfine', '?')}. "
+    f"Load average (1, 5, 15 min): {meta.get('load', '?')}."
     + (" **Quick run (--quick): few samples.**" if meta.get("quick") == "1" else "")
 )
 out.append("")
@@ -124,7 +125,7 @@ if heavy is not None:
     rows = [
         ("rbuild-layer", "rbuild deps layer (install + tar + gzip + sha256 into the store)", rss_layer),
         ("rbuild-build", "rbuild build --output oci: (whole build, deps layer rebuilt)", rss_build),
-        ("uv", "uv pip install --target + tar | gzip", None),
+        ("uv", "uv pip install --target + tar \\| gzip", None),
     ]
     for key, what, rss in rows:
         r = heavy.get(key)
