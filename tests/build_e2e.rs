@@ -76,13 +76,11 @@ fn locked_versions(dir: &Path) -> Vec<(String, String)> {
             .unwrap()
             .lines()
         {
-            if let Some((n, v)) = line.split_once("==") {
-                if !n.starts_with(' ') && !n.starts_with('#') {
-                    out.push((
-                        n.trim().to_string(),
-                        v.split_whitespace().next().unwrap().to_string(),
-                    ));
-                }
+            if let Some((n, v)) = line.split_once("==")
+                && !n.starts_with(' ')
+                && !n.starts_with('#')
+            {
+                out.push((n.trim().to_string(), v.split_whitespace().next().unwrap().to_string()));
             }
         }
     }
