@@ -80,7 +80,10 @@ fn locked_versions(dir: &Path) -> Vec<(String, String)> {
                 && !n.starts_with(' ')
                 && !n.starts_with('#')
             {
-                out.push((n.trim().to_string(), v.split_whitespace().next().unwrap().to_string()));
+                out.push((
+                    n.trim().to_string(),
+                    v.split_whitespace().next().unwrap().to_string(),
+                ));
             }
         }
     }

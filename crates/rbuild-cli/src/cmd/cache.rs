@@ -72,16 +72,18 @@ fn known(root: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
     for (p, _) in read_dir_files(&root.join("keys/wheel-files")) {
         if let Ok(v) =
             serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap_or_default())
-            && let Some(d) = v["sha256"].as_str() {
-                wheels.insert(d.trim_start_matches("sha256:").to_string());
-            }
+            && let Some(d) = v["sha256"].as_str()
+        {
+            wheels.insert(d.trim_start_matches("sha256:").to_string());
+        }
     }
     for (p, _) in read_dir_files(&root.join("keys/layers")) {
         if let Ok(v) =
             serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap_or_default())
-            && let Some(d) = v["digest"].as_str() {
-                layers.insert(d.trim_start_matches("sha256:").to_string());
-            }
+            && let Some(d) = v["digest"].as_str()
+        {
+            layers.insert(d.trim_start_matches("sha256:").to_string());
+        }
     }
     (wheels, layers)
 }
