@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -28,7 +31,9 @@ pub fn rbuild_bin() -> PathBuf {
             .status()
             .expect("cargo build");
         assert!(status.success(), "building rbuild failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
         target.join("debug/rbuild")
     })
     .clone()
@@ -50,19 +55,33 @@ pub struct Run {
 impl Run {
     /// Panics with the output unless the run succeeded.
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "rbuild failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "rbuild failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
     /// stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
 /// Runs rbuild with `args` in `dir`, with `env` added and `RBUILD_CACHE_DIR` set to `cache`.
 pub fn rbuild(dir: &Path, cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(rbuild_bin());
-    cmd.args(args).current_dir(dir).env("RBUILD_CACHE_DIR", cache).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .current_dir(dir)
+        .env("RBUILD_CACHE_DIR", cache)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -91,14 +110,31 @@ fn wait_with_rusage(mut child: Child) -> Run {
     // SAFETY: waiting for our own child's pid with valid pointers.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid, "wait4 failed");
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    Run { code, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), max_rss_kb: usage.ru_maxrss }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Run {
+        code,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+        max_rss_kb: usage.ru_maxrss,
+    }
 }
 
 /// Runs a command, panicking with its output on failure.
 pub fn sh(cmd: &str, args: &[&str]) -> Output {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -113,8 +149,25 @@ impl Bundle {
     pub fn pull(reference: &str) -> Bundle {
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = format!("oci:{}:img", dir.path().join("oci").display());
-        sh("skopeo", &["copy", "-q", "--src-tls-verify=false", &format!("docker://{reference}"), &layout]);
-        sh("umoci", &["unpack", "--image", &format!("{}:img", dir.path().join("oci").display()), &dir.path().join("bundle").display().to_string()]);
+        sh(
+            "skopeo",
+            &[
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                &format!("docker://{reference}"),
+                &layout,
+            ],
+        );
+        sh(
+            "umoci",
+            &[
+                "unpack",
+                "--image",
+                &format!("{}:img", dir.path().join("oci").display()),
+                &dir.path().join("bundle").display().to_string(),
+            ],
+        );
         Bundle { dir }
     }
 
@@ -125,19 +178,30 @@ impl Bundle {
 
     /// The runtime config umoci made from the image config.
     pub fn config(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join("bundle/config.json")).unwrap()).unwrap()
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("bundle/config.json")).unwrap())
+            .unwrap()
     }
 
     fn write_config(&self, args: Option<&[&str]>) {
         let mut c = self.config();
         c["process"]["terminal"] = false.into();
         // Share the host network so a server in the image answers on 127.0.0.1.
-        let ns: Vec<serde_json::Value> = c["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] != "network").cloned().collect();
+        let ns: Vec<serde_json::Value> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] != "network")
+            .cloned()
+            .collect();
         c["linux"]["namespaces"] = ns.into();
         if let Some(a) = args {
             c["process"]["args"] = serde_json::json!(a);
         }
-        std::fs::write(self.dir.path().join("bundle/config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.path().join("bundle/config.json"),
+            serde_json::to_vec_pretty(&c).unwrap(),
+        )
+        .unwrap();
     }
 
     /// Runs the image's own process (User, Env, WorkingDir, Entrypoint as a runtime applies them) in
@@ -147,7 +211,12 @@ impl Bundle {
         let id = container_id();
         let log = self.dir.path().join(format!("{id}.log"));
         let child = Command::new("runc")
-            .args(["run", "-b", &self.dir.path().join("bundle").display().to_string(), &id])
+            .args([
+                "run",
+                "-b",
+                &self.dir.path().join("bundle").display().to_string(),
+                &id,
+            ])
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(self.dir.path().join(format!("{id}.err"))).unwrap())
@@ -161,19 +230,33 @@ impl Bundle {
         self.write_config(Some(args));
         let id = container_id();
         let out = Command::new("runc")
-            .args(["run", "-b", &self.dir.path().join("bundle").display().to_string(), &id])
+            .args([
+                "run",
+                "-b",
+                &self.dir.path().join("bundle").display().to_string(),
+                &id,
+            ])
             .stdin(Stdio::null())
             .output()
             .expect("runc run");
         let _ = Command::new("runc").args(["delete", "-f", &id]).output();
-        assert!(out.status.success(), "runc run {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "runc run {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 }
 
 fn container_id() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("rbuild-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "rbuild-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A running container; killed and deleted on drop.
@@ -192,9 +275,13 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("runc").args(["kill", &self.id, "KILL"]).output();
+        let _ = Command::new("runc")
+            .args(["kill", &self.id, "KILL"])
+            .output();
         let _ = self.child.wait();
-        let _ = Command::new("runc").args(["delete", "-f", &self.id]).output();
+        let _ = Command::new("runc")
+            .args(["delete", "-f", &self.id])
+            .output();
     }
 }
 
@@ -205,11 +292,21 @@ pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String
     while Instant::now() < deadline {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            );
             let mut resp = String::new();
             if s.read_to_string(&mut resp).is_ok() && !resp.is_empty() {
-                let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-                let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                let status = resp
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let body = resp
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or_default();
                 return Some((status, body));
             }
         }
@@ -220,7 +317,11 @@ pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Copies a directory tree (files, dirs; symlinks as links).
