@@ -3,6 +3,10 @@
 //! The binary is a thin shell over the rbuild libraries: each subcommand lives in its own module
 //! under [`cmd`]; global flags, output, logging and error reporting are shared plumbing.
 
+// Doc comments on the clap types are the `--help` texts users read (`HOST[:PORT]`, URLs), not
+// rustdoc for Rust readers: rustdoc's link lints do not apply to them.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
+
 mod cli;
 mod cmd;
 mod exit;
