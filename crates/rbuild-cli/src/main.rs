@@ -7,6 +7,7 @@
 // rustdoc for Rust readers: rustdoc's link lints do not apply to them.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
+mod bars;
 mod cli;
 mod cmd;
 mod exit;
@@ -21,6 +22,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(&cli.global);
+    bars::init(cli.global.quiet == 0 && !cli.global.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

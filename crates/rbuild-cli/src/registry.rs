@@ -21,16 +21,26 @@ impl Progress for LogProgress {
                 digest,
                 size,
                 upload,
-            } => tracing::debug!(
-                "{} {digest} ({})",
-                if upload { "uploading" } else { "downloading" },
-                crate::output::human_size(size)
-            ),
+            } => {
+                crate::bars::start(
+                    &digest.to_string()[..19],
+                    if upload { "upload" } else { "download" },
+                    Some(size),
+                );
+                tracing::debug!(
+                    "{} {digest} ({})",
+                    if upload { "uploading" } else { "downloading" },
+                    crate::output::human_size(size)
+                )
+            }
             ProgressEvent::BlobRestarted { digest } => tracing::debug!("restarting {digest}"),
-            ProgressEvent::BlobFinished { digest, upload } => tracing::debug!(
-                "{} {digest}",
-                if upload { "uploaded" } else { "downloaded" }
-            ),
+            ProgressEvent::BlobFinished { digest, upload } => {
+                crate::bars::finish(&digest.to_string()[..19]);
+                tracing::debug!(
+                    "{} {digest}",
+                    if upload { "uploaded" } else { "downloaded" }
+                )
+            }
             ProgressEvent::BlobSkipped { digest } => tracing::debug!("already present: {digest}"),
             ProgressEvent::BlobMounted { digest, from } => {
                 tracing::debug!("mounted {digest} from {from}")
@@ -38,7 +48,9 @@ impl Progress for LogProgress {
             ProgressEvent::ManifestPushed { digest, reference } => {
                 tracing::debug!("pushed {reference} ({digest})")
             }
-            ProgressEvent::BlobAdvanced { .. } => {}
+            ProgressEvent::BlobAdvanced { digest, bytes } => {
+                crate::bars::advance(&digest.to_string()[..19], bytes)
+            }
         }
     }
 }

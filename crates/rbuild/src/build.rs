@@ -260,6 +260,18 @@ pub trait BuildProgress: Send + Sync {
     fn info(&self, message: &str) {
         let _ = message;
     }
+    /// A wheel download started (again, when retried); `size` when known.
+    fn download_started(&self, filename: &str, size: Option<u64>) {
+        let _ = (filename, size);
+    }
+    /// `n` more bytes of `filename` arrived.
+    fn download_advanced(&self, filename: &str, n: u64) {
+        let _ = (filename, n);
+    }
+    /// `filename` is in the store, verified.
+    fn download_finished(&self, filename: &str) {
+        let _ = filename;
+    }
 }
 
 /// A [`BuildProgress`] that ignores everything.
@@ -403,6 +415,15 @@ struct Warn(Arc<dyn BuildProgress>);
 impl rbuild_index::Progress for Warn {
     fn warning(&self, message: &str) {
         self.0.warning(message);
+    }
+    fn started(&self, filename: &str, size: Option<u64>) {
+        self.0.download_started(filename, size);
+    }
+    fn bytes(&self, filename: &str, n: u64) {
+        self.0.download_advanced(filename, n);
+    }
+    fn finished(&self, filename: &str, _sha256: &Digest, _size: u64) {
+        self.0.download_finished(filename);
     }
 }
 

@@ -5,7 +5,6 @@
 //! in `pyproject.toml` or `rbuild.toml`, the recipe, defaults (see `rbuild::config`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -196,8 +195,7 @@ struct StepPrinter {
 impl BuildProgress for StepPrinter {
     fn step(&self, platform: &str, step: &str, detail: &str, seconds: f64) {
         if !self.quiet {
-            let mut e = std::io::stderr().lock();
-            let _ = writeln!(e, "[{platform}] {step:<8} {detail} ({seconds:.2} s)");
+            crate::bars::println(&format!("[{platform}] {step:<8} {detail} ({seconds:.2} s)"));
         }
     }
     fn warning(&self, message: &str) {
@@ -207,6 +205,15 @@ impl BuildProgress for StepPrinter {
     }
     fn info(&self, message: &str) {
         tracing::debug!("{message}");
+    }
+    fn download_started(&self, filename: &str, size: Option<u64>) {
+        crate::bars::start(filename, "wheel", size);
+    }
+    fn download_advanced(&self, filename: &str, n: u64) {
+        crate::bars::advance(filename, n);
+    }
+    fn download_finished(&self, filename: &str) {
+        crate::bars::finish(filename);
     }
 }
 
