@@ -70,12 +70,26 @@ impl Client {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<ResolvedImage> {
+        self.resolve_image_in(reference, platform, None).await
+    }
+
+    /// [`Client::resolve_image`], reading a single image's config from `store` when it is there
+    /// (verified content: no request) instead of from the registry.
+    pub async fn resolve_image_in(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        store: Option<&Store>,
+    ) -> Result<ResolvedImage> {
         let repo = self.repository(reference, Access::Pull)?;
         let top = repo.get_manifest(&reference.identifier()).await?;
         match top.parse()? {
             ManifestKind::Image(image) => {
                 // A single image: check that its config is for the platform asked for.
-                let bytes = repo.get_small_blob(&image.config).await?;
+                let bytes = match store.filter(|s| s.contains(&image.config.digest)) {
+                    Some(s) => s.read_blob(&image.config.digest)?,
+                    None => repo.get_small_blob(&image.config).await?,
+                };
                 if let Ok(config) = ImageConfig::from_slice(&bytes) {
                     let mut has = Platform::new(&config.os, &config.architecture, None);
                     has.variant = config.variant.clone();

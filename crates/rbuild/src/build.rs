@@ -32,8 +32,10 @@ use crate::image::{BlobLocation, BuiltImage, BuiltLayer, LayerKind, LayerStatus,
 use crate::recipe::{self, ProjectFacts, Recipe};
 use crate::user::{parse_user, user_files};
 
-/// The version of the dependency-layer format; part of every cache key.
-pub const LAYER_FORMAT_VERSION: u32 = 1;
+/// The version of the dependency-layer format; part of every cache key. 2: gzip layers larger
+/// than 1 MiB are written as independent blocks (rbuild-layer's `GZIP_BLOCK`), which changes their
+/// bytes; a store filled by an older rbuild must not hand out the older encoding for the same key.
+pub const LAYER_FORMAT_VERSION: u32 = 2;
 /// Config label holding what a fresh runner needs to recompute the cache keys.
 pub const LABEL_TARGET: &str = "dev.rbuild.target";
 
@@ -509,7 +511,10 @@ impl Builder {
                 reference: None,
             }),
             BaseRef::Image(r) => {
-                let resolved = self.client.resolve_image(r, platform).await?;
+                let resolved = self
+                    .client
+                    .resolve_image_in(r, platform, Some(&self.store))
+                    .await?;
                 let (_, config) = self.client.fetch_config(&resolved, &self.store).await?;
                 Ok(ResolvedBase {
                     image: BaseImage {
@@ -610,7 +615,10 @@ impl Builder {
     ) -> Option<(Reference, rbuild_oci::Manifest, ImageConfig)> {
         for r in &req.cache_from {
             let attempt = async {
-                let resolved = self.client.resolve_image(r, platform).await?;
+                let resolved = self
+                    .client
+                    .resolve_image_in(r, platform, Some(&self.store))
+                    .await?;
                 let (_, config) = self.client.fetch_config(&resolved, &self.store).await?;
                 Ok::<_, rbuild_registry::Error>((r.clone(), resolved.image, config))
             };
@@ -742,47 +750,15 @@ impl Builder {
         let tags = target.tags();
         let mut chosen = Vec::new();
         let mut missing = Vec::new();
-        for pkg in &lock.packages {
-            let pkg = if pkg.files_listed {
-                pkg.clone()
-            } else {
-                let files = self
-                    .index
-                    .list_files_in(&pkg.name, pkg.source.index_url())
-                    .await?;
-                let files = files
-                    .into_iter()
-                    .filter(|f| {
-                        rbuild_python::wheel_name::WheelFilename::parse(&f.filename)
-                            .map(|w| {
-                                w.version.to_string() == pkg.version
-                                    || rbuild_python::normalize_name(&w.version.to_string())
-                                        == rbuild_python::normalize_name(&pkg.version)
-                            })
-                            .unwrap_or(false)
-                            || (!f.is_wheel() && f.filename.contains(&format!("-{}.", pkg.version)))
-                    })
-                    .map(|f| LockedFile {
-                        kind: if f.is_wheel() {
-                            rbuild_lock::FileKind::Wheel
-                        } else {
-                            rbuild_lock::FileKind::Sdist
-                        },
-                        // A --find-links file is listed before it is hashed: hash it here so the
-                        // lock's hashes can be checked against it.
-                        sha256: f.sha256.or_else(|| {
-                            let path = f.url.strip_prefix("file://")?;
-                            let file = std::fs::File::open(path).ok()?;
-                            Digest::of_reader(file).ok().map(|(d, _)| d)
-                        }),
-                        filename: f.filename,
-                        url: Some(f.url),
-                        path: None,
-                        size: f.size,
-                    })
-                    .collect();
-                pkg.with_index_files(files)
-            };
+        // Ask the index about every package at once (16 at a time), not one after the other.
+        use futures::StreamExt as _;
+        let listed: Vec<Result<rbuild_lock::LockedPackage, BuildError>> =
+            futures::stream::iter(lock.packages.iter().map(|pkg| self.index_files(pkg)))
+                .buffered(16)
+                .collect()
+                .await;
+        for pkg in listed {
+            let pkg = pkg?;
             match rbuild_lock::choose_wheel(&pkg, &tags) {
                 Ok(c) => chosen.push(c),
                 Err(e) => missing.push(MissingWheel {
@@ -793,6 +769,121 @@ impl Builder {
             }
         }
         Ok((Some(lock), chosen, missing))
+    }
+
+    /// The package with its files: from the lock, else from the index. The index's answer for a
+    /// package pinned by hashes is kept in the store (only the files those hashes allow, which
+    /// cannot change), so building the same pins again asks the index nothing.
+    async fn index_files(
+        &self,
+        pkg: &rbuild_lock::LockedPackage,
+    ) -> Result<rbuild_lock::LockedPackage, BuildError> {
+        if pkg.files_listed {
+            return Ok(pkg.clone());
+        }
+        #[derive(Serialize, Deserialize)]
+        struct Cached {
+            filename: String,
+            wheel: bool,
+            url: Option<String>,
+            sha256: Option<Digest>,
+            size: Option<u64>,
+        }
+        let cache_key = (!pkg.hashes.is_empty() && self.index.options().find_links.is_empty())
+            .then(|| {
+                let mut hashes: Vec<String> = pkg.hashes.iter().map(|h| h.to_string()).collect();
+                hashes.sort();
+                Digest::of(
+                    format!(
+                        "index-files|1|{:?}|{:?}|{}|{}|{}",
+                        self.index.indexes(),
+                        pkg.source.index_url(),
+                        pkg.name,
+                        pkg.version,
+                        hashes.join(",")
+                    )
+                    .as_bytes(),
+                )
+                .hex()
+            });
+        if let Some(k) = &cache_key
+            && let Some(bytes) = self.store.get_key("index-files", k)?
+            && let Ok(files) = serde_json::from_slice::<Vec<Cached>>(&bytes)
+        {
+            let files = files
+                .into_iter()
+                .map(|c| LockedFile {
+                    kind: if c.wheel {
+                        rbuild_lock::FileKind::Wheel
+                    } else {
+                        rbuild_lock::FileKind::Sdist
+                    },
+                    filename: c.filename,
+                    url: c.url,
+                    path: None,
+                    sha256: c.sha256,
+                    size: c.size,
+                })
+                .collect();
+            return Ok(pkg.with_index_files(files));
+        }
+        let files = self
+            .index
+            .list_files_in(&pkg.name, pkg.source.index_url())
+            .await?;
+        let files = files
+            .into_iter()
+            .filter(|f| {
+                rbuild_python::wheel_name::WheelFilename::parse(&f.filename)
+                    .map(|w| {
+                        w.version.to_string() == pkg.version
+                            || rbuild_python::normalize_name(&w.version.to_string())
+                                == rbuild_python::normalize_name(&pkg.version)
+                    })
+                    .unwrap_or(false)
+                    || (!f.is_wheel() && f.filename.contains(&format!("-{}.", pkg.version)))
+            })
+            .map(|f| LockedFile {
+                kind: if f.is_wheel() {
+                    rbuild_lock::FileKind::Wheel
+                } else {
+                    rbuild_lock::FileKind::Sdist
+                },
+                // A --find-links file is listed before it is hashed: hash it here so the
+                // lock's hashes can be checked against it.
+                sha256: f.sha256.or_else(|| {
+                    let path = f.url.strip_prefix("file://")?;
+                    let file = std::fs::File::open(path).ok()?;
+                    Digest::of_reader(file).ok().map(|(d, _)| d)
+                }),
+                filename: f.filename,
+                url: Some(f.url),
+                path: None,
+                size: f.size,
+            })
+            .collect();
+        let out = pkg.with_index_files(files);
+        if let Some(k) = &cache_key
+            && !out.files.is_empty()
+        {
+            let cached: Vec<Cached> = out
+                .files
+                .iter()
+                .map(|f| Cached {
+                    filename: f.filename.clone(),
+                    wheel: f.kind == rbuild_lock::FileKind::Wheel,
+                    url: f.url.clone(),
+                    sha256: f.sha256,
+                    size: f.size,
+                })
+                .collect();
+            self.store.put_key(
+                "index-files",
+                k,
+                &serde_json::to_vec(&cached).map_err(other)?,
+            )?;
+        }
+        Ok(out)
     }
 
     fn deps_key(
