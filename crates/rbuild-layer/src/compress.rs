@@ -189,11 +189,15 @@ pub const GZIP_BLOCK: usize = 1 << 20;
 /// The deflate window, and the dictionary each block after the first starts from: 32 KiB.
 const WINDOW: usize = 32 * 1024;
 
-/// Compresses one block of the gzip stream into `out` (cleared first): `deflate` is reset, primed
-/// with `dict` (the previous block's last 32 KiB; empty for the first block), fed `data` in
+/// Compresses one block of the gzip stream into `out` (cleared first) with a new compressor,
+/// primed with `dict` (the previous block's last 32 KiB; empty for the first block), fed `data` in
 /// [`CHUNK`]-sized pieces and ended with a sync flush, or with the end of the stream when `last`.
+///
+/// The compressor is never reused: `Deflate::reset` keeps the window's old bytes, and the match
+/// search near the end of the input looks at bytes past it, so a reused compressor's output
+/// would depend on which block it compressed before (that is, on thread scheduling). A new one
+/// starts from a zeroed window.
 fn deflate_block(
-    deflate: &mut zlib_rs::Deflate,
     buf: &mut [u8],
     dict: &[u8],
     data: &[u8],
@@ -203,7 +207,7 @@ fn deflate_block(
     let fail =
         |e: zlib_rs::DeflateError| io::Error::other(format!("deflate failed: {}", e.as_str()));
     out.clear();
-    deflate.reset();
+    let deflate = &mut zlib_rs::Deflate::new(GZIP_LEVEL, false, 15);
     if !dict.is_empty() {
         deflate.set_dictionary(dict).map_err(fail)?;
     }
@@ -265,7 +269,6 @@ impl Pool {
             let h = std::thread::Builder::new()
                 .name(format!("rbuild-gzip-{i}"))
                 .spawn(move || {
-                    let mut deflate = zlib_rs::Deflate::new(GZIP_LEVEL, false, 15);
                     let mut buf = vec![0u8; OUT_BUF];
                     loop {
                         // The lock is held only while taking a job, never while compressing.
@@ -275,15 +278,8 @@ impl Pool {
                         };
                         let Ok(job) = job else { return };
                         let mut out = Vec::with_capacity(job.data.len() / 2);
-                        let r = deflate_block(
-                            &mut deflate,
-                            &mut buf,
-                            &job.dict,
-                            &job.data,
-                            job.last,
-                            &mut out,
-                        )
-                        .map(|()| out);
+                        let r = deflate_block(&mut buf, &job.dict, &job.data, job.last, &mut out)
+                            .map(|()| out);
                         if tx.send((job.seq, r)).is_err() {
                             return;
                         }
@@ -332,8 +328,8 @@ pub struct GzipEncoder<W: Write> {
     written: u64,
     /// Blocks compressed out of order, waiting for their turn.
     ready: std::collections::BTreeMap<u64, Vec<u8>>,
-    /// The compressor and output buffer used on the calling thread.
-    inline: Option<(Box<zlib_rs::Deflate>, Vec<u8>)>,
+    /// The output buffer used on the calling thread.
+    inline: Option<Vec<u8>>,
 }
 
 impl<W: Write> GzipEncoder<W> {
@@ -375,14 +371,9 @@ impl<W: Write> GzipEncoder<W> {
         );
         // One thread, or a stream of a single block: compress here (no thread is started).
         if self.threads <= 1 || (last && self.pool.is_none()) {
-            let (deflate, buf) = self.inline.get_or_insert_with(|| {
-                (
-                    Box::new(zlib_rs::Deflate::new(GZIP_LEVEL, false, 15)),
-                    vec![0u8; OUT_BUF],
-                )
-            });
+            let buf = self.inline.get_or_insert_with(|| vec![0u8; OUT_BUF]);
             let mut out = Vec::with_capacity(data.len() / 2);
-            deflate_block(deflate, buf, &dict, &data, last, &mut out)?;
+            deflate_block(buf, &dict, &data, last, &mut out)?;
             self.sent += 1;
             self.written += 1;
             return self.inner.write_all(&out);
@@ -718,10 +709,9 @@ mod tests {
         // of each block loses; with the previous block's window as dictionary that is tiny.
         let data = sample(4 * GZIP_BLOCK);
         let blocks = gzip_threads(&data, 65_536, 2).len() as f64;
-        let mut one = zlib_rs::Deflate::new(GZIP_LEVEL, false, 15);
         let mut buf = vec![0u8; OUT_BUF];
         let mut out = Vec::new();
-        deflate_block(&mut one, &mut buf, &[], &data, true, &mut out).unwrap();
+        deflate_block(&mut buf, &[], &data, true, &mut out).unwrap();
         let single = (out.len() + 18) as f64;
         assert!(
             blocks / single < 1.002,
@@ -738,6 +728,63 @@ mod tests {
             rbuild_oci::Digest::of(&gzip_threads(&data, 65_536, 2)).to_string(),
             "sha256:b96b36c4791cb08806bff23331c425402fc4850e152782e208b1f7bf50048905",
             "multi-block gzip output changed"
+        );
+    }
+
+    /// Tar-like bytes (512-byte headers with zero padding, source-like text, file data padded to
+    /// 512): with such input the match search near the end of a block reads past it, which is
+    /// where a reused compressor's leftover window showed through.
+    fn tar_like(seed: u32, n: usize) -> Vec<u8> {
+        let words: [&[u8]; 16] = [
+            b"def ", b"return ", b"self.", b"import ", b"\n    ", b"(x, y)", b"if not ", b"None",
+            b"\n", b"_name", b" = ", b"value", b"class ", b"0x7f", b"# ", b"\"\"\"",
+        ];
+        let mut x = seed;
+        let mut rnd = move || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as usize
+        };
+        let mut v = Vec::with_capacity(n + 8192);
+        let mut k = 0;
+        while v.len() < n {
+            let mut h = [0u8; 512];
+            let name = format!("site-packages/pkg{}/mod_{k}.py", k % 7);
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            h[100..108].copy_from_slice(b"0000644\0");
+            let len = rnd() % 6000;
+            h[124..136].copy_from_slice(format!("{len:011o}\0").as_bytes());
+            h[257..263].copy_from_slice(b"ustar\0");
+            v.extend_from_slice(&h);
+            let start = v.len();
+            while v.len() - start < len {
+                v.extend_from_slice(words[rnd() % 16]);
+            }
+            v.truncate(start + len);
+            v.resize(v.len().next_multiple_of(512), 0);
+            k += 1;
+        }
+        v.truncate(n);
+        v
+    }
+
+    /// Every block is compressed by a compressor that has seen nothing before (a reset one keeps
+    /// its old window, and with this input blocks 1 and 3 came out differently after another
+    /// block, so a layer's digest depended on which thread took which block). Any number of
+    /// threads gives the pinned bytes.
+    #[test]
+    fn blocks_do_not_depend_on_what_a_thread_compressed_before() {
+        let data = tar_like(5, 3 * GZIP_BLOCK + 5000);
+        let one = gzip_threads(&data, 65_536, 1);
+        for threads in [2, 3, 4] {
+            assert!(
+                gzip_threads(&data, 65_536, threads) == one,
+                "{threads} threads gave other bytes than one"
+            );
+        }
+        assert_eq!(
+            rbuild_oci::Digest::of(&one).to_string(),
+            "sha256:029f354919f8ed8c6c481f6e0678bd12e0fa705311e8df112d5742c2a43f954c",
+            "tar-like multi-block gzip output changed"
         );
     }
 

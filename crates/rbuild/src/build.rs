@@ -35,7 +35,9 @@ use crate::user::{parse_user, user_files};
 /// The version of the dependency-layer format; part of every cache key. 2: gzip layers larger
 /// than 1 MiB are written as independent blocks (rbuild-layer's `GZIP_BLOCK`), which changes their
 /// bytes; a store filled by an older rbuild must not hand out the older encoding for the same key.
-pub const LAYER_FORMAT_VERSION: u32 = 2;
+/// 3: every gzip block is compressed by a new compressor (a reused one made some blocks depend on
+/// which thread compressed them), which changes some layers' bytes.
+pub const LAYER_FORMAT_VERSION: u32 = 3;
 /// Config label holding what a fresh runner needs to recompute the cache keys.
 pub const LABEL_TARGET: &str = "dev.rbuild.target";
 
