@@ -896,3 +896,103 @@ fn a_zip_slip_wheel_is_rejected_and_nothing_is_pushed() {
     assert!(!inspect.status.success(), "no tag was pushed");
     assert!(!Path::new("/etc/rbuild-was-here").exists());
 }
+
+/// A rebuild into the repository its previous image came from does not ask (`HEAD`) about the
+/// blobs that image's manifest names: they are there. When one was deleted since, the registry
+/// refuses the manifest (`MANIFEST_BLOB_UNKNOWN`); rbuild then checks every blob, uploads the
+/// missing one and pushes again, and the image pulls whole.
+#[test]
+fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
+    let env = Env::new();
+    let (_t, dir) = example("fastapi-app");
+    let to = env.to("demo/present:latest");
+    let first = env.build(&dir, &["--to", &to]).ok().json();
+    let known: Vec<String> = layers(&first)
+        .iter()
+        .filter(|l| l["kind"] != "app")
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    let heads_since = |before: usize| -> Vec<String> {
+        env.registry.access_log()[before..]
+            .iter()
+            .filter(|e| e.method == "HEAD" && e.uri.contains("/demo/present/blobs/"))
+            .map(|e| e.uri.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    let main = dir.join("app/main.py");
+    let edit = |n: u32| {
+        let mut text = std::fs::read_to_string(&main).unwrap();
+        text.push_str(&format!("\n# edit {n}\n"));
+        std::fs::write(&main, text).unwrap();
+    };
+
+    // One app file changed: only the new app layer and config are looked up.
+    edit(1);
+    let before = env.registry.access_log().len();
+    let second = env.build(&dir, &["--to", &to]).ok().json();
+    let heads = heads_since(before);
+    assert!(
+        heads.iter().all(|d| !known.contains(d)),
+        "HEAD asked for blobs the previous manifest names: {heads:?} (known {known:?})"
+    );
+    assert_eq!(heads.len(), 2, "the app layer and the config: {heads:?}");
+    assert_eq!(
+        layer_of(&layers(&second), "deps")["digest"],
+        layer_of(&layers(&first), "deps")["digest"]
+    );
+
+    // The dependency layer's blob is deleted from the repository behind rbuild's back.
+    let deps = layer_of(&layers(&second), "deps")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/v2/demo/present/blobs/{deps}", env.registry.url());
+    let out = sh(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+            &url,
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "202", "DELETE {url}");
+
+    edit(2);
+    let before = env.registry.access_log().len();
+    let third = env.build(&dir, &["--to", &to]).ok().json();
+    let log = env.registry.access_log();
+    let refused = log[before..]
+        .iter()
+        .filter(|e| e.method == "PUT" && e.uri.contains("/manifests/") && e.status == 400)
+        .count();
+    assert!(refused >= 1, "the first manifest PUT is refused");
+    let reuploaded = log[before..]
+        .iter()
+        .filter(|e| {
+            e.method == "PUT"
+                && e.uri
+                    .contains(&format!("digest={}", deps.replace("sha256:", "sha256%3A")))
+        })
+        .count();
+    assert_eq!(reuploaded, 1, "the deleted blob is uploaded again");
+
+    // The image is whole: skopeo copies it out, verifying every blob.
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = vec!["copy".into(), "--quiet".into()];
+    args.extend(env.registry.skopeo_flags("src"));
+    args.push(format!("docker://{to}"));
+    args.push(format!("oci:{}:x", out_dir.path().join("oci").display()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sh("skopeo", &args);
+    assert!(
+        out.status.success(),
+        "skopeo copy of the rebuilt image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(third["digest"], second["digest"]);
+}

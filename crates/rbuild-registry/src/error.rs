@@ -152,6 +152,18 @@ impl Error {
         }
     }
 
+    /// True when the registry refused a manifest because a blob it names is missing
+    /// (`MANIFEST_BLOB_UNKNOWN` or `BLOB_UNKNOWN`).
+    pub fn is_blob_unknown(&self) -> bool {
+        match self {
+            Error::Status { status, detail, .. } => {
+                (400..500).contains(status) && detail.contains("BLOB_UNKNOWN")
+            }
+            Error::GaveUp { last, .. } => last.is_blob_unknown(),
+            _ => false,
+        }
+    }
+
     /// The HTTP status, when the registry answered.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -81,8 +81,24 @@ impl Client {
         platform: &Platform,
         store: Option<&Store>,
     ) -> Result<ResolvedImage> {
+        let top = self.get_manifest(reference).await?;
+        self.resolve_image_from(reference, top, platform, store)
+            .await
+    }
+
+    /// [`Client::resolve_image_in`] from a top-level manifest or index already fetched for
+    /// `reference` (a build for several platforms asks for a tag once). With a `store`, a
+    /// platform's manifest named by digest in the index, and a single image's config, are read
+    /// from the store when they are there (content verified by digest: no request), and a
+    /// manifest fetched by digest is kept there.
+    pub async fn resolve_image_from(
+        &self,
+        reference: &Reference,
+        top: RawManifest,
+        platform: &Platform,
+        store: Option<&Store>,
+    ) -> Result<ResolvedImage> {
         let repo = self.repository(reference, Access::Pull)?;
-        let top = repo.get_manifest(&reference.identifier()).await?;
         match top.parse()? {
             ManifestKind::Image(image) => {
                 // A single image: check that its config is for the platform asked for.
@@ -115,7 +131,20 @@ impl Client {
                     reference: reference.to_string(),
                     details,
                 })?;
-                let manifest = repo.get_manifest(&entry.digest.to_string()).await?;
+                let stored = store
+                    .filter(|s| s.contains(&entry.digest))
+                    .and_then(|s| s.read_blob(&entry.digest).ok())
+                    .map(|bytes| RawManifest::new(bytes, Some(entry.media_type.as_str())));
+                let manifest = match stored {
+                    Some(m) if m.digest == entry.digest => m,
+                    _ => {
+                        let m = repo.get_manifest(&entry.digest.to_string()).await?;
+                        if let Some(s) = store {
+                            s.put_bytes(&m.bytes)?;
+                        }
+                        m
+                    }
+                };
                 match manifest.parse()? {
                     ManifestKind::Image(image) => Ok(ResolvedImage {
                         reference: reference.clone(),

@@ -362,6 +362,30 @@ struct PreparedPlatform {
     deps: Option<DepsPlan>,
 }
 
+/// Top-level manifests (what a tag names) fetched once per build and shared by its platforms:
+/// a two-platform build asks for the base's tag and the previous image's tag once each.
+#[derive(Default)]
+struct Tops(std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<RawManifest>>>>);
+
+impl Tops {
+    async fn get(
+        &self,
+        client: &Client,
+        reference: &Reference,
+    ) -> Result<RawManifest, rbuild_registry::Error> {
+        let cell = self
+            .0
+            .lock()
+            .expect("tops lock")
+            .entry(reference.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| client.get_manifest(reference))
+            .await
+            .cloned()
+    }
+}
+
 /// How many platforms are worked on at once: one per CPU (installing and compressing a layer
 /// keeps one busy), at least two (the rest of the work waits on the network), at most eight.
 fn platform_concurrency() -> usize {
@@ -502,6 +526,7 @@ impl Builder {
         &self,
         req: &BuildRequest,
         platform: &Platform,
+        tops: &Tops,
     ) -> Result<ResolvedBase, BuildError> {
         match &req.base {
             BaseRef::Scratch => Ok(ResolvedBase {
@@ -513,9 +538,10 @@ impl Builder {
                 reference: None,
             }),
             BaseRef::Image(r) => {
+                let top = tops.get(&self.client, r).await?;
                 let resolved = self
                     .client
-                    .resolve_image_in(r, platform, Some(&self.store))
+                    .resolve_image_from(r, top, platform, Some(&self.store))
                     .await?;
                 let (_, config) = self.client.fetch_config(&resolved, &self.store).await?;
                 Ok(ResolvedBase {
@@ -614,12 +640,14 @@ impl Builder {
         &self,
         req: &BuildRequest,
         platform: &Platform,
+        tops: &Tops,
     ) -> Option<(Reference, rbuild_oci::Manifest, ImageConfig)> {
         for r in &req.cache_from {
             let attempt = async {
+                let top = tops.get(&self.client, r).await?;
                 let resolved = self
                     .client
-                    .resolve_image_in(r, platform, Some(&self.store))
+                    .resolve_image_from(r, top, platform, Some(&self.store))
                     .await?;
                 let (_, config) = self.client.fetch_config(&resolved, &self.store).await?;
                 Ok::<_, rbuild_registry::Error>((r.clone(), resolved.image, config))
@@ -1100,7 +1128,7 @@ impl Builder {
         req: &BuildRequest,
         platform: &Platform,
     ) -> Result<PlatformPlan, BuildError> {
-        let plan = self.plan_partial(req, platform).await?;
+        let plan = self.plan_partial(req, platform, &Tops::default()).await?;
         if !plan.missing.is_empty() {
             return Err(BuildError::NoWheels {
                 platform: plan.target.platform.to_string(),
@@ -1114,8 +1142,9 @@ impl Builder {
         &self,
         req: &BuildRequest,
         platform: &Platform,
+        tops: &Tops,
     ) -> Result<PlatformPlan, BuildError> {
-        let base = self.resolve_base(req, platform).await?;
+        let base = self.resolve_base(req, platform, tops).await?;
         let (target, _) = self.base_facts(req, &base, platform).await?;
         let (lock, packages, missing) = self.plan_wheels_partial(req, &target).await?;
         Ok(PlatformPlan {
@@ -1137,9 +1166,10 @@ impl Builder {
         &self,
         req: &BuildRequest,
     ) -> Result<Vec<PlatformPlan>, BuildError> {
+        let tops = Tops::default();
         let results: Vec<Result<PlatformPlan, BuildError>> =
             futures::stream::iter(req.platforms.iter())
-                .map(|p| self.plan_partial(req, p))
+                .map(|p| self.plan_partial(req, p, &tops))
                 .buffered(platform_concurrency())
                 .collect()
                 .await;
@@ -1199,9 +1229,10 @@ impl Builder {
         // 1. Every platform's base, target and wheels, concurrently: a platform that cannot be
         //    built fails the build here, before any wheel is downloaded or layer written (unless
         //    it is unsupported and the request says to leave such platforms out).
+        let tops = Tops::default();
         let results: Vec<Result<PreparedPlatform, BuildError>> =
             futures::stream::iter(req.platforms.iter())
-                .map(|p| self.prepare_platform(req, p))
+                .map(|p| self.prepare_platform(req, p, &tops))
                 .buffered(platform_concurrency())
                 .collect()
                 .await;
@@ -1288,6 +1319,19 @@ impl Builder {
             );
         }
 
+        // What the previous images' manifests name is in their repositories (no HEAD needed).
+        let present: Vec<(Reference, Digest)> = prepared
+            .iter()
+            .filter_map(|p| p.prev.as_ref())
+            .flat_map(|(r, m, _)| {
+                m.layers
+                    .iter()
+                    .map(|l| l.digest)
+                    .chain(std::iter::once(m.config.digest))
+                    .map(move |d| (r.clone(), d))
+            })
+            .collect();
+
         // 3. Each platform's layers and image, concurrently (installing and compressing run on
         //    blocking threads, one per platform).
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
@@ -1330,7 +1374,11 @@ impl Builder {
             let bytes = canonical_json(&idx).expect("index serializes");
             RawManifest::new(bytes, Some(index_type))
         });
-        let image = BuiltImage { images, index };
+        let image = BuiltImage {
+            images,
+            index,
+            present,
+        };
         // Keep manifests and configs in the store too (for `inspect` and local sinks).
         for p in &image.images {
             self.store.put_bytes(&p.manifest.bytes)?;
@@ -1352,10 +1400,11 @@ impl Builder {
         &self,
         req: &BuildRequest,
         platform: &Platform,
+        tops: &Tops,
     ) -> Result<PreparedPlatform, BuildError> {
         let plat = platform.to_string();
         let t0 = Instant::now();
-        let base = self.resolve_base(req, platform).await?;
+        let base = self.resolve_base(req, platform, tops).await?;
         self.progress.step(
             &plat,
             "resolve",
@@ -1376,7 +1425,7 @@ impl Builder {
         let prev = if req.cache_from.is_empty() {
             None
         } else {
-            self.previous_image(req, platform).await
+            self.previous_image(req, platform, tops).await
         };
         let facts_key =
             base_digest.map(|d| Digest::of(format!("{d}|{overrides}").as_bytes()).hex());

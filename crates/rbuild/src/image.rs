@@ -78,6 +78,9 @@ pub struct BuiltImage {
     pub images: Vec<PlatformImage>,
     /// The index, when more than one platform was built.
     pub index: Option<RawManifest>,
+    /// Blobs that a manifest read during the build from that repository names (the previous
+    /// image's layers and config): a push to that repository need not ask whether it has them.
+    pub present: Vec<(Reference, Digest)>,
 }
 
 impl BuiltImage {

@@ -5,7 +5,7 @@
 //! index, and the tags last, so a failure never leaves a tag pointing at missing blobs. Several
 //! destination references share one upload: later repositories mount from the first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use futures::{StreamExt, TryStreamExt};
@@ -177,25 +177,50 @@ pub async fn publish(
         let same_repo_done = pushed_repos
             .iter()
             .any(|r| r.registry() == dst.registry() && r.repository() == dst.repository());
+        // Blobs a manifest read in this build from this very repository names: no HEAD for them.
+        let present: BTreeSet<Digest> = image
+            .present
+            .iter()
+            .filter(|(r, _)| r.registry() == dst.registry() && r.repository() == dst.repository())
+            .map(|(_, d)| *d)
+            .collect();
+        let mount_from = pushed_repos
+            .iter()
+            .find(|r| r.registry() == dst.registry())
+            .cloned();
         if !same_repo_done {
-            let mount_from = pushed_repos
-                .iter()
-                .find(|r| r.registry() == dst.registry())
-                .cloned();
-            push_blobs(client, dst, &all, mount_from.as_ref(), store, &mut report).await?;
+            push_blobs(
+                client,
+                dst,
+                &all,
+                mount_from.as_ref(),
+                store,
+                &mut report,
+                &present,
+            )
+            .await?;
             pushed_repos.push(dst.clone());
         }
         let repo = client.repository(dst, Access::Push)?;
-        if image.index.is_some() {
-            for p in &image.images {
-                repo.push_manifest(&p.manifest, None).await?;
+        match push_manifests(&repo, image, dst).await {
+            Err(PublishError::Registry(e)) if e.is_blob_unknown() && !present.is_empty() => {
+                // A blob the previous manifest named is gone (deleted since): check every blob,
+                // upload what is missing, and push the manifests again.
+                push_blobs(
+                    client,
+                    dst,
+                    &all,
+                    mount_from.as_ref(),
+                    store,
+                    &mut report,
+                    &BTreeSet::new(),
+                )
+                .await?;
+                push_manifests(&repo, image, dst).await?;
             }
+            r => r?,
         }
         let top = image.top();
-        match dst.tag() {
-            Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await?,
-            _ => repo.push_manifest(top, None).await?,
-        }
         report.references.push(format!(
             "{}{}@{}",
             dst.name(),
@@ -281,6 +306,33 @@ pub async fn publish(
     Ok(report)
 }
 
+/// Pushes the platforms' manifests (at once; their blobs are all there), then the index or the
+/// single manifest, under the tag last.
+async fn push_manifests(
+    repo: &rbuild_registry::Repository,
+    image: &BuiltImage,
+    dst: &Reference,
+) -> Result<(), PublishError> {
+    if image.index.is_some() {
+        futures::future::try_join_all(
+            image
+                .images
+                .iter()
+                .map(|p| repo.push_manifest(&p.manifest, None)),
+        )
+        .await?;
+    }
+    let top = image.top();
+    match dst.tag() {
+        Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await?,
+        _ => repo.push_manifest(top, None).await?,
+    };
+    Ok(())
+}
+
+/// How many blobs are looked up (`HEAD`) at once while pushing.
+const HEAD_CONCURRENCY: usize = 16;
+
 async fn push_blobs(
     client: &Client,
     dst: &Reference,
@@ -288,6 +340,7 @@ async fn push_blobs(
     mount_from: Option<&Reference>,
     store: &Store,
     report: &mut PublishReport,
+    present: &BTreeSet<Digest>,
 ) -> Result<(), PublishError> {
     #[derive(Default)]
     struct Counts {
@@ -295,6 +348,10 @@ async fn push_blobs(
         mounted: usize,
         existing: usize,
     }
+    // Existence checks are cheap requests: many at once. Mounts and uploads move data: at most
+    // `concurrency` at once.
+    let transfers = tokio::sync::Semaphore::new(client.options().concurrency.max(1));
+    let transfers = &transfers;
     let results: Vec<Counts> = futures::stream::iter(blobs.iter().cloned())
         .map(|(d, loc)| async move {
             // The repository this blob can be mounted from, on the same registry.
@@ -313,10 +370,11 @@ async fn push_blobs(
             };
             let repo = client.repository(dst, access)?;
             let mut c = Counts::default();
-            if repo.blob_exists(&d.digest).await? {
+            if present.contains(&d.digest) || repo.blob_exists(&d.digest).await? {
                 c.existing = 1;
                 return Ok::<_, PublishError>(c);
             }
+            let _permit = transfers.acquire().await.expect("semaphore never closed");
             let mut session = None;
             if let Some(from) = &source {
                 match repo.mount_blob(&d.digest, from).await? {
@@ -339,7 +397,7 @@ async fn push_blobs(
             c.uploaded = 1;
             Ok(c)
         })
-        .buffer_unordered(client.options().concurrency.max(1))
+        .buffer_unordered(HEAD_CONCURRENCY.max(client.options().concurrency))
         .try_collect()
         .await?;
     for c in results {
