@@ -483,6 +483,79 @@ impl<W: std::io::Write> rbuild_wheel::EntrySink for Sink<'_, W> {
     }
 }
 
+/// A file of an index listing, as kept in the store (`index-files` keys).
+#[derive(Serialize, Deserialize)]
+struct CachedFile {
+    filename: String,
+    wheel: bool,
+    url: Option<String>,
+    sha256: Option<Digest>,
+    size: Option<u64>,
+}
+
+/// The store key of the index's answer for a package pinned by hashes (none for a package
+/// without hashes, or when `--find-links` directories take part).
+fn listing_key(
+    indexes: &[String],
+    find_links: bool,
+    pkg: &rbuild_lock::LockedPackage,
+) -> Option<String> {
+    (!pkg.hashes.is_empty() && !find_links).then(|| {
+        let mut hashes: Vec<String> = pkg.hashes.iter().map(|h| h.to_string()).collect();
+        hashes.sort();
+        Digest::of(
+            format!(
+                "index-files|1|{:?}|{:?}|{}|{}|{}",
+                indexes,
+                pkg.source.index_url(),
+                pkg.name,
+                pkg.version,
+                hashes.join(",")
+            )
+            .as_bytes(),
+        )
+        .hex()
+    })
+}
+
+/// The package with its files when the lock lists them or the store keeps the index's answer;
+/// `None` when the index must be asked.
+fn stored_listing(
+    store: &Store,
+    indexes: &[String],
+    find_links: bool,
+    pkg: &rbuild_lock::LockedPackage,
+) -> Result<Option<rbuild_lock::LockedPackage>, BuildError> {
+    if pkg.files_listed {
+        return Ok(Some(pkg.clone()));
+    }
+    let Some(key) = listing_key(indexes, find_links, pkg) else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.get_key("index-files", &key)? else {
+        return Ok(None);
+    };
+    let Ok(files) = serde_json::from_slice::<Vec<CachedFile>>(&bytes) else {
+        return Ok(None);
+    };
+    let files = files
+        .into_iter()
+        .map(|c| LockedFile {
+            kind: if c.wheel {
+                rbuild_lock::FileKind::Wheel
+            } else {
+                rbuild_lock::FileKind::Sdist
+            },
+            filename: c.filename,
+            url: c.url,
+            path: None,
+            sha256: c.sha256,
+            size: c.size,
+        })
+        .collect();
+    Ok(Some(pkg.with_index_files(files)))
+}
+
 fn elapsed(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
@@ -776,14 +849,38 @@ impl Builder {
         for (k, v) in &req.marker_overrides {
             env = env.with_override(k, v).map_err(other)?;
         }
-        let lock = rbuild_lock::read_lock(&lock_path, &env, &req.resolve)?;
-        let tags = target.tags();
+        // Reading the lock and the stored index answers is blocking work: off the async threads,
+        // so the platforms of a multi-platform build do it side by side.
+        let (lock, tags, stored) = {
+            let store = self.store.clone();
+            let indexes = self.index.indexes();
+            let find_links = !self.index.options().find_links.is_empty();
+            let resolve = req.resolve.clone();
+            let target = target.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
+                let lock = rbuild_lock::read_lock(&lock_path, &env, &resolve)?;
+                let stored = lock
+                    .packages
+                    .iter()
+                    .map(|p| stored_listing(&store, &indexes, find_links, p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((lock, target.tags(), stored))
+            })
+            .await
+            .map_err(other)??
+        };
         let mut chosen = Vec::new();
         let mut missing = Vec::new();
-        // Ask the index about every package at once (16 at a time), not one after the other.
+        // Ask the index about every other package at once (16 at a time), not one after the other.
         use futures::StreamExt as _;
         let listed: Vec<Result<rbuild_lock::LockedPackage, BuildError>> =
-            futures::stream::iter(lock.packages.iter().map(|pkg| self.index_files(pkg)))
+            futures::stream::iter(lock.packages.iter().cloned().zip(stored))
+                .map(|(pkg, stored)| async move {
+                    match stored {
+                        Some(p) => Ok(p),
+                        None => self.index_files(pkg).await,
+                    }
+                })
                 .buffered(16)
                 .collect()
                 .await;
@@ -801,62 +898,20 @@ impl Builder {
         Ok((Some(lock), chosen, missing))
     }
 
-    /// The package with its files: from the lock, else from the index. The index's answer for a
+    /// The package with its files from the index. The index's answer for a
     /// package pinned by hashes is kept in the store (only the files those hashes allow, which
     /// cannot change), so building the same pins again asks the index nothing.
+    ///
+    /// The caller has looked in the lock and the store first ([`stored_listing`]).
     async fn index_files(
         &self,
-        pkg: &rbuild_lock::LockedPackage,
+        pkg: rbuild_lock::LockedPackage,
     ) -> Result<rbuild_lock::LockedPackage, BuildError> {
-        if pkg.files_listed {
-            return Ok(pkg.clone());
-        }
-        #[derive(Serialize, Deserialize)]
-        struct Cached {
-            filename: String,
-            wheel: bool,
-            url: Option<String>,
-            sha256: Option<Digest>,
-            size: Option<u64>,
-        }
-        let cache_key = (!pkg.hashes.is_empty() && self.index.options().find_links.is_empty())
-            .then(|| {
-                let mut hashes: Vec<String> = pkg.hashes.iter().map(|h| h.to_string()).collect();
-                hashes.sort();
-                Digest::of(
-                    format!(
-                        "index-files|1|{:?}|{:?}|{}|{}|{}",
-                        self.index.indexes(),
-                        pkg.source.index_url(),
-                        pkg.name,
-                        pkg.version,
-                        hashes.join(",")
-                    )
-                    .as_bytes(),
-                )
-                .hex()
-            });
-        if let Some(k) = &cache_key
-            && let Some(bytes) = self.store.get_key("index-files", k)?
-            && let Ok(files) = serde_json::from_slice::<Vec<Cached>>(&bytes)
-        {
-            let files = files
-                .into_iter()
-                .map(|c| LockedFile {
-                    kind: if c.wheel {
-                        rbuild_lock::FileKind::Wheel
-                    } else {
-                        rbuild_lock::FileKind::Sdist
-                    },
-                    filename: c.filename,
-                    url: c.url,
-                    path: None,
-                    sha256: c.sha256,
-                    size: c.size,
-                })
-                .collect();
-            return Ok(pkg.with_index_files(files));
-        }
+        let cache_key = listing_key(
+            &self.index.indexes(),
+            !self.index.options().find_links.is_empty(),
+            &pkg,
+        );
         let files = self
             .index
             .list_files_in(&pkg.name, pkg.source.index_url())
@@ -896,10 +951,10 @@ impl Builder {
         if let Some(k) = &cache_key
             && !out.files.is_empty()
         {
-            let cached: Vec<Cached> = out
+            let cached: Vec<CachedFile> = out
                 .files
                 .iter()
-                .map(|f| Cached {
+                .map(|f| CachedFile {
                     filename: f.filename.clone(),
                     wheel: f.kind == rbuild_lock::FileKind::Wheel,
                     url: f.url.clone(),
@@ -1229,11 +1284,18 @@ impl Builder {
         // 1. Every platform's base, target and wheels, concurrently: a platform that cannot be
         //    built fails the build here, before any wheel is downloaded or layer written (unless
         //    it is unsupported and the request says to leave such platforms out).
-        let tops = Tops::default();
+        //    Each platform is a task of its own, so their CPU work (reading the lock, choosing
+        //    wheels, cache lookups) runs on several threads.
+        let tops = Arc::new(Tops::default());
+        let shared_req = Arc::new(req.clone());
         let results: Vec<Result<PreparedPlatform, BuildError>> =
-            futures::stream::iter(req.platforms.iter())
-                .map(|p| self.prepare_platform(req, p, &tops))
+            futures::stream::iter(req.platforms.iter().cloned())
+                .map(|p| {
+                    let (builder, req, tops) = (self.clone(), shared_req.clone(), tops.clone());
+                    tokio::spawn(async move { builder.prepare_platform(&req, &p, &tops).await })
+                })
                 .buffered(platform_concurrency())
+                .map(|joined| joined.map_err(other).and_then(|r| r))
                 .collect()
                 .await;
         let mut skipped = Vec::new();
@@ -1335,10 +1397,20 @@ impl Builder {
         // 3. Each platform's layers and image, concurrently (installing and compressing run on
         //    blocking threads, one per platform).
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
+        let finishing = Arc::new((ctx, app_layer, recipes));
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
-                .map(|p| self.finish_platform(req, p, &ctx, &app_layer, &recipes))
+                .map(|p| {
+                    let (builder, req, f) = (self.clone(), shared_req.clone(), finishing.clone());
+                    tokio::spawn(async move {
+                        let (ctx, app_layer, recipes) = &*f;
+                        builder
+                            .finish_platform(&req, p, ctx, app_layer, recipes)
+                            .await
+                    })
+                })
                 .buffered(platform_concurrency())
+                .map(|joined| joined.map_err(other).and_then(|r| r))
                 .collect()
                 .await;
         let built = collect_platforms(&names, results)?;
