@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # rbuild against buildah and uv, side by side, on this machine. Prints a Markdown table.
 #
-#   bench/run.sh [--quick] [--scenarios cold,warm-app,deps-change,no-change,deps-only,heavy]
-#                [--out FILE]
+#   bench/run.sh [--quick] [--out FILE]
+#                [--scenarios cold,warm-app,deps-change,no-change,deps-only,heavy,multi-cold,multi-warm]
 #
 # Runs from a fresh clone after the README's set-up command (tests/fixtures/main-job.sh), as
 # root (buildah's overlay storage needs it), with network access to PyPI. It:
@@ -35,6 +35,10 @@
 #   heavy        numpy + pandas + scipy (bench/heavy): the deps layer alone and a whole
 #                `rbuild build --output oci:` with warm wheels: wall time, MB/s of uncompressed
 #                layer, peak RSS; uv + tar | gzip for comparison.
+#   multi-cold   issue #9: the two-platform base fixture (amd64 + arm64 index, built once with
+#                RBUILD_TEST_ARM64=1) in the registry, empty rbuild store; `rbuild build --platform
+#                linux/amd64` vs `--platform linux/amd64,linux/arm64` of the same app, build + push.
+#   multi-warm   the same two commands after one build + push of each, one app file changed.
 #
 # Environment: BENCH_WORK (state directory, default a new one under /var/tmp, removed at the end
 # unless BENCH_KEEP=1), RBUILD_BIN (time this rbuild binary instead of building the checkout's, e.g.
@@ -122,6 +126,13 @@ prepare() {
       restore heavy hstore
       rm -rf "$WORK/dstore" "$WORK/uvtarget" "$WORK/heavy-oci"
       ;;
+    multi-cold)
+      restore fixture reg mstore app
+      ;;
+    multi-warm)
+      restore mwarm reg mstore app
+      sed -i "s/^BUILD_MARK = .*/BUILD_MARK = \"$(date +%s%N)\"/" "$WORK/app/app/main.py"
+      ;;
     *) die "unknown scenario $scenario" ;;
   esac
   sync -f "$WORK" 2>/dev/null || true
@@ -137,7 +148,7 @@ fi
 # Arguments and tools.
 # ---------------------------------------------------------------------------------------------
 
-ALL_SCENARIOS=(cold warm-app deps-change no-change deps-only heavy)
+ALL_SCENARIOS=(cold warm-app deps-change no-change deps-only heavy multi-cold multi-warm)
 SCENARIOS=("${ALL_SCENARIOS[@]}")
 QUICK=0
 OUT=
@@ -163,9 +174,11 @@ for t in hyperfine:hyperfine buildah:buildah skopeo:skopeo docker-registry:docke
 done
 
 # Number of timed runs per scenario (--quick: fewer, for trying the script out).
-declare -A RUNS=([cold]=3 [warm-app]=10 [deps-change]=5 [no-change]=10 [deps-only]=10 [heavy]=5)
+declare -A RUNS=([cold]=3 [warm-app]=10 [deps-change]=5 [no-change]=10 [deps-only]=10 [heavy]=5
+  [multi-cold]=9 [multi-warm]=30)
 if [[ $QUICK == 1 ]]; then
-  RUNS=([cold]=1 [warm-app]=3 [deps-change]=1 [no-change]=3 [deps-only]=3 [heavy]=1)
+  RUNS=([cold]=1 [warm-app]=3 [deps-change]=1 [no-change]=3 [deps-only]=3 [heavy]=1 [multi-cold]=2
+    [multi-warm]=3)
 fi
 
 WORK=${BENCH_WORK:-$(mktemp -d /var/tmp/rbuild-bench.XXXXXX)}
@@ -243,6 +256,14 @@ done
 BASE="$HOST/library/python:3.11-slim"
 skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$FIXTURE:3.11-slim" "docker://$BASE"
 log "registry http://$HOST with the fixture as $BASE (state in $WORK)"
+MBASE="$HOST/library/python-multi:3.11-slim"
+if want multi-cold || want multi-warm; then
+  log "two-platform base fixture (RBUILD_TEST_ARM64=1 tests/fixtures/base/build-base.sh; minutes under qemu the first time)"
+  MFIXTURE=$(RBUILD_TEST_ARM64=1 tests/fixtures/base/build-base.sh | sed -n 's/^FIXTURE_DIR=//p' | tail -n1)
+  [[ -n "$MFIXTURE" ]] || die "the two-platform fixture build printed no FIXTURE_DIR"
+  skopeo copy --quiet --all --preserve-digests --dest-tls-verify=false "oci:$MFIXTURE:3.11-slim" "docker://$MBASE"
+  log "two-platform base (amd64 + arm64 index) as $MBASE"
+fi
 
 UVENV=${XDG_CACHE_HOME:-$HOME/.cache}/rbuild-bench/uvenv
 if [[ ! -x "$UVENV/bin/uv" ]]; then
@@ -298,6 +319,22 @@ BUILDAH_APP=$(buildah_cmd)
 unmount_under "$WORK/broot"
 save warm reg store broot app
 
+# Issue #9: one platform vs two, the same app, the same two-platform base.
+rbuild_multi_cmd() { # REPO PLATFORMS
+  printf 'env RBUILD_CACHE_DIR=%q' "$WORK/mstore"
+  printf ' %q' "$BIN" --insecure-registry "$HOST" build -q --base "$MBASE" "$WORK/app" \
+    --platform "$2" --to "$HOST/$1:latest"
+}
+RBUILD_ONE=$(rbuild_multi_cmd demo/one linux/amd64)
+RBUILD_TWO=$(rbuild_multi_cmd demo/two linux/amd64,linux/arm64)
+if want multi-cold || want multi-warm; then
+  log "warm state for multi-warm: one build + push of each"
+  prepare multi-cold x
+  eval "$RBUILD_ONE" >/dev/null
+  eval "$RBUILD_TWO" >/dev/null
+  save mwarm reg mstore app
+fi
+
 # Wheels in the store, by file name, for the deps_layer example.
 link_wheels() { # STORE DIR
   mkdir -p "$2"
@@ -335,22 +372,24 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 uploads() { grep -cE "\"PUT /v2/$1/blobs/uploads/[^ ]*digest=" "$WORK/registry.log" || true; }
 
 # bench SCENARIO WARMUP NAME1 PREP1 CMD1 [NAME2 PREP2 CMD2 ...]: hyperfine into results/SCENARIO.json,
-# and results/SCENARIO.uploads (uploads per timed or warm-up run for demo/app and peer/app).
+# and results/SCENARIO.uploads (uploads per timed or warm-up run for the repositories in UP_REPOS,
+# by default demo/app (rbuild) and peer/app (buildah): "first second runs").
 bench() {
   local scenario=$1 warmup=$2
   shift 2
-  local args=() u0 p0
+  local args=() u0 p0 repos
+  read -r -a repos <<<"${UP_REPOS:-demo/app peer/app}"
   while [[ $# -gt 0 ]]; do
     args+=(--command-name "$1" --prepare "$2" "$3")
     shift 3
   done
-  u0=$(uploads demo/app)
-  p0=$(uploads peer/app)
+  u0=$(uploads "${repos[0]}")
+  p0=$(uploads "${repos[1]}")
   log "$scenario (${RUNS[$scenario]} runs)"
   hyperfine --style basic --runs "${RUNS[$scenario]}" --warmup "$warmup" \
     --export-json "$WORK/results/$scenario.json" "${args[@]}" >&2
   local n=$((RUNS[$scenario] + warmup))
-  echo "$(($(uploads demo/app) - u0)) $(($(uploads peer/app) - p0)) $n" >"$WORK/results/$scenario.uploads"
+  echo "$(($(uploads "${repos[0]}") - u0)) $(($(uploads "${repos[1]}") - p0)) $n" >"$WORK/results/$scenario.uploads"
 }
 P() { printf '%q __prepare %q %q' "$SELF" "$1" "$2"; }
 
@@ -365,6 +404,16 @@ if want deps-change; then
 fi
 if want no-change; then
   bench no-change 1 rbuild "$(P no-change rbuild)" "$RBUILD_APP" buildah "$(P no-change buildah)" "$BUILDAH_APP"
+fi
+
+# Uploads are counted per command's repository (demo/one, demo/two): shared blobs go up once.
+if want multi-cold; then
+  UP_REPOS="demo/one demo/two" bench multi-cold 0 one-platform "$(P multi-cold x)" "$RBUILD_ONE" \
+    two-platforms "$(P multi-cold x)" "$RBUILD_TWO"
+fi
+if want multi-warm; then
+  UP_REPOS="demo/one demo/two" bench multi-warm 1 one-platform "$(P multi-warm x)" "$RBUILD_ONE" \
+    two-platforms "$(P multi-warm x)" "$RBUILD_TWO"
 fi
 
 deps_layer_cmd() { # WHEEL_DIR

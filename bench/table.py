@@ -71,8 +71,9 @@ out.append(
 out.append("")
 out.append("Times are medians (min–max) of independent runs, each from a restored state.")
 out.append("")
-out.append("| scenario | rbuild | peer | peer time | rbuild/peer | speed-up | blob uploads per run (rbuild / peer) | target | met |")
-out.append("|---|---|---|---|---|---|---|---|---|")
+if any(runs(s) is not None for s in SCENARIOS):
+    out.append("| scenario | rbuild | peer | peer time | rbuild/peer | speed-up | blob uploads per run (rbuild / peer) | target | met |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
 for scenario, (peer_name, peer_what, target) in SCENARIOS.items():
     rs = runs(scenario)
     if rs is None:
@@ -135,6 +136,33 @@ if heavy is not None:
         target = "peak RSS ≤ 150 MB" if key == "rbuild-build" else ""
         ok = "" if key != "rbuild-build" else met(rss is not None and rss <= 150)
         out.append(f"| {what} | {fmt(r)} | {mb / r['median']:.0f} | {rss_text} | {target} | {ok} |")
+
+# Issue #9: two platforms against one, same app and base (the two-platform fixture).
+multi_rows = []
+for scenario, what in (
+    ("multi-cold", "cold: empty store, build + push"),
+    ("multi-warm", "warm: one app file changed, build + push"),
+):
+    rs = runs(scenario)
+    if rs is None:
+        continue
+    one, two = rs.get("one-platform"), rs.get("two-platforms")
+    ratio = two["median"] / one["median"]
+    u_one, u_two = uploads(scenario)
+    up_text = "–" if u_one is None else f"{u_one:g} / {u_two:g}"
+    multi_rows.append(
+        f"| {what} | {fmt(one)} | {fmt(two)} | {ratio:.2f}× | {up_text} | < 1.5× | {met(ratio < 1.5)} |"
+    )
+if multi_rows:
+    out.append("")
+    out.append(
+        "Multi-platform (issue #9): the same app on the two-platform base fixture (an index over "
+        "amd64 and arm64), `--platform linux/amd64` against `--platform linux/amd64,linux/arm64`:"
+    )
+    out.append("")
+    out.append("| scenario | one platform | two platforms | two / one | blob uploads per run (one / two) | target | met |")
+    out.append("|---|---|---|---|---|---|---|")
+    out.extend(multi_rows)
 
 deps = load("deps-only.layer.json")
 if deps:
