@@ -186,26 +186,13 @@ pub async fn publish(
             .collect();
         let mount_from = pushed_repos
             .iter()
-            .find(|r| r.registry() == dst.registry())
+            .find(|r| r.registry() == dst.registry() && r.repository() != dst.repository())
             .cloned();
-        if !same_repo_done {
-            push_blobs(
-                client,
-                dst,
-                &all,
-                mount_from.as_ref(),
-                store,
-                &mut report,
-                &present,
-            )
-            .await?;
-            pushed_repos.push(dst.clone());
-        }
         let repo = client.repository(dst, Access::Push)?;
-        match push_manifests(&repo, image, dst).await {
-            Err(PublishError::Registry(e)) if e.is_blob_unknown() && !present.is_empty() => {
-                // A blob the previous manifest named is gone (deleted since): check every blob,
-                // upload what is missing, and push the manifests again.
+        let mut skip = present;
+        let mut check_blobs = !same_repo_done;
+        loop {
+            if check_blobs {
                 push_blobs(
                     client,
                     dst,
@@ -213,12 +200,22 @@ pub async fn publish(
                     mount_from.as_ref(),
                     store,
                     &mut report,
-                    &BTreeSet::new(),
+                    &skip,
                 )
                 .await?;
-                push_manifests(&repo, image, dst).await?;
             }
-            r => r?,
+            match push_manifests(&repo, image, dst).await {
+                Err(PublishError::Registry(e)) if e.is_blob_unknown() && !skip.is_empty() => {
+                    // A blob the previous manifest named is gone (deleted since): check every
+                    // blob, upload what is missing, and push the manifests again.
+                    skip.clear();
+                    check_blobs = true;
+                }
+                r => break r?,
+            }
+        }
+        if !same_repo_done {
+            pushed_repos.push(dst.clone());
         }
         let top = image.top();
         report.references.push(format!(
