@@ -386,6 +386,37 @@ impl Tops {
     }
 }
 
+/// A task whose handle aborts it when dropped: a build that is dropped (cancelled) stops its
+/// platforms' tasks too instead of leaving them running detached.
+struct ScopedTask<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for ScopedTask<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for ScopedTask<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// Spawns `future` as a task of its own (so platforms run on several threads) that is aborted
+/// when its handle is dropped.
+fn spawn_scoped<F>(future: F) -> ScopedTask<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    ScopedTask(tokio::spawn(future))
+}
+
 /// How many platforms are worked on at once: one per CPU (installing and compressing a layer
 /// keeps one busy), at least two (the rest of the work waits on the network), at most eight.
 fn platform_concurrency() -> usize {
@@ -1292,7 +1323,7 @@ impl Builder {
             futures::stream::iter(req.platforms.iter().cloned())
                 .map(|p| {
                     let (builder, req, tops) = (self.clone(), shared_req.clone(), tops.clone());
-                    tokio::spawn(async move { builder.prepare_platform(&req, &p, &tops).await })
+                    spawn_scoped(async move { builder.prepare_platform(&req, &p, &tops).await })
                 })
                 .buffered(platform_concurrency())
                 .map(|joined| joined.map_err(other).and_then(|r| r))
@@ -1402,7 +1433,7 @@ impl Builder {
             futures::stream::iter(prepared)
                 .map(|p| {
                     let (builder, req, f) = (self.clone(), shared_req.clone(), finishing.clone());
-                    tokio::spawn(async move {
+                    spawn_scoped(async move {
                         let (ctx, app_layer, recipes) = &*f;
                         builder
                             .finish_platform(&req, p, ctx, app_layer, recipes)
@@ -2334,6 +2365,23 @@ mod tests {
         let err =
             collect_platforms(&names, vec![Err(other("index unreachable")), Ok(())]).unwrap_err();
         assert_eq!(err.to_string(), "linux/amd64: index unreachable");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_platform_task_is_aborted() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = spawn_scoped(async move {
+            let _keep = tx;
+            std::future::pending::<()>().await
+        });
+        drop(task);
+        // Aborting drops the task's future and with it the sender: the receiver sees it closed.
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), rx)
+            .await
+            .expect("the task was aborted");
+        assert!(closed.is_err());
+        // A task that is awaited gives its result.
+        assert_eq!(spawn_scoped(async { 7 }).await.unwrap(), 7);
     }
 
     #[test]
