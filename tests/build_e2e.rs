@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rbuild_e2e::{Bundle, copy_tree, free_port, http_get, rbuild, repo_root, sh};
+use rbuild_e2e::{Bundle, copy_tree, free_port, rbuild, repo_root, sh};
 use rbuild_testing::{BaseFixture, Registry};
 use serde_json::Value;
 
@@ -133,13 +133,7 @@ fn check_running_app(reference: &str, port: u16, dir: &Path) {
     assert_eq!(cfg["process"]["user"]["uid"], 1001, "runs as uid 1001");
     assert_eq!(cfg["process"]["cwd"], "/app");
     let container = bundle.start();
-    let got = http_get(port, "/health", Duration::from_secs(40));
-    let (status, body) = got.unwrap_or_else(|| {
-        panic!(
-            "no answer on port {port}; container log:\n{}",
-            container.log()
-        )
-    });
+    let (status, body) = container.get(port, "/health", Duration::from_secs(40));
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains("\"status\":\"ok\"") || body.contains("\"status\": \"ok\""),

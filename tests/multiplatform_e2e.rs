@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rbuild_e2e::{Bundle, copy_tree, free_port, http_get, rbuild, repo_root, sh};
+use rbuild_e2e::{Bundle, copy_tree, free_port, rbuild, repo_root, sh};
 use rbuild_testing::Registry;
 use serde_json::Value;
 
@@ -538,13 +538,7 @@ fn the_arm64_image_runs_under_qemu_user_and_answers_health() {
         "the pulled image is the arm64 one"
     );
     let container = bundle.start();
-    let got = http_get(port, "/health", Duration::from_secs(120));
-    let (status, body) = got.unwrap_or_else(|| {
-        panic!(
-            "no answer on port {port} from the arm64 image; container log:\n{}",
-            container.log()
-        )
-    });
+    let (status, body) = container.get(port, "/health", Duration::from_secs(120));
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains("\"status\":\"ok\"") || body.contains("\"status\": \"ok\""),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rbuild_e2e::{Bundle, copy_tree, free_port, http_get, rbuild, repo_root, sh};
+use rbuild_e2e::{Bundle, copy_tree, free_port, rbuild, repo_root, sh};
 use rbuild_testing::{BaseFixture, Registry};
 use serde_json::Value;
 
@@ -86,8 +86,7 @@ fn a_new_user_builds_with_only_rbuild_to_and_rbuild_base() {
         "{args:?}"
     );
     let container = bundle.start();
-    let (status, body) = http_get(8000, "/health", Duration::from_secs(40))
-        .unwrap_or_else(|| panic!("no answer on 8000: {}", container.log()));
+    let (status, body) = container.get(8000, "/health", Duration::from_secs(40));
     assert_eq!(status, 200, "{body}");
 }
 
@@ -112,8 +111,7 @@ fn django_recipe_serves_with_gunicorn() {
             .contains("mysite.wsgi:application")
     );
     let container = bundle.start();
-    let (status, body) = http_get(port, "/health", Duration::from_secs(40))
-        .unwrap_or_else(|| panic!("{}", container.log()));
+    let (status, body) = container.get(port, "/health", Duration::from_secs(40));
     assert_eq!(status, 200, "{body}");
 }
 

@@ -271,6 +271,17 @@ impl Container {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// `GET http://127.0.0.1:PORT/PATH`, retried until it answers or `timeout` passes:
+    /// (status, body). Panics with the container's log when nothing answers.
+    pub fn get(&self, port: u16, path: &str, timeout: Duration) -> (u16, String) {
+        http_get(port, path, timeout).unwrap_or_else(|| {
+            panic!(
+                "no answer on port {port} for GET {path}; container log:\n{}",
+                self.log()
+            )
+        })
+    }
 }
 
 impl Drop for Container {

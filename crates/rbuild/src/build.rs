@@ -665,6 +665,23 @@ impl Builder {
         format!("{:?}|{:?}", req.target_overrides, req.marker_overrides)
     }
 
+    /// The store key of the target and base facts read from a base image (`base-facts`).
+    fn base_facts_key(base_digest: &Digest, req: &BuildRequest) -> String {
+        Digest::of(format!("{base_digest}|{}", Self::overrides_key(req)).as_bytes()).hex()
+    }
+
+    /// The target and base facts kept in the store for this base and these overrides.
+    fn stored_base_facts(
+        &self,
+        base_digest: &Digest,
+        req: &BuildRequest,
+    ) -> Result<Option<(Target, BaseFacts)>, BuildError> {
+        Ok(self
+            .store
+            .get_key("base-facts", &Self::base_facts_key(base_digest, req))?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
     /// Fetches the base layers and reads the target and base facts (cached by base digest).
     async fn base_facts(
         &self,
@@ -685,11 +702,8 @@ impl Builder {
             .image
             .manifest_digest
             .expect("a pulled base has a digest");
-        let key = Digest::of(format!("{digest}|{}", Self::overrides_key(req)).as_bytes()).hex();
-        if let Some(bytes) = self.store.get_key("base-facts", &key)?
-            && let Ok((t, f)) = serde_json::from_slice::<(Target, BaseFacts)>(&bytes)
-        {
-            return Ok((t, f));
+        if let Some(stored) = self.stored_base_facts(&digest, req)? {
+            return Ok(stored);
         }
         let t0 = Instant::now();
         self.client
@@ -722,7 +736,7 @@ impl Builder {
             .map_err(other)??;
         self.store.put_key(
             "base-facts",
-            &key,
+            &Self::base_facts_key(&digest, req),
             &serde_json::to_vec(&(&target, &facts)).map_err(other)?,
         )?;
         self.progress.step(
@@ -1530,14 +1544,9 @@ impl Builder {
         } else {
             self.previous_image(req, platform, tops).await
         };
-        let facts_key =
-            base_digest.map(|d| Digest::of(format!("{d}|{overrides}").as_bytes()).hex());
         let mut facts: Option<BaseFacts> = None;
-        let local = match &facts_key {
-            Some(k) => self
-                .store
-                .get_key("base-facts", k)?
-                .and_then(|b| serde_json::from_slice::<(Target, BaseFacts)>(&b).ok()),
+        let local = match &base_digest {
+            Some(d) => self.stored_base_facts(d, req)?,
             None => None,
         };
         let target = if let Some((t, f)) = local {
