@@ -549,21 +549,20 @@ fn listing_key(
     })
 }
 
-/// The package with its files when the lock lists them or the store keeps the index's answer;
-/// `None` when the index must be asked.
+/// The package with its files when the lock lists them or the store keeps the index's answer
+/// under `key` ([`listing_key`]); `None` when the index must be asked.
 fn stored_listing(
     store: &Store,
-    indexes: &[String],
-    find_links: bool,
+    key: Option<&str>,
     pkg: &rbuild_lock::LockedPackage,
 ) -> Result<Option<rbuild_lock::LockedPackage>, BuildError> {
     if pkg.files_listed {
         return Ok(Some(pkg.clone()));
     }
-    let Some(key) = listing_key(indexes, find_links, pkg) else {
+    let Some(key) = key else {
         return Ok(None);
     };
-    let Some(bytes) = store.get_key("index-files", &key)? else {
+    let Some(bytes) = store.get_key("index-files", key)? else {
         return Ok(None);
     };
     let Ok(files) = serde_json::from_slice::<Vec<CachedFile>>(&bytes) else {
@@ -907,8 +906,11 @@ impl Builder {
                 let stored = lock
                     .packages
                     .iter()
-                    .map(|p| stored_listing(&store, &indexes, find_links, p))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|p| {
+                        let key = listing_key(&indexes, find_links, p);
+                        Ok((stored_listing(&store, key.as_deref(), p)?, key))
+                    })
+                    .collect::<Result<Vec<_>, BuildError>>()?;
                 Ok((lock, target.tags(), stored))
             })
             .await
@@ -920,10 +922,10 @@ impl Builder {
         use futures::StreamExt as _;
         let listed: Vec<Result<rbuild_lock::LockedPackage, BuildError>> =
             futures::stream::iter(lock.packages.iter().cloned().zip(stored))
-                .map(|(pkg, stored)| async move {
+                .map(|(pkg, (stored, key))| async move {
                     match stored {
                         Some(p) => Ok(p),
-                        None => self.index_files(pkg).await,
+                        None => self.index_files(pkg, key).await,
                     }
                 })
                 .buffered(16)
@@ -947,16 +949,13 @@ impl Builder {
     /// package pinned by hashes is kept in the store (only the files those hashes allow, which
     /// cannot change), so building the same pins again asks the index nothing.
     ///
-    /// The caller has looked in the lock and the store first ([`stored_listing`]).
+    /// The caller has looked in the lock and the store first ([`stored_listing`]) under
+    /// `cache_key` ([`listing_key`]), where the answer is kept.
     async fn index_files(
         &self,
         pkg: rbuild_lock::LockedPackage,
+        cache_key: Option<String>,
     ) -> Result<rbuild_lock::LockedPackage, BuildError> {
-        let cache_key = listing_key(
-            &self.index.indexes(),
-            !self.index.options().find_links.is_empty(),
-            &pkg,
-        );
         let files = self
             .index
             .list_files_in(&pkg.name, pkg.source.index_url())
