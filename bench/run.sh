@@ -39,6 +39,9 @@
 #                RBUILD_TEST_ARM64=1) in the registry, empty rbuild store; `rbuild build --platform
 #                linux/amd64` vs `--platform linux/amd64,linux/arm64` of the same app, build + push.
 #   multi-warm   the same two commands after one build + push of each, one app file changed.
+#                Both multi scenarios are ratios of two commands: they are timed in interleaved
+#                pairs (bench/paired.py: A B, B A, ...) rather than by hyperfine, which runs every
+#                sample of one command before the other and so lets load drift move the ratio.
 #
 # Environment: BENCH_WORK (state directory, default a new one under /var/tmp, removed at the end
 # unless BENCH_KEEP=1), RBUILD_BIN (time this rbuild binary instead of building the checkout's, e.g.
@@ -377,17 +380,24 @@ uploads() { grep -cE "\"PUT /v2/$1/blobs/uploads/[^ ]*digest=" "$WORK/registry.l
 bench() {
   local scenario=$1 warmup=$2
   shift 2
-  local args=() u0 p0 repos
+  local args=() specs=() u0 p0 repos
   read -r -a repos <<<"${UP_REPOS:-demo/app peer/app}"
   while [[ $# -gt 0 ]]; do
     args+=(--command-name "$1" --prepare "$2" "$3")
+    specs+=("$1" "$2" "$3")
     shift 3
   done
   u0=$(uploads "${repos[0]}")
   p0=$(uploads "${repos[1]}")
-  log "$scenario (${RUNS[$scenario]} runs)"
-  hyperfine --style basic --runs "${RUNS[$scenario]}" --warmup "$warmup" \
-    --export-json "$WORK/results/$scenario.json" "${args[@]}" >&2
+  log "$scenario (${RUNS[$scenario]} runs${PAIRED:+, interleaved pairs})"
+  if [[ -n "${PAIRED:-}" ]]; then
+    # A ratio of two commands (issue #9): timed in interleaved pairs (bench/paired.py).
+    python3 "$BENCH/paired.py" --runs "${RUNS[$scenario]}" --warmup "$warmup" \
+      --export-json "$WORK/results/$scenario.json" "${specs[@]}" >&2
+  else
+    hyperfine --style basic --runs "${RUNS[$scenario]}" --warmup "$warmup" \
+      --export-json "$WORK/results/$scenario.json" "${args[@]}" >&2
+  fi
   local n=$((RUNS[$scenario] + warmup))
   echo "$(($(uploads "${repos[0]}") - u0)) $(($(uploads "${repos[1]}") - p0)) $n" >"$WORK/results/$scenario.uploads"
 }
@@ -408,11 +418,11 @@ fi
 
 # Uploads are counted per command's repository (demo/one, demo/two): shared blobs go up once.
 if want multi-cold; then
-  UP_REPOS="demo/one demo/two" bench multi-cold 0 one-platform "$(P multi-cold x)" "$RBUILD_ONE" \
+  PAIRED=1 UP_REPOS="demo/one demo/two" bench multi-cold 0 one-platform "$(P multi-cold x)" "$RBUILD_ONE" \
     two-platforms "$(P multi-cold x)" "$RBUILD_TWO"
 fi
 if want multi-warm; then
-  UP_REPOS="demo/one demo/two" bench multi-warm 1 one-platform "$(P multi-warm x)" "$RBUILD_ONE" \
+  PAIRED=1 UP_REPOS="demo/one demo/two" bench multi-warm 1 one-platform "$(P multi-warm x)" "$RBUILD_ONE" \
     two-platforms "$(P multi-warm x)" "$RBUILD_TWO"
 fi
 
