@@ -1,7 +1,7 @@
 //! Log output on stderr through `tracing`.
 //!
 //! Default: warnings. `-q`: errors only. `-v`: rbuild's steps and every registry request (method,
-//! URL without query string, status). `-vv`: everything rbuild traces. Third-party crates stay at
+//! URL without query string, status). `-vv`: everything rbuild traces, each line with the time since start. Third-party crates stay at
 //! `warn` (their debug output is not needed, and rbuild never hands them a credential in a form they
 //! would print: `Authorization` values are marked sensitive).
 
@@ -24,11 +24,17 @@ pub fn init(global: &GlobalArgs) {
         )
     });
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(global.verbose > 1)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // -vv: each line with the time since start, to see where a build spends it.
+    let _ = if global.verbose > 1 {
+        builder
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .try_init()
+    } else {
+        builder.without_time().try_init()
+    };
 }
