@@ -144,6 +144,35 @@ fn parse_num(s: &str, whole: &str) -> Result<u64, VersionError> {
 impl Version {
     /// Parses a PEP 440 version (same as `str::parse`).
     pub fn parse(s: &str) -> Result<Self, VersionError> {
+        // Most versions are plain releases (`2.32.3`): read those without the regex, which is
+        // most of the CPU a lock or an index listing costs to read.
+        if let Some(release) = Self::plain_release(s) {
+            return Ok(Version {
+                epoch: 0,
+                release: release?,
+                pre: None,
+                post: None,
+                dev: None,
+                local: Vec::new(),
+            });
+        }
+        Self::parse_general(s)
+    }
+
+    /// The release numbers of `s` when it is only digits separated by single dots (`None` for
+    /// anything else, which [`Version::parse_general`] reads).
+    fn plain_release(s: &str) -> Option<Result<Vec<u64>, VersionError>> {
+        let b = s.as_bytes();
+        let plain = !b.is_empty()
+            && b[0].is_ascii_digit()
+            && b[b.len() - 1].is_ascii_digit()
+            && b.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+            && !s.contains("..");
+        plain.then(|| s.split('.').map(|p| parse_num(p, s)).collect())
+    }
+
+    /// Parses any PEP 440 version with the full grammar.
+    fn parse_general(s: &str) -> Result<Self, VersionError> {
         let caps = VERSION_RE
             .captures(s)
             .ok_or_else(|| VersionError::InvalidVersion(s.to_string()))?;
@@ -922,6 +951,26 @@ mod tests {
         fn parse_never_panics(s in "\\PC{0,40}") {
             let _ = Version::parse(&s);
             let _ = VersionSpecifiers::parse(&s);
+        }
+
+        #[test]
+        fn the_plain_release_fast_path_reads_what_the_grammar_reads(
+            s in "[0-9.]{0,12}|[0-9]{18,22}(\\.[0-9]{1,3}){0,2}|v?[0-9.]{1,6}(rc1|\\.post2|\\+local| )?"
+        ) {
+            let fast = Version::parse(&s);
+            let general = Version::parse_general(&s);
+            match (&fast, &general) {
+                (Ok(a), Ok(b)) => {
+                    proptest::prop_assert_eq!(a.release(), b.release());
+                    proptest::prop_assert_eq!(a.to_string(), b.to_string());
+                    proptest::prop_assert_eq!(
+                        (a.epoch(), a.pre(), a.post(), a.dev(), a.local()),
+                        (b.epoch(), b.pre(), b.post(), b.dev(), b.local())
+                    );
+                }
+                (Err(a), Err(b)) => proptest::prop_assert_eq!(a, b),
+                _ => proptest::prop_assert!(false, "{s:?}: fast {fast:?}, general {general:?}"),
+            }
         }
 
         #[test]
