@@ -1495,14 +1495,23 @@ impl Builder {
             index,
             present,
         };
-        // Keep manifests and configs in the store too (for `inspect` and local sinks).
-        for p in &image.images {
-            self.store.put_bytes(&p.manifest.bytes)?;
-            self.store.put_bytes(&p.config_bytes)?;
-        }
-        if let Some(i) = &image.index {
-            self.store.put_bytes(&i.bytes)?;
-        }
+        // Keep manifests and configs in the store too (for `inspect` and local sinks): written side
+        // by side on the blocking pool (each is synced to disk; one after the other they added about
+        // 2 ms to a warm two-platform build).
+        let metadata: Vec<Vec<u8>> = image
+            .images
+            .iter()
+            .flat_map(|p| [p.manifest.bytes.clone(), p.config_bytes.clone()])
+            .chain(image.index.iter().map(|i| i.bytes.clone()))
+            .collect();
+        futures::future::try_join_all(metadata.into_iter().map(|bytes| {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.put_bytes(&bytes))
+        }))
+        .await
+        .map_err(other)?
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         Ok(BuildOutput {
             image,
             plans,
