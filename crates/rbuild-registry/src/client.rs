@@ -313,8 +313,9 @@ pub(crate) async fn status_error(resp: Response, what: &str, host: &str) -> Erro
 impl Client {
     /// A client with `opts`.
     pub fn new(opts: ClientOptions) -> Result<Self> {
-        // Build the default TLS configuration once to report a bad --ca-file early.
-        tls::rustls_config(&opts.tls)?;
+        // A bad --ca-file or client certificate is reported now; the system store is read when a
+        // host first needs TLS verification (never, for a build against an insecure registry).
+        tls::check_files(&opts.tls)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 opts,

@@ -129,6 +129,23 @@ pub fn root_store(extra_ca_files: &[PathBuf]) -> Result<RootCertStore, TlsError>
     Ok(roots)
 }
 
+/// Reads the files `opts` names (extra CA certificates, the client certificate and key) and
+/// reports the first unusable one, without loading the system store: a bad `--ca-file` is named
+/// when the client is created, while the system store is only read when a host needs it.
+pub fn check_files(opts: &TlsOptions) -> Result<(), TlsError> {
+    for path in &opts.extra_ca_files {
+        read_pem_certs(path)?;
+    }
+    if let Some(cc) = &opts.client_cert {
+        read_pem_certs(&cc.cert)?;
+        PrivateKeyDer::from_pem_file(&cc.key).map_err(|e| TlsError::KeyFile {
+            path: cc.key.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
 /// Builds the rustls client configuration described in the module docs.
 pub fn rustls_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
@@ -231,6 +248,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("missing.crt"), "{err}");
+        // The early check names the same files.
+        let err = check_files(&TlsOptions {
+            extra_ca_files: vec![bad.clone()],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&bad.display().to_string()), "{err}");
+        let key = dir.path().join("client.key");
+        std::fs::write(&key, "no key here").unwrap();
+        let err = check_files(&TlsOptions {
+            client_cert: Some(ClientCert {
+                cert: bad.clone(),
+                key: key.clone(),
+            }),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ca.crt"), "{err}");
+        assert!(check_files(&TlsOptions::default()).is_ok());
         assert!(
             rustls_config(&TlsOptions {
                 insecure: true,
