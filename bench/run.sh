@@ -231,31 +231,11 @@ log "base fixture (tests/fixtures/base/build-base.sh)"
 FIXTURE=$(tests/fixtures/base/build-base.sh | sed -n 's/^FIXTURE_DIR=//p' | tail -n1)
 [[ -n "$FIXTURE" ]] || die "the fixture build printed no FIXTURE_DIR"
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-HOST=127.0.0.1:$PORT
-mkdir -p "$WORK/reg"
-cat >"$WORK/registry.yml" <<YAML
-version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $WORK/reg
-  delete:
-    enabled: true
-http:
-  addr: $HOST
-  secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-YAML
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
-REG_PID=$!
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://$HOST/v2/" 2>/dev/null && break
-  kill -0 "$REG_PID" 2>/dev/null || { cat "$WORK/registry.log" >&2; die "docker-registry exited"; }
-  sleep 0.1
-done
+# shellcheck source=tests/fixtures/registry.sh
+. "$ROOT/tests/fixtures/registry.sh"
+start_registry "$WORK/registry.yml" "$WORK/reg" "$WORK/registry.log" || die "docker-registry did not start"
+HOST=$REGISTRY_HOST
+REG_PID=$REGISTRY_PID
 BASE="$HOST/library/python:3.11-slim"
 skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$FIXTURE:3.11-slim" "docker://$BASE"
 log "registry http://$HOST with the fixture as $BASE (state in $WORK)"
