@@ -215,8 +215,10 @@ impl Repository {
 
     /// Streams a blob into `store`, verifying digest and size while it streams (never the whole
     /// blob in memory). Redirects (to a CDN) are followed without the registry's credentials.
-    /// Skipped when the store has it. Retried from the start, so a corrupt or truncated download
-    /// never enters the store. Returns the blob's path in the store.
+    /// Skipped when the store has it. Retried: a transfer cut off part way resumes where it stopped
+    /// (`Range: bytes=N-`, when the server answers `206` from that offset; from the start
+    /// otherwise), and a blob whose digest or size is wrong is fetched again from the start, so a
+    /// corrupt or truncated download never enters the store. Returns the blob's path in the store.
     pub async fn fetch_blob(&self, desc: &Descriptor, store: &Store) -> Result<PathBuf> {
         let digest = desc.digest;
         if store.contains(&digest) {
@@ -225,6 +227,9 @@ impl Repository {
         }
         let what = format!("fetching blob {digest} from {}", self.name());
         let retry = self.client.options().retry.clone();
+        // What earlier attempts received, kept across them (attempts run one after another).
+        let partial: std::sync::Mutex<Option<PartialBlob>> = std::sync::Mutex::new(None);
+        let partial = &partial;
         retry
             .run(&what, |attempt| {
                 let what = &what;
@@ -238,7 +243,10 @@ impl Repository {
                     } else {
                         ProgressEvent::BlobRestarted { digest }
                     });
-                    let path = self.fetch_blob_once(desc, store, what).await?;
+                    let mut held = partial.lock().expect("partial lock").take();
+                    let result = self.fetch_blob_once(desc, store, what, &mut held).await;
+                    *partial.lock().expect("partial lock") = held;
+                    let path = result?;
                     self.client.progress(ProgressEvent::BlobFinished {
                         digest,
                         upload: false,
@@ -249,70 +257,92 @@ impl Repository {
             .await
     }
 
+    /// One attempt of [`Repository::fetch_blob`]. `partial` holds what earlier attempts received
+    /// (asked for from its end on); it is left holding this attempt's bytes when the transfer
+    /// breaks off, and emptied when the blob is complete or must start over.
     async fn fetch_blob_once(
         &self,
         desc: &Descriptor,
         store: &Store,
         what: &str,
+        partial: &mut Option<PartialBlob>,
     ) -> Result<PathBuf> {
         let digest = desc.digest;
         let size = desc.size;
-        let req = Self::req(Method::GET, self.url(&format!("blobs/{digest}")).await?);
+        let offset = partial.as_ref().map_or(0, |p| p.received);
+        let mut req = Self::req(Method::GET, self.url(&format!("blobs/{digest}")).await?);
+        if offset > 0 {
+            req.headers.push(("range", format!("bytes={offset}-")));
+        }
         let resp = self.send(&req, what).await?;
-        if resp.status().as_u16() != 200 {
-            return Err(self.fail(resp, what).await);
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let store2 = store.clone();
-        let writer = tokio::task::spawn_blocking(move || -> Result<PathBuf, StoreError> {
-            let mut w = store2.writer()?;
-            while let Some(chunk) = rx.blocking_recv() {
-                w.write_all(&chunk).map_err(|e| StoreError::Io {
-                    action: "write",
-                    path: store2.root().join("tmp"),
-                    source: e,
-                })?;
+        match resp.status().as_u16() {
+            200 => {
+                if offset > 0 {
+                    // The server sends the whole blob: start over.
+                    *partial = None;
+                }
             }
-            w.commit_expecting(&digest, Some(size))
-        });
+            206 if offset > 0 && content_range_start(&resp) == Some(offset) => {
+                tracing::debug!("resuming {digest} at byte {offset} of {size}");
+            }
+            206 => {
+                *partial = None;
+                return Err(Error::Transport {
+                    what: what.to_string(),
+                    host: self.host.name.clone(),
+                    reason: format!(
+                        "asked for bytes {offset}- and got a partial answer from another offset ({})",
+                        resp.headers()
+                            .get("content-range")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("no Content-Range")
+                    ),
+                });
+            }
+            _ => return Err(self.fail(resp, what).await),
+        }
+        if partial.is_none() {
+            *partial = Some(PartialBlob::start(store, digest, size));
+        }
+        let p = partial.as_mut().expect("set above");
         let mut stream = resp.bytes_stream();
-        let mut received: u64 = 0;
-        let mut failure = None;
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(chunk) => {
-                    received += chunk.len() as u64;
-                    if received > size {
-                        failure = Some(Error::SizeMismatch {
-                            what: what.to_string(),
-                            digest,
-                            expected: size,
-                            actual: received,
-                        });
-                        break;
-                    }
-                    self.client.progress(ProgressEvent::BlobAdvanced {
-                        digest,
-                        bytes: chunk.len() as u64,
-                    });
-                    if tx.send(chunk).await.is_err() {
-                        break; // the writer failed; its error is reported below
-                    }
-                }
-                Err(e) => {
-                    failure = Some(transport_error(what, &self.host.name, e));
-                    break;
-                }
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                // Kept: the next attempt asks for the rest.
+                Err(e) => return Err(transport_error(what, &self.host.name, e)),
+            };
+            p.received += chunk.len() as u64;
+            if p.received > size {
+                let actual = p.received;
+                *partial = None;
+                return Err(Error::SizeMismatch {
+                    what: what.to_string(),
+                    digest,
+                    expected: size,
+                    actual,
+                });
+            }
+            self.client.progress(ProgressEvent::BlobAdvanced {
+                digest,
+                bytes: chunk.len() as u64,
+            });
+            if p.tx.send(WriterMsg::Data(chunk)).await.is_err() {
+                break; // the writer failed; its error is reported below
             }
         }
-        drop(tx);
-        let written = writer
-            .await
-            .map_err(|e| Error::Invalid(format!("blob writer task failed: {e}")))?;
-        if let Some(f) = failure {
-            return Err(f);
+        let p = partial.take().expect("set above");
+        if p.received < size && !p.task.is_finished() {
+            // The body ended early without a transport error: keep what came, ask for the rest.
+            let received = p.received;
+            *partial = Some(p);
+            return Err(Error::Transport {
+                what: what.to_string(),
+                host: self.host.name.clone(),
+                reason: format!("the body ended after {received} of {size} bytes"),
+            });
         }
-        match written {
+        match p.finish().await {
             Ok(path) => Ok(path),
             Err(StoreError::DigestMismatch {
                 expected,
@@ -651,4 +681,71 @@ impl Repository {
         });
         Ok(())
     }
+}
+
+/// What the blob writer task is told.
+enum WriterMsg {
+    /// More bytes.
+    Data(Bytes),
+    /// Everything arrived: verify and move into the store.
+    Commit,
+}
+
+/// A blob download in progress: a store writer on the blocking pool (hashing as it writes) and
+/// how many bytes it was sent. Dropped without [`PartialBlob::finish`], the writer's temporary
+/// file is removed and nothing enters the store.
+struct PartialBlob {
+    tx: tokio::sync::mpsc::Sender<WriterMsg>,
+    task: tokio::task::JoinHandle<Result<PathBuf, StoreError>>,
+    received: u64,
+}
+
+impl PartialBlob {
+    fn start(store: &Store, digest: Digest, size: u64) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<WriterMsg>(16);
+        let store = store.clone();
+        let task = tokio::task::spawn_blocking(move || -> Result<PathBuf, StoreError> {
+            let mut w = store.writer()?;
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    WriterMsg::Data(chunk) => w.write_all(&chunk).map_err(|e| StoreError::Io {
+                        action: "write",
+                        path: store.root().join("tmp"),
+                        source: e,
+                    })?,
+                    WriterMsg::Commit => return w.commit_expecting(&digest, Some(size)),
+                }
+            }
+            // Abandoned: the temporary file goes with `w`.
+            Err(StoreError::Io {
+                action: "write",
+                path: store.root().join("tmp"),
+                source: std::io::Error::other("download abandoned"),
+            })
+        });
+        PartialBlob {
+            tx,
+            task,
+            received: 0,
+        }
+    }
+
+    /// Verifies the blob (digest and size) and moves it into the store.
+    async fn finish(self) -> Result<PathBuf, StoreError> {
+        // A failed send means the writer already stopped with an error, returned below.
+        let _ = self.tx.send(WriterMsg::Commit).await;
+        drop(self.tx);
+        self.task.await.map_err(|e| StoreError::Io {
+            action: "write",
+            path: PathBuf::from("(blob writer task)"),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+}
+
+/// The first byte offset of a `206` answer's `Content-Range: bytes START-END/TOTAL`.
+fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
+    let v = resp.headers().get("content-range")?.to_str().ok()?;
+    let range = v.trim().strip_prefix("bytes")?.trim_start();
+    range.split('-').next()?.trim().parse().ok()
 }

@@ -1,0 +1,120 @@
+//! Library tests of blob downloads against the real registry (distribution 2.8) behind the fault
+//! proxy: a transfer cut off part way resumes with `Range` where it stopped, and a resumed blob
+//! that turns out corrupt is fetched again from the start.
+
+use std::time::Duration;
+
+use rbuild_oci::{Descriptor, MediaType, Store};
+use rbuild_registry::{Access, Client, ClientOptions, Reference, RetryPolicy};
+use rbuild_testing::{Fault, FaultProxy, Mode, Registry, SeenRequest, Times};
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        ..Default::default()
+    }
+}
+
+/// 3 MB of pseudo-random bytes in `store`.
+fn blob(store: &Store, seed: u64) -> (Descriptor, Vec<u8>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let bytes: Vec<u8> = (0..3_000_000).map(|_| rng.u8(..)).collect();
+    let digest = store.put_bytes(&bytes).unwrap();
+    (
+        Descriptor::new(MediaType::OCI_LAYER_GZIP, digest, bytes.len() as u64),
+        bytes,
+    )
+}
+
+fn reference(host: &str, repo: &str) -> Reference {
+    format!("{host}/{repo}:t").parse().unwrap()
+}
+
+/// The `N` of each GET of `path`'s `Range: bytes=N-` (`None`: no Range header), in order.
+fn range_starts(requests: &[SeenRequest], path: &str) -> Vec<(Option<u64>, u16)> {
+    requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.target.ends_with(path))
+        .map(|r| {
+            let start = r.header("range").map(|v| {
+                v.strip_prefix("bytes=")
+                    .and_then(|v| v.strip_suffix('-'))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected Range header {v:?}"))
+            });
+            (start, r.status)
+        })
+        .collect()
+}
+
+/// The first GET of `path` is cut off after 1 MB; the next one gets `then`.
+fn cut_then(proxy: &FaultProxy, path: &str, then: Fault) {
+    proxy.inject(
+        "GET",
+        path,
+        Fault::ResetAfter { bytes: 1_000_000 },
+        Times::First(1),
+    );
+    proxy.inject("GET", path, then, Times::First(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_download_resumes_where_it_stopped() {
+    let reg = Registry::start(Mode::Plain).unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = Store::open(dir.path().join("source")).unwrap();
+    let client = Client::new(ClientOptions {
+        retry: fast_retry(),
+        ..Default::default()
+    })
+    .unwrap();
+    let repo = client
+        .repository(&reference(&reg.host(), "resume/x"), Access::Push)
+        .unwrap();
+    let (d, bytes) = blob(&source, 7);
+    repo.upload_blob(&d, &source, None).await.unwrap();
+    let path = format!("/blobs/{}", d.digest);
+
+    // Cut twice: after 1 MB of the whole blob, then after 600 kB of the rest.
+    cut_then(&proxy, &path, Fault::ResetAfter { bytes: 600_000 });
+    let through_proxy = client
+        .repository(&reference(&proxy.host(), "resume/x"), Access::Pull)
+        .unwrap();
+    let store = Store::open(dir.path().join("a")).unwrap();
+    through_proxy.fetch_blob(&d, &store).await.unwrap();
+    assert_eq!(store.read_blob(&d.digest).unwrap(), bytes);
+
+    let gets = range_starts(&proxy.requests(), &path);
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    assert_eq!(gets[0].0, None, "the first request asks for the whole blob");
+    let (first, second) = (gets[1].0.unwrap(), gets[2].0.unwrap());
+    assert!(
+        first > 0 && first <= 1_000_000,
+        "the second request starts where the first stopped: {gets:?}"
+    );
+    assert!(
+        second > first && second <= first + 600_000,
+        "the third starts where the second stopped: {gets:?}"
+    );
+    assert_eq!((gets[1].1, gets[2].1), (206, 206), "{gets:?}");
+
+    // A resumed blob that does not match its digest (a byte flipped in the second part) is not
+    // kept: the next attempt fetches the whole blob again.
+    proxy.clear_faults();
+    proxy.reset_counters();
+    cut_then(&proxy, &path, Fault::CorruptByte { offset: 1_500_000 });
+    let store = Store::open(dir.path().join("b")).unwrap();
+    through_proxy.fetch_blob(&d, &store).await.unwrap();
+    assert_eq!(store.read_blob(&d.digest).unwrap(), bytes);
+    let gets = range_starts(&proxy.requests(), &path);
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    assert!(gets[1].0.is_some(), "resumed once: {gets:?}");
+    assert_eq!(gets[2].0, None, "then from the start: {gets:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("b/tmp")).unwrap().count(),
+        0,
+        "no temporary file is left behind"
+    );
+}
