@@ -567,7 +567,9 @@ impl IndexClient {
         self.done(p, store, got, redact_url(&url), true, progress)
     }
 
-    /// Streams `url` into the store, verifying it; retried from the start on transient failures.
+    /// Streams `url` into the store, verifying it; retried on transient failures. A transfer cut
+    /// off part way resumes where it stopped (`Range: bytes=N-`, used when the server answers
+    /// `206` from that offset; from the start otherwise); the hash is checked over the whole file.
     async fn download(
         &self,
         url: &Url,
@@ -580,19 +582,47 @@ impl IndexClient {
         let filename = p.req.filename.as_str();
         let want_size = p.req.size;
         let shown = redact_url(url);
+        // What a failed attempt received (the writer holds the bytes and their running hash).
+        let partial: std::sync::Mutex<Option<(BlobWriter, u64)>> = std::sync::Mutex::new(None);
+        let partial = &partial;
         self.with_retries(url, Some(progress), |_| {
             let http = http.clone();
             let shown = shown.clone();
             async move {
-                let resp = self
-                    .get(&http, url, p.creds.as_ref())
-                    .send()
-                    .await
-                    .map_err(|e| network_failure(url, &e))?;
+                let mut held = partial.lock().expect("partial lock").take();
+                let offset = held.as_ref().map_or(0, |(_, n)| *n);
+                let mut req = self.get(&http, url, p.creds.as_ref());
+                if offset > 0 {
+                    req = req.header("range", format!("bytes={offset}-"));
+                }
+                let resp = req.send().await.map_err(|e| {
+                    *partial.lock().expect("partial lock") = held.take();
+                    network_failure(url, &e)
+                })?;
+                let resumed = offset > 0
+                    && resp.status().as_u16() == 206
+                    && content_range_start(&resp) == Some(offset);
                 if !resp.status().is_success() {
+                    // Kept for the next attempt, if there is one.
+                    *partial.lock().expect("partial lock") = held.take();
                     return Err(status_failure(url, &resp));
                 }
-                let announced = resp.content_length();
+                if !resumed {
+                    // A whole-file answer starts over; the old bytes go.
+                    held = None;
+                    if resp.status().as_u16() == 206 {
+                        // Part of the file from somewhere else: ask again for all of it.
+                        return Err(Failure::Retry(
+                            Error::Status {
+                                url: shown,
+                                status: 206,
+                                hint: format!("; asked for bytes {offset}- and got another range"),
+                            },
+                            None,
+                        ));
+                    }
+                }
+                let announced = resp.content_length().map(|n| n + offset * resumed as u64);
                 if let (Some(want), Some(got)) = (want_size, announced)
                     && want != got
                 {
@@ -603,8 +633,13 @@ impl IndexClient {
                         actual: got,
                     }));
                 }
-                progress.started(filename, want_size.or(announced));
-                let writer = store.writer().map_err(Error::from)?;
+                let (writer, mut received) = match held {
+                    Some(h) => h,
+                    None => {
+                        progress.started(filename, want_size.or(announced));
+                        (store.writer().map_err(Error::from)?, 0)
+                    }
+                };
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
                 let write_task = tokio::task::spawn_blocking(move || {
                     let mut w = writer;
@@ -613,7 +648,6 @@ impl IndexClient {
                     }
                     Ok::<BlobWriter, io::Error>(w)
                 });
-                let mut received = 0u64;
                 let mut failure = None;
                 let mut stream = resp.bytes_stream();
                 while let Some(chunk) = stream.next().await {
@@ -646,7 +680,11 @@ impl IndexClient {
                 drop(tx);
                 let written = write_task.await.expect("writer task panicked");
                 if let Some(f) = failure {
-                    drop(written); // removes the temp file
+                    // A transient failure keeps what arrived for the next attempt to resume; a
+                    // fatal one drops it (the temp file goes with the writer).
+                    if let (Failure::Retry(..), Ok(w)) = (&f, written) {
+                        *partial.lock().expect("partial lock") = Some((w, received));
+                    }
                     return Err(f);
                 }
                 let writer = written.map_err(|e| {
@@ -663,6 +701,13 @@ impl IndexClient {
         })
         .await
     }
+}
+
+/// The first byte offset of a `206` answer's `Content-Range: bytes START-END/TOTAL`.
+fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
+    let v = resp.headers().get("content-range")?.to_str().ok()?;
+    let range = v.trim().strip_prefix("bytes")?.trim_start();
+    range.split('-').next()?.trim().parse().ok()
 }
 
 /// Copies a local file into the store (hashing it in the same pass) on the blocking pool.

@@ -325,6 +325,17 @@ async fn transient_failures_are_retried_and_cut_off_bodies_store_nothing() {
     assert!(got[0].fetched);
     assert_eq!(std::fs::read(&got[0].path).unwrap(), body);
     assert_eq!(server.seen().len(), 6, "3 page attempts + 3 file attempts");
+    // The cut-off transfer is resumed where it stopped (past the 502), not started over.
+    let ranges: Vec<Option<String>> = server
+        .seen()
+        .iter()
+        .filter(|r| r.path == "/files/demo.whl")
+        .map(|r| r.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(
+        ranges,
+        [None, Some("bytes=1000-".into()), Some("bytes=1000-".into())]
+    );
     assert_eq!(
         rec.count("retrying"),
         2,
@@ -356,6 +367,31 @@ async fn transient_failures_are_retried_and_cut_off_bodies_store_nothing() {
     assert!(matches!(err, Error::Network { attempts: 4, .. }), "{err}");
     assert!(!store2.contains(&d));
     assert_eq!(tmp_files(dir2.path()), 0);
+
+    // A server that ignores Range sends the whole file again: the old bytes are dropped.
+    let dir3 = tempfile::tempdir().unwrap();
+    let store3 = Store::open(dir3.path()).unwrap();
+    let mut cut = Resp::ok("application/octet-stream", body.clone());
+    cut.truncate_at = Some(1000);
+    let mut whole = Resp::ok("application/octet-stream", body.clone());
+    whole.ignore_range = true;
+    server.route("/files/norange.whl", vec![cut, whole]);
+    let got = c
+        .download_all(
+            vec![WheelRequest {
+                name: "demo".into(),
+                filename: DEMO.into(),
+                url: Some(server.url("/files/norange.whl")),
+                sha256: Some(d),
+                ..Default::default()
+            }],
+            &store3,
+            &Recorder::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&got[0].path).unwrap(), body);
+    assert_eq!(tmp_files(dir3.path()), 0);
 
     // A 404 for the file is not retried and says what to do.
     let err = c

@@ -135,6 +135,8 @@ pub struct Resp {
     pub body: Vec<u8>,
     /// Announce the full length but send only this many bytes, then close.
     pub truncate_at: Option<usize>,
+    /// Answer a `Range: bytes=N-` request with the whole body (200) instead of the rest (206).
+    pub ignore_range: bool,
 }
 
 impl Resp {
@@ -144,6 +146,7 @@ impl Resp {
             content_type: content_type.into(),
             body: body.into(),
             truncate_at: None,
+            ignore_range: false,
         }
     }
     pub fn status(status: u16) -> Resp {
@@ -152,6 +155,7 @@ impl Resp {
             content_type: "text/plain".into(),
             body: b"no".to_vec(),
             truncate_at: None,
+            ignore_range: false,
         }
     }
 }
@@ -247,16 +251,41 @@ fn serve(
             _ => Resp::status(404),
         }
     };
+    // `Range: bytes=N-` on a 200 answer: 206 with the rest, as file servers and CDNs do.
+    let range = seen
+        .lock()
+        .unwrap()
+        .last()
+        .and_then(|r| r.header("range").map(str::to_string))
+        .and_then(|v| {
+            v.strip_prefix("bytes=")?
+                .strip_suffix('-')?
+                .parse::<usize>()
+                .ok()
+        })
+        .filter(|n| resp.status == 200 && !resp.ignore_range && *n < resp.body.len());
+    let (status, full, extra) = match range {
+        Some(n) => (
+            206,
+            &resp.body[n..],
+            format!(
+                "Content-Range: bytes {n}-{}/{}\r\n",
+                resp.body.len() - 1,
+                resp.body.len()
+            ),
+        ),
+        None => (resp.status, &resp.body[..], String::new()),
+    };
     let head = format!(
-        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        resp.status,
+        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        status,
         resp.content_type,
-        resp.body.len()
+        full.len()
     );
     let _ = stream.write_all(head.as_bytes());
     let body = match resp.truncate_at {
-        Some(n) => &resp.body[..n.min(resp.body.len())],
-        None => &resp.body[..],
+        Some(n) => &full[..n.min(full.len())],
+        None => full,
     };
     let _ = stream.write_all(body);
     let _ = stream.flush();
