@@ -178,6 +178,48 @@ echo '{{"ServerURL":"{host}","Username":"{USER}","Secret":"{PASS}"}}'"#
     skopeo_verify_on(&tls, &dst, &oci.path().join("c"));
     outputs.push(out);
 
+    // 3b. auth.json entries scoped to a namespace or a repository (containers-auth.json(5)): the
+    //     most specific one is used. The namespace `d` has a wrong password, `d/python` the right
+    //     one.
+    let scoped = files.path().join("scoped.json");
+    std::fs::write(
+        &scoped,
+        format!(
+            r#"{{"auths":{{"{host}/d":{{"username":"{USER}","password":"not-it"}},"{host}/d/python":{{"auth":"{}"}}}}}}"#,
+            b64_user_pass()
+        ),
+    )
+    .unwrap();
+    let scoped_env = [("REGISTRY_AUTH_FILE", scoped.to_str().unwrap())];
+    let dst = format!("{host}/d/python:1");
+    let out = rbuild_env(
+        &["-vv", "copy", "--ca-file", &ca, &src, &dst],
+        cache.path(),
+        &scoped_env,
+    );
+    ok(&out);
+    skopeo_verify_on(&tls, &dst, &oci.path().join("d"));
+    outputs.push(out);
+    let out = rbuild_env(
+        &[
+            "-vv",
+            "copy",
+            "--ca-file",
+            &ca,
+            &src,
+            &format!("{host}/d/other:1"),
+        ],
+        cache.path(),
+        &scoped_env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let errors = error_lines(&out);
+    assert!(
+        errors.len() == 1 && errors[0].contains("rejected the user name and password"),
+        "the namespace's entry is used for d/other: {errors:?}"
+    );
+    outputs.push(out);
+
     // Docker's config alone, with the wrong password: one clear message.
     let out = rbuild_env(
         &["-vv", "inspect", "--ca-file", &ca, &dst],

@@ -89,11 +89,19 @@ impl Credential {
 }
 
 /// Finds credentials for a registry (as named in references: `docker.io`, `ghcr.io`,
-/// `localhost:5000`). Consulted once per registry host per client, when the registry first asks for
-/// authentication.
+/// `localhost:5000`). Consulted once per registry host and repository per client, when the
+/// registry first asks for authentication.
 pub trait CredentialProvider: Send + Sync {
     /// The credential for `registry`, or `None` for anonymous access.
     fn get(&self, registry: &str) -> Result<Option<Credential>>;
+
+    /// The credential for `repository` (`team/app`) on `registry`. Providers whose entries can be
+    /// scoped to a repository or namespace (containers' `auth.json`) pick the most specific one;
+    /// the default is the registry's.
+    fn get_for_repository(&self, registry: &str, repository: &str) -> Result<Option<Credential>> {
+        let _ = repository;
+        self.get(registry)
+    }
 }
 
 /// No credentials: anonymous access only.
@@ -221,6 +229,21 @@ impl Scopes {
     fn key(&self) -> String {
         self.0.iter().cloned().collect::<Vec<_>>().join(" ")
     }
+    /// The repository whose credential the request uses: the one pushed to, else the first one
+    /// named (`None` when no scope names a repository).
+    fn credential_repository(&self) -> Option<&str> {
+        let repos = || {
+            self.0.iter().filter_map(|s| {
+                let rest = s.strip_prefix("repository:")?;
+                let (name, actions) = rest.rsplit_once(':')?;
+                Some((name, actions))
+            })
+        };
+        repos()
+            .find(|(_, actions)| actions.split(',').any(|a| a == "push" || a == "*"))
+            .or_else(|| repos().next())
+            .map(|(name, _)| name)
+    }
 }
 
 struct CachedToken {
@@ -235,7 +258,8 @@ pub(crate) struct AuthState {
     /// Held while a token is fetched, so concurrent requests ask the token server once.
     pub(crate) fetch_lock: tokio::sync::Mutex<()>,
     challenge: Mutex<Option<Challenge>>,
-    credential: Mutex<Option<Option<Credential>>>,
+    /// Per repository (`None`: no repository in the scopes), as the provider answered.
+    credential: Mutex<HashMap<Option<String>, Option<Credential>>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
 }
 
@@ -262,7 +286,7 @@ impl AuthState {
             registry: registry.to_string(),
             fetch_lock: tokio::sync::Mutex::new(()),
             challenge: Mutex::new(None),
-            credential: Mutex::new(None),
+            credential: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -271,13 +295,21 @@ impl AuthState {
         &self.registry
     }
 
-    fn credential(&self, provider: &dyn CredentialProvider) -> Result<Option<Credential>> {
-        let mut slot = self.credential.lock().expect("credential lock");
-        if let Some(c) = &*slot {
+    fn credential(
+        &self,
+        provider: &dyn CredentialProvider,
+        repository: Option<&str>,
+    ) -> Result<Option<Credential>> {
+        let mut cache = self.credential.lock().expect("credential lock");
+        let key = repository.map(str::to_string);
+        if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
-        let c = provider.get(&self.registry)?;
-        *slot = Some(c.clone());
+        let c = match repository {
+            Some(r) => provider.get_for_repository(&self.registry, r)?,
+            None => provider.get(&self.registry)?,
+        };
+        cache.insert(key, c.clone());
         Ok(c)
     }
 
@@ -306,7 +338,7 @@ impl AuthState {
         let challenge = self.challenge.lock().expect("challenge lock").clone();
         match challenge {
             None => Ok(AuthStep::Header(None)),
-            Some(Challenge::Basic) => match self.credential(provider)? {
+            Some(Challenge::Basic) => match self.credential(provider, scopes.credential_repository())? {
                 Some(c @ Credential::Basic { .. }) => Ok(AuthStep::Header(c.basic_header())),
                 Some(Credential::IdentityToken { .. }) => Err(Error::Auth {
                     host: self.registry.clone(),
@@ -324,7 +356,7 @@ impl AuthState {
                         return Ok(AuthStep::Header(Some(t.header.clone())));
                     }
                 let mut params = Vec::new();
-                let cred = self.credential(provider)?;
+                let cred = self.credential(provider, scopes.credential_repository())?;
                 let (post, basic) = match &cred {
                     Some(Credential::IdentityToken { token, .. }) => {
                         params.push(("grant_type".into(), "refresh_token".into()));
@@ -398,6 +430,24 @@ pub(crate) enum AuthStep {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_credential_is_the_pushed_repositorys() {
+        assert_eq!(
+            Scopes::push("team-b/app")
+                .and_pull("team-a/base")
+                .credential_repository(),
+            Some("team-b/app")
+        );
+        assert_eq!(
+            Scopes::pull("team-a/base").credential_repository(),
+            Some("team-a/base")
+        );
+        assert_eq!(
+            Scopes(BTreeSet::from(["registry:catalog:*".to_string()])).credential_repository(),
+            None
+        );
+    }
     use super::*;
 
     #[test]

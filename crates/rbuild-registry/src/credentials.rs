@@ -5,7 +5,9 @@
 //!
 //! 1. containers' (podman, skopeo, buildah) `auth.json`: `$REGISTRY_AUTH_FILE` when it is set
 //!    (and then only it), else `$XDG_RUNTIME_DIR/containers/auth.json`, then
-//!    `~/.config/containers/auth.json`;
+//!    `~/.config/containers/auth.json`. Its keys may name a namespace or a repository
+//!    (`quay.io/team`, `quay.io/team/app`); for a repository the most specific key wins, then the
+//!    registry's (containers-auth.json(5));
 //! 2. Docker's `config.json` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):
 //!    `credHelpers[registry]`, then `credsStore`, then `auths`.
 //!
@@ -83,6 +85,15 @@ impl CredentialProvider for ChainCredentials {
     fn get(&self, registry: &str) -> Result<Option<Credential>> {
         for p in &self.0 {
             if let Some(c) = p.get(registry)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    fn get_for_repository(&self, registry: &str, repository: &str) -> Result<Option<Credential>> {
+        for p in &self.0 {
+            if let Some(c) = p.get_for_repository(registry, repository)? {
                 return Ok(Some(c));
             }
         }
@@ -228,6 +239,48 @@ fn find_entry<'a, T>(map: &'a BTreeMap<String, T>, registry: &str) -> Option<&'a
         .map(|(_, v)| v)
 }
 
+/// An `auth.json` key as containers/image reads it: a key with a scheme (`https://host/v1/`, as
+/// Docker writes) names the whole registry; otherwise `host[/namespace[/repo]]`, the host
+/// lowercased and Docker Hub's names made `docker.io`.
+fn normalize_scoped_key(key: &str) -> String {
+    let k = key.trim();
+    if k.starts_with("https://") || k.starts_with("http://") {
+        return normalize_key(k);
+    }
+    let k = k.trim_end_matches('/');
+    match k.split_once('/') {
+        Some((host, path)) => format!("{}/{path}", normalize_key(host)),
+        None => normalize_key(k),
+    }
+}
+
+/// The most specific `auth.json` entry for `repository` on `registry`: `host/ns/repo`, then
+/// `host/ns`, ..., then `host` (containers-auth.json(5)).
+fn find_scoped_entry<'a, T>(
+    map: &'a BTreeMap<String, T>,
+    registry: &str,
+    repository: &str,
+) -> Option<&'a T> {
+    let keys: BTreeMap<String, &T> = map
+        .iter()
+        .map(|(k, v)| (normalize_scoped_key(k), v))
+        .collect();
+    let mut want = format!(
+        "{}/{}",
+        normalize_key(registry),
+        repository.trim_matches('/')
+    );
+    loop {
+        if let Some(v) = keys.get(&want) {
+            return Some(v);
+        }
+        match want.rsplit_once('/') {
+            Some((shorter, _)) => want = shorter.to_string(),
+            None => return None,
+        }
+    }
+}
+
 /// Runs `docker-credential-NAME get` for `server`.
 pub fn run_helper(name: &str, registry: &str, server: &str) -> Result<Option<Credential>> {
     let program = format!("docker-credential-{name}");
@@ -300,7 +353,15 @@ fn helper_server(registry: &str) -> String {
     }
 }
 
-fn from_file(path: &Path, registry: &str, use_stores: bool) -> Result<Option<Credential>> {
+/// The entry of the file at `path` for `registry`: its credential helper, then (`use_stores`) the
+/// default store, then `auths` — the most specific key for `repository` when one is given (an
+/// `auth.json` may scope entries to a namespace or repository), else the registry's.
+fn from_file(
+    path: &Path,
+    registry: &str,
+    repository: Option<&str>,
+    use_stores: bool,
+) -> Result<Option<Credential>> {
     let Some(cfg) = read_config(path)? else {
         return Ok(None);
     };
@@ -313,28 +374,44 @@ fn from_file(path: &Path, registry: &str, use_stores: bool) -> Result<Option<Cre
     {
         return Ok(Some(c));
     }
-    match find_entry(&cfg.auths, registry) {
+    let entry = match repository {
+        Some(r) => find_scoped_entry(&cfg.auths, registry, r),
+        None => find_entry(&cfg.auths, registry),
+    };
+    match entry {
         Some(e) => entry_credential(registry, path, e),
         None => Ok(None),
     }
 }
 
-impl CredentialProvider for DefaultCredentials {
-    fn get(&self, registry: &str) -> Result<Option<Credential>> {
+impl DefaultCredentials {
+    /// `auth.json` files first (scoped to `repository` when given), then Docker's config (whose
+    /// keys name whole registries, as Docker reads them).
+    fn lookup(&self, registry: &str, repository: Option<&str>) -> Result<Option<Credential>> {
         for f in &self.auth_files {
-            if let Some(c) = from_file(f, registry, false)? {
+            if let Some(c) = from_file(f, registry, repository, false)? {
                 tracing::debug!("credentials for {registry} from {}", f.display());
                 return Ok(Some(c));
             }
         }
         if let Some(f) = &self.docker_config
-            && let Some(c) = from_file(f, registry, true)?
+            && let Some(c) = from_file(f, registry, None, true)?
         {
             tracing::debug!("credentials for {registry} from {}", f.display());
             return Ok(Some(c));
         }
         tracing::debug!("no credentials for {registry}");
         Ok(None)
+    }
+}
+
+impl CredentialProvider for DefaultCredentials {
+    fn get(&self, registry: &str) -> Result<Option<Credential>> {
+        self.lookup(registry, None)
+    }
+
+    fn get_for_repository(&self, registry: &str, repository: &str) -> Result<Option<Credential>> {
+        self.lookup(registry, Some(repository))
     }
 }
 
@@ -392,6 +469,57 @@ mod tests {
             Some(Credential::IdentityToken { .. })
         ));
         assert_eq!(p.get("none.example").unwrap(), None);
+    }
+
+    #[test]
+    fn auth_json_entries_scoped_to_a_namespace_or_repository_win_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let podman = dir.path().join("auth.json");
+        let docker = dir.path().join("config.json");
+        let entry = |u: &str| format!(r#"{{"auth":"{}"}}"#, b64(&format!("{u}:pw")));
+        std::fs::write(
+            &podman,
+            format!(
+                r#"{{"auths":{{"quay.example/team-a":{},"quay.example/team-b":{},"quay.example/team-b/app":{},"quay.example":{},"docker.io/library":{}}}}}"#,
+                entry("a"),
+                entry("b"),
+                entry("b-app"),
+                entry("host"),
+                entry("hub-library"),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &docker,
+            format!(
+                r#"{{"auths":{{"https://index.docker.io/v1/":{}}}}}"#,
+                entry("hub")
+            ),
+        )
+        .unwrap();
+        let p = DefaultCredentials {
+            auth_files: vec![podman],
+            docker_config: Some(docker),
+        };
+        let user = |registry: &str, repo: &str| match p.get_for_repository(registry, repo).unwrap()
+        {
+            Some(Credential::Basic { username, .. }) => username,
+            other => panic!("{registry}/{repo}: {other:?}"),
+        };
+        assert_eq!(user("quay.example", "team-a/app"), "a");
+        assert_eq!(user("quay.example", "team-b/tool"), "b");
+        assert_eq!(user("quay.example", "team-b/app"), "b-app");
+        assert_eq!(user("quay.example", "team-c/app"), "host");
+        // "team-a" is a namespace, not a name prefix.
+        assert_eq!(user("quay.example", "team-ab/app"), "host");
+        assert_eq!(user("docker.io", "library/python"), "hub-library");
+        // Not in auth.json for this repository: Docker's config, which names whole registries.
+        assert_eq!(user("docker.io", "someone/app"), "hub");
+        // Without a repository: the registry's own entry.
+        assert_eq!(
+            p.get("quay.example").unwrap(),
+            Some(Credential::basic("host", "pw"))
+        );
     }
 
     #[test]
