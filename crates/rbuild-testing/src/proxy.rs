@@ -74,6 +74,13 @@ pub enum Fault {
         /// Body bytes sent before the reset.
         bytes: u64,
     },
+    /// Forward, send the response head and the first `bytes` bytes of the body, then close the
+    /// connection cleanly (FIN): the client reads exactly `bytes` bytes of a body announced
+    /// longer. Choose `bytes` smaller than the body.
+    CloseAfter {
+        /// Body bytes sent before the close.
+        bytes: u64,
+    },
     /// Wait this long before forwarding (a slow response).
     Delay(Duration),
     /// Forward, send `bytes` bytes of the body, then stop sending for `duration`, then go on
@@ -724,15 +731,19 @@ fn forward(
             Some(Fault::CorruptByte { offset }) if range.contains(offset) => {
                 chunk[(offset - sent) as usize] = !chunk[(offset - sent) as usize];
             }
-            Some(Fault::ResetAfter { bytes }) if range.end > *bytes => {
+            Some(Fault::ResetAfter { bytes } | Fault::CloseAfter { bytes })
+                if range.end > *bytes =>
+            {
                 let keep = (bytes - sent) as usize;
                 body_out
                     .write_all(&chunk[..keep])
                     .map_err(|e| (status, e))?;
                 body_out.flush().map_err(|e| (status, e))?;
+                // Not finished: the body stays short of what the head announced, and the
+                // connection is reset or (CloseAfter) closed cleanly.
                 return Ok(Outcome {
                     status,
-                    reset: true,
+                    reset: matches!(fault, Some(Fault::ResetAfter { .. })),
                 });
             }
             Some(Fault::StallAfter { bytes, duration }) if range.contains(bytes) => {

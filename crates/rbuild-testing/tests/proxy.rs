@@ -220,6 +220,46 @@ async fn too_many_requests_carries_retry_after() {
     assert_eq!(s.get_blob().await.unwrap().0, 200);
 }
 
+/// A blob GET through the proxy on a raw TCP connection (to see resets and short bodies as they
+/// are).
+fn raw_blob_get(s: &Setup) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(s.proxy.host()).unwrap();
+    write!(
+        tcp,
+        "GET /v2/lib/app/blobs/{} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        s.digest,
+        s.proxy.host()
+    )
+    .unwrap();
+    tcp
+}
+
+#[tokio::test]
+async fn close_cuts_the_body_after_exactly_k_bytes_with_a_clean_eof() {
+    let s = setup().await;
+    s.proxy.inject(
+        "GET",
+        r"/blobs/sha256:",
+        Fault::CloseAfter { bytes: 1000 },
+        Times::First(1),
+    );
+    use std::io::Read;
+    let mut tcp = raw_blob_get(&s);
+    let mut got = Vec::new();
+    tcp.read_to_end(&mut got).expect("a clean EOF, not a reset");
+    let split = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("content-length: {}", s.layer.len())),
+        "the head announces the whole body: {head}"
+    );
+    assert_eq!(&got[split..], &s.layer[..1000]);
+    // Then it passes.
+    let (status, body) = s.get_blob().await.unwrap();
+    assert_eq!((status, body == s.layer), (200, true));
+}
+
 #[tokio::test]
 async fn reset_cuts_the_body_after_k_bytes() {
     let s = setup().await;
@@ -243,15 +283,8 @@ async fn reset_cuts_the_body_after_k_bytes() {
         Fault::ResetAfter { bytes: 1000 },
         Times::First(1),
     );
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(s.proxy.host()).unwrap();
-    write!(
-        tcp,
-        "GET /v2/lib/app/blobs/{} HTTP/1.1\r\nHost: {}\r\n\r\n",
-        s.digest,
-        s.proxy.host()
-    )
-    .unwrap();
+    use std::io::Read;
+    let mut tcp = raw_blob_get(&s);
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
     let err = loop {
