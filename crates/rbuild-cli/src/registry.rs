@@ -33,7 +33,12 @@ impl Progress for LogProgress {
                     crate::output::human_size(size)
                 )
             }
-            ProgressEvent::BlobRestarted { digest } => tracing::debug!("restarting {digest}"),
+            ProgressEvent::BlobRestarted { digest, from: 0 } => {
+                tracing::debug!("retrying {digest} from the start")
+            }
+            ProgressEvent::BlobRestarted { digest, from } => {
+                tracing::debug!("resuming {digest} at byte {from}")
+            }
             ProgressEvent::BlobFinished { digest, upload } => {
                 crate::bars::finish(&digest.to_string()[..19]);
                 tracing::debug!(

@@ -21,10 +21,13 @@ pub enum ProgressEvent {
         /// Bytes transferred since the last event for this blob.
         bytes: u64,
     },
-    /// A blob transfer was restarted after a retryable failure; its byte count starts again.
+    /// A blob transfer was tried again after a retryable failure; its byte count goes on from
+    /// `from` (0: it starts again; a download cut off part way may resume where it stopped).
     BlobRestarted {
         /// The blob.
         digest: Digest,
+        /// The byte the new attempt starts at.
+        from: u64,
     },
     /// A blob transfer finished.
     BlobFinished {

@@ -234,17 +234,17 @@ impl Repository {
             .run(&what, |attempt| {
                 let what = &what;
                 async move {
-                    self.client.progress(if attempt == 1 {
-                        ProgressEvent::BlobStarted {
+                    if attempt == 1 {
+                        self.client.progress(ProgressEvent::BlobStarted {
                             digest,
                             size: desc.size,
                             upload: false,
-                        }
-                    } else {
-                        ProgressEvent::BlobRestarted { digest }
-                    });
+                        });
+                    }
                     let mut held = partial.lock().expect("partial lock").take();
-                    let result = self.fetch_blob_once(desc, store, what, &mut held).await;
+                    let result = self
+                        .fetch_blob_once(desc, store, what, attempt, &mut held)
+                        .await;
                     *partial.lock().expect("partial lock") = held;
                     let path = result?;
                     self.client.progress(ProgressEvent::BlobFinished {
@@ -265,6 +265,7 @@ impl Repository {
         desc: &Descriptor,
         store: &Store,
         what: &str,
+        attempt: u32,
         partial: &mut Option<PartialBlob>,
     ) -> Result<PathBuf> {
         let digest = desc.digest;
@@ -282,9 +283,7 @@ impl Repository {
                     *partial = None;
                 }
             }
-            206 if offset > 0 && content_range_start(&resp) == Some(offset) => {
-                tracing::debug!("resuming {digest} at byte {offset} of {size}");
-            }
+            206 if offset > 0 && content_range_start(&resp) == Some(offset) => {}
             206 => {
                 *partial = None;
                 return Err(Error::Transport {
@@ -303,6 +302,12 @@ impl Repository {
         }
         if partial.is_none() {
             *partial = Some(PartialBlob::start(store, digest, size));
+        }
+        if attempt > 1 {
+            self.client.progress(ProgressEvent::BlobRestarted {
+                digest,
+                from: partial.as_ref().map_or(0, |p| p.received),
+            });
         }
         let p = partial.as_mut().expect("set above");
         let mut stream = resp.bytes_stream();
@@ -506,7 +511,7 @@ impl Repository {
                             upload: true,
                         }
                     } else {
-                        ProgressEvent::BlobRestarted { digest }
+                        ProgressEvent::BlobRestarted { digest, from: 0 }
                     });
                     loop {
                         let opened = session.lock().expect("session").take();

@@ -5,7 +5,11 @@
 use std::time::Duration;
 
 use rbuild_oci::{Descriptor, MediaType, Store};
-use rbuild_registry::{Access, Client, ClientOptions, Reference, RetryPolicy};
+use std::sync::{Arc, Mutex};
+
+use rbuild_registry::{
+    Access, Client, ClientOptions, Progress, ProgressEvent, Reference, RetryPolicy,
+};
 use rbuild_testing::{Fault, FaultProxy, Mode, Registry, SeenRequest, Times};
 
 fn fast_retry() -> RetryPolicy {
@@ -25,6 +29,22 @@ fn blob(store: &Store, seed: u64) -> (Descriptor, Vec<u8>) {
         Descriptor::new(MediaType::OCI_LAYER_GZIP, digest, bytes.len() as u64),
         bytes,
     )
+}
+
+/// Where each retry of a blob transfer starts (`ProgressEvent::BlobRestarted`), and the bytes
+/// reported received in all.
+#[derive(Default)]
+struct Restarts(Mutex<(Vec<u64>, u64)>);
+
+impl Progress for Restarts {
+    fn event(&self, event: ProgressEvent) {
+        let mut s = self.0.lock().unwrap();
+        match event {
+            ProgressEvent::BlobRestarted { from, .. } => s.0.push(from),
+            ProgressEvent::BlobAdvanced { bytes, .. } => s.1 += bytes,
+            _ => {}
+        }
+    }
 }
 
 fn reference(host: &str, repo: &str) -> Reference {
@@ -80,7 +100,10 @@ async fn a_cut_off_download_resumes_where_it_stopped() {
 
     // Cut twice: after 1 MB of the whole blob, then (a reset this time) after 600 kB of the rest.
     cut_then(&proxy, &path, Fault::ResetAfter { bytes: 600_000 });
+    let restarts = Arc::new(Restarts::default());
     let through_proxy = client
+        .clone()
+        .with_progress(restarts.clone())
         .repository(&reference(&proxy.host(), "resume/x"), Access::Pull)
         .unwrap();
     let store = Store::open(dir.path().join("a")).unwrap();
@@ -102,6 +125,15 @@ async fn a_cut_off_download_resumes_where_it_stopped() {
         "the third starts where the second stopped: {gets:?}"
     );
     assert_eq!((gets[1].1, gets[2].1), (206, 206), "{gets:?}");
+    {
+        let (from, advanced) = &*restarts.0.lock().unwrap();
+        assert_eq!(
+            from,
+            &[1_000_000, second],
+            "progress says where each retry starts"
+        );
+        assert_eq!(*advanced, d.size, "progress counts each byte once");
+    }
 
     // A resumed blob that does not match its digest (a byte flipped in the second part) is not
     // kept: the next attempt fetches the whole blob again.
