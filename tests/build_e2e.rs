@@ -436,6 +436,57 @@ fn empty_runner_reuses_the_dependency_layer_from_the_registry() {
 }
 
 #[test]
+fn an_empty_runner_with_an_unchanged_requirements_lock_asks_the_index_nothing() {
+    // requirements.txt pins by hashes but names no files: a fresh store must ask the index which
+    // file each hash is, unless the image it replaces recorded the choice for the same lock.
+    let env = Env::new();
+    let (_t, dir) = example("flask-app");
+    let to = env.to("demo/flask-cache:latest");
+    let first = env.build(&dir, &["--to", &to]).ok().json();
+    let unreachable_index = [
+        ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ("https_proxy", "http://127.0.0.1:9"),
+        ("NO_PROXY", "127.0.0.1,localhost"),
+        ("no_proxy", "127.0.0.1,localhost"),
+    ];
+    let base = env.base();
+    let fresh = tempfile::tempdir().unwrap();
+    let second = rbuild(
+        &dir,
+        fresh.path(),
+        &unreachable_index,
+        &["build", "--json", "--base", &base, "--to", &to],
+    )
+    .ok()
+    .json();
+    assert_eq!(second["digest"], first["digest"], "the same image");
+    assert_eq!(
+        layer_of(&layers(&second), "deps")["status"],
+        "cached-remote"
+    );
+
+    // Any change to the lock (here a comment) and the record does not apply: the index is asked,
+    // and it is unreachable.
+    let req = dir.join("requirements.txt");
+    let mut text = std::fs::read_to_string(&req).unwrap();
+    text.push_str("# a comment\n");
+    std::fs::write(&req, text).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let third = rbuild(
+        &dir,
+        fresh.path(),
+        &unreachable_index,
+        &["build", "--json", "--base", &base, "--to", &to],
+    );
+    assert_eq!(third.code, 1, "{}", third.stderr);
+    assert!(
+        third.stderr.contains("127.0.0.1:9") || third.stderr.contains("pypi.org"),
+        "the index is what failed: {}",
+        third.stderr
+    );
+}
+
+#[test]
 fn oci_layout_and_docker_archive_sinks_are_readable_by_skopeo_and_umoci() {
     let env = Env::new();
     let (_t, dir) = example("flask-app");

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{FileKind, LockedFile, LockedPackage};
 
 /// The file to install for one package.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChosenWheel {
     /// The normalized package name.
     pub name: String,

@@ -40,6 +40,10 @@ use crate::user::{parse_user, user_files};
 pub const LAYER_FORMAT_VERSION: u32 = 3;
 /// Config label holding what a fresh runner needs to recompute the cache keys.
 pub const LABEL_TARGET: &str = "dev.rbuild.target";
+/// Config label with the wheels chosen for this image's lockfile and target (`{"key", "wheels"}`),
+/// so a runner with an empty store and the same lock finds the dependency layer without asking the
+/// package index (see [`Builder::build`]).
+pub const LABEL_WHEELS: &str = "dev.rbuild.wheels";
 
 /// The base image to build on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -329,6 +333,52 @@ struct Recorded {
     target: Target,
 }
 
+/// The wheel choice recorded in the image (label [`LABEL_WHEELS`]): valid for another build whose
+/// [`Builder::plan_key`] is `key`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct RecordedWheels {
+    key: String,
+    wheels: Vec<ChosenWheel>,
+}
+
+impl RecordedWheels {
+    /// The record in a previous image's config, if it has one that parses.
+    fn from_config(config: &ImageConfig) -> Option<RecordedWheels> {
+        let label = config.config.as_ref()?.labels.as_ref()?.get(LABEL_WHEELS)?;
+        serde_json::from_str(label).ok()
+    }
+
+    /// True when the recorded wheels are exactly the lock's packages, each at its locked version
+    /// and with a sha256 the lock allows.
+    fn fits(&self, lock: &Lock) -> bool {
+        self.wheels.len() == lock.packages.len()
+            && lock.packages.iter().all(|p| {
+                let name = rbuild_python::normalize_name(&p.name);
+                self.wheels.iter().any(|w| {
+                    rbuild_python::normalize_name(&w.name) == name
+                        && w.version == p.version
+                        && w.path.is_none()
+                        && w.sha256.is_some_and(|d| p.hashes.contains(&d))
+                })
+            })
+    }
+
+    /// The recorded wheels in the lock's package order (the order a fresh choice has), for a
+    /// record that [`RecordedWheels::fits`] the lock.
+    fn in_lock_order(&self, lock: &Lock) -> Vec<ChosenWheel> {
+        lock.packages
+            .iter()
+            .filter_map(|p| {
+                let name = rbuild_python::normalize_name(&p.name);
+                self.wheels
+                    .iter()
+                    .find(|w| rbuild_python::normalize_name(&w.name) == name)
+                    .cloned()
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct LayerRecord {
     digest: Digest,
@@ -358,6 +408,9 @@ struct PreparedPlatform {
     facts: Option<BaseFacts>,
     lock: Option<Lock>,
     wheels: Vec<ChosenWheel>,
+    /// The key under which `wheels` are recorded in the image ([`LABEL_WHEELS`]); `None` when the
+    /// choice could change without the lock changing (a package without hashes, find-links).
+    plan_key: Option<String>,
     /// `None`: no lockfile, no dependency layer.
     deps: Option<DepsPlan>,
 }
@@ -879,12 +932,69 @@ impl Builder {
         req: &BuildRequest,
         target: &Target,
     ) -> Result<(Option<Lock>, Vec<ChosenWheel>, Vec<MissingWheel>), BuildError> {
+        let (lock, chosen, missing, _) = self.plan_wheels_with(req, target, None).await?;
+        Ok((lock, chosen, missing))
+    }
+
+    /// The key a wheel choice is recorded under ([`LABEL_WHEELS`]): everything the choice depends
+    /// on when every package is pinned by hashes (the lockfile's bytes and name, the target, the
+    /// extras, groups and marker overrides, the indexes).
+    fn plan_key(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+        lock: &Lock,
+        lock_digest: &Digest,
+    ) -> String {
+        #[derive(Serialize)]
+        struct Key<'a> {
+            version: u32,
+            lock: String,
+            lock_name: String,
+            target: &'a Target,
+            resolve: String,
+            markers: String,
+            indexes: Vec<String>,
+        }
+        let k = Key {
+            version: 1,
+            lock: lock_digest.to_string(),
+            lock_name: lock
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            target,
+            resolve: format!("{:?}", req.resolve),
+            markers: format!("{:?}", req.marker_overrides),
+            indexes: self.index.indexes(),
+        };
+        Digest::of(&canonical_json(&k).expect("key serializes")).hex()
+    }
+
+    /// [`Builder::plan_wheels_partial`], and the plan key when the choice is fixed by the lock.
+    /// With `recorded` (from the image this build replaces) under the same key, packages whose
+    /// index listing is not in the store take the recorded choice instead of asking the index.
+    async fn plan_wheels_with(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+        recorded: Option<&RecordedWheels>,
+    ) -> Result<
+        (
+            Option<Lock>,
+            Vec<ChosenWheel>,
+            Vec<MissingWheel>,
+            Option<String>,
+        ),
+        BuildError,
+    > {
         let lock_path = match &req.lock {
             Some(p) => p.clone(),
             None => match rbuild_lock::detect_lockfile(&req.context) {
                 Ok(p) => p,
                 Err(rbuild_lock::Error::NoLockfile { .. }) => {
-                    return Ok((None, Vec::new(), Vec::new()));
+                    return Ok((None, Vec::new(), Vec::new(), None));
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -895,7 +1005,7 @@ impl Builder {
         }
         // Reading the lock and the stored index answers is blocking work: off the async threads,
         // so the platforms of a multi-platform build do it side by side.
-        let (lock, tags, stored) = {
+        let (lock, tags, stored, lock_digest) = {
             let store = self.store.clone();
             let indexes = self.index.indexes();
             let find_links = !self.index.options().find_links.is_empty();
@@ -911,11 +1021,32 @@ impl Builder {
                         Ok((stored_listing(&store, key.as_deref(), p)?, key))
                     })
                     .collect::<Result<Vec<_>, BuildError>>()?;
-                Ok((lock, target.tags(), stored))
+                // The choice is fixed by the lock when every package is pinned by hashes and no
+                // local directory of wheels takes part.
+                let fixed = !find_links
+                    && lock.find_links.is_empty()
+                    && lock.packages.iter().all(|p| !p.hashes.is_empty());
+                let lock_digest = if fixed {
+                    Some(sha256_file(&lock.path)?)
+                } else {
+                    None
+                };
+                Ok((lock, target.tags(), stored, lock_digest))
             })
             .await
             .map_err(other)??
         };
+        let plan_key = lock_digest.map(|d| self.plan_key(req, target, &lock, &d));
+        if let (Some(key), Some(rec)) = (&plan_key, recorded)
+            && rec.key == *key
+            && stored.iter().any(|(s, _)| s.is_none())
+            && rec.fits(&lock)
+        {
+            // The image this build replaces chose these wheels for the same lock and target: no
+            // need to ask the index for the listings the store does not have.
+            let chosen = rec.in_lock_order(&lock);
+            return Ok((Some(lock), chosen, Vec::new(), plan_key));
+        }
         let mut chosen = Vec::new();
         let mut missing = Vec::new();
         // Ask the index about every other package at once (16 at a time), not one after the other.
@@ -942,7 +1073,7 @@ impl Builder {
                 }),
             }
         }
-        Ok((Some(lock), chosen, missing))
+        Ok((Some(lock), chosen, missing, plan_key))
     }
 
     /// The package with its files from the index. The index's answer for a
@@ -1579,8 +1710,14 @@ impl Builder {
             t
         };
 
-        // Wheels.
-        let (lock, wheels, missing) = self.plan_wheels_partial(req, &target).await?;
+        // Wheels (the previous image's choice stands in for index listings the store lacks, when
+        // it was made for the same lock and target).
+        let recorded = prev
+            .as_ref()
+            .and_then(|(_, _, cfg)| RecordedWheels::from_config(cfg));
+        let (lock, wheels, missing, plan_key) = self
+            .plan_wheels_with(req, &target, recorded.as_ref())
+            .await?;
         if !missing.is_empty() {
             return Err(BuildError::NoWheels {
                 platform: target.platform.to_string(),
@@ -1636,6 +1773,7 @@ impl Builder {
             facts,
             lock,
             wheels,
+            plan_key,
             deps,
         })
     }
@@ -1658,6 +1796,7 @@ impl Builder {
             mut facts,
             lock,
             wheels,
+            plan_key,
             deps,
         } = prepared;
         let platform = &platform;
@@ -1890,6 +2029,16 @@ impl Builder {
             LABEL_TARGET.into(),
             String::from_utf8(canonical_json(&recorded).map_err(other)?).map_err(other)?,
         );
+        if let Some(key) = plan_key {
+            let rec = RecordedWheels {
+                key,
+                wheels: wheels.clone(),
+            };
+            spec.labels.insert(
+                LABEL_WHEELS.into(),
+                String::from_utf8(canonical_json(&rec).map_err(other)?).map_err(other)?,
+            );
+        }
 
         let new_layers: Vec<NewLayer> = layers
             .iter()
