@@ -465,6 +465,19 @@ fn an_empty_runner_with_an_unchanged_requirements_lock_asks_the_index_nothing() 
         "cached-remote"
     );
 
+    // The record names no URLs: when it finds no layer (another SOURCE_DATE_EPOCH changes the
+    // layer's key, not the choice), the index is asked where the files are and the layer is built.
+    let fresh = tempfile::tempdir().unwrap();
+    let other_epoch = rbuild(
+        &dir,
+        fresh.path(),
+        &[("SOURCE_DATE_EPOCH", "1700000000")],
+        &["build", "--json", "--base", &base, "--to", &to],
+    )
+    .ok()
+    .json();
+    assert_eq!(layer_of(&layers(&other_epoch), "deps")["status"], "built");
+
     // Any change to the lock (here a comment) and the record does not apply: the index is asked,
     // and it is unreachable.
     let req = dir.join("requirements.txt");

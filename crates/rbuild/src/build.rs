@@ -932,7 +932,7 @@ impl Builder {
         req: &BuildRequest,
         target: &Target,
     ) -> Result<(Option<Lock>, Vec<ChosenWheel>, Vec<MissingWheel>), BuildError> {
-        let (lock, chosen, missing, _) = self.plan_wheels_with(req, target, None).await?;
+        let (lock, chosen, missing, _, _) = self.plan_wheels_with(req, target, None).await?;
         Ok((lock, chosen, missing))
     }
 
@@ -972,9 +972,10 @@ impl Builder {
         Digest::of(&canonical_json(&k).expect("key serializes")).hex()
     }
 
-    /// [`Builder::plan_wheels_partial`], and the plan key when the choice is fixed by the lock.
-    /// With `recorded` (from the image this build replaces) under the same key, packages whose
-    /// index listing is not in the store take the recorded choice instead of asking the index.
+    /// [`Builder::plan_wheels_partial`], the plan key when the choice is fixed by the lock, and
+    /// whether the choice was taken from `recorded`: with a record (from the image this build
+    /// replaces) under the same key, a lock whose listings the store lacks takes the recorded
+    /// choice instead of asking the index.
     async fn plan_wheels_with(
         &self,
         req: &BuildRequest,
@@ -986,6 +987,7 @@ impl Builder {
             Vec<ChosenWheel>,
             Vec<MissingWheel>,
             Option<String>,
+            bool,
         ),
         BuildError,
     > {
@@ -994,7 +996,7 @@ impl Builder {
             None => match rbuild_lock::detect_lockfile(&req.context) {
                 Ok(p) => p,
                 Err(rbuild_lock::Error::NoLockfile { .. }) => {
-                    return Ok((None, Vec::new(), Vec::new(), None));
+                    return Ok((None, Vec::new(), Vec::new(), None, false));
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -1045,7 +1047,7 @@ impl Builder {
             // The image this build replaces chose these wheels for the same lock and target: no
             // need to ask the index for the listings the store does not have.
             let chosen = rec.in_lock_order(&lock);
-            return Ok((Some(lock), chosen, Vec::new(), plan_key));
+            return Ok((Some(lock), chosen, Vec::new(), plan_key, true));
         }
         let mut chosen = Vec::new();
         let mut missing = Vec::new();
@@ -1073,7 +1075,7 @@ impl Builder {
                 }),
             }
         }
-        Ok((Some(lock), chosen, missing, plan_key))
+        Ok((Some(lock), chosen, missing, plan_key, false))
     }
 
     /// The package with its files from the index. The index's answer for a
@@ -1715,9 +1717,18 @@ impl Builder {
         let recorded = prev
             .as_ref()
             .and_then(|(_, _, cfg)| RecordedWheels::from_config(cfg));
-        let (lock, wheels, missing, plan_key) = self
+        let (mut lock, mut wheels, mut missing, mut plan_key, from_record) = self
             .plan_wheels_with(req, &target, recorded.as_ref())
             .await?;
+        if from_record && let Some(l) = &lock {
+            // The record only names the wheels (no URLs): it serves when it finds the layer. If
+            // not, the layer is built, and the index is asked where the files are.
+            let key = Self::deps_key(req, &sha256_file(&l.path)?, &wheels, &target, base_digest);
+            if self.local_layer(&key)?.is_none() && Self::remote_layer(&prev, &key).is_none() {
+                (lock, wheels, missing, plan_key, _) =
+                    self.plan_wheels_with(req, &target, None).await?;
+            }
+        }
         if !missing.is_empty() {
             return Err(BuildError::NoWheels {
                 platform: target.platform.to_string(),
@@ -2030,9 +2041,19 @@ impl Builder {
             String::from_utf8(canonical_json(&recorded).map_err(other)?).map_err(other)?,
         );
         if let Some(key) = plan_key {
+            // Names, versions, files and hashes only: a URL may carry an index's signed query
+            // or point at a private host, and is looked up again when a file is needed.
             let rec = RecordedWheels {
                 key,
-                wheels: wheels.clone(),
+                wheels: wheels
+                    .iter()
+                    .map(|w| ChosenWheel {
+                        url: None,
+                        path: None,
+                        index: None,
+                        ..w.clone()
+                    })
+                    .collect(),
             };
             spec.labels.insert(
                 LABEL_WHEELS.into(),
