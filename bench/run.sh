@@ -29,6 +29,8 @@
 #   warm-app     one app file changed since the last build + push; build + push.
 #   deps-change  one pin (bench/deps-change.txt) added to requirements.txt; build + push.
 #   no-change    build + push with nothing changed; blob uploads counted in the registry log.
+#   empty-runner a fresh CI runner: the registry holds the last build + push, the local store (and
+#                buildah's storage) is empty, one app file changed; build + push.
 #   deps-only    rbuild's dependency layer from a warm wheel store (the deps_layer example:
 #                install + tar + gzip + sha256 into the store) vs `uv pip install --target` with a
 #                warm uv cache, then `tar -c | gzip`.
@@ -122,6 +124,13 @@ prepare() {
     no-change)
       restore warm reg $state app
       ;;
+    empty-runner)
+      # The registry as the last build left it; nothing on the runner's disk.
+      restore warm reg app
+      rm -rf "${WORK:?}/store"
+      [[ $tool == buildah ]] && restore fixture broot
+      sed -i "s/^BUILD_MARK = .*/BUILD_MARK = \"$(date +%s%N)\"/" "$WORK/app/app/main.py"
+      ;;
     deps-only)
       rm -rf "$WORK/dstore" "$WORK/uvtarget"
       ;;
@@ -151,7 +160,7 @@ fi
 # Arguments and tools.
 # ---------------------------------------------------------------------------------------------
 
-ALL_SCENARIOS=(cold warm-app deps-change no-change deps-only heavy multi-cold multi-warm)
+ALL_SCENARIOS=(cold warm-app deps-change no-change empty-runner deps-only heavy multi-cold multi-warm)
 SCENARIOS=("${ALL_SCENARIOS[@]}")
 QUICK=0
 OUT=
@@ -177,11 +186,11 @@ for t in hyperfine:hyperfine buildah:buildah skopeo:skopeo docker-registry:docke
 done
 
 # Number of timed runs per scenario (--quick: fewer, for trying the script out).
-declare -A RUNS=([cold]=3 [warm-app]=10 [deps-change]=5 [no-change]=10 [deps-only]=10 [heavy]=5
-  [multi-cold]=9 [multi-warm]=30)
+declare -A RUNS=([cold]=3 [warm-app]=10 [deps-change]=5 [no-change]=10 [empty-runner]=3
+  [deps-only]=10 [heavy]=5 [multi-cold]=9 [multi-warm]=30)
 if [[ $QUICK == 1 ]]; then
-  RUNS=([cold]=1 [warm-app]=3 [deps-change]=1 [no-change]=3 [deps-only]=3 [heavy]=1 [multi-cold]=2
-    [multi-warm]=3)
+  RUNS=([cold]=1 [warm-app]=3 [deps-change]=1 [no-change]=3 [empty-runner]=1 [deps-only]=3
+    [heavy]=1 [multi-cold]=2 [multi-warm]=3)
 fi
 
 WORK=${BENCH_WORK:-$(mktemp -d /var/tmp/rbuild-bench.XXXXXX)}
@@ -394,6 +403,9 @@ if want deps-change; then
 fi
 if want no-change; then
   bench no-change 1 rbuild "$(P no-change rbuild)" "$RBUILD_APP" buildah "$(P no-change buildah)" "$BUILDAH_APP"
+fi
+if want empty-runner; then
+  bench empty-runner 0 rbuild "$(P empty-runner rbuild)" "$RBUILD_APP" buildah "$(P empty-runner buildah)" "$BUILDAH_APP"
 fi
 
 # Uploads are counted per command's repository (demo/one, demo/two): shared blobs go up once.
