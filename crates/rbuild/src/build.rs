@@ -348,34 +348,56 @@ impl RecordedWheels {
         serde_json::from_str(label).ok()
     }
 
-    /// True when the recorded wheels are exactly the lock's packages, each at its locked version
-    /// and with a sha256 the lock allows.
-    fn fits(&self, lock: &Lock) -> bool {
-        self.wheels.len() == lock.packages.len()
-            && lock.packages.iter().all(|p| {
-                let name = rbuild_python::normalize_name(&p.name);
-                self.wheels.iter().any(|w| {
-                    rbuild_python::normalize_name(&w.name) == name
-                        && w.version == p.version
-                        && w.path.is_none()
-                        && w.sha256.is_some_and(|d| p.hashes.contains(&d))
-                })
-            })
-    }
-
-    /// The recorded wheels in the lock's package order (the order a fresh choice has), for a
-    /// record that [`RecordedWheels::fits`] the lock.
-    fn in_lock_order(&self, lock: &Lock) -> Vec<ChosenWheel> {
+    /// The recorded wheels in the lock's package order (the order a fresh choice has), when they
+    /// are exactly the lock's packages, each at its locked version and with a sha256 the lock
+    /// allows; `None` otherwise.
+    fn choice_for(&self, lock: &Lock) -> Option<Vec<ChosenWheel>> {
+        if self.wheels.len() != lock.packages.len() {
+            return None;
+        }
         lock.packages
             .iter()
-            .filter_map(|p| {
+            .map(|p| {
                 let name = rbuild_python::normalize_name(&p.name);
                 self.wheels
                     .iter()
-                    .find(|w| rbuild_python::normalize_name(&w.name) == name)
+                    .find(|w| {
+                        rbuild_python::normalize_name(&w.name) == name
+                            && w.version == p.version
+                            && w.path.is_none()
+                            && w.sha256.is_some_and(|d| p.hashes.contains(&d))
+                    })
                     .cloned()
             })
             .collect()
+    }
+}
+
+/// The wheels chosen for one target ([`Builder::plan_wheels_with`]).
+struct WheelPlan {
+    /// `None`: no lockfile.
+    lock: Option<Lock>,
+    /// The sha256 of the lockfile's bytes.
+    lock_digest: Option<Digest>,
+    chosen: Vec<ChosenWheel>,
+    missing: Vec<MissingWheel>,
+    /// The key the choice is recorded under ([`LABEL_WHEELS`]); `None` when it could change
+    /// without the lock changing (a package without hashes, find-links).
+    plan_key: Option<String>,
+    /// The choice was taken from the previous image's record.
+    from_record: bool,
+}
+
+impl WheelPlan {
+    fn none() -> Self {
+        WheelPlan {
+            lock: None,
+            lock_digest: None,
+            chosen: Vec::new(),
+            missing: Vec::new(),
+            plan_key: None,
+            from_record: false,
+        }
     }
 }
 
@@ -932,8 +954,8 @@ impl Builder {
         req: &BuildRequest,
         target: &Target,
     ) -> Result<(Option<Lock>, Vec<ChosenWheel>, Vec<MissingWheel>), BuildError> {
-        let (lock, chosen, missing, _, _) = self.plan_wheels_with(req, target, None).await?;
-        Ok((lock, chosen, missing))
+        let plan = self.plan_wheels_with(req, target, None).await?;
+        Ok((plan.lock, plan.chosen, plan.missing))
     }
 
     /// The key a wheel choice is recorded under ([`LABEL_WHEELS`]): everything the choice depends
@@ -972,31 +994,22 @@ impl Builder {
         Digest::of(&canonical_json(&k).expect("key serializes")).hex()
     }
 
-    /// [`Builder::plan_wheels_partial`], the plan key when the choice is fixed by the lock, and
-    /// whether the choice was taken from `recorded`: with a record (from the image this build
-    /// replaces) under the same key, a lock whose listings the store lacks takes the recorded
-    /// choice instead of asking the index.
+    /// [`Builder::plan_wheels_partial`] with the lock's digest, the plan key when the choice is
+    /// fixed by the lock, and whether the choice was taken from `recorded`: with a record (from the
+    /// image this build replaces) under the same key, a lock whose listings the store lacks takes
+    /// the recorded choice instead of asking the index.
     async fn plan_wheels_with(
         &self,
         req: &BuildRequest,
         target: &Target,
         recorded: Option<&RecordedWheels>,
-    ) -> Result<
-        (
-            Option<Lock>,
-            Vec<ChosenWheel>,
-            Vec<MissingWheel>,
-            Option<String>,
-            bool,
-        ),
-        BuildError,
-    > {
+    ) -> Result<WheelPlan, BuildError> {
         let lock_path = match &req.lock {
             Some(p) => p.clone(),
             None => match rbuild_lock::detect_lockfile(&req.context) {
                 Ok(p) => p,
                 Err(rbuild_lock::Error::NoLockfile { .. }) => {
-                    return Ok((None, Vec::new(), Vec::new(), None, false));
+                    return Ok(WheelPlan::none());
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -1007,7 +1020,7 @@ impl Builder {
         }
         // Reading the lock and the stored index answers is blocking work: off the async threads,
         // so the platforms of a multi-platform build do it side by side.
-        let (lock, tags, stored, lock_digest) = {
+        let (lock, tags, stored, lock_digest, fixed) = {
             let store = self.store.clone();
             let indexes = self.index.indexes();
             let find_links = !self.index.options().find_links.is_empty();
@@ -1028,26 +1041,28 @@ impl Builder {
                 let fixed = !find_links
                     && lock.find_links.is_empty()
                     && lock.packages.iter().all(|p| !p.hashes.is_empty());
-                let lock_digest = if fixed {
-                    Some(sha256_file(&lock.path)?)
-                } else {
-                    None
-                };
-                Ok((lock, target.tags(), stored, lock_digest))
+                let lock_digest = sha256_file(&lock.path)?;
+                Ok((lock, target.tags(), stored, lock_digest, fixed))
             })
             .await
             .map_err(other)??
         };
-        let plan_key = lock_digest.map(|d| self.plan_key(req, target, &lock, &d));
+        let plan_key = fixed.then(|| self.plan_key(req, target, &lock, &lock_digest));
         if let (Some(key), Some(rec)) = (&plan_key, recorded)
             && rec.key == *key
             && stored.iter().any(|(s, _)| s.is_none())
-            && rec.fits(&lock)
+            && let Some(chosen) = rec.choice_for(&lock)
         {
             // The image this build replaces chose these wheels for the same lock and target: no
             // need to ask the index for the listings the store does not have.
-            let chosen = rec.in_lock_order(&lock);
-            return Ok((Some(lock), chosen, Vec::new(), plan_key, true));
+            return Ok(WheelPlan {
+                lock: Some(lock),
+                lock_digest: Some(lock_digest),
+                chosen,
+                missing: Vec::new(),
+                plan_key,
+                from_record: true,
+            });
         }
         let mut chosen = Vec::new();
         let mut missing = Vec::new();
@@ -1075,7 +1090,14 @@ impl Builder {
                 }),
             }
         }
-        Ok((Some(lock), chosen, missing, plan_key, false))
+        Ok(WheelPlan {
+            lock: Some(lock),
+            lock_digest: Some(lock_digest),
+            chosen,
+            missing,
+            plan_key,
+            from_record: false,
+        })
     }
 
     /// The package with its files from the index. The index's answer for a
@@ -1717,29 +1739,37 @@ impl Builder {
         let recorded = prev
             .as_ref()
             .and_then(|(_, _, cfg)| RecordedWheels::from_config(cfg));
-        let (mut lock, mut wheels, mut missing, mut plan_key, from_record) = self
+        let mut plan = self
             .plan_wheels_with(req, &target, recorded.as_ref())
             .await?;
-        if from_record && let Some(l) = &lock {
+        if plan.from_record
+            && let Some(d) = &plan.lock_digest
+        {
             // The record only names the wheels (no URLs): it serves when it finds the layer. If
             // not, the layer is built, and the index is asked where the files are.
-            let key = Self::deps_key(req, &sha256_file(&l.path)?, &wheels, &target, base_digest);
+            let key = Self::deps_key(req, d, &plan.chosen, &target, base_digest);
             if self.local_layer(&key)?.is_none() && Self::remote_layer(&prev, &key).is_none() {
-                (lock, wheels, missing, plan_key, _) =
-                    self.plan_wheels_with(req, &target, None).await?;
+                plan = self.plan_wheels_with(req, &target, None).await?;
             }
         }
+        let WheelPlan {
+            lock,
+            lock_digest,
+            chosen: wheels,
+            missing,
+            plan_key,
+            ..
+        } = plan;
         if !missing.is_empty() {
             return Err(BuildError::NoWheels {
                 platform: target.platform.to_string(),
                 missing,
             });
         }
-        let deps = match &lock {
+        let deps = match &lock_digest {
             None => None,
-            Some(lock) => {
-                let lock_digest = sha256_file(&lock.path)?;
-                let key = Self::deps_key(req, &lock_digest, &wheels, &target, base_digest);
+            Some(lock_digest) => {
+                let key = Self::deps_key(req, lock_digest, &wheels, &target, base_digest);
                 let cached = if let Some(rec) = self.local_layer(&key)? {
                     self.progress.step(
                         &plat,
