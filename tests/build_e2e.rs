@@ -362,12 +362,7 @@ fn unchanged_lock_reuses_the_layer_without_opening_a_wheel() {
     let second = rbuild(
         &dir,
         env.cache.path(),
-        &[
-            ("HTTPS_PROXY", "http://127.0.0.1:9"),
-            ("https_proxy", "http://127.0.0.1:9"),
-            ("NO_PROXY", "127.0.0.1,localhost"),
-            ("no_proxy", "127.0.0.1,localhost"),
-        ],
+        &UNREACHABLE_INDEX,
         &["build", "--json", "--base", &base],
     )
     .ok()
@@ -394,12 +389,7 @@ fn empty_runner_reuses_the_dependency_layer_from_the_registry() {
     let second = rbuild(
         &dir,
         fresh.path(),
-        &[
-            ("HTTPS_PROXY", "http://127.0.0.1:9"),
-            ("https_proxy", "http://127.0.0.1:9"),
-            ("NO_PROXY", "127.0.0.1,localhost"),
-            ("no_proxy", "127.0.0.1,localhost"),
-        ],
+        &UNREACHABLE_INDEX,
         &["build", "--json", "--base", &base, "--to", &to],
     )
     .ok()
@@ -443,18 +433,12 @@ fn an_empty_runner_with_an_unchanged_requirements_lock_asks_the_index_nothing() 
     let (_t, dir) = example("flask-app");
     let to = env.to("demo/flask-cache:latest");
     let first = env.build(&dir, &["--to", &to]).ok().json();
-    let unreachable_index = [
-        ("HTTPS_PROXY", "http://127.0.0.1:9"),
-        ("https_proxy", "http://127.0.0.1:9"),
-        ("NO_PROXY", "127.0.0.1,localhost"),
-        ("no_proxy", "127.0.0.1,localhost"),
-    ];
     let base = env.base();
     let fresh = tempfile::tempdir().unwrap();
     let second = rbuild(
         &dir,
         fresh.path(),
-        &unreachable_index,
+        &UNREACHABLE_INDEX,
         &["build", "--json", "--base", &base, "--to", &to],
     )
     .ok()
@@ -488,7 +472,7 @@ fn an_empty_runner_with_an_unchanged_requirements_lock_asks_the_index_nothing() 
     let third = rbuild(
         &dir,
         fresh.path(),
-        &unreachable_index,
+        &UNREACHABLE_INDEX,
         &["build", "--json", "--base", &base, "--to", &to],
     );
     assert_eq!(third.code, 1, "{}", third.stderr);
