@@ -583,14 +583,14 @@ impl IndexClient {
         let want_size = p.req.size;
         let shown = redact_url(url);
         // What a failed attempt received (the writer holds the bytes and their running hash).
-        let partial: std::sync::Mutex<Option<(BlobWriter, u64)>> = std::sync::Mutex::new(None);
+        let partial: std::sync::Mutex<Option<BlobWriter>> = std::sync::Mutex::new(None);
         let partial = &partial;
         self.with_retries(url, Some(progress), |_| {
             let http = http.clone();
             let shown = shown.clone();
             async move {
                 let mut held = partial.lock().expect("partial lock").take();
-                let offset = held.as_ref().map_or(0, |(_, n)| *n);
+                let offset = held.as_ref().map_or(0, BlobWriter::len);
                 let mut req = self.get(&http, url, p.creds.as_ref());
                 if offset > 0 {
                     req = req.header("range", format!("bytes={offset}-"));
@@ -633,13 +633,14 @@ impl IndexClient {
                         actual: got,
                     }));
                 }
-                let (writer, mut received) = match held {
-                    Some(h) => h,
+                let writer = match held {
+                    Some(w) => w,
                     None => {
                         progress.started(filename, want_size.or(announced));
-                        (store.writer().map_err(Error::from)?, 0)
+                        store.writer().map_err(Error::from)?
                     }
                 };
+                let mut received = writer.len();
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
                 let write_task = tokio::task::spawn_blocking(move || {
                     let mut w = writer;
@@ -683,7 +684,7 @@ impl IndexClient {
                     // A transient failure keeps what arrived for the next attempt to resume; a
                     // fatal one drops it (the temp file goes with the writer).
                     if let (Failure::Retry(..), Ok(w)) = (&f, written) {
-                        *partial.lock().expect("partial lock") = Some((w, received));
+                        *partial.lock().expect("partial lock") = Some(w);
                     }
                     return Err(f);
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use rbuild_oci::{Descriptor, Digest, MediaType, RawManifest, Store, StoreError};
+use rbuild_oci::{BlobWriter, Descriptor, Digest, MediaType, RawManifest, Store, StoreError};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use url::Url;
@@ -227,8 +227,9 @@ impl Repository {
         }
         let what = format!("fetching blob {digest} from {}", self.name());
         let retry = self.client.options().retry.clone();
-        // What earlier attempts received, kept across them (attempts run one after another).
-        let partial: std::sync::Mutex<Option<PartialBlob>> = std::sync::Mutex::new(None);
+        // What earlier attempts received (the store writer holds the bytes and their running hash),
+        // kept across them (attempts run one after another).
+        let partial: std::sync::Mutex<Option<BlobWriter>> = std::sync::Mutex::new(None);
         let partial = &partial;
         retry
             .run(&what, |attempt| {
@@ -266,11 +267,11 @@ impl Repository {
         store: &Store,
         what: &str,
         attempt: u32,
-        partial: &mut Option<PartialBlob>,
+        partial: &mut Option<BlobWriter>,
     ) -> Result<PathBuf> {
         let digest = desc.digest;
         let size = desc.size;
-        let offset = partial.as_ref().map_or(0, |p| p.received);
+        let offset = partial.as_ref().map_or(0, BlobWriter::len);
         let mut req = Self::req(Method::GET, self.url(&format!("blobs/{digest}")).await?);
         if offset > 0 {
             req.headers.push(("range", format!("bytes={offset}-")));
@@ -300,54 +301,88 @@ impl Repository {
             }
             _ => return Err(self.fail(resp, what).await),
         }
-        if partial.is_none() {
-            *partial = Some(PartialBlob::start(store, digest, size));
-        }
+        let writer = match partial.take() {
+            Some(w) => w,
+            None => store.writer()?,
+        };
+        let mut received = writer.len();
         if attempt > 1 {
             self.client.progress(ProgressEvent::BlobRestarted {
                 digest,
-                from: partial.as_ref().map_or(0, |p| p.received),
+                from: received,
             });
         }
-        let p = partial.as_mut().expect("set above");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let write_task = tokio::task::spawn_blocking(move || -> std::io::Result<BlobWriter> {
+            let mut w = writer;
+            while let Some(chunk) = rx.blocking_recv() {
+                w.write_all(&chunk)?;
+            }
+            Ok(w)
+        });
         let mut stream = resp.bytes_stream();
+        let mut failure = None;
         while let Some(item) = stream.next().await {
-            let chunk = match item {
-                Ok(chunk) => chunk,
-                // Kept: the next attempt asks for the rest.
-                Err(e) => return Err(transport_error(what, &self.host.name, e)),
-            };
-            p.received += chunk.len() as u64;
-            if p.received > size {
-                let actual = p.received;
-                *partial = None;
-                return Err(Error::SizeMismatch {
-                    what: what.to_string(),
-                    digest,
-                    expected: size,
-                    actual,
-                });
-            }
-            self.client.progress(ProgressEvent::BlobAdvanced {
-                digest,
-                bytes: chunk.len() as u64,
-            });
-            if p.tx.send(WriterMsg::Data(chunk)).await.is_err() {
-                break; // the writer failed; its error is reported below
+            match item {
+                Ok(chunk) => {
+                    received += chunk.len() as u64;
+                    if received > size {
+                        failure = Some(Error::SizeMismatch {
+                            what: what.to_string(),
+                            digest,
+                            expected: size,
+                            actual: received,
+                        });
+                        break;
+                    }
+                    self.client.progress(ProgressEvent::BlobAdvanced {
+                        digest,
+                        bytes: chunk.len() as u64,
+                    });
+                    if tx.send(chunk).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    failure = Some(transport_error(what, &self.host.name, e));
+                    break;
+                }
             }
         }
-        let p = partial.take().expect("set above");
-        if p.received < size && !p.task.is_finished() {
+        drop(tx);
+        let writer = write_task
+            .await
+            .map_err(|e| Error::Invalid(format!("blob writer task failed: {e}")))?
+            .map_err(|e| StoreError::Io {
+                action: "write",
+                path: store.root().join("tmp"),
+                source: e,
+            })?;
+        match failure {
+            // Kept: the next attempt asks for the rest.
+            Some(e @ Error::Transport { .. }) => {
+                *partial = Some(writer);
+                return Err(e);
+            }
+            // Dropped with its temporary file.
+            Some(e) => return Err(e),
+            None => {}
+        }
+        if writer.len() < size {
             // The body ended early without a transport error: keep what came, ask for the rest.
-            let received = p.received;
-            *partial = Some(p);
+            let received = writer.len();
+            *partial = Some(writer);
             return Err(Error::Transport {
                 what: what.to_string(),
                 host: self.host.name.clone(),
                 reason: format!("the body ended after {received} of {size} bytes"),
             });
         }
-        match p.finish().await {
+        let committed =
+            tokio::task::spawn_blocking(move || writer.commit_expecting(&digest, Some(size)))
+                .await
+                .map_err(|e| Error::Invalid(format!("blob writer task failed: {e}")))?;
+        match committed {
             Ok(path) => Ok(path),
             Err(StoreError::DigestMismatch {
                 expected,
@@ -685,66 +720,6 @@ impl Repository {
             reference: shown,
         });
         Ok(())
-    }
-}
-
-/// What the blob writer task is told.
-enum WriterMsg {
-    /// More bytes.
-    Data(Bytes),
-    /// Everything arrived: verify and move into the store.
-    Commit,
-}
-
-/// A blob download in progress: a store writer on the blocking pool (hashing as it writes) and
-/// how many bytes it was sent. Dropped without [`PartialBlob::finish`], the writer's temporary
-/// file is removed and nothing enters the store.
-struct PartialBlob {
-    tx: tokio::sync::mpsc::Sender<WriterMsg>,
-    task: tokio::task::JoinHandle<Result<PathBuf, StoreError>>,
-    received: u64,
-}
-
-impl PartialBlob {
-    fn start(store: &Store, digest: Digest, size: u64) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<WriterMsg>(16);
-        let store = store.clone();
-        let task = tokio::task::spawn_blocking(move || -> Result<PathBuf, StoreError> {
-            let mut w = store.writer()?;
-            while let Some(msg) = rx.blocking_recv() {
-                match msg {
-                    WriterMsg::Data(chunk) => w.write_all(&chunk).map_err(|e| StoreError::Io {
-                        action: "write",
-                        path: store.root().join("tmp"),
-                        source: e,
-                    })?,
-                    WriterMsg::Commit => return w.commit_expecting(&digest, Some(size)),
-                }
-            }
-            // Abandoned: the temporary file goes with `w`.
-            Err(StoreError::Io {
-                action: "write",
-                path: store.root().join("tmp"),
-                source: std::io::Error::other("download abandoned"),
-            })
-        });
-        PartialBlob {
-            tx,
-            task,
-            received: 0,
-        }
-    }
-
-    /// Verifies the blob (digest and size) and moves it into the store.
-    async fn finish(self) -> Result<PathBuf, StoreError> {
-        // A failed send means the writer already stopped with an error, returned below.
-        let _ = self.tx.send(WriterMsg::Commit).await;
-        drop(self.tx);
-        self.task.await.map_err(|e| StoreError::Io {
-            action: "write",
-            path: PathBuf::from("(blob writer task)"),
-            source: std::io::Error::other(e.to_string()),
-        })?
     }
 }
 
