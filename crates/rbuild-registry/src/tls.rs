@@ -138,12 +138,17 @@ pub fn check_files(opts: &TlsOptions) -> Result<(), TlsError> {
     }
     if let Some(cc) = &opts.client_cert {
         read_pem_certs(&cc.cert)?;
-        PrivateKeyDer::from_pem_file(&cc.key).map_err(|e| TlsError::KeyFile {
-            path: cc.key.clone(),
-            reason: e.to_string(),
-        })?;
+        read_key(&cc.key)?;
     }
     Ok(())
+}
+
+/// Reads the private key (PEM) at `path`.
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::KeyFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Builds the rustls client configuration described in the module docs.
@@ -161,11 +166,7 @@ pub fn rustls_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, TlsError
         None => builder.with_no_client_auth(),
         Some(cc) => {
             let chain = read_pem_certs(&cc.cert)?;
-            let key = PrivateKeyDer::from_pem_file(&cc.key).map_err(|e| TlsError::KeyFile {
-                path: cc.key.clone(),
-                reason: e.to_string(),
-            })?;
-            builder.with_client_auth_cert(chain, key)?
+            builder.with_client_auth_cert(chain, read_key(&cc.key)?)?
         }
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -2,34 +2,14 @@
 //! proxy: a transfer cut off part way resumes with `Range` where it stopped, and a resumed blob
 //! that turns out corrupt is fetched again from the start.
 
-use std::time::Duration;
-
-use rbuild_oci::{Descriptor, MediaType, Store};
 use std::sync::{Arc, Mutex};
 
-use rbuild_registry::{
-    Access, Client, ClientOptions, Progress, ProgressEvent, Reference, RetryPolicy,
-};
+use rbuild_oci::Store;
+use rbuild_registry::{Access, Client, ClientOptions, Progress, ProgressEvent};
 use rbuild_testing::{Fault, FaultProxy, Mode, Registry, SeenRequest, Times};
 
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        initial_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        ..Default::default()
-    }
-}
-
-/// 3 MB of pseudo-random bytes in `store`.
-fn blob(store: &Store, seed: u64) -> (Descriptor, Vec<u8>) {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let bytes: Vec<u8> = (0..3_000_000).map(|_| rng.u8(..)).collect();
-    let digest = store.put_bytes(&bytes).unwrap();
-    (
-        Descriptor::new(MediaType::OCI_LAYER_GZIP, digest, bytes.len() as u64),
-        bytes,
-    )
-}
+mod common;
+use common::{blob, fast_retry, reference};
 
 /// Where each retry of a blob transfer starts (`ProgressEvent::BlobRestarted`), and the bytes
 /// reported received in all.
@@ -45,10 +25,6 @@ impl Progress for Restarts {
             _ => {}
         }
     }
-}
-
-fn reference(host: &str, repo: &str) -> Reference {
-    format!("{host}/{repo}:t").parse().unwrap()
 }
 
 /// The `N` of each GET of `path`'s `Range: bytes=N-` (`None`: no Range header), in order.
@@ -94,7 +70,8 @@ async fn a_cut_off_download_resumes_where_it_stopped() {
     let repo = client
         .repository(&reference(&reg.host(), "resume/x"), Access::Push)
         .unwrap();
-    let (d, bytes) = blob(&source, 7);
+    let d = blob(&source, 7);
+    let bytes = source.read_blob(&d.digest).unwrap();
     repo.upload_blob(&d, &source, None).await.unwrap();
     let path = format!("/blobs/{}", d.digest);
 

@@ -2,33 +2,12 @@
 //! fault proxy: chunked uploads, the fallback from a refused single PUT, reuse of the session a
 //! failed mount opens, and the retry budget.
 
-use std::time::Duration;
-
-use rbuild_oci::{Descriptor, MediaType, Store};
-use rbuild_registry::{
-    Access, Client, ClientOptions, Error, MountOutcome, Reference, RetryPolicy, UploadMode,
-};
+use rbuild_oci::Store;
+use rbuild_registry::{Access, Client, ClientOptions, Error, MountOutcome, UploadMode};
 use rbuild_testing::{Fault, FaultProxy, Mode, Registry, Times};
 
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        initial_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        ..Default::default()
-    }
-}
-
-/// 3 MB of pseudo-random bytes in a fresh store.
-fn blob(store: &Store, seed: u64) -> Descriptor {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let bytes: Vec<u8> = (0..3_000_000).map(|_| rng.u8(..)).collect();
-    let digest = store.put_bytes(&bytes).unwrap();
-    Descriptor::new(MediaType::OCI_LAYER_GZIP, digest, bytes.len() as u64)
-}
-
-fn reference(host: &str, repo: &str) -> Reference {
-    format!("{host}/{repo}:t").parse().unwrap()
-}
+mod common;
+use common::{blob, fast_retry, reference};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_uploads_and_fallback_from_a_refused_put() {
