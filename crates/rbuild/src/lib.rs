@@ -51,6 +51,7 @@ pub mod config;
 pub mod image;
 pub mod publish;
 pub mod recipe;
+pub mod request;
 pub mod time;
 pub mod user;
 
