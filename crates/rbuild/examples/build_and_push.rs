@@ -6,12 +6,12 @@
 //!     127.0.0.1:5000/library/python:3.11-slim 127.0.0.1:5000/demo/fastapi:lib
 //! ```
 //!
-//! Progress goes to stderr through a [`rbuild::build::BuildProgress`] implementation; the pushed
+//! Progress goes to stderr through a [`rbuild::BuildProgress`] implementation; the pushed
 //! reference and digest go to stdout.
 
 use std::sync::Arc;
 
-use rbuild::build::BuildProgress;
+use rbuild::BuildProgress;
 
 struct Print;
 

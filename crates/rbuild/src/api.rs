@@ -9,9 +9,9 @@ use rbuild_layer::Compression;
 use rbuild_oci::{Platform, Store};
 use rbuild_registry::{Client, ClientOptions, Reference};
 
-use crate::build::{BaseRef, BuildError, BuildOutput, BuildProgress, BuildRequest, Builder};
 use crate::image::BuiltImage;
 use crate::publish::{PublishError, PublishReport, Sink, publish};
+use crate::{BaseRef, BuildError, BuildOutput, BuildProgress, BuildRequest, Builder};
 
 /// Errors of the typed builder.
 #[derive(Debug, thiserror::Error)]

@@ -39,20 +39,29 @@
 //! # Ok(()) }
 //! ```
 //!
-//! For full control use [`build::Builder`] with a [`build::BuildRequest`], and [`publish::publish`]
-//! with any [`publish::Sink`]s. Progress is reported through [`build::BuildProgress`], which the
+//! For full control use [`Builder`] with a [`BuildRequest`], and [`publish::publish`]
+//! with any [`publish::Sink`]s. Progress is reported through [`BuildProgress`], which the
 //! caller implements; the library never prints and keeps no global state.
 
 mod api;
 pub mod assemble;
-pub mod base_facts;
-pub mod build;
 pub mod config;
+pub mod error;
 pub mod image;
+pub mod layers;
+pub mod pipeline;
+pub mod plan;
+pub mod progress;
 pub mod publish;
 pub mod recipe;
 pub mod request;
+pub mod rootfs;
+pub mod spec;
 pub mod time;
-pub mod user;
 
 pub use api::{Build, Built, Error};
+pub use error::{BuildError, MissingWheel, PlatformFailure};
+pub use pipeline::{BuildOutput, Builder};
+pub use plan::PlatformPlan;
+pub use progress::{BuildProgress, NoBuildProgress};
+pub use request::{BaseRef, BuildRequest};

@@ -12,10 +12,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use rbuild::assemble::ImageFormat;
-use rbuild::build::{BaseRef, BuildProgress, BuildRequest, Builder};
 use rbuild::config::Settings;
 use rbuild::image::{BuiltImage, LayerKind};
 use rbuild::publish::{Sink, parse_output, publish};
+use rbuild::{BaseRef, BuildProgress, BuildRequest, Builder};
 use rbuild_index::{IndexClient, IndexOptions};
 use rbuild_layer::Compression;
 use rbuild_oci::{ManifestKind, Platform};
@@ -612,7 +612,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
         .iter()
         .filter(|pl| !pl.missing.is_empty())
         .map(|pl| {
-            rbuild::build::BuildError::NoWheels {
+            rbuild::BuildError::NoWheels {
                 platform: pl.platform.clone(),
                 missing: pl.missing.clone(),
             }
@@ -625,7 +625,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
     Ok(())
 }
 
-fn target_line(pl: &rbuild::build::PlatformPlan) -> String {
+fn target_line(pl: &rbuild::PlatformPlan) -> String {
     let t = &pl.target;
     format!(
         "Python {}{} at {}, {}, site-packages {}",
@@ -641,7 +641,7 @@ fn target_line(pl: &rbuild::build::PlatformPlan) -> String {
 }
 
 /// One platform's plan as text.
-fn plan_text(pl: &rbuild::build::PlatformPlan) -> String {
+fn plan_text(pl: &rbuild::PlatformPlan) -> String {
     let mut text = format!("{}: {}\n", pl.platform, target_line(pl));
     match &pl.lockfile {
         Some(l) => text.push_str(&format!(
@@ -671,7 +671,7 @@ fn plan_text(pl: &rbuild::build::PlatformPlan) -> String {
 
 /// Several platforms' plans side by side: one row per package, one column per platform holding the
 /// tag of the chosen wheel (`cp311-cp311-manylinux_2_17_aarch64`, `py3-none-any`).
-fn plan_table(plans: &[rbuild::build::PlatformPlan]) -> String {
+fn plan_table(plans: &[rbuild::PlatformPlan]) -> String {
     /// What one platform gets for one package.
     enum Cell {
         Wheel {

@@ -1,7 +1,12 @@
-//! The non-root user: `/etc/passwd` and `/etc/group` entries added from the base's own files.
-//!
-//! When the base already has the uid (and gid), nothing is added. Otherwise the base's file is copied
-//! with one line appended, so `getpass.getuser()` and tools that look the user up work.
+//! The user layer: `/etc/passwd` and `/etc/group` with the app user, when the base lacks its uid.
+
+use rbuild_layer::{LayerOptions, LayerWriter};
+
+use crate::BuildError;
+use crate::Builder;
+use crate::layers::LayerRecord;
+use crate::request::BuildRequest;
+use crate::rootfs::BaseFacts;
 
 /// What to add for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +76,45 @@ pub fn user_files(
 pub fn parse_user(s: &str) -> Option<(u32, u32)> {
     let (u, g) = s.split_once(':').unwrap_or((s, s));
     Some((u.parse().ok()?, g.parse().ok()?))
+}
+
+impl Builder {
+    pub(crate) fn build_user_layer(
+        &self,
+        req: &BuildRequest,
+        facts: &BaseFacts,
+        uid: u32,
+        gid: u32,
+        home: &str,
+        key: &str,
+    ) -> Result<Option<LayerRecord>, BuildError> {
+        let files = user_files(
+            facts.passwd.as_deref().map(str::as_bytes),
+            facts.group.as_deref().map(str::as_bytes),
+            uid,
+            gid,
+            "app",
+            home,
+        );
+        if files.passwd.is_none() && files.group.is_none() {
+            return Ok(None);
+        }
+        let opts = LayerOptions {
+            compression: req.compression,
+            mtime: req.epoch,
+        };
+        let mut w = LayerWriter::new(self.store.writer()?, &opts)?;
+        w.auto_parents(false);
+        w.append_dir("etc", facts.dir_modes.get("etc").copied().unwrap_or(0o755))?;
+        if let Some(g) = &files.group {
+            w.append_bytes("etc/group", 0o644, g)?;
+        }
+        if let Some(p) = &files.passwd {
+            w.append_bytes("etc/passwd", 0o644, p)?;
+        }
+        let (blob, info) = w.finish()?;
+        Ok(Some(self.finish_layer(Some(key), blob, &info)?))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,211 @@
+//! The dependency layer: every locked wheel installed without Python.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rbuild_index::WheelRequest;
+use rbuild_layer::{LayerOptions, LayerWriter};
+use rbuild_lock::ChosenWheel;
+use rbuild_oci::{Digest, canonical_json};
+use rbuild_python::target::Target;
+use serde::Serialize;
+
+use crate::BuildError;
+use crate::Builder;
+use crate::error::other;
+use crate::layers::LAYER_FORMAT_VERSION;
+use crate::layers::LayerRecord;
+use crate::layers::Sink;
+use crate::progress::Warn;
+use crate::progress::elapsed;
+use crate::request::BuildRequest;
+use crate::rootfs::BaseFacts;
+
+pub(crate) fn wheel_request(w: &ChosenWheel) -> WheelRequest {
+    // A file from a --find-links directory is copied from its path, not downloaded.
+    let local = w
+        .url
+        .as_deref()
+        .and_then(|u| u.strip_prefix("file://"))
+        .map(PathBuf::from);
+    WheelRequest {
+        name: w.name.clone(),
+        version: w.version.clone(),
+        filename: w.filename.clone(),
+        url: if local.is_some() { None } else { w.url.clone() },
+        path: local.or_else(|| w.path.clone()),
+        index: w.index.clone(),
+        sha256: w.sha256,
+        size: w.size,
+    }
+}
+
+impl Builder {
+    pub(crate) fn deps_key(
+        req: &BuildRequest,
+        lock_digest: &Digest,
+        wheels: &[ChosenWheel],
+        target: &Target,
+        base_digest: Option<Digest>,
+    ) -> String {
+        #[derive(Serialize)]
+        struct Key<'a> {
+            version: u32,
+            lock: String,
+            wheels: Vec<(&'a str, &'a str, Option<String>)>,
+            target: &'a Target,
+            base: Option<String>,
+            epoch: u64,
+            compression: &'static str,
+            strict: bool,
+        }
+        let k = Key {
+            version: LAYER_FORMAT_VERSION,
+            lock: lock_digest.to_string(),
+            wheels: wheels
+                .iter()
+                .map(|w| {
+                    (
+                        w.name.as_str(),
+                        w.filename.as_str(),
+                        w.sha256.map(|d| d.to_string()),
+                    )
+                })
+                .collect(),
+            target,
+            base: base_digest.map(|d| d.to_string()),
+            epoch: req.epoch,
+            compression: req.compression.as_str(),
+            strict: req.strict,
+        };
+        Digest::of(&canonical_json(&k).expect("key serializes")).hex()
+    }
+
+    /// Downloads the wheels and installs them into a new layer in the store.
+    pub(crate) async fn build_deps_layer(
+        &self,
+        req: &BuildRequest,
+        key: &str,
+        wheels: &[ChosenWheel],
+        target: &Target,
+        facts: &BaseFacts,
+        platform: &str,
+    ) -> Result<LayerRecord, BuildError> {
+        let t0 = Instant::now();
+        let requests: Vec<WheelRequest> = wheels.iter().map(wheel_request).collect();
+        let downloaded = self
+            .index
+            .download_all(requests, &self.store, &Warn(self.progress.clone()))
+            .await?;
+        let fetched = downloaded.iter().filter(|d| d.fetched).count();
+        let bytes: u64 = downloaded
+            .iter()
+            .filter(|d| d.fetched)
+            .map(|d| d.size)
+            .sum();
+        self.progress.step(
+            platform,
+            "download",
+            &format!(
+                "{} wheels ({} downloaded, {:.1} MB; {} from the store)",
+                downloaded.len(),
+                fetched,
+                bytes as f64 / 1e6,
+                downloaded.len() - fetched
+            ),
+            elapsed(t0),
+        );
+
+        let t1 = Instant::now();
+        let inputs: Vec<rbuild_wheel::WheelInput> = downloaded
+            .iter()
+            .map(|d| rbuild_wheel::WheelInput {
+                path: d.path.clone(),
+                filename: d.filename.clone(),
+                expected_name: d.name.clone(),
+                expected_version: d.version.clone(),
+            })
+            .collect();
+        let install_target = rbuild_wheel::InstallTarget {
+            interpreter: target.interpreter.clone(),
+            purelib: target.scheme.purelib.clone(),
+            platlib: target.scheme.platlib.clone(),
+            scripts: target.scheme.scripts.clone(),
+            headers: target.scheme.headers.clone(),
+            data: target.scheme.data.clone(),
+            python_version: (
+                target.python_version.major as u8,
+                target.python_version.minor as u8,
+            ),
+        };
+        let installed = target
+            .installed
+            .iter()
+            .map(|d| {
+                let rel = d.dist_info_path.trim_start_matches('/').to_string();
+                let site_dir = d
+                    .dist_info_path
+                    .rsplit_once('/')
+                    .map(|(p, _)| p.to_string())
+                    .unwrap_or_default();
+                rbuild_wheel::BaseDist {
+                    name: d.name.clone(),
+                    version: d.version.clone(),
+                    dist_info: d.dist_info_path.clone(),
+                    record: facts
+                        .records
+                        .get(&rel)
+                        .and_then(|r| rbuild_wheel::parse_record_paths(r.as_bytes()).ok()),
+                    site_dir,
+                }
+            })
+            .collect();
+        let base_info = rbuild_wheel::BaseInfo {
+            dir_modes: facts.dir_modes.clone(),
+            installed,
+        };
+        let opts = rbuild_wheel::InstallOptions {
+            strict: req.strict,
+            ..Default::default()
+        };
+        let layer_opts = LayerOptions {
+            compression: req.compression,
+            mtime: req.epoch,
+        };
+        let writer = self.store.writer()?;
+        let (blob, info, report) = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
+            let mut w = LayerWriter::new(writer, &layer_opts)?;
+            w.auto_parents(false);
+            let report = rbuild_wheel::install_wheels(
+                &inputs,
+                &install_target,
+                &base_info,
+                &opts,
+                &mut Sink(&mut w),
+            )?;
+            let (blob, info) = w.finish()?;
+            Ok((blob, info, report))
+        })
+        .await
+        .map_err(other)??;
+        for w in &report.warnings {
+            self.progress.warning(&format!("{w:?}"));
+        }
+        let rec = self.finish_layer(Some(key), blob, &info)?;
+        self.progress.step(
+            platform,
+            "deps",
+            &format!(
+                "installed {} distributions, {} files, {:.1} MB → {} ({:.1} MB {})",
+                report.distributions.len(),
+                report.files,
+                info.uncompressed_size as f64 / 1e6,
+                &rec.digest.to_string()[..19],
+                rec.size as f64 / 1e6,
+                req.compression.as_str()
+            ),
+            elapsed(t1),
+        );
+        Ok(rec)
+    }
+}

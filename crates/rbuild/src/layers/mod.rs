@@ -1,0 +1,139 @@
+//! The layers rbuild adds, one module per kind, behind one cache lookup: a layer is keyed by the
+//! hash of everything that changes its bytes; a key seen before returns the stored layer
+//! (`cached-local`), and a key found on the previous image in the registry reuses that layer
+//! without downloading it (`cached-remote`).
+
+pub mod deps;
+pub mod user;
+
+use std::io::Read;
+
+use rbuild_layer::{LayerInfo, LayerWriter};
+use rbuild_oci::{ANNOTATION_LAYER_KEY, Descriptor, Digest, ImageConfig};
+use rbuild_registry::Reference;
+use serde::{Deserialize, Serialize};
+
+use crate::BuildError;
+use crate::Builder;
+use crate::assemble::ImageFormat;
+use crate::error::other;
+use crate::image::{BlobLocation, BuiltLayer, LayerKind, LayerStatus};
+
+/// The version of the dependency-layer format; part of every cache key. 2: gzip layers larger
+/// than 1 MiB are written as independent blocks (rbuild-layer's `GZIP_BLOCK`), which changes their
+/// bytes; a store filled by an older rbuild must not hand out the older encoding for the same key.
+/// 3: every gzip block is compressed by a new compressor (a reused one made some blocks depend on
+/// which thread compressed them), which changes some layers' bytes.
+pub const LAYER_FORMAT_VERSION: u32 = 3;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct LayerRecord {
+    pub(crate) digest: Digest,
+    pub(crate) diff_id: Digest,
+    pub(crate) size: u64,
+    pub(crate) media_type: String,
+}
+
+/// Adapts the layer writer to the wheel installer's sink.
+pub(crate) struct Sink<'a, W: std::io::Write>(pub(crate) &'a mut LayerWriter<W>);
+
+impl<W: std::io::Write> rbuild_wheel::EntrySink for Sink<'_, W> {
+    fn dir(&mut self, path: &str, mode: u32) -> std::io::Result<()> {
+        self.0.append_dir(path, mode).map_err(std::io::Error::other)
+    }
+    fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> std::io::Result<()> {
+        self.0
+            .append_file(path, mode, size, content)
+            .map_err(std::io::Error::other)
+    }
+    fn symlink(&mut self, path: &str, target: &str) -> std::io::Result<()> {
+        self.0
+            .append_symlink(path, target)
+            .map_err(std::io::Error::other)
+    }
+    fn whiteout(&mut self, path: &str) -> std::io::Result<()> {
+        self.0.append_whiteout(path).map_err(std::io::Error::other)
+    }
+}
+
+impl Builder {
+    pub(crate) fn local_layer(&self, key: &str) -> Result<Option<LayerRecord>, BuildError> {
+        if let Some(bytes) = self.store.get_key("layers", key)?
+            && let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes)
+            && self.store.contains(&rec.digest)
+        {
+            return Ok(Some(rec));
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn remote_layer(
+        prev: &Option<(Reference, rbuild_oci::Manifest, ImageConfig)>,
+        key: &str,
+    ) -> Option<(Reference, LayerRecord)> {
+        let (r, manifest, config) = prev.as_ref()?;
+        let i = manifest
+            .layers
+            .iter()
+            .position(|d| d.annotation(ANNOTATION_LAYER_KEY) == Some(key))?;
+        let d = &manifest.layers[i];
+        let diff_id = *config.rootfs.diff_ids.get(i)?;
+        Some((
+            r.clone(),
+            LayerRecord {
+                digest: d.digest,
+                diff_id,
+                size: d.size,
+                media_type: d.media_type.to_string(),
+            },
+        ))
+    }
+
+    pub(crate) fn built_layer(
+        rec: &LayerRecord,
+        key: &str,
+        kind: LayerKind,
+        status: LayerStatus,
+        location: BlobLocation,
+        format: ImageFormat,
+    ) -> BuiltLayer {
+        let mut d = Descriptor::new(rec.media_type.clone(), rec.digest, rec.size);
+        if format == ImageFormat::Oci {
+            d.set_annotation(ANNOTATION_LAYER_KEY, key);
+        }
+        BuiltLayer {
+            descriptor: d,
+            diff_id: rec.diff_id,
+            kind,
+            status,
+            location,
+        }
+    }
+
+    pub(crate) fn finish_layer(
+        &self,
+        key: Option<&str>,
+        writer: rbuild_oci::BlobWriter,
+        info: &LayerInfo,
+    ) -> Result<LayerRecord, BuildError> {
+        let (digest, size) = writer.commit()?;
+        debug_assert_eq!(digest, info.digest);
+        let rec = LayerRecord {
+            digest,
+            diff_id: info.diff_id,
+            size,
+            media_type: info.media_type().to_string(),
+        };
+        if let Some(k) = key {
+            self.store
+                .put_key("layers", k, &serde_json::to_vec(&rec).map_err(other)?)?;
+        }
+        Ok(rec)
+    }
+}

@@ -1,0 +1,368 @@
+//! The wheels: the lockfile read for the target, the index's file listings (kept in the store for
+//! hash-pinned packages), and one wheel chosen per locked package.
+
+use std::path::Path;
+
+use rbuild_lock::{ChosenWheel, Lock, LockedFile};
+use rbuild_oci::{Digest, Store, canonical_json};
+use rbuild_python::target::Target;
+use serde::{Deserialize, Serialize};
+
+use crate::BuildError;
+use crate::Builder;
+use crate::MissingWheel;
+use crate::error::other;
+use crate::plan::record::RecordedWheels;
+use crate::request::BuildRequest;
+
+/// The wheels chosen for one target ([`Builder::plan_wheels_with`]).
+pub(crate) struct WheelPlan {
+    /// `None`: no lockfile.
+    pub(crate) lock: Option<Lock>,
+    /// The sha256 of the lockfile's bytes.
+    pub(crate) lock_digest: Option<Digest>,
+    pub(crate) chosen: Vec<ChosenWheel>,
+    pub(crate) missing: Vec<MissingWheel>,
+    /// The key the choice is recorded under ([`LABEL_WHEELS`]); `None` when it could change
+    /// without the lock changing (a package without hashes, find-links).
+    pub(crate) plan_key: Option<String>,
+    /// The choice was taken from the previous image's record.
+    pub(crate) from_record: bool,
+}
+
+impl WheelPlan {
+    pub(crate) fn none() -> Self {
+        WheelPlan {
+            lock: None,
+            lock_digest: None,
+            chosen: Vec::new(),
+            missing: Vec::new(),
+            plan_key: None,
+            from_record: false,
+        }
+    }
+}
+
+/// A file of an index listing, as kept in the store (`index-files` keys).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CachedFile {
+    pub(crate) filename: String,
+    pub(crate) wheel: bool,
+    pub(crate) url: Option<String>,
+    pub(crate) sha256: Option<Digest>,
+    pub(crate) size: Option<u64>,
+}
+
+/// The store key of the index's answer for a package pinned by hashes (none for a package
+/// without hashes, or when `--find-links` directories take part).
+pub(crate) fn listing_key(
+    indexes: &[String],
+    find_links: bool,
+    pkg: &rbuild_lock::LockedPackage,
+) -> Option<String> {
+    (!pkg.hashes.is_empty() && !find_links).then(|| {
+        let mut hashes: Vec<String> = pkg.hashes.iter().map(|h| h.to_string()).collect();
+        hashes.sort();
+        Digest::of(
+            format!(
+                "index-files|1|{:?}|{:?}|{}|{}|{}",
+                indexes,
+                pkg.source.index_url(),
+                pkg.name,
+                pkg.version,
+                hashes.join(",")
+            )
+            .as_bytes(),
+        )
+        .hex()
+    })
+}
+
+/// The package with its files when the lock lists them or the store keeps the index's answer
+/// under `key` ([`listing_key`]); `None` when the index must be asked.
+pub(crate) fn stored_listing(
+    store: &Store,
+    key: Option<&str>,
+    pkg: &rbuild_lock::LockedPackage,
+) -> Result<Option<rbuild_lock::LockedPackage>, BuildError> {
+    if pkg.files_listed {
+        return Ok(Some(pkg.clone()));
+    }
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.get_key("index-files", key)? else {
+        return Ok(None);
+    };
+    let Ok(files) = serde_json::from_slice::<Vec<CachedFile>>(&bytes) else {
+        return Ok(None);
+    };
+    let files = files
+        .into_iter()
+        .map(|c| LockedFile {
+            kind: if c.wheel {
+                rbuild_lock::FileKind::Wheel
+            } else {
+                rbuild_lock::FileKind::Sdist
+            },
+            filename: c.filename,
+            url: c.url,
+            path: None,
+            sha256: c.sha256,
+            size: c.size,
+        })
+        .collect();
+    Ok(Some(pkg.with_index_files(files)))
+}
+
+pub(crate) fn sha256_file(path: &Path) -> Result<Digest, BuildError> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| other(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Digest::of_reader(f)
+        .map_err(|e| other(format!("cannot read {}: {e}", path.display())))?
+        .0)
+}
+
+impl Builder {
+    /// Reads the lock for `target` and chooses each package's wheel.
+    ///
+    /// Fails with [`BuildError::NoWheels`] (naming every such package and the platform) when a
+    /// locked package has no wheel that fits the target.
+    pub async fn plan_wheels(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+    ) -> Result<(Option<Lock>, Vec<ChosenWheel>), BuildError> {
+        let (lock, chosen, missing) = self.plan_wheels_partial(req, target).await?;
+        if !missing.is_empty() {
+            return Err(BuildError::NoWheels {
+                platform: target.platform.to_string(),
+                missing,
+            });
+        }
+        Ok((lock, chosen))
+    }
+
+    /// Like [`Builder::plan_wheels`], but packages without a fitting wheel are returned (third
+    /// element) instead of failing, so a plan can show them next to the other platforms' wheels.
+    pub async fn plan_wheels_partial(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+    ) -> Result<(Option<Lock>, Vec<ChosenWheel>, Vec<MissingWheel>), BuildError> {
+        let plan = self.plan_wheels_with(req, target, None).await?;
+        Ok((plan.lock, plan.chosen, plan.missing))
+    }
+
+    /// The key a wheel choice is recorded under ([`LABEL_WHEELS`]): everything the choice depends
+    /// on when every package is pinned by hashes (the lockfile's bytes and name, the target, the
+    /// extras, groups and marker overrides, the indexes).
+    pub(crate) fn plan_key(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+        lock: &Lock,
+        lock_digest: &Digest,
+    ) -> String {
+        #[derive(Serialize)]
+        struct Key<'a> {
+            version: u32,
+            lock: String,
+            lock_name: String,
+            target: &'a Target,
+            resolve: String,
+            markers: String,
+            indexes: Vec<String>,
+        }
+        let k = Key {
+            version: 1,
+            lock: lock_digest.to_string(),
+            lock_name: lock
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            target,
+            resolve: format!("{:?}", req.resolve),
+            markers: format!("{:?}", req.marker_overrides),
+            indexes: self.index.indexes(),
+        };
+        Digest::of(&canonical_json(&k).expect("key serializes")).hex()
+    }
+
+    /// [`Builder::plan_wheels_partial`] with the lock's digest, the plan key when the choice is
+    /// fixed by the lock, and whether the choice was taken from `recorded`: with a record (from the
+    /// image this build replaces) under the same key, a lock whose listings the store lacks takes
+    /// the recorded choice instead of asking the index.
+    pub(crate) async fn plan_wheels_with(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+        recorded: Option<&RecordedWheels>,
+    ) -> Result<WheelPlan, BuildError> {
+        let lock_path = match &req.lock {
+            Some(p) => p.clone(),
+            None => match rbuild_lock::detect_lockfile(&req.context) {
+                Ok(p) => p,
+                Err(rbuild_lock::Error::NoLockfile { .. }) => {
+                    return Ok(WheelPlan::none());
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let mut env = target.marker_env();
+        for (k, v) in &req.marker_overrides {
+            env = env.with_override(k, v).map_err(other)?;
+        }
+        // Reading the lock and the stored index answers is blocking work: off the async threads,
+        // so the platforms of a multi-platform build do it side by side.
+        let (lock, tags, stored, lock_digest, fixed) = {
+            let store = self.store.clone();
+            let indexes = self.index.indexes();
+            let find_links = !self.index.options().find_links.is_empty();
+            let resolve = req.resolve.clone();
+            let target = target.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
+                let lock = rbuild_lock::read_lock(&lock_path, &env, &resolve)?;
+                let stored = lock
+                    .packages
+                    .iter()
+                    .map(|p| {
+                        let key = listing_key(&indexes, find_links, p);
+                        Ok((stored_listing(&store, key.as_deref(), p)?, key))
+                    })
+                    .collect::<Result<Vec<_>, BuildError>>()?;
+                // The choice is fixed by the lock when every package is pinned by hashes and no
+                // local directory of wheels takes part.
+                let fixed = !find_links
+                    && lock.find_links.is_empty()
+                    && lock.packages.iter().all(|p| !p.hashes.is_empty());
+                let lock_digest = sha256_file(&lock.path)?;
+                Ok((lock, target.tags(), stored, lock_digest, fixed))
+            })
+            .await
+            .map_err(other)??
+        };
+        let plan_key = fixed.then(|| self.plan_key(req, target, &lock, &lock_digest));
+        if let (Some(key), Some(rec)) = (&plan_key, recorded)
+            && rec.key == *key
+            && stored.iter().any(|(s, _)| s.is_none())
+            && let Some(chosen) = rec.choice_for(&lock)
+        {
+            // The image this build replaces chose these wheels for the same lock and target: no
+            // need to ask the index for the listings the store does not have.
+            return Ok(WheelPlan {
+                lock: Some(lock),
+                lock_digest: Some(lock_digest),
+                chosen,
+                missing: Vec::new(),
+                plan_key,
+                from_record: true,
+            });
+        }
+        let mut chosen = Vec::new();
+        let mut missing = Vec::new();
+        // Ask the index about every other package at once (16 at a time), not one after the other.
+        use futures::StreamExt as _;
+        let listed: Vec<Result<rbuild_lock::LockedPackage, BuildError>> =
+            futures::stream::iter(lock.packages.iter().cloned().zip(stored))
+                .map(|(pkg, (stored, key))| async move {
+                    match stored {
+                        Some(p) => Ok(p),
+                        None => self.index_files(pkg, key).await,
+                    }
+                })
+                .buffered(16)
+                .collect()
+                .await;
+        for pkg in listed {
+            let pkg = pkg?;
+            match rbuild_lock::choose_wheel(&pkg, &tags) {
+                Ok(c) => chosen.push(c),
+                Err(e) => missing.push(MissingWheel {
+                    name: pkg.name.clone(),
+                    version: pkg.version.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok(WheelPlan {
+            lock: Some(lock),
+            lock_digest: Some(lock_digest),
+            chosen,
+            missing,
+            plan_key,
+            from_record: false,
+        })
+    }
+
+    /// The package with its files from the index. The index's answer for a
+    /// package pinned by hashes is kept in the store (only the files those hashes allow, which
+    /// cannot change), so building the same pins again asks the index nothing.
+    ///
+    /// The caller has looked in the lock and the store first ([`stored_listing`]) under
+    /// `cache_key` ([`listing_key`]), where the answer is kept.
+    pub(crate) async fn index_files(
+        &self,
+        pkg: rbuild_lock::LockedPackage,
+        cache_key: Option<String>,
+    ) -> Result<rbuild_lock::LockedPackage, BuildError> {
+        let files = self
+            .index
+            .list_files_in(&pkg.name, pkg.source.index_url())
+            .await?;
+        let files = files
+            .into_iter()
+            .filter(|f| {
+                rbuild_python::wheel_name::WheelFilename::parse(&f.filename)
+                    .map(|w| {
+                        w.version.to_string() == pkg.version
+                            || rbuild_python::normalize_name(&w.version.to_string())
+                                == rbuild_python::normalize_name(&pkg.version)
+                    })
+                    .unwrap_or(false)
+                    || (!f.is_wheel() && f.filename.contains(&format!("-{}.", pkg.version)))
+            })
+            .map(|f| LockedFile {
+                kind: if f.is_wheel() {
+                    rbuild_lock::FileKind::Wheel
+                } else {
+                    rbuild_lock::FileKind::Sdist
+                },
+                // A --find-links file is listed before it is hashed: hash it here so the
+                // lock's hashes can be checked against it.
+                sha256: f.sha256.or_else(|| {
+                    let path = f.url.strip_prefix("file://")?;
+                    let file = std::fs::File::open(path).ok()?;
+                    Digest::of_reader(file).ok().map(|(d, _)| d)
+                }),
+                filename: f.filename,
+                url: Some(f.url),
+                path: None,
+                size: f.size,
+            })
+            .collect();
+        let out = pkg.with_index_files(files);
+        if let Some(k) = &cache_key
+            && !out.files.is_empty()
+        {
+            let cached: Vec<CachedFile> = out
+                .files
+                .iter()
+                .map(|f| CachedFile {
+                    filename: f.filename.clone(),
+                    wheel: f.kind == rbuild_lock::FileKind::Wheel,
+                    url: f.url.clone(),
+                    sha256: f.sha256,
+                    size: f.size,
+                })
+                .collect();
+            self.store.put_key(
+                "index-files",
+                k,
+                &serde_json::to_vec(&cached).map_err(other)?,
+            )?;
+        }
+        Ok(out)
+    }
+}
