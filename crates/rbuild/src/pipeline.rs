@@ -15,8 +15,7 @@ use rbuild_index::{IndexClient, WheelRequest};
 use rbuild_layer::LayerOptions;
 use rbuild_lock::{ChosenWheel, Lock};
 use rbuild_oci::{
-    Descriptor, Digest, ImageConfig, Index, ManifestKind, MediaType, Platform, RawManifest, Store,
-    canonical_json,
+    Descriptor, Digest, Index, MediaType, Platform, RawManifest, Store, canonical_json,
 };
 use rbuild_python::target::Target;
 use rbuild_registry::{Client, Reference};
@@ -25,27 +24,32 @@ use crate::BuildError;
 use crate::BuildProgress;
 use crate::NoBuildProgress;
 use crate::PlatformFailure;
-use crate::assemble::{ImageFormat, ImageSpec, NewLayer, assemble};
+use crate::assemble::{ImageFormat, NewLayer, assemble};
 use crate::error::other;
 use crate::image::{BlobLocation, BuiltImage, BuiltLayer, LayerKind, LayerStatus, PlatformImage};
-use crate::layers::LAYER_FORMAT_VERSION;
-use crate::layers::LayerRecord;
+use crate::layers::Previous;
+use crate::layers::app::AppLayer;
+use crate::layers::deps::DepsLayer;
 use crate::layers::deps::wheel_request;
-use crate::layers::user::parse_user;
+use crate::layers::user::UserLayer;
 use crate::plan::PlatformPlan;
 use crate::plan::base::ResolvedBase;
 use crate::plan::base::Tops;
 use crate::plan::record::LABEL_TARGET;
-use crate::plan::record::LABEL_WHEELS;
 use crate::plan::record::Recorded;
 use crate::plan::record::RecordedWheels;
+use crate::plan::record::record_plan;
+use crate::plan::wheels::LockRead;
 use crate::plan::wheels::WheelPlan;
 use crate::progress::Warn;
 use crate::progress::elapsed;
 use crate::recipe::{self, ProjectFacts, Recipe};
 use crate::request::BuildRequest;
 use crate::rootfs::BaseFacts;
-use crate::spec::git_info;
+use crate::spec::ContextInfo;
+use crate::spec::ImageSettings;
+use crate::spec::choose_recipe;
+use crate::spec::image_settings;
 
 /// What a build produced.
 #[derive(Clone, Debug)]
@@ -77,7 +81,7 @@ pub(crate) struct DepsPlan {
 pub(crate) struct PreparedPlatform {
     pub(crate) platform: Platform,
     pub(crate) base: ResolvedBase,
-    pub(crate) prev: Option<(Reference, rbuild_oci::Manifest, ImageConfig)>,
+    pub(crate) prev: Previous,
     pub(crate) target: Target,
     pub(crate) facts: Option<BaseFacts>,
     pub(crate) lock: Option<Lock>,
@@ -87,6 +91,8 @@ pub(crate) struct PreparedPlatform {
     pub(crate) plan_key: Option<String>,
     /// `None`: no lockfile, no dependency layer.
     pub(crate) deps: Option<DepsPlan>,
+    /// The image settings (recipe, env, user, ...).
+    pub(crate) settings: ImageSettings,
 }
 
 /// A task whose handle aborts it when dropped: a build that is dropped (cancelled) stops its
@@ -188,59 +194,77 @@ impl Builder {
                 req.context.display()
             )));
         }
-        // The app layer is the same for every platform: build it once.
-        let t0 = Instant::now();
-        let ctx = {
-            let dir = req.context.clone();
-            tokio::task::spawn_blocking(move || rbuild_layer::load_context(&dir))
-                .await
-                .map_err(other)??
+        let project = self.load_project(req).await?;
+        // 1. Every platform planned: a platform that cannot be built fails here, before any
+        //    wheel is downloaded or layer written.
+        let (prepared, skipped) = self.prepare_all(req, &project).await?;
+        // 2. The wheels of every dependency layer to build, in one batch.
+        self.download_shared(&prepared).await?;
+        let present = previous_blobs(&prepared);
+        // 3. The app layer once, then each platform's layers and image.
+        let app = AppLayer {
+            context: project.context.clone(),
+            app_dir: req.app_dir.clone(),
+            options: layer_options(req),
         };
+        let app_layer = self
+            .layer(&app, &None, req.format, "all")
+            .await?
+            .expect("the app layer is always written");
+        let (images, plans) = self.finish_all(req, prepared, app_layer).await?;
+        let index = (req.platforms.len() > 1).then(|| index_of(&images, req.format));
+        let image = BuiltImage {
+            images,
+            index,
+            present,
+        };
+        self.store_metadata(&image).await?;
+        Ok(BuildOutput {
+            image,
+            plans,
+            skipped,
+        })
+    }
+
+    /// The context (its ignore file applied), read once for every platform, and the facts the
+    /// recipes and image settings need from it.
+    async fn load_project(&self, req: &BuildRequest) -> Result<Arc<Project>, BuildError> {
+        let dir = req.context.clone();
+        let ctx = tokio::task::spawn_blocking(move || rbuild_layer::load_context(&dir))
+            .await
+            .map_err(other)??;
         for w in &ctx.warnings {
             self.progress.warning(&w.to_string());
         }
-        let recipes = recipe::load_recipes()?;
-        let app_layer = {
-            let store = self.store.clone();
-            let ctx2 = ctx.clone();
-            let app_dir = req.app_dir.trim_matches('/').to_string();
-            let opts = LayerOptions {
-                compression: req.compression,
-                mtime: req.epoch,
-            };
-            let writer = store.writer()?;
-            let (blob, info) = tokio::task::spawn_blocking(move || {
-                rbuild_layer::write_context_layer(&ctx2, &app_dir, &opts, writer)
-            })
-            .await
-            .map_err(other)??;
-            self.finish_layer(None, blob, &info)?
-        };
-        self.progress.step(
-            "all",
-            "app",
-            &format!(
-                "{} entries under {} → {} ({:.1} kB)",
-                ctx.entries.len(),
-                req.app_dir,
-                &app_layer.digest.to_string()[..19],
-                app_layer.size as f64 / 1e3
-            ),
-            elapsed(t0),
-        );
+        Ok(Arc::new(Project {
+            facts: ProjectFacts::from_context(&ctx, Vec::new()),
+            info: ContextInfo::of(&ctx),
+            recipes: recipe::load_recipes()?,
+            context: Arc::new(ctx),
+        }))
+    }
 
-        // 1. Every platform's base, target and wheels, concurrently: a platform that cannot be
-        //    built fails the build here, before any wheel is downloaded or layer written (unless
-        //    it is unsupported and the request says to leave such platforms out).
-        //    Each platform is a task of its own, so their CPU work (reading the lock, choosing
-        //    wheels, cache lookups) runs on several threads.
+    /// Phase 1 for every platform, concurrently (each platform a task of its own, so their CPU
+    /// work runs on several threads). Unsupported platforms are left out when the request says so.
+    async fn prepare_all(
+        &self,
+        req: &BuildRequest,
+        project: &Arc<Project>,
+    ) -> Result<(Vec<PreparedPlatform>, Vec<(String, String)>), BuildError> {
         let tops = Arc::new(Tops::default());
         let shared_req = Arc::new(req.clone());
         let results: Vec<Result<PreparedPlatform, BuildError>> =
             futures::stream::iter(req.platforms.iter().cloned())
                 .map(|p| {
-                    let (builder, req, tops) = (self.clone(), shared_req.clone(), tops.clone());
-                    spawn_scoped(async move { builder.prepare_platform(&req, &p, &tops).await })
+                    let (builder, req, tops, project) = (
+                        self.clone(),
+                        shared_req.clone(),
+                        tops.clone(),
+                        project.clone(),
+                    );
+                    spawn_scoped(async move {
+                        builder.prepare_platform(&req, &p, &tops, &project).await
+                    })
                 })
                 .buffered(platform_concurrency())
                 .map(|joined| joined.map_err(other).and_then(|r| r))
@@ -252,9 +276,9 @@ impl Builder {
         for (platform, r) in req.platforms.iter().zip(results) {
             match r {
                 Ok(p) => prepared.push(p),
-                Err(e) => failures.push(PlatformFailure {
+                Err(error) => failures.push(PlatformFailure {
                     platform: platform.to_string(),
-                    error: e,
+                    error,
                 }),
             }
         }
@@ -288,120 +312,83 @@ impl Builder {
                 failures.remove(0).error
             });
         }
+        Ok((prepared, skipped))
+    }
 
-        // 2. The wheels of every dependency layer to build, downloaded in one batch so a wheel
-        //    that several platforms share (pure Python) is fetched once.
+    /// The wheels of every dependency layer to build, downloaded in one batch so a wheel that
+    /// several platforms share (pure Python) is fetched once. (One platform downloads its own.)
+    async fn download_shared(&self, prepared: &[PreparedPlatform]) -> Result<(), BuildError> {
         let to_build: Vec<&PreparedPlatform> = prepared
             .iter()
             .filter(|p| p.deps.as_ref().is_some_and(|d| d.cached.is_none()))
             .collect();
-        if to_build.len() > 1 {
-            let t1 = Instant::now();
-            let requests: Vec<WheelRequest> = to_build
-                .iter()
-                .flat_map(|p| p.wheels.iter().map(wheel_request))
-                .collect();
-            let wanted = requests.len();
-            let downloaded = self
-                .index
-                .download_all(requests, &self.store, &Warn(self.progress.clone()))
-                .await?;
-            let unique: BTreeMap<Digest, (bool, u64)> = downloaded
-                .iter()
-                .map(|d| (d.sha256, (d.fetched, d.size)))
-                .collect();
-            let fetched: Vec<u64> = unique
-                .values()
-                .filter(|(f, _)| *f)
-                .map(|(_, size)| *size)
-                .collect();
-            self.progress.step(
-                "all",
-                "download",
-                &format!(
-                    "{wanted} wheels for {} platforms: {} different files ({} downloaded, {:.1} MB)",
-                    to_build.len(),
-                    unique.len(),
-                    fetched.len(),
-                    fetched.iter().sum::<u64>() as f64 / 1e6,
-                ),
-                elapsed(t1),
-            );
+        if to_build.len() < 2 {
+            return Ok(());
         }
-
-        // What the previous images' manifests name is in their repositories (no HEAD needed).
-        let present: Vec<(Reference, Digest)> = prepared
+        let t1 = Instant::now();
+        let requests: Vec<WheelRequest> = to_build
             .iter()
-            .filter_map(|p| p.prev.as_ref())
-            .flat_map(|(r, m, _)| {
-                m.layers
-                    .iter()
-                    .map(|l| l.digest)
-                    .chain(std::iter::once(m.config.digest))
-                    .map(move |d| (r.clone(), d))
-            })
+            .flat_map(|p| p.wheels.iter().map(wheel_request))
             .collect();
+        let wanted = requests.len();
+        let downloaded = self
+            .index
+            .download_all(requests, &self.store, &Warn(self.progress.clone()))
+            .await?;
+        let unique: BTreeMap<Digest, (bool, u64)> = downloaded
+            .iter()
+            .map(|d| (d.sha256, (d.fetched, d.size)))
+            .collect();
+        let fetched: Vec<u64> = unique
+            .values()
+            .filter(|(f, _)| *f)
+            .map(|(_, size)| *size)
+            .collect();
+        self.progress.step(
+            "all",
+            "download",
+            &format!(
+                "{wanted} wheels for {} platforms: {} different files ({} downloaded, {:.1} MB)",
+                to_build.len(),
+                unique.len(),
+                fetched.len(),
+                fetched.iter().sum::<u64>() as f64 / 1e6,
+            ),
+            elapsed(t1),
+        );
+        Ok(())
+    }
 
-        // 3. Each platform's layers and image, concurrently (installing and compressing run on
-        //    blocking threads, one per platform).
+    /// Phase 3 for every platform, concurrently (installing and compressing run on blocking
+    /// threads, one per platform).
+    async fn finish_all(
+        &self,
+        req: &BuildRequest,
+        prepared: Vec<PreparedPlatform>,
+        app_layer: BuiltLayer,
+    ) -> Result<(Vec<PlatformImage>, Vec<PlatformPlan>), BuildError> {
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
-        let finishing = Arc::new((ctx, app_layer, recipes));
+        let shared = Arc::new((req.clone(), app_layer));
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
                 .map(|p| {
-                    let (builder, req, f) = (self.clone(), shared_req.clone(), finishing.clone());
+                    let (builder, shared) = (self.clone(), shared.clone());
                     spawn_scoped(async move {
-                        let (ctx, app_layer, recipes) = &*f;
-                        builder
-                            .finish_platform(&req, p, ctx, app_layer, recipes)
-                            .await
+                        let (req, app_layer) = &*shared;
+                        builder.finish_platform(req, p, app_layer).await
                     })
                 })
                 .buffered(platform_concurrency())
                 .map(|joined| joined.map_err(other).and_then(|r| r))
                 .collect()
                 .await;
-        let built = collect_platforms(&names, results)?;
-        let (images, plans): (Vec<PlatformImage>, Vec<PlatformPlan>) = built.into_iter().unzip();
-        // Several platforms asked for: an index, even when only one was left (the shape users asked
-        // for stays stable).
-        let index = multi.then(|| {
-            let (index_type, manifest_type) = match req.format {
-                ImageFormat::Oci => (MediaType::OCI_INDEX, MediaType::OCI_MANIFEST),
-                ImageFormat::Docker => {
-                    (MediaType::DOCKER_MANIFEST_LIST, MediaType::DOCKER_MANIFEST)
-                }
-            };
-            let idx = Index {
-                schema_version: 2,
-                media_type: Some(MediaType::from(index_type)),
-                artifact_type: None,
-                manifests: images
-                    .iter()
-                    .map(|p: &PlatformImage| {
-                        let mut d = Descriptor::new(
-                            manifest_type,
-                            p.manifest.digest,
-                            p.manifest.bytes.len() as u64,
-                        );
-                        d.platform = Some(p.platform.clone());
-                        d
-                    })
-                    .collect(),
-                subject: None,
-                annotations: None,
-            };
-            let bytes = canonical_json(&idx).expect("index serializes");
-            RawManifest::new(bytes, Some(index_type))
-        });
-        let image = BuiltImage {
-            images,
-            index,
-            present,
-        };
-        // Keep manifests and configs in the store too (for `inspect` and local sinks): written side
-        // by side on the blocking pool (each is synced to disk; one after the other they added about
-        // 2 ms to a warm two-platform build).
+        Ok(collect_platforms(&names, results)?.into_iter().unzip())
+    }
+
+    /// Keeps manifests and configs in the store too (for `inspect` and local sinks): written side
+    /// by side on the blocking pool (each is synced to disk; one after the other they added about
+    /// 2 ms to a warm two-platform build).
+    async fn store_metadata(&self, image: &BuiltImage) -> Result<(), BuildError> {
         let metadata: Vec<Vec<u8>> = image
             .images
             .iter()
@@ -416,20 +403,18 @@ impl Builder {
         .map_err(other)?
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
-        Ok(BuildOutput {
-            image,
-            plans,
-            skipped,
-        })
+        Ok(())
     }
 
-    /// Phase 1 of a build for one platform: the base, the target, the wheels, and whether the
-    /// dependency layer is already cached (locally or in a previous image).
+    /// Phase 1 of a build for one platform: the base, the target, the lock, the image settings
+    /// (the recipe must fit before any index is asked), the wheels, and whether the dependency
+    /// layer is already cached (locally or in a previous image).
     pub(crate) async fn prepare_platform(
         &self,
         req: &BuildRequest,
         platform: &Platform,
         tops: &Tops,
+        project: &Project,
     ) -> Result<PreparedPlatform, BuildError> {
         let plat = platform.to_string();
         let t0 = Instant::now();
@@ -447,24 +432,60 @@ impl Builder {
             ),
             elapsed(t0),
         );
-        let base_digest = base.image.manifest_digest;
-        let overrides = Self::overrides_key(req);
-
-        // The target: local cache, else the previous image's record, else the base layers.
         let prev = if req.cache_from.is_empty() {
             None
         } else {
             self.previous_image(req, platform, tops).await
         };
-        let mut facts: Option<BaseFacts> = None;
-        let local = match &base_digest {
-            Some(d) => self.stored_base_facts(d, req)?,
+        let (target, facts) = self.target_for(req, platform, &base, &prev).await?;
+        let read = self.read_lock_for(req, &target).await?;
+        let settings = self.settings_for(req, &target, project, read.as_ref())?;
+        let plan = self.wheels_for(req, &target, &base, &prev, read).await?;
+        let deps = match &plan.lock_digest {
             None => None,
+            Some(lock_digest) => {
+                let key = Self::deps_key(
+                    req,
+                    lock_digest,
+                    &plan.chosen,
+                    &target,
+                    base.image.manifest_digest,
+                );
+                let cached = self.cached_layer(LayerKind::Deps, &key, &prev, req.format, &plat)?;
+                Some(DepsPlan { key, cached })
+            }
         };
-        let target = if let Some((t, f)) = local {
-            facts = Some(f);
-            t
-        } else if let Some(rec) = prev
+        Ok(PreparedPlatform {
+            platform: platform.clone(),
+            base,
+            prev,
+            target,
+            facts,
+            lock: plan.lock,
+            wheels: plan.chosen,
+            plan_key: plan.plan_key,
+            deps,
+            settings,
+        })
+    }
+
+    /// The target: from the local store, else the previous image's record (same base and
+    /// overrides), else read from the base layers (with the base facts).
+    async fn target_for(
+        &self,
+        req: &BuildRequest,
+        platform: &Platform,
+        base: &ResolvedBase,
+        prev: &Previous,
+    ) -> Result<(Target, Option<BaseFacts>), BuildError> {
+        let base_digest = base.image.manifest_digest;
+        if let Some(d) = &base_digest
+            && let Some((t, f)) = self.stored_base_facts(d, req)?
+        {
+            return Ok((t, Some(f)));
+        }
+        let overrides = Self::overrides_key(req);
+        if let Some(rec) = prev
             .as_ref()
             .and_then(|(_, _, cfg)| {
                 let label = cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_TARGET)?;
@@ -476,96 +497,79 @@ impl Builder {
         {
             self.progress
                 .info("target taken from the previous image (base unchanged)");
-            rec.target
-        } else {
-            let (t, f) = self.base_facts(req, &base, platform).await?;
-            facts = Some(f);
-            t
-        };
+            return Ok((rec.target, None));
+        }
+        let (t, f) = self.base_facts(req, base, platform).await?;
+        Ok((t, Some(f)))
+    }
 
-        // Wheels (the previous image's choice stands in for index listings the store lacks, when
-        // it was made for the same lock and target).
+    /// The image settings for this platform: the recipe chosen and checked against the locked
+    /// packages (before any index is asked or wheel downloaded).
+    fn settings_for(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+        project: &Project,
+        read: Option<&LockRead>,
+    ) -> Result<ImageSettings, BuildError> {
+        let facts = ProjectFacts {
+            packages: read
+                .map(|r| {
+                    r.lock
+                        .packages
+                        .iter()
+                        .map(|p| rbuild_python::normalize_name(&p.name))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ..project.facts.clone()
+        };
+        let (recipe, warning) = choose_recipe(req, &project.recipes, &facts)?;
+        if let Some(w) = warning {
+            self.progress.warning(&w);
+        }
+        image_settings(req, recipe, target, &facts, &project.info)
+    }
+
+    /// The wheels: the previous image's choice stands in for index listings the store lacks when
+    /// it was made for the same lock and target and its layer is found; else the index is asked.
+    /// Fails when a locked package has no wheel for the target.
+    async fn wheels_for(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+        base: &ResolvedBase,
+        prev: &Previous,
+        read: Option<LockRead>,
+    ) -> Result<WheelPlan, BuildError> {
+        let Some(read) = read else {
+            return Ok(WheelPlan::none());
+        };
         let recorded = prev
             .as_ref()
             .and_then(|(_, _, cfg)| RecordedWheels::from_config(cfg));
-        let mut plan = self
-            .plan_wheels_with(req, &target, recorded.as_ref())
-            .await?;
-        if plan.from_record
-            && let Some(d) = &plan.lock_digest
-        {
+        let mut plan = self.choose_wheels(&read, recorded.as_ref()).await?;
+        if plan.from_record {
             // The record only names the wheels (no URLs): it serves when it finds the layer. If
             // not, the layer is built, and the index is asked where the files are.
-            let key = Self::deps_key(req, d, &plan.chosen, &target, base_digest);
-            if self.local_layer(&key)?.is_none() && Self::remote_layer(&prev, &key).is_none() {
-                plan = self.plan_wheels_with(req, &target, None).await?;
+            let key = Self::deps_key(
+                req,
+                &read.digest,
+                &plan.chosen,
+                target,
+                base.image.manifest_digest,
+            );
+            if self.local_layer(&key)?.is_none() && Self::remote_layer(prev, &key).is_none() {
+                plan = self.choose_wheels(&read, None).await?;
             }
         }
-        let WheelPlan {
-            lock,
-            lock_digest,
-            chosen: wheels,
-            missing,
-            plan_key,
-            ..
-        } = plan;
-        if !missing.is_empty() {
+        if !plan.missing.is_empty() {
             return Err(BuildError::NoWheels {
                 platform: target.platform.to_string(),
-                missing,
+                missing: plan.missing,
             });
         }
-        let deps = match &lock_digest {
-            None => None,
-            Some(lock_digest) => {
-                let key = Self::deps_key(req, lock_digest, &wheels, &target, base_digest);
-                let cached = if let Some(rec) = self.local_layer(&key)? {
-                    self.progress.step(
-                        &plat,
-                        "deps",
-                        &format!("cached-local {}", &rec.digest.to_string()[..19]),
-                        0.0,
-                    );
-                    Some(Self::built_layer(
-                        &rec,
-                        &key,
-                        LayerKind::Deps,
-                        LayerStatus::CachedLocal,
-                        BlobLocation::Store,
-                        req.format,
-                    ))
-                } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
-                    self.progress.step(
-                        &plat,
-                        "deps",
-                        &format!("cached-remote {} from {r}", &rec.digest.to_string()[..19]),
-                        0.0,
-                    );
-                    Some(Self::built_layer(
-                        &rec,
-                        &key,
-                        LayerKind::Deps,
-                        LayerStatus::CachedRemote,
-                        BlobLocation::Remote(r),
-                        req.format,
-                    ))
-                } else {
-                    None
-                };
-                Some(DepsPlan { key, cached })
-            }
-        };
-        Ok(PreparedPlatform {
-            platform: platform.clone(),
-            base,
-            prev,
-            target,
-            facts,
-            lock,
-            wheels,
-            plan_key,
-            deps,
-        })
+        Ok(plan)
     }
 
     /// Phase 3 of a build for one platform: the dependency layer (unless cached), the user layer,
@@ -573,301 +577,113 @@ impl Builder {
     pub(crate) async fn finish_platform(
         &self,
         req: &BuildRequest,
-        prepared: PreparedPlatform,
-        ctx: &rbuild_layer::Context,
-        app_layer: &LayerRecord,
-        recipes: &BTreeMap<String, Recipe>,
+        mut p: PreparedPlatform,
+        app_layer: &BuiltLayer,
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
-        let PreparedPlatform {
-            platform,
-            base,
-            prev,
-            target,
-            mut facts,
-            lock,
-            wheels,
-            plan_key,
-            deps,
-        } = prepared;
-        let platform = &platform;
-        let plat = platform.to_string();
-        let base_digest = base.image.manifest_digest;
-        let overrides = Self::overrides_key(req);
-        let mut layers: Vec<BuiltLayer> = base
-            .image
-            .layers
-            .iter()
-            .zip(base.image.config.rootfs.diff_ids.iter())
-            .map(|(d, diff)| BuiltLayer {
-                descriptor: d.clone(),
-                diff_id: *diff,
-                kind: LayerKind::Base,
-                status: LayerStatus::Base,
-                location: match &base.reference {
-                    Some(r) => BlobLocation::Remote(r.clone()),
-                    None => BlobLocation::Store,
-                },
-            })
-            .collect();
-
-        if let Some(DepsPlan { key, cached }) = deps {
+        let plat = p.platform.to_string();
+        let mut layers: Vec<(BuiltLayer, String)> = Vec::new();
+        if let Some(DepsPlan { key, cached }) = p.deps.take() {
             let layer = match cached {
                 Some(layer) => layer,
                 None => {
-                    let f = match &facts {
-                        Some(f) => f.clone(),
-                        None => {
-                            let (_, f) = self.base_facts(req, &base, platform).await?;
-                            facts = Some(f.clone());
-                            f
-                        }
+                    let deps = DepsLayer {
+                        key,
+                        wheels: p.wheels.clone(),
+                        target: p.target.clone(),
+                        facts: self.facts_of(req, &mut p).await?,
+                        platform: plat.clone(),
+                        strict: req.strict,
+                        options: layer_options(req),
                     };
-                    let rec = self
-                        .build_deps_layer(req, &key, &wheels, &target, &f, &plat)
-                        .await?;
-                    Self::built_layer(
-                        &rec,
-                        &key,
-                        LayerKind::Deps,
-                        LayerStatus::Built,
-                        BlobLocation::Store,
-                        req.format,
-                    )
+                    self.layer(&deps, &p.prev, req.format, &plat)
+                        .await?
+                        .expect("a dependency layer is always written")
                 }
             };
-            layers.push(layer);
+            layers.push((layer, deps_history(&p)));
         }
-
-        // Recipe and user.
-        let packages: Vec<String> = wheels.iter().map(|w| w.name.clone()).collect();
-        let recipe = match req.recipe.as_deref() {
-            Some("none") => None,
-            Some(name) => Some(
-                recipes
-                    .get(name)
-                    .ok_or_else(|| recipe::RecipeError::Unknown {
-                        name: name.to_string(),
-                        available: recipes.keys().cloned().collect::<Vec<_>>().join(", "),
-                    })?,
-            ),
-            None if req.entrypoint.is_some() => None,
-            None => {
-                let facts = ProjectFacts::scan(&req.context, packages.clone());
-                match recipe::detect(recipes, &facts) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        self.progress
-                            .warning(&format!("{e}; the image keeps the base's entrypoint"));
-                        None
-                    }
-                }
-            }
-        };
-        let mut spec = ImageSpec {
-            created: crate::time::rfc3339(req.epoch),
-            ..ImageSpec::default()
-        };
-        let app_dir = req.app_dir.clone();
-        spec.working_dir = Some(app_dir.clone());
-        let mut env: Vec<(String, String)> = vec![
-            ("PYTHONUNBUFFERED".into(), "1".into()),
-            ("PYTHONFAULTHANDLER".into(), "1".into()),
-            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-        ];
-        let mut user = req.user.clone();
-        if let Some(r) = recipe {
-            let facts = ProjectFacts::scan(&req.context, packages.clone());
-            let target_app = recipe::app_target(r, &facts)?;
-            spec.entrypoint = Some(recipe::render(
-                &r.entrypoint,
-                &target.interpreter,
-                &target_app,
-                r.port,
-            ));
-            spec.cmd = Some(recipe::render(
-                &r.cmd,
-                &target.interpreter,
-                &target_app,
-                r.port,
-            ));
-            for (k, v) in &r.env {
-                env.push((k.clone(), v.clone()));
-            }
-            if let Some(p) = r.port {
-                spec.ports.push(p.to_string());
-                env.push(("PORT".into(), p.to_string()));
-            }
-            spec.healthcheck = recipe::healthcheck(r, &target.interpreter);
-            if user.is_none() {
-                user = r.user.clone();
-            }
-            spec.labels
-                .insert("dev.rbuild.recipe".into(), r.name.clone());
-        }
-        if ctx.entries.iter().any(|e| e.path == "src")
-            && !ctx
-                .entries
-                .iter()
-                .any(|e| e.path.ends_with(".py") && !e.path.contains('/'))
-        {
-            env.push((
-                "PYTHONPATH".into(),
-                format!("{}/src", app_dir.trim_end_matches('/')),
-            ));
-        }
-        env.push(("HOME".into(), app_dir.clone()));
-        for (k, v) in &req.env {
-            env.push((k.clone(), v.clone()));
-        }
-        spec.env = env;
-        if req.entrypoint.is_some() {
-            spec.entrypoint = req.entrypoint.clone();
-            spec.cmd = None;
-        }
-        if req.cmd.is_some() {
-            spec.cmd = req.cmd.clone();
-        }
-        spec.ports.extend(req.ports.iter().cloned());
-        spec.labels.extend(req.labels.clone());
-        spec.annotations.extend(req.annotations.clone());
-        if let Some((source, revision)) = git_info(&req.context) {
-            if let Some(s) = source {
-                spec.labels
-                    .insert("org.opencontainers.image.source".into(), s.clone());
-                spec.annotations
-                    .insert("org.opencontainers.image.source".into(), s);
-            }
-            spec.labels
-                .insert("org.opencontainers.image.revision".into(), revision.clone());
-            spec.annotations
-                .insert("org.opencontainers.image.revision".into(), revision);
-        }
-        let user = user.unwrap_or_else(|| "1001:1001".into());
-        let (uid, gid) = parse_user(&user).ok_or_else(|| {
-            other(format!(
-                "--user {user:?}: expected numeric UID[:GID], e.g. 1001:1001"
-            ))
-        })?;
-        spec.user = Some(format!("{uid}:{gid}"));
-        if base.reference.is_some() && uid != 0 {
-            let key = Digest::of(
-                format!(
-                    "user|{LAYER_FORMAT_VERSION}|{}|{uid}|{gid}|{app_dir}|{}|{}",
-                    base_digest.map(|d| d.to_string()).unwrap_or_default(),
-                    req.epoch,
-                    req.compression.as_str()
-                )
-                .as_bytes(),
-            )
-            .hex();
-            let layer = if let Some(rec) = self.local_layer(&key)? {
-                Some(Self::built_layer(
-                    &rec,
-                    &key,
-                    LayerKind::User,
-                    LayerStatus::CachedLocal,
-                    BlobLocation::Store,
-                    req.format,
-                ))
-            } else if let Some((r, rec)) = Self::remote_layer(&prev, &key) {
-                Some(Self::built_layer(
-                    &rec,
-                    &key,
-                    LayerKind::User,
-                    LayerStatus::CachedRemote,
-                    BlobLocation::Remote(r),
-                    req.format,
-                ))
-            } else {
-                let f = match &facts {
-                    Some(f) => f.clone(),
-                    None => self.base_facts(req, &base, platform).await?.1,
-                };
-                self.build_user_layer(req, &f, uid, gid, &app_dir, &key)?
-                    .map(|rec| {
-                        Self::built_layer(
-                            &rec,
-                            &key,
-                            LayerKind::User,
-                            LayerStatus::Built,
-                            BlobLocation::Store,
-                            req.format,
-                        )
-                    })
-            };
-            layers.extend(layer);
-        }
-
-        let mut app = Self::built_layer(
-            app_layer,
-            "",
-            LayerKind::App,
-            LayerStatus::Built,
-            BlobLocation::Store,
-            req.format,
-        );
-        app.descriptor.annotations = None;
-        layers.push(app);
-
-        // Record what a fresh runner needs to recompute the keys.
-        let recorded = Recorded {
-            base_digest,
-            overrides,
-            target: target.clone(),
-        };
-        spec.labels.insert(
-            LABEL_TARGET.into(),
-            String::from_utf8(canonical_json(&recorded).map_err(other)?).map_err(other)?,
-        );
-        if let Some(key) = plan_key {
-            // Names, versions, files and hashes only: a URL may carry an index's signed query
-            // or point at a private host, and is looked up again when a file is needed.
-            let rec = RecordedWheels {
-                key,
-                wheels: wheels
-                    .iter()
-                    .map(|w| ChosenWheel {
-                        url: None,
-                        path: None,
-                        index: None,
-                        ..w.clone()
-                    })
-                    .collect(),
-            };
-            spec.labels.insert(
-                LABEL_WHEELS.into(),
-                String::from_utf8(canonical_json(&rec).map_err(other)?).map_err(other)?,
+        let (uid, gid) = (p.settings.uid, p.settings.gid);
+        if p.base.reference.is_some() && uid != 0 {
+            let options = layer_options(req);
+            let key = UserLayer::key_for(
+                p.base.image.manifest_digest,
+                uid,
+                gid,
+                &req.app_dir,
+                &options,
             );
+            let user = match self.cached_layer(LayerKind::User, &key, &p.prev, req.format, &plat)? {
+                Some(l) => Some(l),
+                None => {
+                    let user = UserLayer {
+                        key,
+                        facts: self.facts_of(req, &mut p).await?,
+                        uid,
+                        gid,
+                        home: req.app_dir.clone(),
+                        options,
+                    };
+                    self.layer(&user, &p.prev, req.format, &plat).await?
+                }
+            };
+            if let Some(l) = user {
+                layers.push((
+                    l,
+                    format!("rbuild: add user {uid}:{gid} to /etc/passwd and /etc/group"),
+                ));
+            }
         }
+        let mut app = app_layer.clone();
+        app.descriptor.annotations = None;
+        layers.push((
+            app,
+            format!("rbuild: copy the build context to {}", req.app_dir),
+        ));
+        self.assemble_platform(req, p, layers)
+    }
 
-        let new_layers: Vec<NewLayer> = layers
+    /// The base facts of a prepared platform, read from the base layers when the target came
+    /// from elsewhere (the previous image's record).
+    async fn facts_of(
+        &self,
+        req: &BuildRequest,
+        p: &mut PreparedPlatform,
+    ) -> Result<BaseFacts, BuildError> {
+        if p.facts.is_none() {
+            p.facts = Some(self.base_facts(req, &p.base, &p.platform).await?.1);
+        }
+        Ok(p.facts.clone().expect("just set"))
+    }
+
+    /// The config and manifest of one platform, with the labels recording the plan.
+    fn assemble_platform(
+        &self,
+        req: &BuildRequest,
+        p: PreparedPlatform,
+        added: Vec<(BuiltLayer, String)>,
+    ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
+        let mut spec = p.settings.spec.clone();
+        record_plan(
+            &mut spec.labels,
+            &Recorded {
+                base_digest: p.base.image.manifest_digest,
+                overrides: Self::overrides_key(req),
+                target: p.target.clone(),
+            },
+            p.plan_key.as_deref(),
+            &p.wheels,
+        )?;
+        let new_layers: Vec<NewLayer> = added
             .iter()
-            .filter(|l| l.kind != LayerKind::Base)
-            .map(|l| NewLayer {
+            .map(|(l, history)| NewLayer {
                 descriptor: l.descriptor.clone(),
                 diff_id: l.diff_id,
-                created_by: match l.kind {
-                    LayerKind::Deps => format!(
-                        "rbuild: install {} locked wheels from {}",
-                        wheels.len(),
-                        lock.as_ref()
-                            .map(|l| l
-                                .path
-                                .file_name()
-                                .unwrap_or_default()
-                                .to_string_lossy()
-                                .to_string())
-                            .unwrap_or_default()
-                    ),
-                    LayerKind::User => {
-                        format!("rbuild: add user {uid}:{gid} to /etc/passwd and /etc/group")
-                    }
-                    LayerKind::App => format!("rbuild: copy the build context to {app_dir}"),
-                    LayerKind::Base => String::new(),
-                },
+                created_by: history.clone(),
             })
             .collect();
-        let assembled = assemble(&base.image, &new_layers, &spec, req.format)?;
+        let assembled = assemble(&p.base.image, &new_layers, &spec, req.format)?;
+        let mut layers = base_layers(&p.base);
+        layers.extend(added.into_iter().map(|(l, _)| l));
         // Media types as assembled (Docker/OCI conversion).
         for (l, d) in layers.iter_mut().zip(assembled.manifest.layers.iter()) {
             l.descriptor = d.clone();
@@ -877,31 +693,126 @@ impl Builder {
             ImageFormat::Docker => MediaType::DOCKER_MANIFEST,
         };
         let manifest = RawManifest::new(assembled.manifest_bytes.clone(), Some(manifest_type));
-        let _ = ManifestKind::Image(assembled.manifest.clone());
         let mut image_platform = Platform::new(
             &assembled.config.os,
             &assembled.config.architecture,
             assembled.config.variant.as_deref(),
         );
         image_platform.os_version = assembled.config.os_version.clone();
-        Ok((
-            PlatformImage {
-                platform: image_platform,
-                manifest,
-                config: assembled.config,
-                config_bytes: assembled.config_bytes,
-                layers,
-            },
-            PlatformPlan {
-                platform: plat,
-                target,
-                lockfile: lock.as_ref().map(|l| l.path.clone()),
-                notes: lock.map(|l| l.notes).unwrap_or_default(),
-                packages: wheels,
-                missing: Vec::new(),
-            },
-        ))
+        let image = PlatformImage {
+            platform: image_platform,
+            manifest,
+            config: assembled.config,
+            config_bytes: assembled.config_bytes,
+            layers,
+        };
+        let plan = PlatformPlan {
+            platform: p.platform.to_string(),
+            target: p.target,
+            lockfile: p.lock.as_ref().map(|l| l.path.clone()),
+            notes: p.lock.map(|l| l.notes).unwrap_or_default(),
+            packages: p.wheels,
+            missing: Vec::new(),
+        };
+        Ok((image, plan))
     }
+}
+
+/// What the pipeline reads from the context once for every platform.
+pub(crate) struct Project {
+    pub(crate) context: Arc<rbuild_layer::Context>,
+    /// Sources and files for the recipes (no packages: those are per platform).
+    pub(crate) facts: ProjectFacts,
+    pub(crate) info: ContextInfo,
+    pub(crate) recipes: BTreeMap<String, Recipe>,
+}
+
+fn layer_options(req: &BuildRequest) -> LayerOptions {
+    LayerOptions {
+        compression: req.compression,
+        mtime: req.epoch,
+    }
+}
+
+/// The history line of the dependency layer.
+fn deps_history(p: &PreparedPlatform) -> String {
+    format!(
+        "rbuild: install {} locked wheels from {}",
+        p.wheels.len(),
+        p.lock
+            .as_ref()
+            .map(|l| l
+                .path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string())
+            .unwrap_or_default()
+    )
+}
+
+/// The base image's layers, where their bytes are.
+fn base_layers(base: &ResolvedBase) -> Vec<BuiltLayer> {
+    base.image
+        .layers
+        .iter()
+        .zip(base.image.config.rootfs.diff_ids.iter())
+        .map(|(d, diff)| BuiltLayer {
+            descriptor: d.clone(),
+            diff_id: *diff,
+            kind: LayerKind::Base,
+            status: LayerStatus::Base,
+            location: match &base.reference {
+                Some(r) => BlobLocation::Remote(r.clone()),
+                None => BlobLocation::Store,
+            },
+        })
+        .collect()
+}
+
+/// What the previous images' manifests name is in their repositories (no HEAD needed).
+fn previous_blobs(prepared: &[PreparedPlatform]) -> Vec<(Reference, Digest)> {
+    prepared
+        .iter()
+        .filter_map(|p| p.prev.as_ref())
+        .flat_map(|(r, m, _)| {
+            m.layers
+                .iter()
+                .map(|l| l.digest)
+                .chain(std::iter::once(m.config.digest))
+                .map(move |d| (r.clone(), d))
+        })
+        .collect()
+}
+
+/// The index over the platform images (several platforms asked for: an index, even when only
+/// one was left, so the shape users asked for stays stable).
+fn index_of(images: &[PlatformImage], format: ImageFormat) -> RawManifest {
+    let (index_type, manifest_type) = match format {
+        ImageFormat::Oci => (MediaType::OCI_INDEX, MediaType::OCI_MANIFEST),
+        ImageFormat::Docker => (MediaType::DOCKER_MANIFEST_LIST, MediaType::DOCKER_MANIFEST),
+    };
+    let idx = Index {
+        schema_version: 2,
+        media_type: Some(MediaType::from(index_type)),
+        artifact_type: None,
+        manifests: images
+            .iter()
+            .map(|p| {
+                let mut d = Descriptor::new(
+                    manifest_type,
+                    p.manifest.digest,
+                    p.manifest.bytes.len() as u64,
+                );
+                d.platform = Some(p.platform.clone());
+                d
+            })
+            .collect(),
+        subject: None,
+        annotations: None,
+    };
+    let bytes = canonical_json(&idx).expect("index serializes");
+    RawManifest::new(bytes, Some(index_type))
 }
 
 #[cfg(test)]

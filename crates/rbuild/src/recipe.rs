@@ -8,7 +8,7 @@
 //! `{object}` (the app's module and object, detected from the source), `{port}`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -161,52 +161,47 @@ pub struct ProjectFacts {
 }
 
 impl ProjectFacts {
-    /// Collects facts from a context directory: `.py` files up to 256 KiB, at most 4 directories deep,
-    /// skipping hidden directories, virtualenvs and caches.
-    pub fn scan(context: &Path, packages: Vec<String>) -> Self {
+    /// Collects facts from the build context as it will be copied (the ignore file applied): `.py`
+    /// files up to 256 KiB, at most 4 directories deep, skipping hidden directories (but `.s2i`),
+    /// virtualenvs and caches. Paths are in walk order (component by component).
+    pub fn from_context(ctx: &rbuild_layer::Context, packages: Vec<String>) -> Self {
+        let skipped_dir = |name: &str| {
+            name.starts_with('.') && name != ".s2i"
+                || matches!(
+                    name,
+                    "__pycache__" | "node_modules" | "venv" | "site-packages"
+                )
+        };
+        let mut entries: Vec<&rbuild_layer::ContextEntry> = ctx
+            .entries
+            .iter()
+            .filter(|e| {
+                let parts: Vec<&str> = e.path.split('/').collect();
+                let (dirs, name) = parts.split_at(parts.len() - 1);
+                dirs.len() <= 4 && !dirs.iter().any(|d| skipped_dir(d)) && {
+                    match e.kind {
+                        rbuild_layer::EntryKind::Dir => name[0] == ".s2i",
+                        rbuild_layer::EntryKind::File { .. } => true,
+                        _ => false,
+                    }
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
         let mut facts = ProjectFacts {
             packages,
             ..Default::default()
         };
-        fn walk(root: &Path, dir: &Path, depth: usize, facts: &mut ProjectFacts) {
-            let Ok(rd) = std::fs::read_dir(dir) else {
-                return;
-            };
-            let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let name = e.file_name().to_string_lossy().to_string();
-                let path = e.path();
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                let Ok(ft) = e.file_type() else { continue };
-                if ft.is_dir() {
-                    let skip = name.starts_with('.') && name != ".s2i"
-                        || matches!(
-                            name.as_str(),
-                            "__pycache__" | "node_modules" | "venv" | "site-packages"
-                        );
-                    if !skip && depth < 4 {
-                        walk(root, &path, depth + 1, facts);
-                    }
-                    if name == ".s2i" {
-                        facts.files.push(rel);
-                    }
-                } else if ft.is_file() {
-                    if name.ends_with(".py")
-                        && e.metadata().is_ok_and(|m| m.len() <= 256 * 1024)
-                        && let Ok(text) = std::fs::read_to_string(&path)
-                    {
-                        facts.sources.push((rel.clone(), text));
-                    }
-                    facts.files.push(rel);
-                }
+        for e in entries {
+            if let rbuild_layer::EntryKind::File { size, .. } = e.kind
+                && e.path.ends_with(".py")
+                && size <= 256 * 1024
+                && let Ok(text) = std::fs::read_to_string(ctx.root.join(&e.path))
+            {
+                facts.sources.push((e.path.clone(), text));
             }
+            facts.files.push(e.path.clone());
         }
-        walk(context, context, 0, &mut facts);
         facts
     }
 

@@ -13,9 +13,10 @@ use serde::Serialize;
 use crate::BuildError;
 use crate::Builder;
 use crate::error::other;
+use crate::image::LayerKind;
 use crate::layers::LAYER_FORMAT_VERSION;
-use crate::layers::LayerRecord;
 use crate::layers::Sink;
+use crate::layers::{LayerBuilder, LayerRecord};
 use crate::progress::Warn;
 use crate::progress::elapsed;
 use crate::request::BuildRequest;
@@ -81,16 +82,12 @@ impl Builder {
         Digest::of(&canonical_json(&k).expect("key serializes")).hex()
     }
 
-    /// Downloads the wheels and installs them into a new layer in the store.
-    pub(crate) async fn build_deps_layer(
+    /// Downloads the wheels (verified, into the store) and says how many were fetched.
+    async fn download_wheels(
         &self,
-        req: &BuildRequest,
-        key: &str,
         wheels: &[ChosenWheel],
-        target: &Target,
-        facts: &BaseFacts,
         platform: &str,
-    ) -> Result<LayerRecord, BuildError> {
+    ) -> Result<Vec<rbuild_index::DownloadedWheel>, BuildError> {
         let t0 = Instant::now();
         let requests: Vec<WheelRequest> = wheels.iter().map(wheel_request).collect();
         let downloaded = self
@@ -115,7 +112,15 @@ impl Builder {
             ),
             elapsed(t0),
         );
+        Ok(downloaded)
+    }
 
+    /// Downloads the wheels and installs them into a new layer in the store.
+    pub(crate) async fn build_deps_layer(
+        &self,
+        layer: &DepsLayer,
+    ) -> Result<LayerRecord, BuildError> {
+        let downloaded = self.download_wheels(&layer.wheels, &layer.platform).await?;
         let t1 = Instant::now();
         let inputs: Vec<rbuild_wheel::WheelInput> = downloaded
             .iter()
@@ -126,52 +131,12 @@ impl Builder {
                 expected_version: d.version.clone(),
             })
             .collect();
-        let install_target = rbuild_wheel::InstallTarget {
-            interpreter: target.interpreter.clone(),
-            purelib: target.scheme.purelib.clone(),
-            platlib: target.scheme.platlib.clone(),
-            scripts: target.scheme.scripts.clone(),
-            headers: target.scheme.headers.clone(),
-            data: target.scheme.data.clone(),
-            python_version: (
-                target.python_version.major as u8,
-                target.python_version.minor as u8,
-            ),
-        };
-        let installed = target
-            .installed
-            .iter()
-            .map(|d| {
-                let rel = d.dist_info_path.trim_start_matches('/').to_string();
-                let site_dir = d
-                    .dist_info_path
-                    .rsplit_once('/')
-                    .map(|(p, _)| p.to_string())
-                    .unwrap_or_default();
-                rbuild_wheel::BaseDist {
-                    name: d.name.clone(),
-                    version: d.version.clone(),
-                    dist_info: d.dist_info_path.clone(),
-                    record: facts
-                        .records
-                        .get(&rel)
-                        .and_then(|r| rbuild_wheel::parse_record_paths(r.as_bytes()).ok()),
-                    site_dir,
-                }
-            })
-            .collect();
-        let base_info = rbuild_wheel::BaseInfo {
-            dir_modes: facts.dir_modes.clone(),
-            installed,
-        };
+        let (install_target, base_info) = install_target(&layer.target, &layer.facts);
         let opts = rbuild_wheel::InstallOptions {
-            strict: req.strict,
+            strict: layer.strict,
             ..Default::default()
         };
-        let layer_opts = LayerOptions {
-            compression: req.compression,
-            mtime: req.epoch,
-        };
+        let layer_opts = layer.options;
         let writer = self.store.writer()?;
         let (blob, info, report) = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
             let mut w = LayerWriter::new(writer, &layer_opts)?;
@@ -191,9 +156,9 @@ impl Builder {
         for w in &report.warnings {
             self.progress.warning(&format!("{w:?}"));
         }
-        let rec = self.finish_layer(Some(key), blob, &info)?;
+        let rec = self.finish_layer(Some(&layer.key), blob, &info)?;
         self.progress.step(
-            platform,
+            &layer.platform,
             "deps",
             &format!(
                 "installed {} distributions, {} files, {:.1} MB → {} ({:.1} MB {})",
@@ -202,10 +167,80 @@ impl Builder {
                 info.uncompressed_size as f64 / 1e6,
                 &rec.digest.to_string()[..19],
                 rec.size as f64 / 1e6,
-                req.compression.as_str()
+                layer.options.compression.as_str()
             ),
             elapsed(t1),
         );
         Ok(rec)
+    }
+}
+
+/// The installer's view of the target: where each part of a wheel goes, and what the base has.
+fn install_target(
+    target: &Target,
+    facts: &BaseFacts,
+) -> (rbuild_wheel::InstallTarget, rbuild_wheel::BaseInfo) {
+    let install_target = rbuild_wheel::InstallTarget {
+        interpreter: target.interpreter.clone(),
+        purelib: target.scheme.purelib.clone(),
+        platlib: target.scheme.platlib.clone(),
+        scripts: target.scheme.scripts.clone(),
+        headers: target.scheme.headers.clone(),
+        data: target.scheme.data.clone(),
+        python_version: (
+            target.python_version.major as u8,
+            target.python_version.minor as u8,
+        ),
+    };
+    let installed = target
+        .installed
+        .iter()
+        .map(|d| {
+            let rel = d.dist_info_path.trim_start_matches('/').to_string();
+            let site_dir = d
+                .dist_info_path
+                .rsplit_once('/')
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default();
+            rbuild_wheel::BaseDist {
+                name: d.name.clone(),
+                version: d.version.clone(),
+                dist_info: d.dist_info_path.clone(),
+                record: facts
+                    .records
+                    .get(&rel)
+                    .and_then(|r| rbuild_wheel::parse_record_paths(r.as_bytes()).ok()),
+                site_dir,
+            }
+        })
+        .collect();
+    let base_info = rbuild_wheel::BaseInfo {
+        dir_modes: facts.dir_modes.clone(),
+        installed,
+    };
+    (install_target, base_info)
+}
+
+/// The dependency layer of one platform: the chosen wheels installed for the target.
+pub(crate) struct DepsLayer {
+    /// The cache key ([`Builder::deps_key`]).
+    pub(crate) key: String,
+    pub(crate) wheels: Vec<ChosenWheel>,
+    pub(crate) target: Target,
+    pub(crate) facts: BaseFacts,
+    pub(crate) platform: String,
+    pub(crate) strict: bool,
+    pub(crate) options: LayerOptions,
+}
+
+impl LayerBuilder for DepsLayer {
+    fn kind(&self) -> LayerKind {
+        LayerKind::Deps
+    }
+    fn key(&self) -> Option<&str> {
+        Some(&self.key)
+    }
+    async fn build(&self, builder: &Builder) -> Result<Option<LayerRecord>, BuildError> {
+        builder.build_deps_layer(self).await.map(Some)
     }
 }

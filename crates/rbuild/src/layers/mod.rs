@@ -3,6 +3,7 @@
 //! (`cached-local`), and a key found on the previous image in the registry reuses that layer
 //! without downloading it (`cached-remote`).
 
+pub mod app;
 pub mod deps;
 pub mod user;
 
@@ -26,6 +27,22 @@ use crate::image::{BlobLocation, BuiltLayer, LayerKind, LayerStatus};
 /// which thread compressed them), which changes some layers' bytes.
 pub const LAYER_FORMAT_VERSION: u32 = 3;
 
+/// One kind of layer rbuild adds: how it is keyed, described and built. The cache lookup
+/// ([`Builder::cached_layer`]) and the cascade local → remote → build ([`Builder::layer`]) are
+/// the same for every kind.
+pub(crate) trait LayerBuilder: Send + Sync {
+    /// What the layer holds.
+    fn kind(&self) -> LayerKind;
+    /// Its cache key (`None`: built every time).
+    fn key(&self) -> Option<&str>;
+    /// Writes the layer into the store (`None`: nothing to add, e.g. the base has the user).
+    fn build(
+        &self,
+        builder: &Builder,
+    ) -> impl Future<Output = Result<Option<LayerRecord>, BuildError>> + Send;
+}
+
+/// A layer's bytes as kept in the store under its cache key (`layers` keys).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct LayerRecord {
     pub(crate) digest: Digest,
@@ -62,7 +79,76 @@ impl<W: std::io::Write> rbuild_wheel::EntrySink for Sink<'_, W> {
     }
 }
 
+/// The previous image this build replaces (first usable `--cache-from`): its manifest and config.
+pub(crate) type Previous = Option<(Reference, rbuild_oci::Manifest, ImageConfig)>;
+
 impl Builder {
+    /// The layer `kind` under `key` from the local store, else from the previous image (not
+    /// downloaded), without building it.
+    pub(crate) fn cached_layer(
+        &self,
+        kind: LayerKind,
+        key: &str,
+        prev: &Previous,
+        format: ImageFormat,
+        platform: &str,
+    ) -> Result<Option<BuiltLayer>, BuildError> {
+        let (rec, status, location) = if let Some(rec) = self.local_layer(key)? {
+            (rec, LayerStatus::CachedLocal, BlobLocation::Store)
+        } else if let Some((r, rec)) = Self::remote_layer(prev, key) {
+            (rec, LayerStatus::CachedRemote, BlobLocation::Remote(r))
+        } else {
+            return Ok(None);
+        };
+        let from = match &location {
+            BlobLocation::Remote(r) => format!(" from {r}"),
+            BlobLocation::Store => String::new(),
+        };
+        self.progress.step(
+            platform,
+            kind_name(kind),
+            &format!(
+                "{} {}{from}",
+                status_name(status),
+                &rec.digest.to_string()[..19]
+            ),
+            0.0,
+        );
+        Ok(Some(Self::built_layer(
+            &rec,
+            Some(key),
+            kind,
+            status,
+            location,
+            format,
+        )))
+    }
+
+    /// The layer `b` describes: cached under its key when seen before, else built.
+    pub(crate) async fn layer<B: LayerBuilder>(
+        &self,
+        b: &B,
+        prev: &Previous,
+        format: ImageFormat,
+        platform: &str,
+    ) -> Result<Option<BuiltLayer>, BuildError> {
+        if let Some(key) = b.key()
+            && let Some(cached) = self.cached_layer(b.kind(), key, prev, format, platform)?
+        {
+            return Ok(Some(cached));
+        }
+        Ok(b.build(self).await?.map(|rec| {
+            Self::built_layer(
+                &rec,
+                b.key(),
+                b.kind(),
+                LayerStatus::Built,
+                BlobLocation::Store,
+                format,
+            )
+        }))
+    }
+
     pub(crate) fn local_layer(&self, key: &str) -> Result<Option<LayerRecord>, BuildError> {
         if let Some(bytes) = self.store.get_key("layers", key)?
             && let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes)
@@ -73,10 +159,7 @@ impl Builder {
         Ok(None)
     }
 
-    pub(crate) fn remote_layer(
-        prev: &Option<(Reference, rbuild_oci::Manifest, ImageConfig)>,
-        key: &str,
-    ) -> Option<(Reference, LayerRecord)> {
+    pub(crate) fn remote_layer(prev: &Previous, key: &str) -> Option<(Reference, LayerRecord)> {
         let (r, manifest, config) = prev.as_ref()?;
         let i = manifest
             .layers
@@ -97,14 +180,16 @@ impl Builder {
 
     pub(crate) fn built_layer(
         rec: &LayerRecord,
-        key: &str,
+        key: Option<&str>,
         kind: LayerKind,
         status: LayerStatus,
         location: BlobLocation,
         format: ImageFormat,
     ) -> BuiltLayer {
         let mut d = Descriptor::new(rec.media_type.clone(), rec.digest, rec.size);
-        if format == ImageFormat::Oci {
+        if let Some(key) = key
+            && format == ImageFormat::Oci
+        {
             d.set_annotation(ANNOTATION_LAYER_KEY, key);
         }
         BuiltLayer {
@@ -135,5 +220,23 @@ impl Builder {
                 .put_key("layers", k, &serde_json::to_vec(&rec).map_err(other)?)?;
         }
         Ok(rec)
+    }
+}
+
+fn kind_name(kind: LayerKind) -> &'static str {
+    match kind {
+        LayerKind::Base => "base",
+        LayerKind::Deps => "deps",
+        LayerKind::User => "user",
+        LayerKind::App => "app",
+    }
+}
+
+fn status_name(status: LayerStatus) -> &'static str {
+    match status {
+        LayerStatus::Base => "base",
+        LayerStatus::Built => "built",
+        LayerStatus::CachedLocal => "cached-local",
+        LayerStatus::CachedRemote => "cached-remote",
     }
 }

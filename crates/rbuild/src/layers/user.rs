@@ -4,9 +4,10 @@ use rbuild_layer::{LayerOptions, LayerWriter};
 
 use crate::BuildError;
 use crate::Builder;
-use crate::layers::LayerRecord;
-use crate::request::BuildRequest;
+use crate::image::LayerKind;
+use crate::layers::{LAYER_FORMAT_VERSION, LayerBuilder, LayerRecord};
 use crate::rootfs::BaseFacts;
+use rbuild_oci::Digest;
 
 /// What to add for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,32 +79,60 @@ pub fn parse_user(s: &str) -> Option<(u32, u32)> {
     Some((u.parse().ok()?, g.parse().ok()?))
 }
 
-impl Builder {
-    pub(crate) fn build_user_layer(
-        &self,
-        req: &BuildRequest,
-        facts: &BaseFacts,
+/// The user layer: `/etc/passwd` and `/etc/group` of the base with the app user added.
+pub(crate) struct UserLayer {
+    /// The cache key ([`UserLayer::key_for`]).
+    pub(crate) key: String,
+    pub(crate) facts: BaseFacts,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) home: String,
+    pub(crate) options: LayerOptions,
+}
+
+impl UserLayer {
+    /// The cache key: everything that changes the layer's bytes.
+    pub(crate) fn key_for(
+        base_digest: Option<Digest>,
         uid: u32,
         gid: u32,
         home: &str,
-        key: &str,
-    ) -> Result<Option<LayerRecord>, BuildError> {
+        options: &LayerOptions,
+    ) -> String {
+        Digest::of(
+            format!(
+                "user|{LAYER_FORMAT_VERSION}|{}|{uid}|{gid}|{home}|{}|{}",
+                base_digest.map(|d| d.to_string()).unwrap_or_default(),
+                options.mtime,
+                options.compression.as_str()
+            )
+            .as_bytes(),
+        )
+        .hex()
+    }
+}
+
+impl LayerBuilder for UserLayer {
+    fn kind(&self) -> LayerKind {
+        LayerKind::User
+    }
+    fn key(&self) -> Option<&str> {
+        Some(&self.key)
+    }
+    async fn build(&self, builder: &Builder) -> Result<Option<LayerRecord>, BuildError> {
+        let facts = &self.facts;
         let files = user_files(
             facts.passwd.as_deref().map(str::as_bytes),
             facts.group.as_deref().map(str::as_bytes),
-            uid,
-            gid,
+            self.uid,
+            self.gid,
             "app",
-            home,
+            &self.home,
         );
         if files.passwd.is_none() && files.group.is_none() {
             return Ok(None);
         }
-        let opts = LayerOptions {
-            compression: req.compression,
-            mtime: req.epoch,
-        };
-        let mut w = LayerWriter::new(self.store.writer()?, &opts)?;
+        let mut w = LayerWriter::new(builder.store.writer()?, &self.options)?;
         w.auto_parents(false);
         w.append_dir("etc", facts.dir_modes.get("etc").copied().unwrap_or(0o755))?;
         if let Some(g) = &files.group {
@@ -113,7 +142,7 @@ impl Builder {
             w.append_bytes("etc/passwd", 0o644, p)?;
         }
         let (blob, info) = w.finish()?;
-        Ok(Some(self.finish_layer(Some(key), blob, &info)?))
+        Ok(Some(builder.finish_layer(Some(&self.key), blob, &info)?))
     }
 }
 

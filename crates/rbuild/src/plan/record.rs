@@ -2,7 +2,12 @@
 //! recompute its cache keys and reuse its wheel choice.
 
 use rbuild_lock::{ChosenWheel, Lock};
-use rbuild_oci::{Digest, ImageConfig};
+use std::collections::BTreeMap;
+
+use rbuild_oci::{Digest, ImageConfig, canonical_json};
+
+use crate::BuildError;
+use crate::error::other;
 use rbuild_python::target::Target;
 use serde::{Deserialize, Serialize};
 
@@ -60,4 +65,38 @@ impl RecordedWheels {
             })
             .collect()
     }
+}
+
+/// Records the plan in the image's labels: the target ([`LABEL_TARGET`]) and, when the choice is
+/// fixed by the lock, the wheels ([`LABEL_WHEELS`]: names, versions, files and hashes only; a URL
+/// may carry an index's signed query or point at a private host, and is looked up again when a
+/// file is needed).
+pub(crate) fn record_plan(
+    labels: &mut BTreeMap<String, String>,
+    recorded: &Recorded,
+    plan_key: Option<&str>,
+    wheels: &[ChosenWheel],
+) -> Result<(), BuildError> {
+    labels.insert(LABEL_TARGET.into(), label_json(recorded)?);
+    if let Some(key) = plan_key {
+        let rec = RecordedWheels {
+            key: key.to_string(),
+            wheels: wheels
+                .iter()
+                .map(|w| ChosenWheel {
+                    url: None,
+                    path: None,
+                    index: None,
+                    ..w.clone()
+                })
+                .collect(),
+        };
+        labels.insert(LABEL_WHEELS.into(), label_json(&rec)?);
+    }
+    Ok(())
+}
+
+/// Canonical JSON text of a label value.
+fn label_json<T: Serialize>(value: &T) -> Result<String, BuildError> {
+    String::from_utf8(canonical_json(value).map_err(other)?).map_err(other)
 }

@@ -30,6 +30,20 @@ pub(crate) struct WheelPlan {
     pub(crate) from_record: bool,
 }
 
+/// A lockfile read for a target ([`Builder::read_lock_for`]).
+#[derive(Clone)]
+pub(crate) struct LockRead {
+    pub(crate) lock: Lock,
+    /// The sha256 of the lockfile's bytes.
+    pub(crate) digest: Digest,
+    /// Per package: its files as the store keeps them (`None`: ask the index), and the store key.
+    stored: Vec<(Option<rbuild_lock::LockedPackage>, Option<String>)>,
+    tags: rbuild_python::tags::Tags,
+    /// The key the choice is recorded under ([`crate::plan::record::LABEL_WHEELS`]); `None` when
+    /// it could change without the lock changing (a package without hashes, find-links).
+    pub(crate) plan_key: Option<String>,
+}
+
 impl WheelPlan {
     pub(crate) fn none() -> Self {
         WheelPlan {
@@ -191,22 +205,31 @@ impl Builder {
     }
 
     /// [`Builder::plan_wheels_partial`] with the lock's digest, the plan key when the choice is
-    /// fixed by the lock, and whether the choice was taken from `recorded`: with a record (from the
-    /// image this build replaces) under the same key, a lock whose listings the store lacks takes
-    /// the recorded choice instead of asking the index.
+    /// fixed by the lock, and whether the choice was taken from `recorded`.
     pub(crate) async fn plan_wheels_with(
         &self,
         req: &BuildRequest,
         target: &Target,
         recorded: Option<&RecordedWheels>,
     ) -> Result<WheelPlan, BuildError> {
+        match self.read_lock_for(req, target).await? {
+            None => Ok(WheelPlan::none()),
+            Some(read) => self.choose_wheels(&read, recorded).await,
+        }
+    }
+
+    /// Reads the lockfile for `target` (`None`: the context has none), with what the store
+    /// already knows of its packages' files. Asks no index.
+    pub(crate) async fn read_lock_for(
+        &self,
+        req: &BuildRequest,
+        target: &Target,
+    ) -> Result<Option<LockRead>, BuildError> {
         let lock_path = match &req.lock {
             Some(p) => p.clone(),
             None => match rbuild_lock::detect_lockfile(&req.context) {
                 Ok(p) => p,
-                Err(rbuild_lock::Error::NoLockfile { .. }) => {
-                    return Ok(WheelPlan::none());
-                }
+                Err(rbuild_lock::Error::NoLockfile { .. }) => return Ok(None),
                 Err(e) => return Err(e.into()),
             },
         };
@@ -216,12 +239,12 @@ impl Builder {
         }
         // Reading the lock and the stored index answers is blocking work: off the async threads,
         // so the platforms of a multi-platform build do it side by side.
-        let (lock, tags, stored, lock_digest, fixed) = {
-            let store = self.store.clone();
-            let indexes = self.index.indexes();
-            let find_links = !self.index.options().find_links.is_empty();
-            let resolve = req.resolve.clone();
-            let target = target.clone();
+        let store = self.store.clone();
+        let indexes = self.index.indexes();
+        let find_links = !self.index.options().find_links.is_empty();
+        let resolve = req.resolve.clone();
+        let tags = target.tags();
+        let (lock, stored, digest, fixed) =
             tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
                 let lock = rbuild_lock::read_lock(&lock_path, &env, &resolve)?;
                 let stored = lock
@@ -237,35 +260,52 @@ impl Builder {
                 let fixed = !find_links
                     && lock.find_links.is_empty()
                     && lock.packages.iter().all(|p| !p.hashes.is_empty());
-                let lock_digest = sha256_file(&lock.path)?;
-                Ok((lock, target.tags(), stored, lock_digest, fixed))
+                let digest = sha256_file(&lock.path)?;
+                Ok((lock, stored, digest, fixed))
             })
             .await
-            .map_err(other)??
+            .map_err(other)??;
+        let plan_key = fixed.then(|| self.plan_key(req, target, &lock, &digest));
+        Ok(Some(LockRead {
+            lock,
+            digest,
+            stored,
+            tags,
+            plan_key,
+        }))
+    }
+
+    /// Chooses each locked package's wheel, asking the index for the listings the lock and the
+    /// store lack. With a record (from the image this build replaces) under the same key, a lock
+    /// whose listings the store lacks takes the recorded choice instead of asking the index.
+    pub(crate) async fn choose_wheels(
+        &self,
+        read: &LockRead,
+        recorded: Option<&RecordedWheels>,
+    ) -> Result<WheelPlan, BuildError> {
+        let plan = |chosen, missing, from_record| WheelPlan {
+            lock: Some(read.lock.clone()),
+            lock_digest: Some(read.digest),
+            chosen,
+            missing,
+            plan_key: read.plan_key.clone(),
+            from_record,
         };
-        let plan_key = fixed.then(|| self.plan_key(req, target, &lock, &lock_digest));
-        if let (Some(key), Some(rec)) = (&plan_key, recorded)
+        if let (Some(key), Some(rec)) = (&read.plan_key, recorded)
             && rec.key == *key
-            && stored.iter().any(|(s, _)| s.is_none())
-            && let Some(chosen) = rec.choice_for(&lock)
+            && read.stored.iter().any(|(s, _)| s.is_none())
+            && let Some(chosen) = rec.choice_for(&read.lock)
         {
             // The image this build replaces chose these wheels for the same lock and target: no
             // need to ask the index for the listings the store does not have.
-            return Ok(WheelPlan {
-                lock: Some(lock),
-                lock_digest: Some(lock_digest),
-                chosen,
-                missing: Vec::new(),
-                plan_key,
-                from_record: true,
-            });
+            return Ok(plan(chosen, Vec::new(), true));
         }
         let mut chosen = Vec::new();
         let mut missing = Vec::new();
         // Ask the index about every other package at once (16 at a time), not one after the other.
         use futures::StreamExt as _;
         let listed: Vec<Result<rbuild_lock::LockedPackage, BuildError>> =
-            futures::stream::iter(lock.packages.iter().cloned().zip(stored))
+            futures::stream::iter(read.lock.packages.iter().cloned().zip(read.stored.clone()))
                 .map(|(pkg, (stored, key))| async move {
                     match stored {
                         Some(p) => Ok(p),
@@ -277,7 +317,7 @@ impl Builder {
                 .await;
         for pkg in listed {
             let pkg = pkg?;
-            match rbuild_lock::choose_wheel(&pkg, &tags) {
+            match rbuild_lock::choose_wheel(&pkg, &read.tags) {
                 Ok(c) => chosen.push(c),
                 Err(e) => missing.push(MissingWheel {
                     name: pkg.name.clone(),
@@ -286,14 +326,7 @@ impl Builder {
                 }),
             }
         }
-        Ok(WheelPlan {
-            lock: Some(lock),
-            lock_digest: Some(lock_digest),
-            chosen,
-            missing,
-            plan_key,
-            from_record: false,
-        })
+        Ok(plan(chosen, missing, false))
     }
 
     /// The package with its files from the index. The index's answer for a
