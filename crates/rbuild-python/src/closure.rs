@@ -60,6 +60,7 @@ use std::fmt;
 use crate::markers::{MarkerEnv, MarkerTree, MarkerVariable};
 use crate::name::normalize_name;
 use crate::requirement::Requirement;
+use crate::target::InstalledDist;
 use crate::version::Version;
 
 /// What one installed distribution requires (from its `METADATA`).
@@ -135,6 +136,13 @@ impl Available {
                 origin,
             },
         );
+    }
+
+    /// Makes the base image's installed distributions available ([`Origin::Base`]).
+    pub fn insert_base(&mut self, installed: &[InstalledDist]) {
+        for d in installed {
+            self.insert(&d.name, Some(&d.version), Origin::Base);
+        }
     }
 
     /// Requests extras of `name` from outside the metadata (`uvicorn[standard]` in the lock, the
@@ -651,6 +659,95 @@ mod tests {
                 ("yy", "b 1"),
                 ("zz", "a 1")
             ]
+        );
+    }
+
+    /// The `Requires-Dist` lines of redis 5.2.1 and requests 2.32.3 exactly as their wheels on
+    /// PyPI have them (rbuild-wheel's `tests/core_metadata.rs` reads the same from the wheels).
+    #[test]
+    fn real_metadata_three_top_level_pins() {
+        let redis = dist(
+            "redis",
+            "5.2.1",
+            &[
+                "async-timeout>=4.0.3; python_full_version < \"3.11.3\"",
+                "hiredis>=3.0.0; extra == \"hiredis\"",
+                "cryptography>=36.0.1; extra == \"ocsp\"",
+                "pyopenssl==23.2.1; extra == \"ocsp\"",
+                "requests>=2.31.0; extra == \"ocsp\"",
+            ],
+        );
+        let requests = dist(
+            "requests",
+            "2.32.3",
+            &[
+                "charset-normalizer <4,>=2",
+                "idna <4,>=2.5",
+                "urllib3 <3,>=1.21.1",
+                "certifi >=2017.4.17",
+                "PySocks !=1.5.7,>=1.5.6 ; extra == 'socks'",
+                "chardet <6,>=3.0.2 ; extra == 'use_chardet_on_py3'",
+            ],
+        );
+        let flask = dist("flask", "3.0.3", &[]);
+        // A requirements.txt with only the three top-level pins, on Debian bookworm (3.11.2).
+        let dists = [redis, requests, flask];
+        let a = avail(&dists, &[("pip", "23.0.1")]);
+        let m = check_closure(&dists, &a, &env("3.11.2"));
+        assert_eq!(
+            names(&m),
+            [
+                ("async-timeout>=4.0.3", "redis 5.2.1"),
+                ("certifi>=2017.4.17", "requests 2.32.3"),
+                ("charset-normalizer<4,>=2", "requests 2.32.3"),
+                ("idna<4,>=2.5", "requests 2.32.3"),
+                ("urllib3<3,>=1.21.1", "requests 2.32.3"),
+            ]
+        );
+        // redis[ocsp] requested from outside: its extra's requirements join (requests is there).
+        let mut a = a;
+        a.request_extras("redis", ["ocsp"]);
+        let m = check_closure(&dists, &a, &env("3.12.1"));
+        let m: Vec<&str> = m.iter().map(|m| m.needed_by.as_str()).collect();
+        assert_eq!(m.iter().filter(|n| **n == "redis[ocsp] 5.2.1").count(), 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn never_panics_and_is_deterministic(
+            reqs in proptest::collection::vec("\\PC{0,40}|[a-c]( ?\\[[a-c,]{0,5}\\])?( ?[<>=!~]{1,2} ?[0-9.]{1,4})?( ?; ?extra == '[a-c]')?", 0..8),
+            extras in proptest::collection::vec("[a-c]", 0..3),
+        ) {
+            let dists = [dist("a", "1", &reqs.iter().map(String::as_str).collect::<Vec<_>>()), dist("b", "2.0", &["a[b]", "c[a]"])];
+            let mut a = Available::new();
+            a.request_extras("a", &extras);
+            let one = check_closure(&dists, &a, &env("3.11.2"));
+            let two = check_closure(&[dists[1].clone(), dists[0].clone()], &a, &env("3.11.2"));
+            proptest::prop_assert_eq!(one, two);
+        }
+    }
+
+    #[test]
+    fn base_dists_from_the_target() {
+        let installed = [InstalledDist {
+            name: "pip".into(),
+            version: "23.0.1".into(),
+            dist_info_path: "/usr/lib/python3/dist-packages/pip-23.0.1.dist-info".into(),
+            has_record: false,
+        }];
+        let mut a = Available::new();
+        a.insert("pip", Some("24.2"), Origin::Lock);
+        a.insert_base(&installed);
+        assert_eq!(a.version("PIP"), Some("24.2"));
+        let mut b = Available::new();
+        b.insert_base(&installed);
+        assert_eq!(b.version("pip"), Some("23.0.1"));
+        let dists = [dist("x", "1", &["pip>=24"])];
+        let m = check_closure(&dists, &b, &env("3.11.2"));
+        assert_eq!(
+            m[0].to_string(),
+            "pip>=24 (needed by x 1; the base image has pip 23.0.1)"
         );
     }
 
