@@ -10,10 +10,14 @@
 //! - [`tags`]: the ordered compatibility tags `packaging.tags.sys_tags()` would give in the image;
 //! - [`markers`]: PEP 508 markers evaluated for the image (with PEP 751 `extras`/`dependency_groups`);
 //! - [`requirement`]: PEP 508 requirement strings;
-//! - [`target`]: the [`target::Target`] itself and its detection from layers.
+//! - [`target`]: the [`target::Target`] itself and its detection from layers;
+//! - [`closure`]: whether the distributions an image installs have all they require;
+//! - [`imports`]: the third-party modules a project's source imports.
 //!
 //! Every module has its own error type; [`Error`] wraps them all for callers that want one.
 
+pub mod closure;
+pub mod imports;
 pub mod markers;
 mod name;
 pub mod requirement;

@@ -118,6 +118,7 @@
 //!
 //! [pypa/installer]: https://github.com/pypa/installer
 
+mod core_metadata;
 mod metadata;
 mod name;
 mod paths;
@@ -131,6 +132,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
+pub use core_metadata::{CoreMetadata, read_wheel_metadata};
 pub use name::{WheelFilename, normalize_name, versions_equal};
 pub use plan::{Plan, plan};
 pub use record::parse_record_paths;
@@ -271,6 +273,9 @@ pub struct InstalledDistribution {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Its `METADATA`'s dependency fields (`Requires-Dist`, `Provides-Extra`, …), from the
+    /// bytes checked against its RECORD.
+    pub core_metadata: CoreMetadata,
 }
 
 /// A base distribution that an installed wheel replaced.

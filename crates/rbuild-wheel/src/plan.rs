@@ -482,6 +482,7 @@ pub fn plan(
             dist_info: w.dist_info_path.clone(),
             files: *n,
             bytes: *b,
+            core_metadata: w.core.clone(),
         });
     }
 

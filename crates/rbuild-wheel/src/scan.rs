@@ -10,6 +10,7 @@ use sha2::{Digest as _, Sha256};
 use zip::ZipArchive;
 use zip::read::ZipReadOptions;
 
+use crate::core_metadata::CoreMetadata;
 use crate::metadata::{self, EntryPoint};
 use crate::name::{WheelFilename, normalize_name, versions_equal};
 use crate::paths::{self, unsafe_relative};
@@ -105,6 +106,7 @@ pub(crate) struct ScannedWheel {
     pub archive: ZipArchive<File>,
     pub files: Vec<OutFile>,
     pub warnings: Vec<Warning>,
+    pub core: CoreMetadata,
 }
 
 /// A member and where it goes.
@@ -130,6 +132,7 @@ pub(crate) struct Prepared {
     root: Scheme,
     entry_points: Vec<EntryPoint>,
     warnings: Vec<Warning>,
+    core: CoreMetadata,
 }
 
 impl Prepared {
@@ -507,6 +510,8 @@ pub(crate) fn prepare(input: &WheelInput) -> Result<Prepared, Error> {
         ));
     }
 
+    let core = CoreMetadata::parse(&metadata_text).map_err(|r| bad_meta("METADATA", r))?;
+
     let entry_points: Vec<EntryPoint> = match entry_points_pos {
         Some(pos) => metadata::parse_entry_points(&text_of(pos, "entry_points.txt")?)
             .map_err(|r| bad_meta("entry_points.txt", r))?,
@@ -587,6 +592,7 @@ pub(crate) fn prepare(input: &WheelInput) -> Result<Prepared, Error> {
         root,
         entry_points,
         warnings,
+        core,
     })
 }
 
@@ -673,6 +679,7 @@ pub(crate) fn finish(
         root,
         entry_points,
         warnings,
+        core,
         ..
     } = p;
     let wheel = wheel.as_str();
@@ -824,6 +831,7 @@ pub(crate) fn finish(
         archive,
         files,
         warnings,
+        core,
     })
 }
 

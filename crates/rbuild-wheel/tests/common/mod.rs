@@ -2,6 +2,8 @@
 //! contract), and a builder for synthetic wheels.
 #![allow(dead_code)]
 
+pub mod pypi;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Write};
