@@ -119,7 +119,6 @@
 //! [pypa/installer]: https://github.com/pypa/installer
 
 mod metadata;
-mod name;
 mod paths;
 mod plan;
 mod record;
@@ -131,8 +130,11 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-pub use name::{WheelFilename, normalize_name, versions_equal};
+// Names, versions and wheel file names are rbuild-python's; re-exported under their old paths.
 pub use plan::{Plan, plan};
+pub use rbuild_python::normalize_name;
+pub use rbuild_python::version::versions_equal;
+pub use rbuild_python::wheel_name::WheelFilename;
 pub use record::parse_record_paths;
 
 /// Version of this crate's output format. Part of a dependency layer's cache key: it changes
