@@ -763,11 +763,11 @@ impl Builder {
         base: &ResolvedBase,
         platform: &Platform,
     ) -> Result<(Target, BaseFacts), BuildError> {
-        let plat = rbuild_python::target::Platform {
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
-            variant: platform.variant.clone(),
-        };
+        let plat = rbuild_python::target::Platform::new(
+            &platform.os,
+            &platform.architecture,
+            platform.variant.as_deref(),
+        );
         let Some(reference) = &base.reference else {
             let target = rbuild_python::target::target_without_base(&plat, &req.target_overrides)?;
             return Ok((target, BaseFacts::default()));
