@@ -286,3 +286,142 @@ pub async fn receive(
     .await
     .expect("commit task panicked")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, range: Option<&str>, body: &[u8]) -> reqwest::Response {
+        let mut b = http::Response::builder()
+            .status(status)
+            .header("content-length", body.len());
+        if let Some(r) = range {
+            b = b.header("content-range", r);
+        }
+        reqwest::Response::from(b.body(body.to_vec()).unwrap())
+    }
+
+    /// A `200` announcing `announced` bytes whose body breaks off after `body`.
+    fn cut(body: &[u8], announced: usize) -> reqwest::Response {
+        let chunks: Vec<std::io::Result<Vec<u8>>> = vec![
+            Ok(body.to_vec()),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        let resp = http::Response::builder()
+            .status(200)
+            .header("content-length", announced)
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .unwrap();
+        reqwest::Response::from(resp)
+    }
+
+    #[tokio::test]
+    async fn resumes_from_the_kept_bytes_and_verifies_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let expected = Expected {
+            digest: Some(Digest::of(&body)),
+            size: Some(body.len() as u64),
+        };
+        let partial = Partial::new();
+        // The first answer ends early: its bytes are kept.
+        let err = receive(
+            answer(200, None, &body[..4000]),
+            &partial,
+            &store,
+            expected,
+            &NoWatch,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, DownloadError::Size { .. }), "{err}");
+        assert_eq!(partial.offset(), 0, "a wrong announced size keeps nothing");
+        // A transfer that breaks off: its bytes are kept.
+        let err = receive(
+            cut(&body[..4000], body.len()),
+            &partial,
+            &store,
+            expected,
+            &NoWatch,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, DownloadError::Interrupted { received: 4000, .. }),
+            "{err}"
+        );
+        assert_eq!(partial.offset(), 4000);
+        assert_eq!(
+            range_header(partial.offset()).as_deref(),
+            Some("bytes=4000-")
+        );
+        // A range from another offset: nothing kept, try again.
+        let err = receive(
+            answer(206, Some("bytes 10-9999/10000"), &body[10..]),
+            &partial,
+            &store,
+            expected,
+            &NoWatch,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, DownloadError::WrongRange { offset: 4000, .. }),
+            "{err}"
+        );
+        assert_eq!(partial.offset(), 0);
+        // Kept bytes + the asked-for range = the verified blob.
+        receive(
+            cut(&body[..6000], body.len()),
+            &partial,
+            &store,
+            expected,
+            &NoWatch,
+        )
+        .await
+        .unwrap_err();
+        let (d, n, path) = receive(
+            answer(206, Some("bytes 6000-9999/10000"), &body[6000..]),
+            &partial,
+            &store,
+            expected,
+            &NoWatch,
+        )
+        .await
+        .unwrap();
+        assert_eq!((d, n), (Digest::of(&body), 10_000));
+        assert_eq!(std::fs::read(path).unwrap(), body);
+    }
+
+    #[tokio::test]
+    async fn corrupt_content_is_not_stored_and_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let body = vec![1u8; 1000];
+        let expected = Expected {
+            digest: Some(Digest::of(&body)),
+            size: None,
+        };
+        let partial = Partial::new();
+        let err = receive(
+            answer(200, None, &[2u8; 1000]),
+            &partial,
+            &store,
+            expected,
+            &NoWatch,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, DownloadError::Store(StoreError::DigestMismatch { .. })),
+            "{err}"
+        );
+        assert_eq!(partial.offset(), 0);
+        assert!(!store.contains(&Digest::of(&body)));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+}
