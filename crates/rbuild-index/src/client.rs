@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rbuild_python::{normalize_name, validate_name};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -46,10 +46,11 @@ pub enum NetrcSource {
 
 /// How often a request is retried.
 ///
-/// Connection failures, timeouts, interrupted bodies, HTTP 5xx and 429 are retried: at most
-/// `max_attempts` attempts in all, waiting `initial_delay × 2ⁿ` (capped at `max_delay`, ±50 %
-/// jitter) or what `Retry-After` asks (capped at `max_delay`) between them. A download is retried from
-/// its first byte.
+/// Connection failures, timeouts, interrupted bodies, HTTP 408, 429 and 5xx are retried
+/// ([`rbuild_http::is_transient_status`]): at most `max_attempts` attempts in all, waiting
+/// `initial_delay × 2ⁿ` (capped at `max_delay`, ±50 % jitter) or what `Retry-After` asks (seconds or
+/// an HTTP date, capped at `max_delay`) between them. A download cut off part way resumes where it
+/// stopped. The schedule is [`rbuild_http::RetryPolicy`]'s, with no time budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all (1 = no retry).
@@ -79,14 +80,15 @@ impl RetryPolicy {
         }
     }
 
-    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(ra) = retry_after {
-            return ra.min(self.max_delay);
+    /// The shared policy this one is: no time budget, `Retry-After` capped at `max_delay`.
+    fn shared(&self) -> rbuild_http::RetryPolicy {
+        rbuild_http::RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            initial_delay: self.initial_delay,
+            max_delay: self.max_delay,
+            max_elapsed: Duration::MAX,
+            max_retry_after: self.max_delay,
         }
-        let exp = self
-            .initial_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        exp.min(self.max_delay).mul_f64(0.5 + fastrand::f64())
     }
 }
 
@@ -248,6 +250,40 @@ impl From<Error> for Failure {
     }
 }
 
+impl rbuild_http::Transient for Failure {
+    fn is_transient(&self) -> bool {
+        matches!(self, Failure::Retry(..))
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Retry(_, after) => *after,
+            Failure::Fatal(_) => None,
+        }
+    }
+
+    /// A network error that persisted says how many attempts were made.
+    fn gave_up(self, attempts: u32) -> Self {
+        match self {
+            Failure::Retry(mut e, after) => {
+                if let Error::Network { attempts: a, .. } = &mut e {
+                    *a = attempts;
+                }
+                Failure::Retry(e, after)
+            }
+            fatal => fatal,
+        }
+    }
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Retry(e, _) | Failure::Fatal(e) => e,
+        }
+    }
+}
+
 /// Describes a reqwest error without its URL (which we print ourselves, redacted), with its causes.
 pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -299,14 +335,8 @@ pub(crate) fn status_failure(url: &Url, resp: &reqwest::Response) -> Failure {
         status,
         hint,
     };
-    if status == 429 || (500..600).contains(&status) {
-        let after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        Failure::Retry(err, after)
+    if rbuild_http::is_transient_status(status) {
+        Failure::Retry(err, rbuild_http::retry::retry_after(resp.headers()))
     } else {
         Failure::Fatal(err)
     }
@@ -473,33 +503,23 @@ impl IndexClient {
         &self,
         url: &Url,
         progress: Option<&dyn Progress>,
-        mut op: F,
+        op: F,
     ) -> Result<T>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let policy = &self.inner.opts.retry;
-        let mut attempt = 1;
-        loop {
-            match op(attempt).await {
-                Ok(v) => return Ok(v),
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Retry(mut e, after)) => {
-                    if attempt >= policy.max_attempts.max(1) {
-                        if let Error::Network { attempts, .. } = &mut e {
-                            *attempts = attempt;
-                        }
-                        return Err(e);
-                    }
-                    if let Some(p) = progress {
-                        p.retrying(&redact_url(url), attempt, &e.to_string());
-                    }
-                    tokio::time::sleep(policy.delay(attempt, after)).await;
-                    attempt += 1;
+        self.inner
+            .opts
+            .retry
+            .shared()
+            .run_observed(op, |attempt, failure, _| {
+                if let (Some(p), Failure::Retry(e, _)) = (progress, failure) {
+                    p.retrying(&redact_url(url), attempt, &e.to_string());
                 }
-            }
-        }
+            })
+            .await
+            .map_err(Failure::into_error)
     }
 
     /// Fetches a project page (no cache). `Ok(None)`: the index does not know the project.

@@ -1,7 +1,7 @@
 //! Verified, parallel wheel downloads into the content store.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
@@ -582,133 +582,97 @@ impl IndexClient {
         let filename = p.req.filename.as_str();
         let want_size = p.req.size;
         let shown = redact_url(url);
-        // What a failed attempt received (the writer holds the bytes and their running hash).
-        let partial: std::sync::Mutex<Option<BlobWriter>> = std::sync::Mutex::new(None);
+        // What failed attempts received (kept across them; they run one after another).
+        let partial = rbuild_http::Partial::new();
         let partial = &partial;
         self.with_retries(url, Some(progress), |_| {
             let http = http.clone();
             let shown = shown.clone();
             async move {
-                let mut held = partial.lock().expect("partial lock").take();
-                let offset = held.as_ref().map_or(0, BlobWriter::len);
                 let mut req = self.get(&http, url, p.creds.as_ref());
-                if offset > 0 {
-                    req = req.header("range", format!("bytes={offset}-"));
+                if let Some(range) = rbuild_http::download::range_header(partial.offset()) {
+                    req = req.header("range", range);
                 }
-                let resp = req.send().await.map_err(|e| {
-                    *partial.lock().expect("partial lock") = held.take();
-                    network_failure(url, &e)
-                })?;
-                let resumed = offset > 0
-                    && resp.status().as_u16() == 206
-                    && content_range_start(&resp) == Some(offset);
+                let resp = req.send().await.map_err(|e| network_failure(url, &e))?;
                 if !resp.status().is_success() {
-                    // Kept for the next attempt, if there is one.
-                    *partial.lock().expect("partial lock") = held.take();
+                    // What was received stays for the next attempt, if there is one.
                     return Err(status_failure(url, &resp));
                 }
-                if !resumed {
-                    // A whole-file answer starts over; the old bytes go.
-                    held = None;
-                    if resp.status().as_u16() == 206 {
-                        // Part of the file from somewhere else: ask again for all of it.
-                        return Err(Failure::Retry(
-                            Error::Status {
-                                url: shown,
-                                status: 206,
-                                hint: format!("; asked for bytes {offset}- and got another range"),
-                            },
-                            None,
-                        ));
-                    }
-                }
-                let announced = resp.content_length().map(|n| n + offset * resumed as u64);
-                if let (Some(want), Some(got)) = (want_size, announced)
-                    && want != got
-                {
-                    return Err(Failure::Fatal(Error::SizeMismatch {
-                        filename: filename.to_string(),
-                        url: shown,
-                        expected: want,
-                        actual: got,
-                    }));
-                }
-                let writer = match held {
-                    Some(w) => w,
-                    None => {
-                        progress.started(filename, want_size.or(announced));
-                        store.writer().map_err(Error::from)?
-                    }
+                let watch = WheelWatch {
+                    progress,
+                    filename,
+                    size: want_size,
                 };
-                let mut received = writer.len();
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-                let write_task = tokio::task::spawn_blocking(move || {
-                    let mut w = writer;
-                    while let Some(chunk) = rx.blocking_recv() {
-                        w.write_all(&chunk)?;
-                    }
-                    Ok::<BlobWriter, io::Error>(w)
-                });
-                let mut failure = None;
-                let mut stream = resp.bytes_stream();
-                while let Some(chunk) = stream.next().await {
-                    match chunk {
-                        Ok(c) => {
-                            received += c.len() as u64;
-                            if let Some(want) = want_size
-                                && received > want
-                            {
-                                failure = Some(Failure::Fatal(Error::SizeMismatch {
-                                    filename: filename.to_string(),
-                                    url: shown.clone(),
-                                    expected: want,
-                                    actual: received,
-                                }));
-                                break;
-                            }
-                            let n = c.len() as u64;
-                            if tx.send(c).await.is_err() {
-                                break; // the writer failed; its error is reported below
-                            }
-                            progress.bytes(filename, n);
-                        }
-                        Err(e) => {
-                            failure = Some(network_failure(url, &e));
-                            break;
-                        }
-                    }
-                }
-                drop(tx);
-                let written = write_task.await.expect("writer task panicked");
-                if let Some(f) = failure {
-                    // A transient failure keeps what arrived for the next attempt to resume; a
-                    // fatal one drops it (the temp file goes with the writer).
-                    if let (Failure::Retry(..), Ok(w)) = (&f, written) {
-                        *partial.lock().expect("partial lock") = Some(w);
-                    }
-                    return Err(f);
-                }
-                let writer = written.map_err(|e| {
-                    Failure::Fatal(Error::Store(StoreError::Io {
-                        action: "write",
-                        path: store.root().join("tmp"),
-                        source: e,
-                    }))
-                })?;
-                commit(writer, store, expected, want_size, filename, &shown)
+                let expected = rbuild_http::Expected {
+                    digest: expected,
+                    size: want_size,
+                };
+                rbuild_http::receive(resp, partial, store, expected, &watch)
                     .await
-                    .map_err(Failure::Fatal)
+                    .map_err(|e| download_failure(e, url, &shown, filename))
             }
         })
         .await
     }
 }
 
-/// The first byte offset of a `206` answer's `Content-Range: bytes START-END/TOTAL`.
-fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
-    let v = resp.headers().get("content-range")?.to_str().ok()?;
-    let range = v.trim().strip_prefix("bytes")?.trim_start();
-    range.split('-').next()?.trim().parse().ok()
+/// Wheel progress for one transfer attempt.
+struct WheelWatch<'a> {
+    progress: &'a dyn Progress,
+    filename: &'a str,
+    size: Option<u64>,
+}
+
+impl rbuild_http::Watch for WheelWatch<'_> {
+    fn started(&self, from: u64, size: Option<u64>) {
+        if from == 0 {
+            self.progress.started(self.filename, self.size.or(size));
+        }
+    }
+
+    fn advanced(&self, bytes: u64) {
+        self.progress.bytes(self.filename, bytes);
+    }
+}
+
+/// This crate's failure for a failed wheel transfer: broken-off transfers and answers from the
+/// wrong offset are retried; a wrong size or hash is not.
+fn download_failure(
+    e: rbuild_http::DownloadError,
+    url: &Url,
+    shown: &str,
+    filename: &str,
+) -> Failure {
+    use rbuild_http::DownloadError as D;
+    match e {
+        D::Interrupted {
+            source: Some(source),
+            ..
+        } => network_failure(url, &source),
+        e @ D::Interrupted { source: None, .. } => Failure::Retry(
+            Error::Network {
+                url: shown.to_string(),
+                attempts: 1,
+                reason: e.to_string(),
+            },
+            None,
+        ),
+        D::WrongRange { offset, .. } => Failure::Retry(
+            Error::Status {
+                url: shown.to_string(),
+                status: 206,
+                hint: format!("; asked for bytes {offset}- and got another range"),
+            },
+            None,
+        ),
+        D::Size { expected, actual } => Failure::Fatal(Error::SizeMismatch {
+            filename: filename.to_string(),
+            url: shown.to_string(),
+            expected,
+            actual,
+        }),
+        D::Store(e) => Failure::Fatal(map_commit_error(e, filename, shown)),
+    }
 }
 
 /// Copies a local file into the store (hashing it in the same pass) on the blocking pool.

@@ -757,6 +757,28 @@ impl<'a> IntoIterator for &'a VersionSpecifiers {
     }
 }
 
+/// True when two version strings denote the same PEP 440 version (`1.0` == `1.0.0`, `1.0-1` ==
+/// `1.0.post1`, `2.0RC1` == `2.0rc1`); when either is not a valid PEP 440 version (or has a number
+/// too large for a `u64`), the two are compared as trimmed, case-insensitive strings.
+///
+/// This is how a wheel's file name, `.dist-info` directory and `METADATA` are checked against each
+/// other and against the version a lockfile pins.
+///
+/// ```
+/// use rbuild_python::version::versions_equal;
+/// assert!(versions_equal("1.0", "1.0.0"));
+/// assert!(versions_equal("2.0RC1", "2.0rc1"));
+/// assert!(versions_equal("1.0-1", "1.0.post1"));
+/// assert!(!versions_equal("1.0", "1.0.1"));
+/// assert!(versions_equal("not a version", "Not A Version"));
+/// ```
+pub fn versions_equal(a: &str, b: &str) -> bool {
+    match (Version::parse(a), Version::parse(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.trim().eq_ignore_ascii_case(b.trim()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -992,5 +1014,41 @@ mod tests {
             proptest::prop_assert_eq!(&parsed, &again);
             proptest::prop_assert_eq!(parsed.to_string(), again.to_string());
         }
+    }
+
+    #[test]
+    fn versions_equal_follows_pep440_then_text() {
+        assert!(versions_equal("v1.0", "1"));
+        assert!(versions_equal("1!2.0", "1!2"));
+        assert!(!versions_equal("1!2.0", "2.0"));
+        assert!(versions_equal("1.0a1", "1.0alpha1"));
+        assert!(versions_equal("1.0a", "1.0a0"));
+        assert!(versions_equal("1.0.dev", "1.0dev0"));
+        assert!(versions_equal("1.0+Ubuntu-1", "1.0+ubuntu.1"));
+        assert!(versions_equal("1.0+abc.01", "1.0+abc.1"));
+        assert!(!versions_equal("1.0+abc", "1.0"));
+        assert!(!versions_equal("1.0rc1", "1.0"));
+        assert!(!versions_equal("1.0.post1", "1.0"));
+        assert!(versions_equal("01.002", "1.2"));
+        assert!(versions_equal("2026.09.01", "2026.9.1"));
+        assert!(versions_equal(" 1.0 ", "1.0"));
+        assert!(versions_equal("not a version", "Not A Version"));
+        assert!(!versions_equal("1.0", "1.0."));
+    }
+
+    /// rbuild-wheel's former private parser compared release numbers of any length as digit
+    /// strings; this one reads them as `u64`, so a number beyond `u64` is not a version and
+    /// two spellings of it only match as identical text. The stricter answer: never equal by
+    /// accident.
+    #[test]
+    fn versions_equal_with_huge_numbers_compares_text() {
+        assert!(!versions_equal(
+            "1.18446744073709551616",
+            "1.018446744073709551616"
+        ));
+        assert!(versions_equal(
+            "1.18446744073709551616",
+            "1.18446744073709551616"
+        ));
     }
 }

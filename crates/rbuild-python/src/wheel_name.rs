@@ -177,6 +177,20 @@ impl WheelFilename {
     }
 }
 
+impl WheelFilename {
+    /// The name part exactly as the file name spells it (`Typing_Extensions`), which names the
+    /// wheel's `{name}-{version}.data` directory; [`WheelFilename::name`] is the normalized form.
+    pub fn name_as_written(&self) -> &str {
+        self.filename.split('-').next().unwrap_or_default()
+    }
+
+    /// The version part exactly as the file name spells it (`1.0RC1`);
+    /// [`WheelFilename::version`] is the parsed form.
+    pub fn version_as_written(&self) -> &str {
+        self.filename.split('-').nth(1).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for WheelFilename {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.filename)
@@ -215,6 +229,22 @@ mod tests {
             })
         );
         assert_eq!(w.tags, vec![WheelTag::new("py3", "none", "any")]);
+        assert_eq!(w.name_as_written(), "Typing_Extensions");
+        assert_eq!(w.version_as_written(), "4.12.2");
+    }
+
+    /// rbuild-wheel used to carry a lenient parser of its own, which accepted any name and
+    /// version text; this one is the only parser now, so these are refused everywhere.
+    #[test]
+    fn refuses_what_the_lenient_parser_accepted() {
+        for bad in [
+            "pkg-notaversion-py3-none-any.whl",
+            "pkg-1.0-py3-none-any!.whl",
+            "p\u{e4}ckage-1.0-py3-none-any.whl",
+            "pkg_-1.0-py3-none-any.whl",
+        ] {
+            assert!(WheelFilename::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

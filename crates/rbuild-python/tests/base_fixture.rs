@@ -50,11 +50,11 @@ fn detects_the_base_fixture() {
         let f = File::open(blob_path(&layout, l["digest"].as_str().unwrap()))?;
         Ok(flate2::read::GzDecoder::new(BufReader::new(f)))
     });
-    let platform = Platform {
-        os: config["os"].as_str().unwrap().into(),
-        architecture: config["architecture"].as_str().unwrap().into(),
-        variant: None,
-    };
+    let platform = Platform::new(
+        config["os"].as_str().unwrap(),
+        config["architecture"].as_str().unwrap(),
+        None,
+    );
     let t = detect_target(streams, &platform, &env, &TargetOverrides::default()).unwrap();
 
     assert_eq!(t.python_version, MajorMinor::new(3, 11));

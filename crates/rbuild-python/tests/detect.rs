@@ -80,11 +80,7 @@ fn elf(interp: &str) -> Vec<u8> {
 }
 
 fn amd64() -> Platform {
-    Platform {
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        variant: None,
-    }
+    Platform::new("linux", "amd64", None)
 }
 
 fn detect(layers: Vec<Vec<u8>>, env: &[&str], o: &TargetOverrides) -> Result<Target, TargetError> {
@@ -646,18 +642,10 @@ fn layer_errors_and_platforms() {
         Err(TargetError::Layer { index: 0, .. })
     ));
 
-    let p = Platform {
-        os: "windows".into(),
-        architecture: "amd64".into(),
-        variant: None,
-    };
+    let p = Platform::new("windows", "amd64", None);
     let none: Vec<io::Result<io::Empty>> = vec![];
     assert!(detect_target(none, &p, &[], &TargetOverrides::default()).is_err());
-    let p = Platform {
-        os: "linux".into(),
-        architecture: "mips64le".into(),
-        variant: None,
-    };
+    let p = Platform::new("linux", "mips64le", None);
     let none: Vec<io::Result<io::Empty>> = vec![];
     assert!(matches!(
         detect_target(none, &p, &[], &TargetOverrides::default()),
@@ -667,11 +655,7 @@ fn layer_errors_and_platforms() {
 
 #[test]
 fn arm64_marker_env() {
-    let p = Platform {
-        os: "linux".into(),
-        architecture: "arm64".into(),
-        variant: Some("v8".into()),
-    };
+    let p = Platform::new("linux", "arm64", Some("v8"));
     let layers = vec![debian_base(), debian_python()];
     let t = detect_target(
         layers

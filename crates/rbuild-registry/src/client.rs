@@ -6,20 +6,20 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use rbuild_oci::Digest;
-use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response};
 use url::Url;
 
 use crate::auth::{Anonymous, AuthState, AuthStep, CredentialProvider, Scopes, parse_challenge};
 use crate::error::{Error, Result};
 use crate::progress::{NoProgress, Progress, ProgressEvent};
-use crate::retry::{RetryPolicy, parse_retry_after};
 use crate::tls::{self, ClientCert, TlsOptions};
+use rbuild_http::RetryPolicy;
 
 /// How blobs are uploaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,11 +264,7 @@ struct RegistryError {
 /// `errors[].code: message` list.
 pub(crate) async fn status_error(resp: Response, what: &str, host: &str) -> Error {
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let retry_after = rbuild_http::retry::retry_after(resp.headers());
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(Ok(chunk)) = stream.next().await {

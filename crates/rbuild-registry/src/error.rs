@@ -139,7 +139,7 @@ impl Error {
             Error::Transport { .. } | Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
                 true
             }
-            Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::Status { status, .. } => rbuild_http::is_transient_status(*status),
             _ => false,
         }
     }
@@ -195,6 +195,28 @@ impl Error {
                 "the registry (or something between it and rbuild) served corrupt content; try again later".to_string(),
             ),
             _ => None,
+        }
+    }
+}
+
+impl rbuild_http::Transient for Error {
+    fn is_transient(&self) -> bool {
+        self.is_retryable()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        Error::retry_after(self)
+    }
+
+    /// A failure that persisted through more than one attempt becomes [`Error::GaveUp`].
+    fn gave_up(self, attempts: u32) -> Self {
+        if attempts > 1 {
+            Error::GaveUp {
+                attempts,
+                last: Box::new(self),
+            }
+        } else {
+            self
         }
     }
 }

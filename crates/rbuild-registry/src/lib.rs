@@ -48,8 +48,8 @@ mod ops;
 mod progress;
 mod reference;
 mod repository;
-mod retry;
-pub mod tls;
+/// TLS trust setup, shared with the package-index client (it lives in `rbuild-http`).
+pub use rbuild_http::tls;
 
 pub use auth::{Anonymous, Credential, CredentialProvider, Secret};
 pub use client::{Client, ClientOptions, UploadMode, is_loopback};
@@ -57,6 +57,6 @@ pub use credentials::{ChainCredentials, DefaultCredentials, StaticCredentials, p
 pub use error::{Error, Result};
 pub use ops::{CopyOutcome, ResolvedImage};
 pub use progress::{NoProgress, Progress, ProgressEvent};
+pub use rbuild_http::{RetryPolicy, parse_retry_after};
 pub use reference::{DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_LEGACY, Reference, ReferenceError};
 pub use repository::{Access, MAX_MANIFEST_SIZE, MountOutcome, Repository, UploadSession};
-pub use retry::{RetryPolicy, parse_retry_after};

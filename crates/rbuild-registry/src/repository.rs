@@ -1,12 +1,10 @@
 //! One repository on one registry: manifests and blobs, pulled and pushed.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use rbuild_oci::{BlobWriter, Descriptor, Digest, MediaType, RawManifest, Store, StoreError};
+use rbuild_oci::{Descriptor, Digest, MediaType, RawManifest, Store, StoreError};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use url::Url;
@@ -227,9 +225,8 @@ impl Repository {
         }
         let what = format!("fetching blob {digest} from {}", self.name());
         let retry = self.client.options().retry.clone();
-        // What earlier attempts received (the store writer holds the bytes and their running hash),
-        // kept across them (attempts run one after another).
-        let partial: std::sync::Mutex<Option<BlobWriter>> = std::sync::Mutex::new(None);
+        // What earlier attempts received, kept across them (attempts run one after another).
+        let partial = rbuild_http::Partial::new();
         let partial = &partial;
         retry
             .run(&what, |attempt| {
@@ -242,12 +239,9 @@ impl Repository {
                             upload: false,
                         });
                     }
-                    let mut held = partial.lock().expect("partial lock").take();
-                    let result = self
-                        .fetch_blob_once(desc, store, what, attempt, &mut held)
-                        .await;
-                    *partial.lock().expect("partial lock") = held;
-                    let path = result?;
+                    let path = self
+                        .fetch_blob_once(desc, store, what, attempt, partial)
+                        .await?;
                     self.client.progress(ProgressEvent::BlobFinished {
                         digest,
                         upload: false,
@@ -258,153 +252,82 @@ impl Repository {
             .await
     }
 
-    /// One attempt of [`Repository::fetch_blob`]. `partial` holds what earlier attempts received
-    /// (asked for from its end on); it is left holding this attempt's bytes when the transfer
-    /// breaks off, and emptied when the blob is complete or must start over.
+    /// One attempt of [`Repository::fetch_blob`]: asks for what `partial` does not hold yet and
+    /// receives it with [`rbuild_http::receive`] (which keeps the bytes of a transfer that breaks
+    /// off, and drops them when the blob must start over).
     async fn fetch_blob_once(
         &self,
         desc: &Descriptor,
         store: &Store,
         what: &str,
         attempt: u32,
-        partial: &mut Option<BlobWriter>,
+        partial: &rbuild_http::Partial,
     ) -> Result<PathBuf> {
         let digest = desc.digest;
         let size = desc.size;
-        let offset = partial.as_ref().map_or(0, BlobWriter::len);
         let mut req = Self::req(Method::GET, self.url(&format!("blobs/{digest}")).await?);
-        if offset > 0 {
-            req.headers.push(("range", format!("bytes={offset}-")));
+        if let Some(range) = rbuild_http::download::range_header(partial.offset()) {
+            req.headers.push(("range", range));
         }
         let resp = self.send(&req, what).await?;
-        match resp.status().as_u16() {
-            200 => {
-                if offset > 0 {
-                    // The server sends the whole blob: start over.
-                    *partial = None;
-                }
-            }
-            206 if offset > 0 && content_range_start(&resp) == Some(offset) => {}
-            206 => {
-                *partial = None;
-                return Err(Error::Transport {
-                    what: what.to_string(),
-                    host: self.host.name.clone(),
-                    reason: format!(
-                        "asked for bytes {offset}- and got a partial answer from another offset ({})",
-                        resp.headers()
-                            .get("content-range")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("no Content-Range")
-                    ),
-                });
-            }
-            _ => return Err(self.fail(resp, what).await),
+        if !matches!(resp.status().as_u16(), 200 | 206) {
+            return Err(self.fail(resp, what).await);
         }
-        let writer = match partial.take() {
-            Some(w) => w,
-            None => store.writer()?,
+        let watch = BlobWatch {
+            client: &self.client,
+            digest,
+            attempt,
         };
-        let mut received = writer.len();
-        if attempt > 1 {
-            self.client.progress(ProgressEvent::BlobRestarted {
-                digest,
-                from: received,
-            });
+        let expected = rbuild_http::Expected {
+            digest: Some(digest),
+            size: Some(size),
+        };
+        match rbuild_http::receive(resp, partial, store, expected, &watch).await {
+            Ok((_, _, path)) => Ok(path),
+            Err(e) => Err(self.download_error(e, what, digest)),
         }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let write_task = tokio::task::spawn_blocking(move || -> std::io::Result<BlobWriter> {
-            let mut w = writer;
-            while let Some(chunk) = rx.blocking_recv() {
-                w.write_all(&chunk)?;
-            }
-            Ok(w)
-        });
-        let mut stream = resp.bytes_stream();
-        let mut failure = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(chunk) => {
-                    received += chunk.len() as u64;
-                    if received > size {
-                        failure = Some(Error::SizeMismatch {
-                            what: what.to_string(),
-                            digest,
-                            expected: size,
-                            actual: received,
-                        });
-                        break;
-                    }
-                    self.client.progress(ProgressEvent::BlobAdvanced {
-                        digest,
-                        bytes: chunk.len() as u64,
-                    });
-                    if tx.send(chunk).await.is_err() {
-                        break; // the writer failed; its error is reported below
-                    }
-                }
-                Err(e) => {
-                    failure = Some(transport_error(what, &self.host.name, e));
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let writer = write_task
-            .await
-            .map_err(|e| Error::Invalid(format!("blob writer task failed: {e}")))?
-            .map_err(|e| StoreError::Io {
-                action: "write",
-                path: store.root().join("tmp"),
-                source: e,
-            })?;
-        match failure {
-            // Kept: the next attempt asks for the rest.
-            Some(e @ Error::Transport { .. }) => {
-                *partial = Some(writer);
-                return Err(e);
-            }
-            // Dropped with its temporary file.
-            Some(e) => return Err(e),
-            None => {}
-        }
-        if writer.len() < size {
-            // The body ended early without a transport error: keep what came, ask for the rest.
-            let received = writer.len();
-            *partial = Some(writer);
-            return Err(Error::Transport {
+    }
+
+    /// This crate's error for a failed blob transfer.
+    fn download_error(&self, e: rbuild_http::DownloadError, what: &str, digest: Digest) -> Error {
+        use rbuild_http::DownloadError as D;
+        match e {
+            D::Interrupted {
+                source: Some(source),
+                ..
+            } => transport_error(what, &self.host.name, source),
+            e @ (D::Interrupted { source: None, .. } | D::WrongRange { .. }) => Error::Transport {
                 what: what.to_string(),
                 host: self.host.name.clone(),
-                reason: format!("the body ended after {received} of {size} bytes"),
-            });
-        }
-        let committed =
-            tokio::task::spawn_blocking(move || writer.commit_expecting(&digest, Some(size)))
-                .await
-                .map_err(|e| Error::Invalid(format!("blob writer task failed: {e}")))?;
-        match committed {
-            Ok(path) => Ok(path),
-            Err(StoreError::DigestMismatch {
-                expected,
-                actual,
-                size,
-            }) => Err(Error::DigestMismatch {
-                what: what.to_string(),
-                expected,
-                actual,
-                size,
-            }),
-            Err(StoreError::SizeMismatch {
-                digest,
-                expected,
-                actual,
-            }) => Err(Error::SizeMismatch {
+                reason: e.to_string(),
+            },
+            D::Size { expected, actual } => Error::SizeMismatch {
                 what: what.to_string(),
                 digest,
                 expected,
                 actual,
-            }),
-            Err(e) => Err(e.into()),
+            },
+            D::Store(StoreError::DigestMismatch {
+                expected,
+                actual,
+                size,
+            }) => Error::DigestMismatch {
+                what: what.to_string(),
+                expected,
+                actual,
+                size,
+            },
+            D::Store(StoreError::SizeMismatch {
+                digest,
+                expected,
+                actual,
+            }) => Error::SizeMismatch {
+                what: what.to_string(),
+                digest,
+                expected,
+                actual,
+            },
+            D::Store(e) => e.into(),
         }
     }
 
@@ -723,9 +646,27 @@ impl Repository {
     }
 }
 
-/// The first byte offset of a `206` answer's `Content-Range: bytes START-END/TOTAL`.
-fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
-    let v = resp.headers().get("content-range")?.to_str().ok()?;
-    let range = v.trim().strip_prefix("bytes")?.trim_start();
-    range.split('-').next()?.trim().parse().ok()
+/// Blob progress events for one transfer attempt.
+struct BlobWatch<'a> {
+    client: &'a Client,
+    digest: Digest,
+    attempt: u32,
+}
+
+impl rbuild_http::Watch for BlobWatch<'_> {
+    fn started(&self, from: u64, _size: Option<u64>) {
+        if self.attempt > 1 {
+            self.client.progress(ProgressEvent::BlobRestarted {
+                digest: self.digest,
+                from,
+            });
+        }
+    }
+
+    fn advanced(&self, bytes: u64) {
+        self.client.progress(ProgressEvent::BlobAdvanced {
+            digest: self.digest,
+            bytes,
+        });
+    }
 }

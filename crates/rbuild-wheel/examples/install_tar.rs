@@ -72,12 +72,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .and_then(|f| f.to_str())
                     .ok_or("bad path")?
                     .to_string();
-                let w = WheelFilename::parse(&filename).ok_or("not a wheel file name")?;
+                let w = WheelFilename::parse(&filename)?;
                 wheels.push(WheelInput {
                     path,
                     filename,
-                    expected_name: w.name,
-                    expected_version: w.version,
+                    expected_name: w.name_as_written().to_string(),
+                    expected_version: w.version_as_written().to_string(),
                 });
             }
         }

@@ -41,7 +41,7 @@ use std::path::Path;
 use zip::ZipArchive;
 
 use crate::Error;
-use crate::name::{WheelFilename, normalize_name};
+use crate::{WheelFilename, normalize_name};
 
 /// The largest `METADATA` read (the same bound the installer uses for its metadata files).
 const METADATA_LIMIT: u64 = 64 << 20;
@@ -137,9 +137,7 @@ pub fn read_wheel_metadata(path: &Path, filename: &str) -> Result<CoreMetadata, 
         wheel: filename.to_string(),
         reason,
     };
-    let fname = WheelFilename::parse(filename).ok_or_else(|| {
-        invalid("the file name is not `name-version(-build)-python-abi-platform.whl`".into())
-    })?;
+    let fname = WheelFilename::parse(filename).map_err(|e| invalid(e.to_string()))?;
     let file = File::open(path).map_err(|source| Error::Io {
         wheel: filename.to_string(),
         path: path.to_path_buf(),

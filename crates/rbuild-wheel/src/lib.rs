@@ -120,7 +120,6 @@
 
 mod core_metadata;
 mod metadata;
-mod name;
 mod paths;
 mod plan;
 mod record;
@@ -133,8 +132,11 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 pub use core_metadata::{CoreMetadata, read_wheel_metadata};
-pub use name::{WheelFilename, normalize_name, versions_equal};
+// Names, versions and wheel file names are rbuild-python's; re-exported under their old paths.
 pub use plan::{Plan, plan};
+pub use rbuild_python::normalize_name;
+pub use rbuild_python::version::versions_equal;
+pub use rbuild_python::wheel_name::WheelFilename;
 pub use record::parse_record_paths;
 
 /// Version of this crate's output format. Part of a dependency layer's cache key: it changes

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::name::normalize_name;
 use crate::paths::{self, ancestors, image_path_of_absolute, is_within, parent, resolve_in_root};
 use crate::scan::{self, Resolved, ScannedWheel, Source};
 use crate::{
     BaseInfo, EntrySink, Error, InstallOptions, InstallReport, InstallTarget,
     InstalledDistribution, ReplacedDistribution, Warning, WheelInput,
 };
+use rbuild_python::normalize_name;
 
 /// One planned layer entry.
 #[derive(Debug)]

@@ -12,10 +12,12 @@ use zip::read::ZipReadOptions;
 
 use crate::core_metadata::CoreMetadata;
 use crate::metadata::{self, EntryPoint};
-use crate::name::{WheelFilename, normalize_name, versions_equal};
 use crate::paths::{self, unsafe_relative};
 use crate::record::{self, AnyHasher, HashAlgo, RecordRow};
 use crate::{Error, Warning, WheelInput};
+use rbuild_python::normalize_name;
+use rbuild_python::version::versions_equal;
+use rbuild_python::wheel_name::WheelFilename;
 
 /// Metadata files are read into memory; anything larger is refused.
 const METADATA_LIMIT: u64 = 64 << 20;
@@ -326,6 +328,12 @@ fn read_small(
     Ok(out)
 }
 
+/// The name and version parts of a wheel file name, as written.
+struct FileParts<'a> {
+    name: &'a str,
+    version: &'a str,
+}
+
 /// Opens one wheel and checks its names, layout and metadata; maps members to schemes.
 pub(crate) fn prepare(input: &WheelInput) -> Result<Prepared, Error> {
     let wheel = input.filename.as_str();
@@ -344,11 +352,15 @@ pub(crate) fn prepare(input: &WheelInput) -> Result<Prepared, Error> {
         reason,
     };
 
-    let fname = WheelFilename::parse(wheel).ok_or_else(|| {
-        invalid("the file name is not `name-version(-build)-python-abi-platform.whl`".into())
-    })?;
-    if normalize_name(&fname.name) != normalize_name(&input.expected_name)
-        || !versions_equal(&fname.version, &input.expected_version)
+    let parsed = WheelFilename::parse(wheel)
+        .map_err(|e| invalid(format!("its file name is not valid: {}", e.reason)))?;
+    // The name and version as the file name spells them: the `.data` directory uses them.
+    let fname = FileParts {
+        name: parsed.name_as_written(),
+        version: parsed.version_as_written(),
+    };
+    if normalize_name(fname.name) != normalize_name(&input.expected_name)
+        || !versions_equal(fname.version, &input.expected_version)
     {
         return Err(Error::UnexpectedDistribution {
             wheel: wheel.to_string(),
@@ -422,8 +434,8 @@ pub(crate) fn prepare(input: &WheelInput) -> Result<Prepared, Error> {
     let (di_name, di_version) = stem
         .rsplit_once('-')
         .ok_or_else(|| invalid(format!("{dist_info} is not NAME-VERSION.dist-info")))?;
-    if normalize_name(di_name) != normalize_name(&fname.name)
-        || !versions_equal(di_version, &fname.version)
+    if normalize_name(di_name) != normalize_name(fname.name)
+        || !versions_equal(di_version, fname.version)
     {
         return Err(invalid(format!(
             "its {dist_info} directory does not match the file name ({} {})",
@@ -498,7 +510,7 @@ pub(crate) fn prepare(input: &WheelInput) -> Result<Prepared, Error> {
     let meta_name = meta_name.trim().to_string();
     let meta_version = metadata::header(&metadata_text, "Version")
         .ok_or_else(|| bad_meta("METADATA", "no Version".into()))?;
-    if normalize_name(&meta_name) != normalize_name(&fname.name)
+    if normalize_name(&meta_name) != normalize_name(fname.name)
         || !versions_equal(&meta_version, di_version)
     {
         return Err(bad_meta(

@@ -469,3 +469,31 @@ fn reject_raw(members: Vec<Member>, record_dir: &str) -> (Error, String) {
     assert!(msg.contains(WHEEL), "{msg}");
     (err, msg)
 }
+
+#[test]
+fn file_name_version_must_be_pep440() {
+    // The file-name parser is rbuild-python's (the one the lock reader and index client use); it
+    // refuses a version that is not PEP 440, where this crate's former lenient parser let
+    // `notaversion` through as long as the lockfile spelled it the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let name = "pkg-notaversion-py3-none-any.whl";
+    let mut m = dist_info("pkg", "notaversion", true);
+    m.push(member("pkg/__init__.py", b""));
+    let w = build_wheel(dir.path(), name, "pkg-notaversion.dist-info", &m);
+    let mut sink = LogSink::default();
+    let err = install_wheels(
+        &[input(&w, "pkg", "notaversion")],
+        &debian_target(),
+        &BaseInfo::default(),
+        &InstallOptions::default(),
+        &mut sink,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidWheel { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(name) && msg.contains("PEP 440"),
+        "message must name the wheel and the rule: {msg}"
+    );
+    assert!(sink.events.is_empty());
+}

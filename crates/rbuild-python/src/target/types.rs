@@ -140,25 +140,62 @@ impl FromStr for Libc {
     }
 }
 
-/// The OCI platform of the image.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// OCI architecture (`amd64`, `arm64`, `arm`, `386`, `ppc64le`, `s390x`).
-    pub architecture: String,
-    /// OCI variant (`v7`, `v8`), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
+/// The OCI platform of the image: rbuild-oci's [`rbuild_oci::Platform`], the one platform type of
+/// rbuild (re-exported here so `rbuild_python::target::Platform` keeps working).
+pub use rbuild_oci::Platform;
 
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
+/// How a [`Target`] writes its platform: `os`, `architecture`, then `variant` (and the fields only
+/// Windows images have, when set), in that order. The order differs from the OCI image config's,
+/// and must not change, because a target's JSON is stored in cache records and image labels.
+mod platform_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Platform;
+
+    #[derive(Serialize, Deserialize)]
+    struct TargetPlatform {
+        os: String,
+        architecture: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+        #[serde(
+            rename = "os.version",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        os_version: Option<String>,
+        #[serde(
+            rename = "os.features",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        os_features: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        features: Option<Vec<String>>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(p: &Platform, s: S) -> Result<S::Ok, S::Error> {
+        TargetPlatform {
+            os: p.os.clone(),
+            architecture: p.architecture.clone(),
+            variant: p.variant.clone(),
+            os_version: p.os_version.clone(),
+            os_features: p.os_features.clone(),
+            features: p.features.clone(),
         }
-        Ok(())
+        .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Platform, D::Error> {
+        let t = TargetPlatform::deserialize(d)?;
+        Ok(Platform {
+            architecture: t.architecture,
+            os: t.os,
+            os_version: t.os_version,
+            os_features: t.os_features,
+            variant: t.variant,
+            features: t.features,
+        })
     }
 }
 
@@ -197,6 +234,7 @@ pub struct InstalledDist {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     /// The OCI platform.
+    #[serde(with = "platform_json")]
     pub platform: Platform,
     /// CPython `X.Y`.
     pub python_version: MajorMinor,
@@ -259,6 +297,10 @@ pub fn wheel_arch_for(oci_arch: &str, variant: Option<&str>) -> Option<&'static 
 mod tests {
     use super::*;
 
+    fn arm64(variant: Option<&str>) -> Platform {
+        Platform::new("linux", "arm64", variant)
+    }
+
     #[test]
     fn libc_round_trips() {
         for s in ["glibc-2.36", "musl-1.2"] {
@@ -293,5 +335,50 @@ mod tests {
         );
         assert_eq!(MajorMinor::parse_prefix("2"), None);
         assert_eq!(MajorMinor::parse_prefix("x.1"), None);
+    }
+
+    /// The JSON of a `Target` is stored in cache records and in an image label: pinned here, byte
+    /// for byte, so that a change of its types (such as `Platform` becoming rbuild-oci's) cannot
+    /// change it.
+    #[test]
+    fn target_json_is_pinned() {
+        let target = |variant: Option<&str>| Target {
+            platform: arm64(variant),
+            python_version: MajorMinor::new(3, 11),
+            python_full_version: Some("3.11.2".into()),
+            interpreter: "/usr/bin/python3.11".into(),
+            scheme: Scheme {
+                purelib: "/usr/local/lib/python3.11/dist-packages".into(),
+                platlib: "/usr/local/lib/python3.11/dist-packages".into(),
+                scripts: "/usr/local/bin".into(),
+                headers: "/usr/local/include/python3.11".into(),
+                data: "/usr/local".into(),
+            },
+            libc: Libc::glibc(2, 36),
+            arch: "aarch64".into(),
+            installed: vec![InstalledDist {
+                name: "pip".into(),
+                version: "23.0.1".into(),
+                dist_info_path: "/usr/lib/python3/dist-packages/pip-23.0.1.dist-info".into(),
+                has_record: true,
+            }],
+        };
+        let tail = r#""python_version":"3.11","python_full_version":"3.11.2","interpreter":"/usr/bin/python3.11","scheme":{"purelib":"/usr/local/lib/python3.11/dist-packages","platlib":"/usr/local/lib/python3.11/dist-packages","scripts":"/usr/local/bin","headers":"/usr/local/include/python3.11","data":"/usr/local"},"libc":{"family":"glibc","version":"2.36"},"arch":"aarch64","installed":[{"name":"pip","version":"23.0.1","dist_info_path":"/usr/lib/python3/dist-packages/pip-23.0.1.dist-info","has_record":true}]}"#;
+        for (variant, platform) in [
+            (
+                None,
+                r#"{"platform":{"os":"linux","architecture":"arm64"},"#,
+            ),
+            (
+                Some("v8"),
+                r#"{"platform":{"os":"linux","architecture":"arm64","variant":"v8"},"#,
+            ),
+        ] {
+            let t = target(variant);
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("{platform}{tail}"));
+            let back: Target = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, t);
+        }
     }
 }

@@ -111,11 +111,7 @@ impl Builder {
         base: &ResolvedBase,
         platform: &Platform,
     ) -> Result<(Target, BaseFacts), BuildError> {
-        let plat = rbuild_python::target::Platform {
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
-            variant: platform.variant.clone(),
-        };
+        let plat = platform.clone();
         let Some(reference) = &base.reference else {
             let target = rbuild_python::target::target_without_base(&plat, &req.target_overrides)?;
             return Ok((target, BaseFacts::default()));

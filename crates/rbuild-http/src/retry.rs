@@ -1,17 +1,19 @@
-//! Retries: exponential backoff with jitter, `Retry-After`, bounded in count and time.
+//! Retries: exponential backoff with jitter, `Retry-After`, bounded in count and time; and which
+//! failures are transient.
 
+use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::error::{Error, Result};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 /// How often and how long an operation is retried.
 ///
 /// An operation (a manifest GET, a whole blob download, a whole upload session, a mount, a manifest
-/// PUT) is started again from the beginning when it fails with a retryable error
-/// ([`Error::is_retryable`]): at most `max_attempts` times in all, and not once `max_elapsed` has
+/// PUT, an index page) is started again from the beginning when it fails with a transient error
+/// ([`Transient::is_transient`]): at most `max_attempts` times in all, and not once `max_elapsed` has
 /// passed. Between attempts it waits `initial_delay × 2^n` (capped at `max_delay`) with ±50 % jitter,
-/// or what the registry asked for with `Retry-After` (capped at `max_retry_after`).
+/// or what the server asked for with `Retry-After` (capped at `max_retry_after`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all (1 = no retry).
@@ -24,6 +26,43 @@ pub struct RetryPolicy {
     pub max_elapsed: Duration,
     /// The longest `Retry-After` honoured.
     pub max_retry_after: Duration,
+}
+
+/// An error a [`RetryPolicy`] can classify: is it worth another attempt, after how long, and what
+/// it becomes when the attempts run out.
+pub trait Transient: Sized {
+    /// True when the same operation may succeed if it is started again.
+    fn is_transient(&self) -> bool;
+    /// The delay the server asked for (`Retry-After`), if any.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+    /// The error reported when a transient failure persisted through `attempts` attempts (the
+    /// default: the last error as it is).
+    fn gave_up(self, attempts: u32) -> Self {
+        let _ = attempts;
+        self
+    }
+}
+
+/// True for the HTTP statuses that are worth another attempt: 408 (request timeout), 429 (too many
+/// requests) and every 5xx.
+///
+/// ```
+/// use rbuild_http::retry::is_transient_status;
+/// assert!(is_transient_status(503) && is_transient_status(429) && is_transient_status(408));
+/// assert!(!is_transient_status(404) && !is_transient_status(401));
+/// ```
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+/// The `Retry-After` of a response (delay-seconds or an HTTP date), if it has a readable one.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
 impl Default for RetryPolicy {
@@ -61,33 +100,49 @@ impl RetryPolicy {
         capped.mul_f64(factor)
     }
 
-    /// Runs `op` until it succeeds, fails with a non-retryable error, or the budget is spent.
-    pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    /// Runs `op` until it succeeds, fails with an error that is not transient, or the budget is
+    /// spent (then the last error's [`Transient::gave_up`]). Each retry is logged (`tracing`, info)
+    /// with `what`.
+    pub async fn run<T, E, F, Fut>(&self, what: &str, op: F) -> Result<T, E>
     where
+        E: Transient + fmt::Display,
         F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run_observed(op, |attempt, e: &E, delay| {
+            tracing::info!(
+                "{what}: attempt {attempt} failed, retrying in {:.1}s: {e}",
+                delay.as_secs_f64()
+            );
+        })
+        .await
+    }
+
+    /// Like [`RetryPolicy::run`], telling `before_retry` (attempt that failed, its error, the
+    /// pause) instead of logging. `op` gets the attempt number, from 1.
+    pub async fn run_observed<T, E, F, Fut>(
+        &self,
+        mut op: F,
+        mut before_retry: impl FnMut(u32, &E, Duration),
+    ) -> Result<T, E>
+    where
+        E: Transient,
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
         let start = Instant::now();
         let mut attempt = 1;
         loop {
             match op(attempt).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() => {
+                Err(e) if e.is_transient() => {
                     let delay = self.delay(attempt, e.retry_after());
-                    if attempt >= self.max_attempts || start.elapsed() + delay > self.max_elapsed {
-                        return Err(if attempt > 1 {
-                            Error::GaveUp {
-                                attempts: attempt,
-                                last: Box::new(e),
-                            }
-                        } else {
-                            e
-                        });
+                    if attempt >= self.max_attempts
+                        || start.elapsed().saturating_add(delay) > self.max_elapsed
+                    {
+                        return Err(e.gave_up(attempt));
                     }
-                    tracing::info!(
-                        "{what}: attempt {attempt} failed, retrying in {:.1}s: {e}",
-                        delay.as_secs_f64()
-                    );
+                    before_retry(attempt, &e, delay);
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -187,44 +242,83 @@ mod tests {
         );
     }
 
+    #[derive(Debug, PartialEq)]
+    enum E {
+        Status(u16),
+        GaveUp(u32),
+    }
+
+    impl Transient for E {
+        fn is_transient(&self) -> bool {
+            matches!(self, E::Status(s) if is_transient_status(*s))
+        }
+        fn gave_up(self, attempts: u32) -> Self {
+            E::GaveUp(attempts)
+        }
+    }
+
+    impl fmt::Display for E {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
     #[tokio::test]
-    async fn retries_only_retryable_errors_and_gives_up() {
+    async fn retries_only_transient_errors_and_gives_up() {
         let p = RetryPolicy {
             initial_delay: Duration::from_millis(1),
             ..Default::default()
         };
-        let status = |s| Error::Status {
-            what: "x".into(),
-            host: "h".into(),
-            status: s,
-            detail: String::new(),
-            retry_after: None,
-        };
         let mut calls = 0;
-        let r: Result<()> = p
+        let r: Result<(), E> = p
             .run("op", |_| {
                 calls += 1;
-                let e = status(503);
-                async move { Err(e) }
+                async { Err(E::Status(503)) }
             })
             .await;
         assert_eq!(calls, 5);
-        assert!(matches!(r, Err(Error::GaveUp { attempts: 5, .. })));
+        assert_eq!(r, Err(E::GaveUp(5)));
         let mut calls = 0;
-        let r: Result<()> = p
+        let r: Result<(), E> = p
             .run("op", |_| {
                 calls += 1;
-                let e = status(404);
-                async move { Err(e) }
+                async { Err(E::Status(404)) }
             })
             .await;
         assert_eq!(calls, 1);
-        assert!(r.unwrap_err().is_not_found());
+        assert_eq!(r, Err(E::Status(404)));
         let r = p
             .run("op", |n| async move {
-                if n < 3 { Err(status(429)) } else { Ok(n) }
+                if n < 3 { Err(E::Status(429)) } else { Ok(n) }
             })
             .await;
-        assert_eq!(r.unwrap(), 3);
+        assert_eq!(r, Ok(3));
+        // No time budget at all (the index client's policy) does not overflow.
+        let p = RetryPolicy {
+            max_elapsed: Duration::MAX,
+            ..p
+        };
+        let mut seen = Vec::new();
+        let r: Result<(), E> = p
+            .run_observed(
+                |_| async { Err(E::Status(408)) },
+                |attempt, e, _| seen.push((attempt, format!("{e}"))),
+            )
+            .await;
+        assert_eq!(r, Err(E::GaveUp(5)));
+        assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn retry_after_header_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past");
     }
 }

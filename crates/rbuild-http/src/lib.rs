@@ -1,0 +1,24 @@
+//! HTTP plumbing shared by rbuild's two network clients, the registry client (`rbuild-registry`)
+//! and the package-index client (`rbuild-index`), so both trust, retry and download alike:
+//!
+//! - [`tls`]: the rustls client configuration: the system trust store (`SSL_CERT_FILE` and
+//!   `SSL_CERT_DIR` honoured, so an intercepting proxy whose CA is only in the system store
+//!   works), extra CA files (`--ca-file`, `certs.d/HOST/*.crt`), a client certificate, and the
+//!   insecure mode of `--insecure-registry`;
+//! - [`retry`]: the [`RetryPolicy`] (exponential backoff with ±50 % jitter, `Retry-After`,
+//!   bounded in attempts and time) and which failures are transient (connection errors, 408, 429,
+//!   5xx; each client's error type says which of its errors are, through [`retry::Transient`]);
+//! - [`download`]: one resumable, verified download into the content store
+//!   ([`rbuild_oci::Store`]): `Range: bytes=N-` after a transfer broke off, the hash checked over
+//!   the whole file, nothing stored that does not match.
+//!
+//! It knows nothing of registries or indexes: authentication, redirects, URLs and error messages
+//! stay with the clients.
+
+pub mod download;
+pub mod retry;
+pub mod tls;
+
+pub use download::{DownloadError, Expected, Partial, Watch, content_range_start, receive};
+pub use retry::{RetryPolicy, Transient, is_transient_status, parse_retry_after};
+pub use tls::{ClientCert, TlsError, TlsOptions, rustls_config};
