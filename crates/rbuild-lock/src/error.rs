@@ -46,7 +46,8 @@ impl fmt::Display for Location {
 pub enum Error {
     /// No lockfile was found in the context directory.
     #[error(
-        "no lockfile in {}: looked for uv.lock, pylock.toml, poetry.lock and requirements.txt; \
+        "no lockfile in {}: looked for uv.lock, pylock.toml, poetry.lock, Pipfile.lock, pdm.lock and \
+         requirements.txt; \
          create one (e.g. `uv lock`) or name it with --lock FILE",
         dir.display()
     )]
@@ -58,7 +59,7 @@ pub enum Error {
     /// The file name does not say which format it is.
     #[error(
         "{}: cannot tell the lockfile format from the file name; rbuild reads uv.lock, pylock.toml \
-         (or pylock.NAME.toml), poetry.lock and requirements files (*.txt)",
+         (or pylock.NAME.toml), poetry.lock, Pipfile.lock, pdm.lock and requirements files (*.txt)",
         path.display()
     )]
     UnknownFormat {
@@ -89,6 +90,17 @@ pub enum Error {
     /// The file is not valid TOML, or a field has the wrong type.
     #[error("{}: not a valid {format} file: {message}", path.display())]
     Toml {
+        /// The file.
+        path: PathBuf,
+        /// Which format was expected.
+        format: &'static str,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+
+    /// The file is not valid JSON (Pipfile.lock), or a field has the wrong type.
+    #[error("{}: not a valid {format} file: {message}; relock it", path.display())]
+    Json {
         /// The file.
         path: PathBuf,
         /// Which format was expected.

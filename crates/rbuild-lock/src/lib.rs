@@ -1,13 +1,15 @@
 //! Lockfile readers: turn a lockfile and a target into the exact packages to install, with the files
 //! (and hashes) to install them from.
 //!
-//! Four formats give one result type, [`Lock`]:
+//! Six formats give one result type, [`Lock`]:
 //!
 //! | file | format | what is read |
 //! |---|---|---|
 //! | `uv.lock` | [`LockFormat::UvLock`] | the dependency graph walked from the project (`source = { editable = "." }` / `{ virtual = "." }`, else `[manifest] members`) |
 //! | `pylock.toml`, `pylock.NAME.toml` | [`LockFormat::Pylock`] | PEP 751: every `[[packages]]` entry whose `marker` holds |
 //! | `poetry.lock` | [`LockFormat::PoetryLock`] | lock-version 2.1: `groups` + `markers` per package; older: the graph walked from `pyproject.toml` |
+//! | `Pipfile.lock` | [`LockFormat::Pipfile`] | the `default` section (and `develop` for the group `dev`), each entry's `markers` evaluated; hashes only, like a requirements file |
+//! | `pdm.lock` | [`LockFormat::Pdm`] | `[[package]]` entries whose `groups` are selected (`default` + extras + groups) and whose `marker` holds |
 //! | `requirements.txt` (any `*.txt`) | [`LockFormat::Requirements`] | `name==version ; marker --hash=…` lines, `-r`/`-c` includes |
 //!
 //! [`detect_lockfile`] looks in a directory in that order (uv.lock first). [`read_lock`] reads one for a
@@ -56,7 +58,8 @@
 //!
 //! # Hashes
 //!
-//! Hashes follow pip. uv.lock, pylock.toml and poetry.lock need a sha256 for every file. In a
+//! Hashes follow pip. uv.lock, pylock.toml, poetry.lock and pdm.lock need a sha256 for every file;
+//! Pipfile.lock a sha256 for every package. In a
 //! requirements file, once any requirement has a `--hash`, every one must (the error names the one
 //! without); a file with no hashes at all is accepted ([`Lock::hashes_required`] is then `false`: the
 //! index client takes the index's hashes and should warn) unless [`ResolveOptions::require_hashes`] or
@@ -75,6 +78,8 @@
 
 mod error;
 mod model;
+mod pdm;
+mod pipfile;
 mod poetry;
 mod pylock;
 mod requirements;
@@ -92,10 +97,17 @@ pub use rbuild_python::markers::MarkerEnv;
 pub use wheel::{ChosenWheel, choose_wheel};
 
 /// The lockfile names [`detect_lockfile`] looks for, in order.
-pub const LOCKFILE_NAMES: [&str; 4] = ["uv.lock", "pylock.toml", "poetry.lock", "requirements.txt"];
+pub const LOCKFILE_NAMES: [&str; 6] = [
+    "uv.lock",
+    "pylock.toml",
+    "poetry.lock",
+    "Pipfile.lock",
+    "pdm.lock",
+    "requirements.txt",
+];
 
 /// Finds the lockfile in a context directory: the first of `uv.lock`, `pylock.toml`, `poetry.lock`,
-/// `requirements.txt` that is a file.
+/// `Pipfile.lock`, `pdm.lock`, `requirements.txt` that is a file.
 pub fn detect_lockfile(context_dir: &Path) -> Result<PathBuf> {
     for name in LOCKFILE_NAMES {
         let p = context_dir.join(name);
@@ -129,6 +141,8 @@ pub fn read_lock_as(
         LockFormat::Pylock => pylock::read(path, env, options),
         LockFormat::PoetryLock => poetry::read(path, env, options),
         LockFormat::Requirements => requirements::read(path, env, options),
+        LockFormat::Pipfile => pipfile::read(path, env, options),
+        LockFormat::Pdm => pdm::read(path, env, options),
     }
 }
 
@@ -147,6 +161,8 @@ pub fn read_lock_str(
         LockFormat::Pylock => pylock::read_str(path, text, env, options),
         LockFormat::PoetryLock => poetry::read_str(path, text, env, options),
         LockFormat::Requirements => requirements::read_str(path, text, env, options),
+        LockFormat::Pipfile => pipfile::read_str(path, text, env, options),
+        LockFormat::Pdm => pdm::read_str(path, text, env, options),
     }
 }
 

@@ -16,6 +16,10 @@ pub enum LockFormat {
     PoetryLock,
     /// A pip requirements file as `uv pip compile`, `pip-compile` or `uv export` write it.
     Requirements,
+    /// `Pipfile.lock` (pipenv, pipfile-spec 6): hashes per package, like a requirements file.
+    Pipfile,
+    /// `pdm.lock` (PDM, lock_version 4.x).
+    Pdm,
 }
 
 impl LockFormat {
@@ -26,17 +30,23 @@ impl LockFormat {
             LockFormat::Pylock => "pylock.toml",
             LockFormat::PoetryLock => "poetry.lock",
             LockFormat::Requirements => "requirements.txt",
+            LockFormat::Pipfile => "Pipfile.lock",
+            LockFormat::Pdm => "pdm.lock",
         }
     }
 
-    /// Tells the format from a file name: `uv.lock`, `pylock.toml`/`pylock.NAME.toml`, `poetry.lock`;
-    /// anything else ending in `.txt` is a requirements file.
+    /// Tells the format from a file name: `uv.lock`, `pylock.toml`/`pylock.NAME.toml`, `poetry.lock`,
+    /// `Pipfile.lock`, `pdm.lock`; anything else ending in `.txt` is a requirements file.
     pub fn from_path(path: &std::path::Path) -> Option<LockFormat> {
         let name = path.file_name()?.to_str()?;
         if name == "uv.lock" {
             Some(LockFormat::UvLock)
         } else if name == "poetry.lock" {
             Some(LockFormat::PoetryLock)
+        } else if name == "Pipfile.lock" {
+            Some(LockFormat::Pipfile)
+        } else if name == "pdm.lock" {
+            Some(LockFormat::Pdm)
         } else if name == "pylock.toml"
             || (name.len() > 11
                 && name.starts_with("pylock.")
@@ -59,6 +69,8 @@ impl std::fmt::Display for LockFormat {
             LockFormat::Pylock => "pylock.toml",
             LockFormat::PoetryLock => "poetry.lock",
             LockFormat::Requirements => "requirements file",
+            LockFormat::Pipfile => "Pipfile.lock",
+            LockFormat::Pdm => "pdm.lock",
         })
     }
 }
