@@ -67,6 +67,24 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A uv.lock that no longer records what pyproject.toml asks for (uv's `--locked` check).
+    #[error(
+        "The lockfile at `{}` needs to be updated: {detail} (project `{project}`, {}). To update the \
+         lockfile, run `uv lock`; rbuild installs exactly what the lock holds, as `uv sync --locked` does",
+        lock.display(),
+        pyproject.display()
+    )]
+    StaleLock {
+        /// The uv.lock.
+        lock: PathBuf,
+        /// The pyproject.toml that differs.
+        pyproject: PathBuf,
+        /// The project (normalized name).
+        project: String,
+        /// The first requirement that differs.
+        detail: String,
+    },
+
     /// The file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {

@@ -85,6 +85,7 @@ mod pylock;
 mod requirements;
 mod util;
 mod uv;
+mod uv_fresh;
 mod wheel;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,7 @@ pub use model::{
     FileKind, Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions,
 };
 pub use rbuild_python::markers::MarkerEnv;
+pub use uv_fresh::check_uv_lock_fresh;
 pub use wheel::{ChosenWheel, choose_wheel};
 
 /// The lockfile names [`detect_lockfile`] looks for, in order.
@@ -122,10 +124,22 @@ pub fn detect_lockfile(context_dir: &Path) -> Result<PathBuf> {
 
 /// Reads a lockfile for one target: the format comes from the file name (see
 /// [`LockFormat::from_path`]); use [`read_lock_as`] to force one.
+///
+/// A `uv.lock` with a `pyproject.toml` beside it is first checked to be up to date with it
+/// ([`check_uv_lock_fresh`]): a stale lock is [`Error::StaleLock`], as `uv sync --locked` refuses it.
 pub fn read_lock(path: &Path, env: &MarkerEnv, options: &ResolveOptions) -> Result<Lock> {
     let format = LockFormat::from_path(path).ok_or_else(|| Error::UnknownFormat {
         path: path.to_path_buf(),
     })?;
+    if format == LockFormat::UvLock {
+        let pyproject = path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("pyproject.toml");
+        if pyproject.is_file() {
+            check_uv_lock_fresh(path, &pyproject)?;
+        }
+    }
     read_lock_as(format, path, env, options)
 }
 
