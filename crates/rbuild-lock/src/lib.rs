@@ -108,8 +108,19 @@ pub const LOCKFILE_NAMES: [&str; 6] = [
     "requirements.txt",
 ];
 
+/// The subdirectories searched for requirements files when the top level has no lockfile.
+const REQUIREMENTS_DIRS: [&str; 2] = ["requirements", "requirements.d"];
+
 /// Finds the lockfile in a context directory: the first of `uv.lock`, `pylock.toml`, `poetry.lock`,
 /// `Pipfile.lock`, `pdm.lock`, `requirements.txt` that is a file.
+///
+/// Without one:
+/// - requirements files in `requirements/` (or `requirements.d/`) give
+///   [`Error::LockfileElsewhere`], suggesting `--lock requirements/main.txt` (or `prod.txt`, …);
+/// - a `pyproject.toml` that declares dependencies (`[project] dependencies`, or Poetry's
+///   `[tool.poetry.dependencies]` beyond `python`) gives [`Error::UnlockedProject`]: they would not
+///   be installed;
+/// - otherwise [`Error::NoLockfile`]: the context has no dependencies to install.
 pub fn detect_lockfile(context_dir: &Path) -> Result<PathBuf> {
     for name in LOCKFILE_NAMES {
         let p = context_dir.join(name);
@@ -117,9 +128,91 @@ pub fn detect_lockfile(context_dir: &Path) -> Result<PathBuf> {
             return Ok(p);
         }
     }
+    let mut candidates = Vec::new();
+    for sub in REQUIREMENTS_DIRS {
+        let Ok(entries) = std::fs::read_dir(context_dir.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".txt") && e.path().is_file() {
+                candidates.push(Path::new(sub).join(name));
+            }
+        }
+    }
+    if !candidates.is_empty() {
+        candidates.sort();
+        let suggested = [
+            "main.txt",
+            "prod.txt",
+            "production.txt",
+            "base.txt",
+            "requirements.txt",
+        ]
+        .iter()
+        .find_map(|want| {
+            candidates
+                .iter()
+                .find(|c| c.file_name().is_some_and(|n| n == *want))
+        })
+        .unwrap_or(&candidates[0])
+        .clone();
+        return Err(Error::LockfileElsewhere {
+            dir: context_dir.to_path_buf(),
+            candidates,
+            suggested,
+        });
+    }
+    let pyproject = context_dir.join("pyproject.toml");
+    let dependencies = declared_dependencies(&pyproject);
+    if !dependencies.is_empty() {
+        return Err(Error::UnlockedProject {
+            pyproject,
+            dependencies,
+        });
+    }
     Err(Error::NoLockfile {
         dir: context_dir.to_path_buf(),
     })
+}
+
+/// The dependencies a pyproject.toml declares (`[project] dependencies`, else Poetry's
+/// `[tool.poetry.dependencies]` without `python`); empty when there is no readable file.
+fn declared_dependencies(pyproject: &Path) -> Vec<String> {
+    let Ok(text) = util::read_text(pyproject) else {
+        return Vec::new();
+    };
+    let Ok(v) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let strings = |a: &toml::Value| -> Vec<String> {
+        a.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let project = v
+        .get("project")
+        .and_then(|p| p.get("dependencies"))
+        .map(strings)
+        .unwrap_or_default();
+    if !project.is_empty() {
+        return project;
+    }
+    v.get("tool")
+        .and_then(|t| t.get("poetry"))
+        .and_then(|p| p.get("dependencies"))
+        .and_then(|d| d.as_table())
+        .map(|t| {
+            t.keys()
+                .filter(|k| k.as_str() != "python")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Reads a lockfile for one target: the format comes from the file name (see

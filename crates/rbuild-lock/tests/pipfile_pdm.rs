@@ -376,3 +376,75 @@ fn malformed_pdm_locks_are_refused() {
     };
     assert!(lock.packages.is_empty());
 }
+
+#[test]
+fn no_lockfile_explains_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Nothing at all: no dependencies.
+    assert!(matches!(
+        detect_lockfile(d),
+        Err(rbuild_lock::Error::NoLockfile { .. })
+    ));
+    // A project without dependencies: still nothing to install.
+    write(
+        d,
+        "pyproject.toml",
+        "[project]\nname = \"app\"\ndependencies = []\n",
+    );
+    assert!(matches!(
+        detect_lockfile(d),
+        Err(rbuild_lock::Error::NoLockfile { .. })
+    ));
+    // Declared dependencies without a lock.
+    write(
+        d,
+        "pyproject.toml",
+        "[project]\nname = \"app\"\ndependencies = [\"fastapi\", \"uvicorn[standard]\"]\n",
+    );
+    let e = detect_lockfile(d).unwrap_err();
+    match &e {
+        rbuild_lock::Error::UnlockedProject { dependencies, .. } => {
+            assert_eq!(dependencies, &["fastapi", "uvicorn[standard]"])
+        }
+        other => panic!("{other}"),
+    }
+    let msg = e.to_string();
+    for want in [
+        "pyproject.toml declares dependencies (fastapi, uvicorn[standard])",
+        "would not be installed",
+        "`uv lock`",
+        "`poetry lock`",
+        "`pdm lock`",
+        "--lock FILE",
+    ] {
+        assert!(msg.contains(want), "{want}: {msg}");
+    }
+    // Poetry's own table counts too (python does not).
+    write(
+        d,
+        "pyproject.toml",
+        "[tool.poetry.dependencies]\npython = \"^3.11\"\nrequests = \"*\"\n",
+    );
+    assert!(matches!(
+        detect_lockfile(d),
+        Err(rbuild_lock::Error::UnlockedProject { .. })
+    ));
+    // Requirements files in requirements/: named, with main.txt suggested.
+    write(d, "requirements/dev.txt", "");
+    write(d, "requirements/main.txt", "");
+    write(d, "requirements/README.md", "");
+    let msg = detect_lockfile(d).unwrap_err().to_string();
+    assert!(
+        msg.contains("requirements/dev.txt, requirements/main.txt")
+            && msg.contains("--lock requirements/main.txt"),
+        "{msg}"
+    );
+    std::fs::remove_file(d.join("requirements/main.txt")).unwrap();
+    write(d, "requirements/prod.txt", "");
+    let msg = detect_lockfile(d).unwrap_err().to_string();
+    assert!(msg.contains("--lock requirements/prod.txt"), "{msg}");
+    // A top-level lock wins.
+    write(d, "requirements.txt", "");
+    assert!(detect_lockfile(d).unwrap().ends_with("requirements.txt"));
+}
