@@ -147,6 +147,15 @@ pub struct LockedPackage {
     /// Whether the files come with the lock (`true` for uv.lock, pylock.toml, poetry.lock) or must be
     /// listed from the index (`false` for requirements files).
     pub files_listed: bool,
+    /// Whether [`LockedPackage::files`] came from the index ([`LockedPackage::with_index_files`]) rather
+    /// than from the lock.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub files_from_index: bool,
+    /// Wheels of exactly this name and version found in the user's `--find-links` directories
+    /// ([`LockedPackage::with_find_links_files`]): [`crate::choose_wheel`] falls back to them only
+    /// when no locked file fits the target (or the package is locked as sdist-only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub find_links_files: Vec<LockedFile>,
 }
 
 impl LockedPackage {
@@ -179,6 +188,31 @@ impl LockedPackage {
             .filter(|f| self.allows(&f.filename, f.sha256.as_ref()))
             .collect();
         out.files_listed = true;
+        out.files_from_index = true;
+        out
+    }
+
+    /// The same package, offering the wheels of a `--find-links` directory as a fallback.
+    ///
+    /// A hash-pinned lock never lets a find-links wheel replace a locked file. But when none of the
+    /// locked files fits the target (say, the lock has only x86_64 wheels and an sdist, and the user
+    /// built the aarch64 wheel), the user's own directory is the trust anchor: a wheel there with
+    /// exactly this normalized name and version is accepted, and [`crate::choose_wheel`] marks the
+    /// result [`crate::WheelOrigin::FindLinks`]. Only wheels whose file name gives this name and
+    /// version are kept (others are dropped here); each should carry its `path` (or a `file:` `url`)
+    /// and, when known, the `sha256` of the file as read, so that the download verifies those bytes.
+    pub fn with_find_links_files(&self, files: Vec<LockedFile>) -> LockedPackage {
+        let mut out = self.clone();
+        out.find_links_files = files
+            .into_iter()
+            .filter(|f| {
+                f.kind == FileKind::Wheel
+                    && rbuild_python::wheel_name::WheelFilename::parse(&f.filename).is_ok_and(|w| {
+                        w.name == self.name
+                            && crate::util::same_version(&w.version.to_string(), &self.version)
+                    })
+            })
+            .collect();
         out
     }
 }

@@ -287,6 +287,8 @@ pub(crate) fn read_str(
                 files: Vec::new(),
                 hashes,
                 files_listed: false,
+                files_from_index: false,
+                find_links_files: Vec::new(),
             };
             if let Some((prev, prev_section)) = packages.get_mut(&name) {
                 if !crate::util::same_version(&prev.version, &version) {

@@ -738,6 +738,8 @@ pub(crate) fn read_str(
             files: Vec::new(),
             hashes,
             files_listed: false,
+            files_from_index: false,
+            find_links_files: Vec::new(),
         };
         if let Some((prev, prev_line)) = by_name.get_mut(&name) {
             if !same_version(&prev.version, &version) {
