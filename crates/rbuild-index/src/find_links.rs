@@ -30,7 +30,18 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 impl FindLinks {
+    /// The directories, a relative one resolved against the current working directory (where the
+    /// user typed `--find-links DIR`). A relative path made no `file:` URL, so the listing's
+    /// entries could not be opened or hashed, and with a hash-pinned lock every one was dropped.
     pub(crate) fn new(dirs: Vec<PathBuf>) -> Self {
+        let cwd = std::env::current_dir().ok();
+        let dirs = dirs
+            .into_iter()
+            .map(|d| match &cwd {
+                Some(cwd) if d.is_relative() => cwd.join(d),
+                _ => d,
+            })
+            .collect();
         FindLinks {
             dirs,
             hashes: Arc::new(Mutex::new(HashMap::new())),
@@ -144,5 +155,34 @@ impl FindLinks {
         })
         .await
         .expect("hashing task panicked")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_directories_resolve_against_the_working_directory() {
+        // Cargo runs unit tests in the crate's directory; make a directory there and name it relatively.
+        let cwd = std::env::current_dir().unwrap();
+        let dir = tempfile::tempdir_in(&cwd).unwrap();
+        let rel = dir.path().strip_prefix(&cwd).unwrap().to_path_buf();
+        assert!(rel.is_relative());
+        std::fs::write(dir.path().join("tiny-1.0-py3-none-any.whl"), b"wheel").unwrap();
+        let fl = FindLinks::new(vec![rel.clone()]);
+        let files = fl.files("tiny").unwrap();
+        assert_eq!(files.len(), 1);
+        let url = Url::parse(&files[0].url).unwrap();
+        assert_eq!(url.scheme(), "file");
+        assert_eq!(
+            url.to_file_path().unwrap(),
+            cwd.join(&rel).join("tiny-1.0-py3-none-any.whl")
+        );
+        assert_eq!(
+            fl.path_of("tiny-1.0-py3-none-any.whl").unwrap(),
+            cwd.join(&rel).join("tiny-1.0-py3-none-any.whl")
+        );
+        assert!(fl.describe()[0].contains(&cwd.display().to_string()));
     }
 }

@@ -46,7 +46,8 @@ impl fmt::Display for Location {
 pub enum Error {
     /// No lockfile was found in the context directory.
     #[error(
-        "no lockfile in {}: looked for uv.lock, pylock.toml, poetry.lock and requirements.txt; \
+        "no lockfile in {}: looked for uv.lock, pylock.toml, poetry.lock, Pipfile.lock, pdm.lock and \
+         requirements.txt; \
          create one (e.g. `uv lock`) or name it with --lock FILE",
         dir.display()
     )]
@@ -55,15 +56,68 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// No lockfile in the context directory, but its pyproject.toml declares dependencies: building
+    /// without a lock would leave them out of the image.
+    #[error(
+        "{} declares dependencies ({}) but there is no lockfile beside it (looked for uv.lock, \
+         pylock.toml, poetry.lock, Pipfile.lock, pdm.lock and requirements.txt), so they would not be \
+         installed; lock them (`uv lock`, `poetry lock` or `pdm lock`) or name a lockfile with --lock FILE",
+        pyproject.display(),
+        summarize(dependencies)
+    )]
+    UnlockedProject {
+        /// The pyproject.toml.
+        pyproject: PathBuf,
+        /// The declared dependencies, as written.
+        dependencies: Vec<String>,
+    },
+
+    /// No lockfile at the top of the context directory, but requirements files in a subdirectory
+    /// (`requirements/main.txt`): rbuild does not guess which one.
+    #[error(
+        "no lockfile in {}, but {} holds requirements files ({}); name the one to install with \
+         --lock {}",
+        dir.display(),
+        candidates.first().and_then(|c| c.parent()).map(|p| p.display().to_string()).unwrap_or_default(),
+        candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "),
+        suggested.display()
+    )]
+    LockfileElsewhere {
+        /// The directory searched.
+        dir: PathBuf,
+        /// The requirements files found, relative to `dir`, sorted.
+        candidates: Vec<PathBuf>,
+        /// The one suggested (`main.txt`, `prod.txt`, … when present), relative to `dir`.
+        suggested: PathBuf,
+    },
+
     /// The file name does not say which format it is.
     #[error(
         "{}: cannot tell the lockfile format from the file name; rbuild reads uv.lock, pylock.toml \
-         (or pylock.NAME.toml), poetry.lock and requirements files (*.txt)",
+         (or pylock.NAME.toml), poetry.lock, Pipfile.lock, pdm.lock and requirements files (*.txt)",
         path.display()
     )]
     UnknownFormat {
         /// The file.
         path: PathBuf,
+    },
+
+    /// A uv.lock that no longer records what pyproject.toml asks for (uv's `--locked` check).
+    #[error(
+        "The lockfile at `{}` needs to be updated: {detail} (project `{project}`, {}). To update the \
+         lockfile, run `uv lock`; rbuild installs exactly what the lock holds, as `uv sync --locked` does",
+        lock.display(),
+        pyproject.display()
+    )]
+    StaleLock {
+        /// The uv.lock.
+        lock: PathBuf,
+        /// The pyproject.toml that differs.
+        pyproject: PathBuf,
+        /// The project (normalized name).
+        project: String,
+        /// The first requirement that differs.
+        detail: String,
     },
 
     /// The file could not be read.
@@ -89,6 +143,17 @@ pub enum Error {
     /// The file is not valid TOML, or a field has the wrong type.
     #[error("{}: not a valid {format} file: {message}", path.display())]
     Toml {
+        /// The file.
+        path: PathBuf,
+        /// Which format was expected.
+        format: &'static str,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+
+    /// The file is not valid JSON (Pipfile.lock), or a field has the wrong type.
+    #[error("{}: not a valid {format} file: {message}; relock it", path.display())]
+    Json {
         /// The file.
         path: PathBuf,
         /// Which format was expected.
@@ -316,6 +381,15 @@ pub enum Error {
         /// What to do.
         message: String,
     },
+}
+
+/// The first few items of a list, for messages.
+fn summarize(items: &[String]) -> String {
+    let mut out = items.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 5 {
+        out.push_str(&format!(", and {} more", items.len() - 5));
+    }
+    out
 }
 
 /// A `Result` with this crate's [`Error`].

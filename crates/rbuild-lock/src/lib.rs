@@ -1,13 +1,15 @@
 //! Lockfile readers: turn a lockfile and a target into the exact packages to install, with the files
 //! (and hashes) to install them from.
 //!
-//! Four formats give one result type, [`Lock`]:
+//! Six formats give one result type, [`Lock`]:
 //!
 //! | file | format | what is read |
 //! |---|---|---|
 //! | `uv.lock` | [`LockFormat::UvLock`] | the dependency graph walked from the project (`source = { editable = "." }` / `{ virtual = "." }`, else `[manifest] members`) |
 //! | `pylock.toml`, `pylock.NAME.toml` | [`LockFormat::Pylock`] | PEP 751: every `[[packages]]` entry whose `marker` holds |
 //! | `poetry.lock` | [`LockFormat::PoetryLock`] | lock-version 2.1: `groups` + `markers` per package; older: the graph walked from `pyproject.toml` |
+//! | `Pipfile.lock` | [`LockFormat::Pipfile`] | the `default` section (and `develop` for the group `dev`), each entry's `markers` evaluated; hashes only, like a requirements file |
+//! | `pdm.lock` | [`LockFormat::Pdm`] | `[[package]]` entries whose `groups` are selected (`default` + extras + groups) and whose `marker` holds |
 //! | `requirements.txt` (any `*.txt`) | [`LockFormat::Requirements`] | `name==version ; marker --hash=…` lines, `-r`/`-c` includes |
 //!
 //! [`detect_lockfile`] looks in a directory in that order (uv.lock first). [`read_lock`] reads one for a
@@ -56,7 +58,8 @@
 //!
 //! # Hashes
 //!
-//! Hashes follow pip. uv.lock, pylock.toml and poetry.lock need a sha256 for every file. In a
+//! Hashes follow pip. uv.lock, pylock.toml, poetry.lock and pdm.lock need a sha256 for every file;
+//! Pipfile.lock a sha256 for every package. In a
 //! requirements file, once any requirement has a `--hash`, every one must (the error names the one
 //! without); a file with no hashes at all is accepted ([`Lock::hashes_required`] is then `false`: the
 //! index client takes the index's hashes and should warn) unless [`ResolveOptions::require_hashes`] or
@@ -75,11 +78,14 @@
 
 mod error;
 mod model;
+mod pdm;
+mod pipfile;
 mod poetry;
 mod pylock;
 mod requirements;
 mod util;
 mod uv;
+mod uv_fresh;
 mod wheel;
 
 use std::path::{Path, PathBuf};
@@ -89,13 +95,32 @@ pub use model::{
     FileKind, Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions,
 };
 pub use rbuild_python::markers::MarkerEnv;
-pub use wheel::{ChosenWheel, choose_wheel};
+pub use uv_fresh::check_uv_lock_fresh;
+pub use wheel::{ChosenWheel, WheelOrigin, choose_wheel};
 
 /// The lockfile names [`detect_lockfile`] looks for, in order.
-pub const LOCKFILE_NAMES: [&str; 4] = ["uv.lock", "pylock.toml", "poetry.lock", "requirements.txt"];
+pub const LOCKFILE_NAMES: [&str; 6] = [
+    "uv.lock",
+    "pylock.toml",
+    "poetry.lock",
+    "Pipfile.lock",
+    "pdm.lock",
+    "requirements.txt",
+];
+
+/// The subdirectories searched for requirements files when the top level has no lockfile.
+const REQUIREMENTS_DIRS: [&str; 2] = ["requirements", "requirements.d"];
 
 /// Finds the lockfile in a context directory: the first of `uv.lock`, `pylock.toml`, `poetry.lock`,
-/// `requirements.txt` that is a file.
+/// `Pipfile.lock`, `pdm.lock`, `requirements.txt` that is a file.
+///
+/// Without one:
+/// - requirements files in `requirements/` (or `requirements.d/`) give
+///   [`Error::LockfileElsewhere`], suggesting `--lock requirements/main.txt` (or `prod.txt`, …);
+/// - a `pyproject.toml` that declares dependencies (`[project] dependencies`, or Poetry's
+///   `[tool.poetry.dependencies]` beyond `python`) gives [`Error::UnlockedProject`]: they would not
+///   be installed;
+/// - otherwise [`Error::NoLockfile`]: the context has no dependencies to install.
 pub fn detect_lockfile(context_dir: &Path) -> Result<PathBuf> {
     for name in LOCKFILE_NAMES {
         let p = context_dir.join(name);
@@ -103,17 +128,111 @@ pub fn detect_lockfile(context_dir: &Path) -> Result<PathBuf> {
             return Ok(p);
         }
     }
+    let mut candidates = Vec::new();
+    for sub in REQUIREMENTS_DIRS {
+        let Ok(entries) = std::fs::read_dir(context_dir.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".txt") && e.path().is_file() {
+                candidates.push(Path::new(sub).join(name));
+            }
+        }
+    }
+    if !candidates.is_empty() {
+        candidates.sort();
+        let suggested = [
+            "main.txt",
+            "prod.txt",
+            "production.txt",
+            "base.txt",
+            "requirements.txt",
+        ]
+        .iter()
+        .find_map(|want| {
+            candidates
+                .iter()
+                .find(|c| c.file_name().is_some_and(|n| n == *want))
+        })
+        .unwrap_or(&candidates[0])
+        .clone();
+        return Err(Error::LockfileElsewhere {
+            dir: context_dir.to_path_buf(),
+            candidates,
+            suggested,
+        });
+    }
+    let pyproject = context_dir.join("pyproject.toml");
+    let dependencies = declared_dependencies(&pyproject);
+    if !dependencies.is_empty() {
+        return Err(Error::UnlockedProject {
+            pyproject,
+            dependencies,
+        });
+    }
     Err(Error::NoLockfile {
         dir: context_dir.to_path_buf(),
     })
 }
 
+/// The dependencies a pyproject.toml declares (`[project] dependencies`, else Poetry's
+/// `[tool.poetry.dependencies]` without `python`); empty when there is no readable file.
+fn declared_dependencies(pyproject: &Path) -> Vec<String> {
+    let Ok(text) = util::read_text(pyproject) else {
+        return Vec::new();
+    };
+    let Ok(v) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let strings = |a: &toml::Value| -> Vec<String> {
+        a.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let project = v
+        .get("project")
+        .and_then(|p| p.get("dependencies"))
+        .map(strings)
+        .unwrap_or_default();
+    if !project.is_empty() {
+        return project;
+    }
+    v.get("tool")
+        .and_then(|t| t.get("poetry"))
+        .and_then(|p| p.get("dependencies"))
+        .and_then(|d| d.as_table())
+        .map(|t| {
+            t.keys()
+                .filter(|k| k.as_str() != "python")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads a lockfile for one target: the format comes from the file name (see
 /// [`LockFormat::from_path`]); use [`read_lock_as`] to force one.
+///
+/// A `uv.lock` with a `pyproject.toml` beside it is first checked to be up to date with it
+/// ([`check_uv_lock_fresh`]): a stale lock is [`Error::StaleLock`], as `uv sync --locked` refuses it.
 pub fn read_lock(path: &Path, env: &MarkerEnv, options: &ResolveOptions) -> Result<Lock> {
     let format = LockFormat::from_path(path).ok_or_else(|| Error::UnknownFormat {
         path: path.to_path_buf(),
     })?;
+    if format == LockFormat::UvLock {
+        let pyproject = path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("pyproject.toml");
+        if pyproject.is_file() {
+            check_uv_lock_fresh(path, &pyproject)?;
+        }
+    }
     read_lock_as(format, path, env, options)
 }
 
@@ -129,6 +248,8 @@ pub fn read_lock_as(
         LockFormat::Pylock => pylock::read(path, env, options),
         LockFormat::PoetryLock => poetry::read(path, env, options),
         LockFormat::Requirements => requirements::read(path, env, options),
+        LockFormat::Pipfile => pipfile::read(path, env, options),
+        LockFormat::Pdm => pdm::read(path, env, options),
     }
 }
 
@@ -147,6 +268,8 @@ pub fn read_lock_str(
         LockFormat::Pylock => pylock::read_str(path, text, env, options),
         LockFormat::PoetryLock => poetry::read_str(path, text, env, options),
         LockFormat::Requirements => requirements::read_str(path, text, env, options),
+        LockFormat::Pipfile => pipfile::read_str(path, text, env, options),
+        LockFormat::Pdm => pdm::read_str(path, text, env, options),
     }
 }
 

@@ -16,6 +16,10 @@ pub enum LockFormat {
     PoetryLock,
     /// A pip requirements file as `uv pip compile`, `pip-compile` or `uv export` write it.
     Requirements,
+    /// `Pipfile.lock` (pipenv, pipfile-spec 6): hashes per package, like a requirements file.
+    Pipfile,
+    /// `pdm.lock` (PDM, lock_version 4.x).
+    Pdm,
 }
 
 impl LockFormat {
@@ -26,17 +30,23 @@ impl LockFormat {
             LockFormat::Pylock => "pylock.toml",
             LockFormat::PoetryLock => "poetry.lock",
             LockFormat::Requirements => "requirements.txt",
+            LockFormat::Pipfile => "Pipfile.lock",
+            LockFormat::Pdm => "pdm.lock",
         }
     }
 
-    /// Tells the format from a file name: `uv.lock`, `pylock.toml`/`pylock.NAME.toml`, `poetry.lock`;
-    /// anything else ending in `.txt` is a requirements file.
+    /// Tells the format from a file name: `uv.lock`, `pylock.toml`/`pylock.NAME.toml`, `poetry.lock`,
+    /// `Pipfile.lock`, `pdm.lock`; anything else ending in `.txt` is a requirements file.
     pub fn from_path(path: &std::path::Path) -> Option<LockFormat> {
         let name = path.file_name()?.to_str()?;
         if name == "uv.lock" {
             Some(LockFormat::UvLock)
         } else if name == "poetry.lock" {
             Some(LockFormat::PoetryLock)
+        } else if name == "Pipfile.lock" {
+            Some(LockFormat::Pipfile)
+        } else if name == "pdm.lock" {
+            Some(LockFormat::Pdm)
         } else if name == "pylock.toml"
             || (name.len() > 11
                 && name.starts_with("pylock.")
@@ -59,6 +69,8 @@ impl std::fmt::Display for LockFormat {
             LockFormat::Pylock => "pylock.toml",
             LockFormat::PoetryLock => "poetry.lock",
             LockFormat::Requirements => "requirements file",
+            LockFormat::Pipfile => "Pipfile.lock",
+            LockFormat::Pdm => "pdm.lock",
         })
     }
 }
@@ -135,6 +147,15 @@ pub struct LockedPackage {
     /// Whether the files come with the lock (`true` for uv.lock, pylock.toml, poetry.lock) or must be
     /// listed from the index (`false` for requirements files).
     pub files_listed: bool,
+    /// Whether [`LockedPackage::files`] came from the index ([`LockedPackage::with_index_files`]) rather
+    /// than from the lock.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub files_from_index: bool,
+    /// Wheels of exactly this name and version found in the user's `--find-links` directories
+    /// ([`LockedPackage::with_find_links_files`]): [`crate::choose_wheel`] falls back to them only
+    /// when no locked file fits the target (or the package is locked as sdist-only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub find_links_files: Vec<LockedFile>,
 }
 
 impl LockedPackage {
@@ -167,6 +188,31 @@ impl LockedPackage {
             .filter(|f| self.allows(&f.filename, f.sha256.as_ref()))
             .collect();
         out.files_listed = true;
+        out.files_from_index = true;
+        out
+    }
+
+    /// The same package, offering the wheels of a `--find-links` directory as a fallback.
+    ///
+    /// A hash-pinned lock never lets a find-links wheel replace a locked file. But when none of the
+    /// locked files fits the target (say, the lock has only x86_64 wheels and an sdist, and the user
+    /// built the aarch64 wheel), the user's own directory is the trust anchor: a wheel there with
+    /// exactly this normalized name and version is accepted, and [`crate::choose_wheel`] marks the
+    /// result [`crate::WheelOrigin::FindLinks`]. Only wheels whose file name gives this name and
+    /// version are kept (others are dropped here); each should carry its `path` (or a `file:` `url`)
+    /// and, when known, the `sha256` of the file as read, so that the download verifies those bytes.
+    pub fn with_find_links_files(&self, files: Vec<LockedFile>) -> LockedPackage {
+        let mut out = self.clone();
+        out.find_links_files = files
+            .into_iter()
+            .filter(|f| {
+                f.kind == FileKind::Wheel
+                    && rbuild_python::wheel_name::WheelFilename::parse(&f.filename).is_ok_and(|w| {
+                        w.name == self.name
+                            && crate::util::same_version(&w.version.to_string(), &self.version)
+                    })
+            })
+            .collect();
         out
     }
 }

@@ -336,6 +336,8 @@ pub(crate) fn read_str(
                 files,
                 hashes: Vec::new(),
                 files_listed: true,
+                files_from_index: false,
+                find_links_files: Vec::new(),
             },
         );
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rbuild_oci::Digest;
-use rbuild_python::markers::MarkerEnv;
+use rbuild_python::markers::{MarkerEnv, MarkerTree};
 use rbuild_python::requirement::Requirement;
 use rbuild_python::version::Operator;
 
@@ -277,6 +277,24 @@ struct State {
     no_index: bool,
     require_hashes_in_file: bool,
     notes: Vec<String>,
+    /// Lines rbuild refuses (VCS, paths, direct URLs), with their marker: refused only when the
+    /// marker holds for the target (pip skips a line whose marker does not hold).
+    refused: Vec<Refused>,
+}
+
+/// A refused requirement line, kept until its marker is evaluated.
+struct Refused {
+    location: Location,
+    name: String,
+    marker: Option<MarkerTree>,
+    error: Error,
+}
+
+/// The marker after `;` of a line that is not a PEP 508 requirement (a bare URL or path): pip takes
+/// the text after `; ` (or ` ;`) as the marker.
+fn trailing_marker(args: &str) -> Option<MarkerTree> {
+    let i = args.find("; ").or_else(|| args.find(" ;"))?;
+    MarkerTree::parse(args[i..].trim_start_matches([' ', ';'])).ok()
 }
 
 /// The project itself, as `uv export` writes it (`-e .`, `-e file:.`, `-e ./`).
@@ -456,8 +474,22 @@ fn read_requirement(
         })
         .unwrap_or(args.len());
     let head = &args[..name_end];
+    let mut refuse = |error: Error, name: &str, marker: Option<MarkerTree>| {
+        st.refused.push(Refused {
+            location: loc.clone(),
+            name: name.to_string(),
+            marker,
+            error,
+        });
+        Ok(())
+    };
     if is_url(head) || head.to_ascii_lowercase().starts_with("file:") {
-        return Err(unsupported_direct(loc, args, direct_reference_kind(head)));
+        let url = args.split([' ', ';']).next().unwrap_or(args);
+        return refuse(
+            unsupported_direct(loc, args, direct_reference_kind(head)),
+            url,
+            trailing_marker(args),
+        );
     }
     let lower = head.to_ascii_lowercase();
     let looks_like_path = [
@@ -467,7 +499,12 @@ fn read_requirement(
     .any(|e| lower.ends_with(e))
         && (head.contains('/') || head.contains('\\') || head.ends_with(".whl"));
     if looks_like_path {
-        return Err(unsupported_direct(loc, args, "a local path requirement"));
+        let path = args.split([' ', ';']).next().unwrap_or(args);
+        return refuse(
+            unsupported_direct(loc, args, "a local path requirement"),
+            path,
+            trailing_marker(args),
+        );
     }
     check_name(loc, head)?;
     let req = Requirement::parse(args).map_err(|e| Error::Invalid {
@@ -475,7 +512,8 @@ fn read_requirement(
         message: e.to_string(),
     })?;
     if let Some(url) = &req.url {
-        return Err(unsupported_direct(loc, args, direct_reference_kind(url)));
+        let error = unsupported_direct(loc, args, direct_reference_kind(url));
+        return refuse(error, &req.name.clone(), req.marker.clone());
     }
     let mut hashes = Vec::new();
     let mut had_hash = false;
@@ -572,6 +610,25 @@ pub(crate) fn read_str(
     let mut st = State::default();
     let mut stack = vec![path.canonicalize().unwrap_or_else(|_| path.to_path_buf())];
     read_lines(path, text, false, &mut stack, &mut st)?;
+
+    // A refused line (VCS, path, URL) whose marker does not hold is skipped, as pip skips it.
+    for r in std::mem::take(&mut st.refused) {
+        let holds = match &r.marker {
+            None => true,
+            Some(m) => m.evaluate(env, &[], &[]).map_err(|e| Error::Marker {
+                location: r.location.clone(),
+                package: r.name.clone(),
+                message: e.to_string(),
+            })?,
+        };
+        if holds {
+            return Err(r.error);
+        }
+        st.notes.push(format!(
+            "{}: `{}` skipped: its marker does not hold for the target",
+            r.location, r.name
+        ));
+    }
 
     // Markers decide which lines apply to the target.
     let mut applying = Vec::new();
@@ -681,6 +738,8 @@ pub(crate) fn read_str(
             files: Vec::new(),
             hashes,
             files_listed: false,
+            files_from_index: false,
+            find_links_files: Vec::new(),
         };
         if let Some((prev, prev_line)) = by_name.get_mut(&name) {
             if !same_version(&prev.version, &version) {

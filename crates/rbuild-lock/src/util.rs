@@ -211,6 +211,20 @@ pub(crate) fn is_url(s: &str) -> bool {
     }
 }
 
+/// Whether an index URL is PyPI's own simple index (`https://pypi.org/simple`, the legacy
+/// `pypi.python.org`), which lock formats name explicitly but which means "the configured index".
+pub(crate) fn is_pypi(url: &str) -> bool {
+    let u = url.trim_end_matches('/').to_ascii_lowercase();
+    let u = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .unwrap_or(&u);
+    matches!(
+        u,
+        "pypi.org/simple" | "pypi.python.org/simple" | "www.pypi.org/simple"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -806,5 +806,7 @@ fn locked_package(
         files,
         hashes: Vec::new(),
         files_listed: true,
+        files_from_index: false,
+        find_links_files: Vec::new(),
     })
 }

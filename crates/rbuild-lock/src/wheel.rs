@@ -35,6 +35,31 @@ pub struct ChosenWheel {
     pub tag: String,
     /// That tag's rank in the target's tag list (0 is best).
     pub rank: usize,
+    /// Where the file was chosen from: the lock's files, the index's listing (requirements files,
+    /// Pipfile.lock), or a `--find-links` directory as the fallback of
+    /// [`LockedPackage::with_find_links_files`].
+    #[serde(default, skip_serializing_if = "WheelOrigin::is_lock")]
+    pub origin: WheelOrigin,
+}
+
+/// Where a [`ChosenWheel`] was chosen from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WheelOrigin {
+    /// A file the lock lists (uv.lock, pylock.toml, poetry.lock, pdm.lock).
+    #[default]
+    Lock,
+    /// A file the index lists whose hash the lock allows ([`LockedPackage::with_index_files`]).
+    Index,
+    /// A wheel of the user's `--find-links` directory, taken because no locked file fits the target
+    /// ([`LockedPackage::with_find_links_files`]); verified against its own hash, not the lock's.
+    FindLinks,
+}
+
+impl WheelOrigin {
+    fn is_lock(&self) -> bool {
+        *self == WheelOrigin::Lock
+    }
 }
 
 /// A one-line summary of the platforms of wheels that do not fit, e.g. `only musllinux/aarch64 wheels
@@ -112,9 +137,64 @@ pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
             version: pkg.version.clone(),
         });
     }
+    let origin = if pkg.files_from_index {
+        WheelOrigin::Index
+    } else {
+        WheelOrigin::Lock
+    };
+    let (best, wheels) = best_wheel(pkg, &pkg.files, tags);
+    if let Some(c) = best {
+        return Ok(ChosenWheel { origin, ..c });
+    }
+    // No locked file fits: the user's own wheels of exactly this name and version.
+    if let (Some(c), _) = best_wheel(pkg, &pkg.find_links_files, tags) {
+        return Ok(ChosenWheel {
+            origin: WheelOrigin::FindLinks,
+            index: None,
+            ..c
+        });
+    }
+    if wheels.is_empty()
+        && let Some(sdist) = pkg.files.iter().find(|f| f.kind == FileKind::Sdist)
+    {
+        return Err(Error::SdistOnly {
+            package: pkg.name.clone(),
+            version: pkg.version.clone(),
+            sdist: sdist.filename.clone(),
+        });
+    }
+    let mut available = describe_wheels(&wheels);
+    if !pkg.find_links_files.is_empty() {
+        let (_, fl) = best_wheel(pkg, &pkg.find_links_files, tags);
+        available.push_str(&format!(
+            "; the --find-links wheels do not fit either ({})",
+            fl.iter()
+                .map(|w| w.filename.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Err(Error::NoWheel {
+        package: pkg.name.clone(),
+        version: pkg.version.clone(),
+        target: tags
+            .iter()
+            .next()
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        available,
+    })
+}
+
+/// The best wheel among `files` for the target, and every wheel of the package's name and version.
+fn best_wheel(
+    pkg: &LockedPackage,
+    files: &[LockedFile],
+    tags: &Tags,
+) -> (Option<ChosenWheel>, Vec<WheelFilename>) {
     let mut best: Option<(usize, &LockedFile, WheelFilename, String)> = None;
     let mut wheels = Vec::new();
-    for f in pkg.files.iter().filter(|f| f.kind == FileKind::Wheel) {
+    for f in files.iter().filter(|f| f.kind == FileKind::Wheel) {
         let Ok(w) = WheelFilename::parse(&f.filename) else {
             continue;
         };
@@ -140,39 +220,20 @@ pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
         }
         wheels.push(w);
     }
-    if let Some((rank, f, _, tag)) = best {
-        return Ok(ChosenWheel {
-            name: pkg.name.clone(),
-            version: pkg.version.clone(),
-            filename: f.filename.clone(),
-            url: f.url.clone(),
-            path: f.path.clone(),
-            index: pkg.source.index_url().map(str::to_string),
-            sha256: f.sha256,
-            size: f.size,
-            tag,
-            rank,
-        });
-    }
-    if wheels.is_empty()
-        && let Some(sdist) = pkg.files.iter().find(|f| f.kind == FileKind::Sdist)
-    {
-        return Err(Error::SdistOnly {
-            package: pkg.name.clone(),
-            version: pkg.version.clone(),
-            sdist: sdist.filename.clone(),
-        });
-    }
-    Err(Error::NoWheel {
-        package: pkg.name.clone(),
+    let chosen = best.map(|(rank, f, _, tag)| ChosenWheel {
+        name: pkg.name.clone(),
         version: pkg.version.clone(),
-        target: tags
-            .iter()
-            .next()
-            .map(|t| t.to_string())
-            .unwrap_or_default(),
-        available: describe_wheels(&wheels),
-    })
+        filename: f.filename.clone(),
+        url: f.url.clone(),
+        path: f.path.clone(),
+        index: pkg.source.index_url().map(str::to_string),
+        sha256: f.sha256,
+        size: f.size,
+        tag,
+        rank,
+        origin: WheelOrigin::Lock,
+    });
+    (chosen, wheels)
 }
 
 #[cfg(test)]

@@ -732,12 +732,14 @@ fn detection_order_and_formats() {
         ("pylock.a.b.toml", None),
         ("poetry.lock", Some(LockFormat::PoetryLock)),
         ("requirements-prod.txt", Some(LockFormat::Requirements)),
-        ("Pipfile.lock", None),
+        ("Pipfile.lock", Some(LockFormat::Pipfile)),
+        ("pdm.lock", Some(LockFormat::Pdm)),
+        ("Cargo.lock", None),
     ] {
         assert_eq!(LockFormat::from_path(Path::new(name)), format, "{name}");
     }
     let e = read_lock(
-        &tmp.path().join("Pipfile.lock"),
+        &tmp.path().join("Cargo.lock"),
         &env311(),
         &ResolveOptions::default(),
     )
