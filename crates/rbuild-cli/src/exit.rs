@@ -6,7 +6,8 @@ use std::process::ExitCode;
 /// The exit code for a failed command.
 pub const FAILURE: u8 = 1;
 
-/// The error and its causes on one line, each cause shown once.
+/// The error and its causes on one line, each cause shown once; an error that lists
+/// several items (missing requirements, failed platforms) keeps them on indented lines.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
@@ -15,7 +16,17 @@ pub fn one_line(err: &anyhow::Error) -> String {
             parts.push(s);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    let joined = parts.join(": ");
+    let mut lines = joined
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty());
+    let mut out = lines.next().unwrap_or_default().to_string();
+    for l in lines {
+        out.push_str("\n  ");
+        out.push_str(l.trim_start());
+    }
+    out
 }
 
 /// Hints from the first error in the chain that has one.

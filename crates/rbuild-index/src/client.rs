@@ -608,6 +608,13 @@ impl IndexClient {
             .cloned()
     }
 
+    /// The wheels of project `name` in the `--find-links` directories only (no index is asked),
+    /// in directory order then file name; hashes are not computed here.
+    pub fn find_links_files(&self, name: &str) -> Result<Vec<IndexFile>> {
+        validate_name(name)?;
+        self.inner.find_links.files(&normalize_name(name))
+    }
+
     /// Every file the find-links directories and the indexes list for `name`, in search order (find
     /// links, then the indexes). A name that is not valid is refused before any request.
     pub async fn list_files(&self, name: &str) -> Result<Vec<IndexFile>> {

@@ -137,33 +137,6 @@ impl EntrySink for NullSink {
     }
 }
 
-/// The build pipeline's adapter: installer entries into the layer writer.
-struct LayerSink<'a, W: Write>(&'a mut LayerWriter<W>);
-impl<W: Write> EntrySink for LayerSink<'_, W> {
-    fn dir(&mut self, path: &str, mode: u32) -> std::io::Result<()> {
-        self.0.append_dir(path, mode).map_err(std::io::Error::other)
-    }
-    fn file(
-        &mut self,
-        path: &str,
-        mode: u32,
-        size: u64,
-        content: &mut dyn Read,
-    ) -> std::io::Result<()> {
-        self.0
-            .append_file(path, mode, size, content)
-            .map_err(std::io::Error::other)
-    }
-    fn symlink(&mut self, path: &str, target: &str) -> std::io::Result<()> {
-        self.0
-            .append_symlink(path, target)
-            .map_err(std::io::Error::other)
-    }
-    fn whiteout(&mut self, path: &str) -> std::io::Result<()> {
-        self.0.append_whiteout(path).map_err(std::io::Error::other)
-    }
-}
-
 fn shapes(dir: &Path) -> Vec<(&'static str, Vec<WheelInput>, u64)> {
     // Pure: 300 modules of 4 KiB in 10 packages (about 1.2 MB), like flask + its dependencies.
     let mut pure = Vec::new();
@@ -236,14 +209,8 @@ fn benches(c: &mut Criterion) {
                     let mut w =
                         LayerWriter::new(std::io::sink(), &LayerOptions::default()).unwrap();
                     w.auto_parents(false);
-                    rbuild_wheel::install_wheels(
-                        black_box(&wheels),
-                        &target,
-                        &base,
-                        &opts,
-                        &mut LayerSink(&mut w),
-                    )
-                    .unwrap();
+                    rbuild_wheel::install_wheels(black_box(&wheels), &target, &base, &opts, &mut w)
+                        .unwrap();
                     w.finish().unwrap().1
                 })
             },

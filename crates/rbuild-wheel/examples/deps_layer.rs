@@ -16,35 +16,7 @@ use std::time::Instant;
 
 use rbuild_layer::{Compression, LayerOptions, LayerWriter};
 use rbuild_oci::Store;
-use rbuild_wheel::{BaseInfo, EntrySink, InstallOptions, InstallTarget, WheelFilename, WheelInput};
-
-/// Adapts the layer writer to the installer's sink (as the build pipeline does).
-struct Sink<'a, W: std::io::Write>(&'a mut LayerWriter<W>);
-
-impl<W: std::io::Write> EntrySink for Sink<'_, W> {
-    fn dir(&mut self, path: &str, mode: u32) -> std::io::Result<()> {
-        self.0.append_dir(path, mode).map_err(std::io::Error::other)
-    }
-    fn file(
-        &mut self,
-        path: &str,
-        mode: u32,
-        size: u64,
-        content: &mut dyn std::io::Read,
-    ) -> std::io::Result<()> {
-        self.0
-            .append_file(path, mode, size, content)
-            .map_err(std::io::Error::other)
-    }
-    fn symlink(&mut self, path: &str, target: &str) -> std::io::Result<()> {
-        self.0
-            .append_symlink(path, target)
-            .map_err(std::io::Error::other)
-    }
-    fn whiteout(&mut self, path: &str) -> std::io::Result<()> {
-        self.0.append_whiteout(path).map_err(std::io::Error::other)
-    }
-}
+use rbuild_wheel::{BaseInfo, InstallOptions, InstallTarget, WheelFilename, WheelInput};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut store = None;
@@ -99,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &target,
         &BaseInfo::default(),
         &InstallOptions::default(),
-        &mut Sink(&mut w),
+        &mut w,
     )?;
     let (blob, info) = w.finish()?;
     let (digest, size) = blob.commit()?;

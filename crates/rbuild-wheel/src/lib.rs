@@ -160,6 +160,23 @@ pub trait EntrySink {
     fn whiteout(&mut self, path: &str) -> io::Result<()>;
 }
 
+/// A layer being written is a sink: the installer's entries go straight into the layer tar.
+impl<W: io::Write> EntrySink for rbuild_layer::LayerWriter<W> {
+    fn dir(&mut self, path: &str, mode: u32) -> io::Result<()> {
+        self.append_dir(path, mode).map_err(io::Error::other)
+    }
+    fn file(&mut self, path: &str, mode: u32, size: u64, content: &mut dyn Read) -> io::Result<()> {
+        self.append_file(path, mode, size, content)
+            .map_err(io::Error::other)
+    }
+    fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
+        self.append_symlink(path, target).map_err(io::Error::other)
+    }
+    fn whiteout(&mut self, path: &str) -> io::Result<()> {
+        self.append_whiteout(path).map_err(io::Error::other)
+    }
+}
+
 /// The install scheme of the target image (absolute paths inside the image).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallTarget {

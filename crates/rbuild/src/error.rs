@@ -55,6 +55,10 @@ pub enum BuildError {
     /// One or more platforms of a multi-platform build failed; nothing was built or published.
     #[error("{}", describe_failures(.0))]
     Platforms(Vec<PlatformFailure>),
+    /// The lock lacks requirements of the packages it installs (the image would fail to import
+    /// them); `--allow-incomplete-lock` builds anyway.
+    #[error(transparent)]
+    IncompleteLock(#[from] rbuild_python::closure::IncompleteLock),
     /// Anything else, with its message.
     #[error("{0}")]
     Other(String),

@@ -211,7 +211,7 @@ impl Builder {
             .layer(&app, &None, req.format, "all")
             .await?
             .expect("the app layer is always written");
-        let (images, plans) = self.finish_all(req, prepared, app_layer).await?;
+        let (images, plans) = self.finish_all(req, prepared, app_layer, &project).await?;
         let index = (req.platforms.len() > 1).then(|| index_of(&images, req.format));
         let image = BuiltImage {
             images,
@@ -240,6 +240,7 @@ impl Builder {
             facts: ProjectFacts::from_context(&ctx, Vec::new()),
             info: ContextInfo::of(&ctx),
             recipes: recipe::load_recipes()?,
+            name: project_name(&req.context),
             context: Arc::new(ctx),
         }))
     }
@@ -366,16 +367,17 @@ impl Builder {
         req: &BuildRequest,
         prepared: Vec<PreparedPlatform>,
         app_layer: BuiltLayer,
+        project: &Arc<Project>,
     ) -> Result<(Vec<PlatformImage>, Vec<PlatformPlan>), BuildError> {
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
-        let shared = Arc::new((req.clone(), app_layer));
+        let shared = Arc::new((req.clone(), app_layer, project.clone()));
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
                 .map(|p| {
                     let (builder, shared) = (self.clone(), shared.clone());
                     spawn_scoped(async move {
-                        let (req, app_layer) = &*shared;
-                        builder.finish_platform(req, p, app_layer).await
+                        let (req, app_layer, project) = &*shared;
+                        builder.finish_platform(req, p, app_layer, project).await
                     })
                 })
                 .buffered(platform_concurrency())
@@ -579,6 +581,7 @@ impl Builder {
         req: &BuildRequest,
         mut p: PreparedPlatform,
         app_layer: &BuiltLayer,
+        project: &Project,
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
         let plat = p.platform.to_string();
         let mut layers: Vec<(BuiltLayer, String)> = Vec::new();
@@ -587,7 +590,7 @@ impl Builder {
                 Some(layer) => layer,
                 None => {
                     let deps = DepsLayer {
-                        key,
+                        key: key.clone(),
                         wheels: p.wheels.clone(),
                         target: p.target.clone(),
                         facts: self.facts_of(req, &mut p).await?,
@@ -600,6 +603,9 @@ impl Builder {
                         .expect("a dependency layer is always written")
                 }
             };
+            if let Some(lock) = &p.lock {
+                self.check_lock_closure(req, &key, lock, &p.target, project.name.as_deref())?;
+            }
             layers.push((layer, deps_history(&p)));
         }
         let (uid, gid) = (p.settings.uid, p.settings.gid);
@@ -725,6 +731,15 @@ pub(crate) struct Project {
     pub(crate) facts: ProjectFacts,
     pub(crate) info: ContextInfo,
     pub(crate) recipes: BTreeMap<String, Recipe>,
+    /// `[project] name` of the context's `pyproject.toml`.
+    pub(crate) name: Option<String>,
+}
+
+/// `[project] name` of `pyproject.toml` in `dir`, if there is one.
+fn project_name(dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
+    let doc: toml::Table = text.parse().ok()?;
+    Some(doc.get("project")?.get("name")?.as_str()?.to_string())
 }
 
 fn layer_options(req: &BuildRequest) -> LayerOptions {

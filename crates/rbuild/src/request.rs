@@ -67,6 +67,9 @@ pub struct BuildRequest {
     pub strict: bool,
     /// Skip platforms whose wheels are missing instead of failing.
     pub skip_unsupported_platforms: bool,
+    /// Build even when the lock lacks requirements of the packages it installs (a warning lists
+    /// them) instead of failing.
+    pub allow_incomplete_lock: bool,
 }
 
 impl BuildRequest {
@@ -95,6 +98,7 @@ impl BuildRequest {
             cache_from: Vec::new(),
             strict: false,
             skip_unsupported_platforms: false,
+            allow_incomplete_lock: false,
         }
     }
 }

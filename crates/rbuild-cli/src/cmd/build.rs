@@ -177,6 +177,9 @@ pub struct BuildArgs {
     /// Leave out platforms whose wheels are missing instead of failing.
     #[arg(long = "skip-unsupported-platforms")]
     pub skip_unsupported_platforms: bool,
+    /// Build even when the lock lacks requirements of the packages it installs (warns instead).
+    #[arg(long = "allow-incomplete-lock")]
+    pub allow_incomplete_lock: bool,
 }
 
 /// Arguments of `rbuild plan`.
@@ -413,6 +416,7 @@ async fn prepare(
         request.epoch = rbuild_layer::LayerOptions::from_env()?.mtime;
         request.strict = b.strict;
         request.skip_unsupported_platforms = b.skip_unsupported_platforms;
+        request.allow_incomplete_lock = b.allow_incomplete_lock;
         let mut cache_from: Vec<Reference> = Vec::new();
         for c in b
             .cache_from

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rbuild_index::WheelRequest;
 use rbuild_layer::{LayerOptions, LayerWriter};
 use rbuild_lock::ChosenWheel;
-use rbuild_oci::{Digest, canonical_json};
+use rbuild_oci::Digest;
 use rbuild_python::target::Target;
 use serde::Serialize;
 
@@ -15,12 +15,15 @@ use crate::Builder;
 use crate::error::other;
 use crate::image::LayerKind;
 use crate::layers::LAYER_FORMAT_VERSION;
-use crate::layers::Sink;
-use crate::layers::{LayerBuilder, LayerRecord};
+use crate::layers::{LayerBuilder, LayerRecord, cache_key};
 use crate::progress::Warn;
 use crate::progress::elapsed;
 use crate::request::BuildRequest;
 use crate::rootfs::BaseFacts;
+
+/// The version of the dependency layer's key (its inputs: [`LAYER_FORMAT_VERSION`],
+/// [`rbuild_wheel::FORMAT_VERSION`], the lock, the wheels, the target, the base, the options).
+pub const DEPS_KEY_VERSION: u32 = 1;
 
 pub(crate) fn wheel_request(w: &ChosenWheel) -> WheelRequest {
     // A file from a --find-links directory is copied from its path, not downloaded.
@@ -50,8 +53,9 @@ impl Builder {
         base_digest: Option<Digest>,
     ) -> String {
         #[derive(Serialize)]
-        struct Key<'a> {
-            version: u32,
+        struct Inputs<'a> {
+            layer_format: u32,
+            wheel_format: u32,
             lock: String,
             wheels: Vec<(&'a str, &'a str, Option<String>)>,
             target: &'a Target,
@@ -60,8 +64,9 @@ impl Builder {
             compression: &'static str,
             strict: bool,
         }
-        let k = Key {
-            version: LAYER_FORMAT_VERSION,
+        let inputs = Inputs {
+            layer_format: LAYER_FORMAT_VERSION,
+            wheel_format: rbuild_wheel::FORMAT_VERSION,
             lock: lock_digest.to_string(),
             wheels: wheels
                 .iter()
@@ -79,7 +84,7 @@ impl Builder {
             compression: req.compression.as_str(),
             strict: req.strict,
         };
-        Digest::of(&canonical_json(&k).expect("key serializes")).hex()
+        cache_key("deps", DEPS_KEY_VERSION, &inputs)
     }
 
     /// Downloads the wheels (verified, into the store) and says how many were fetched.
@@ -141,21 +146,31 @@ impl Builder {
         let (blob, info, report) = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
             let mut w = LayerWriter::new(writer, &layer_opts)?;
             w.auto_parents(false);
-            let report = rbuild_wheel::install_wheels(
-                &inputs,
-                &install_target,
-                &base_info,
-                &opts,
-                &mut Sink(&mut w),
-            )?;
+            let report =
+                rbuild_wheel::install_wheels(&inputs, &install_target, &base_info, &opts, &mut w)?;
             let (blob, info) = w.finish()?;
             Ok((blob, info, report))
         })
         .await
         .map_err(other)??;
         for w in &report.warnings {
-            self.progress.warning(&format!("{w:?}"));
+            self.progress.warning(&w.to_string());
         }
+        let requires: Vec<StoredRequires> = report
+            .distributions
+            .iter()
+            .map(|d| StoredRequires {
+                name: d.core_metadata.name.clone(),
+                version: d.core_metadata.version.clone(),
+                requires_dist: d.core_metadata.requires_dist.clone(),
+                provides_extra: d.core_metadata.provides_extra.clone(),
+            })
+            .collect();
+        self.store.put_key(
+            "deps-requires",
+            &layer.key,
+            &serde_json::to_vec(&requires).map_err(other)?,
+        )?;
         let rec = self.finish_layer(Some(&layer.key), blob, &info)?;
         self.progress.step(
             &layer.platform,
@@ -242,5 +257,87 @@ impl LayerBuilder for DepsLayer {
     }
     async fn build(&self, builder: &Builder) -> Result<Option<LayerRecord>, BuildError> {
         builder.build_deps_layer(self).await.map(Some)
+    }
+}
+
+/// What an installed distribution requires, kept in the store beside its dependency layer
+/// (`deps-requires` keys) so a cached layer is checked like a built one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRequires {
+    name: String,
+    version: String,
+    requires_dist: Vec<String>,
+    provides_extra: Vec<String>,
+}
+
+impl Builder {
+    /// Fails when a distribution of the dependency layer `key` requires something that neither
+    /// the lock, the base image nor the project provides (for the target's markers), unless the
+    /// request allows an incomplete lock (then a warning lists them). A layer found only in the
+    /// previous image was checked when it was built: its key covers the lock and the target.
+    pub(crate) fn check_lock_closure(
+        &self,
+        req: &BuildRequest,
+        key: &str,
+        lock: &rbuild_lock::Lock,
+        target: &Target,
+        project: Option<&str>,
+    ) -> Result<(), BuildError> {
+        use rbuild_python::closure::{
+            Available, DistRequirements, IncompleteLock, MissingKind, Origin, check_closure,
+        };
+        let Some(bytes) = self.store.get_key("deps-requires", key)? else {
+            return Ok(());
+        };
+        let Ok(stored) = serde_json::from_slice::<Vec<StoredRequires>>(&bytes) else {
+            return Ok(());
+        };
+        let dists: Vec<DistRequirements> = stored
+            .into_iter()
+            .map(|s| DistRequirements {
+                name: s.name,
+                version: s.version,
+                requires_dist: s.requires_dist,
+                provides_extra: s.provides_extra,
+            })
+            .collect();
+        let mut available = Available::new();
+        available.insert_base(&target.installed);
+        for p in &lock.packages {
+            available.insert(&p.name, Some(&p.version), Origin::Lock);
+        }
+        if let Some(name) = project {
+            available.insert(name, None, Origin::Project);
+            available.request_extras(name, &req.resolve.extras);
+        }
+        let mut env = target.marker_env();
+        for (k, v) in &req.marker_overrides {
+            env = env.with_override(k, v).map_err(other)?;
+        }
+        let (fatal, notes): (Vec<_>, Vec<_>) = check_closure(&dists, &available, &env)
+            .into_iter()
+            .partition(|m| {
+                matches!(
+                    m.kind,
+                    MissingKind::Missing | MissingKind::VersionConflict { .. }
+                )
+            });
+        for m in notes {
+            self.progress.warning(&format!("lock check: {m}"));
+        }
+        if fatal.is_empty() {
+            return Ok(());
+        }
+        let error = IncompleteLock {
+            missing: fatal,
+            python: target.python_full_version.clone(),
+        };
+        if req.allow_incomplete_lock {
+            self.progress.warning(&format!(
+                "{error}\n(building anyway: --allow-incomplete-lock)"
+            ));
+            return Ok(());
+        }
+        Err(error.into())
     }
 }

@@ -7,10 +7,8 @@ pub mod app;
 pub mod deps;
 pub mod user;
 
-use std::io::Read;
-
-use rbuild_layer::{LayerInfo, LayerWriter};
-use rbuild_oci::{ANNOTATION_LAYER_KEY, Descriptor, Digest, ImageConfig};
+use rbuild_layer::LayerInfo;
+use rbuild_oci::{ANNOTATION_LAYER_KEY, Descriptor, Digest, ImageConfig, canonical_json};
 use rbuild_registry::Reference;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +24,25 @@ use crate::image::{BlobLocation, BuiltLayer, LayerKind, LayerStatus};
 /// 3: every gzip block is compressed by a new compressor (a reused one made some blocks depend on
 /// which thread compressed them), which changes some layers' bytes.
 pub const LAYER_FORMAT_VERSION: u32 = 3;
+
+/// A typed, versioned cache key: the sha256 (hex) of the canonical JSON of
+/// `{"kind": KIND, "version": VERSION, "inputs": INPUTS}`. Every key in the store and every layer
+/// annotation is made this way: a kind's version changes whenever the bytes its inputs produce
+/// would, and no key ever holds Rust `Debug` text (which may change between compiler versions).
+pub fn cache_key<T: Serialize>(kind: &str, version: u32, inputs: &T) -> String {
+    #[derive(Serialize)]
+    struct Key<'a, T> {
+        kind: &'a str,
+        version: u32,
+        inputs: &'a T,
+    }
+    let key = Key {
+        kind,
+        version,
+        inputs,
+    };
+    Digest::of(&canonical_json(&key).expect("a cache key serializes")).hex()
+}
 
 /// One kind of layer rbuild adds: how it is keyed, described and built. The cache lookup
 /// ([`Builder::cached_layer`]) and the cascade local → remote → build ([`Builder::layer`]) are
@@ -49,34 +66,6 @@ pub(crate) struct LayerRecord {
     pub(crate) diff_id: Digest,
     pub(crate) size: u64,
     pub(crate) media_type: String,
-}
-
-/// Adapts the layer writer to the wheel installer's sink.
-pub(crate) struct Sink<'a, W: std::io::Write>(pub(crate) &'a mut LayerWriter<W>);
-
-impl<W: std::io::Write> rbuild_wheel::EntrySink for Sink<'_, W> {
-    fn dir(&mut self, path: &str, mode: u32) -> std::io::Result<()> {
-        self.0.append_dir(path, mode).map_err(std::io::Error::other)
-    }
-    fn file(
-        &mut self,
-        path: &str,
-        mode: u32,
-        size: u64,
-        content: &mut dyn Read,
-    ) -> std::io::Result<()> {
-        self.0
-            .append_file(path, mode, size, content)
-            .map_err(std::io::Error::other)
-    }
-    fn symlink(&mut self, path: &str, target: &str) -> std::io::Result<()> {
-        self.0
-            .append_symlink(path, target)
-            .map_err(std::io::Error::other)
-    }
-    fn whiteout(&mut self, path: &str) -> std::io::Result<()> {
-        self.0.append_whiteout(path).map_err(std::io::Error::other)
-    }
 }
 
 /// The previous image this build replaces (first usable `--cache-from`): its manifest and config.

@@ -5,7 +5,7 @@ use rbuild_layer::{LayerOptions, LayerWriter};
 use crate::BuildError;
 use crate::Builder;
 use crate::image::LayerKind;
-use crate::layers::{LAYER_FORMAT_VERSION, LayerBuilder, LayerRecord};
+use crate::layers::{LAYER_FORMAT_VERSION, LayerBuilder, LayerRecord, cache_key};
 use crate::rootfs::BaseFacts;
 use rbuild_oci::Digest;
 
@@ -99,16 +99,29 @@ impl UserLayer {
         home: &str,
         options: &LayerOptions,
     ) -> String {
-        Digest::of(
-            format!(
-                "user|{LAYER_FORMAT_VERSION}|{}|{uid}|{gid}|{home}|{}|{}",
-                base_digest.map(|d| d.to_string()).unwrap_or_default(),
-                options.mtime,
-                options.compression.as_str()
-            )
-            .as_bytes(),
+        #[derive(serde::Serialize)]
+        struct Inputs<'a> {
+            layer_format: u32,
+            base: Option<String>,
+            uid: u32,
+            gid: u32,
+            home: &'a str,
+            epoch: u64,
+            compression: &'static str,
+        }
+        cache_key(
+            "user",
+            1,
+            &Inputs {
+                layer_format: LAYER_FORMAT_VERSION,
+                base: base_digest.map(|d| d.to_string()),
+                uid,
+                gid,
+                home,
+                epoch: options.mtime,
+                compression: options.compression.as_str(),
+            },
         )
-        .hex()
     }
 }
 

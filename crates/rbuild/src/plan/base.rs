@@ -13,6 +13,8 @@ use crate::BuildError;
 use crate::Builder;
 use crate::assemble::BaseImage;
 use crate::error::other;
+use crate::layers::cache_key;
+use crate::plan::record::Overrides;
 use crate::progress::elapsed;
 use crate::request::{BaseRef, BuildRequest};
 use crate::rootfs::{BaseFacts, open_layer, tee};
@@ -83,13 +85,17 @@ impl Builder {
         }
     }
 
-    pub(crate) fn overrides_key(req: &BuildRequest) -> String {
-        format!("{:?}|{:?}", req.target_overrides, req.marker_overrides)
+    pub(crate) fn overrides_key(req: &BuildRequest) -> Overrides {
+        Overrides::of(req)
     }
 
     /// The store key of the target and base facts read from a base image (`base-facts`).
     pub(crate) fn base_facts_key(base_digest: &Digest, req: &BuildRequest) -> String {
-        Digest::of(format!("{base_digest}|{}", Self::overrides_key(req)).as_bytes()).hex()
+        cache_key(
+            "base-facts",
+            2,
+            &(base_digest.to_string(), Self::overrides_key(req)),
+        )
     }
 
     /// The target and base facts kept in the store for this base and these overrides.

@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 /// Config label holding what a fresh runner needs to recompute the cache keys.
 pub const LABEL_TARGET: &str = "dev.rbuild.target";
 
+/// Config label listing the wheels taken from `--find-links` directories for packages the lock
+/// pins without a fitting file (`[[name, version, file, sha256], ...]`).
+pub const LABEL_FIND_LINKS: &str = "dev.rbuild.find-links";
+
 /// Config label with the wheels chosen for this image's lockfile and target (`{"key", "wheels"}`),
 /// so a runner with an empty store and the same lock finds the dependency layer without asking the
 /// package index (see [`crate::Builder::build`]).
@@ -23,8 +27,35 @@ pub const LABEL_WHEELS: &str = "dev.rbuild.wheels";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Recorded {
     pub(crate) base_digest: Option<Digest>,
-    pub(crate) overrides: String,
+    pub(crate) overrides: Overrides,
     pub(crate) target: Target,
+}
+
+/// The request's replacements of target detection and marker values, as recorded (plain JSON:
+/// part of the `dev.rbuild.target` label and of the base-facts key).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Overrides {
+    python_version: Option<String>,
+    python_full_version: Option<String>,
+    libc: Option<String>,
+    site_packages: Option<String>,
+    interpreter: Option<String>,
+    markers: BTreeMap<String, String>,
+}
+
+impl Overrides {
+    /// The request's overrides.
+    pub(crate) fn of(req: &crate::request::BuildRequest) -> Overrides {
+        let t = &req.target_overrides;
+        Overrides {
+            python_version: t.python_version.map(|v| v.to_string()),
+            python_full_version: t.python_full_version.clone(),
+            libc: t.libc.as_ref().map(|l| l.to_string()),
+            site_packages: t.site_packages.clone(),
+            interpreter: t.interpreter.clone(),
+            markers: req.marker_overrides.clone(),
+        }
+    }
 }
 
 /// The wheel choice recorded in the image (label [`LABEL_WHEELS`]): valid for another build whose
@@ -92,6 +123,21 @@ pub(crate) fn record_plan(
                 .collect(),
         };
         labels.insert(LABEL_WHEELS.into(), label_json(&rec)?);
+    }
+    let local: Vec<(&str, &str, &str, Option<String>)> = wheels
+        .iter()
+        .filter(|w| w.origin == rbuild_lock::WheelOrigin::FindLinks)
+        .map(|w| {
+            (
+                w.name.as_str(),
+                w.version.as_str(),
+                w.filename.as_str(),
+                w.sha256.map(|d| d.to_string()),
+            )
+        })
+        .collect();
+    if !local.is_empty() {
+        labels.insert(LABEL_FIND_LINKS.into(), label_json(&local)?);
     }
     Ok(())
 }

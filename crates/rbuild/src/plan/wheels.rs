@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use rbuild_lock::{ChosenWheel, Lock, LockedFile};
-use rbuild_oci::{Digest, Store, canonical_json};
+use rbuild_oci::{Digest, Store};
 use rbuild_python::target::Target;
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +12,10 @@ use crate::BuildError;
 use crate::Builder;
 use crate::MissingWheel;
 use crate::error::other;
+use crate::layers::cache_key;
 use crate::plan::record::RecordedWheels;
 use crate::request::BuildRequest;
+use std::collections::BTreeMap;
 
 /// The wheels chosen for one target ([`Builder::plan_wheels_with`]).
 pub(crate) struct WheelPlan {
@@ -77,18 +79,17 @@ pub(crate) fn listing_key(
     (!pkg.hashes.is_empty() && !find_links).then(|| {
         let mut hashes: Vec<String> = pkg.hashes.iter().map(|h| h.to_string()).collect();
         hashes.sort();
-        Digest::of(
-            format!(
-                "index-files|1|{:?}|{:?}|{}|{}|{}",
+        cache_key(
+            "index-files",
+            2,
+            &(
                 indexes,
                 pkg.source.index_url(),
-                pkg.name,
-                pkg.version,
-                hashes.join(",")
-            )
-            .as_bytes(),
+                &pkg.name,
+                &pkg.version,
+                hashes,
+            ),
         )
-        .hex()
     })
 }
 
@@ -180,16 +181,16 @@ impl Builder {
     ) -> String {
         #[derive(Serialize)]
         struct Key<'a> {
-            version: u32,
             lock: String,
             lock_name: String,
             target: &'a Target,
-            resolve: String,
-            markers: String,
+            extras: &'a [String],
+            groups: &'a [String],
+            require_hashes: bool,
+            markers: &'a BTreeMap<String, String>,
             indexes: Vec<String>,
         }
         let k = Key {
-            version: 1,
             lock: lock_digest.to_string(),
             lock_name: lock
                 .path
@@ -197,11 +198,13 @@ impl Builder {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default(),
             target,
-            resolve: format!("{:?}", req.resolve),
-            markers: format!("{:?}", req.marker_overrides),
+            extras: &req.resolve.extras,
+            groups: &req.resolve.groups,
+            require_hashes: req.resolve.require_hashes,
+            markers: &req.marker_overrides,
             indexes: self.index.indexes(),
         };
-        Digest::of(&canonical_json(&k).expect("key serializes")).hex()
+        cache_key("wheel-plan", 2, &k)
     }
 
     /// [`Builder::plan_wheels_partial`] with the lock's digest, the plan key when the choice is
@@ -315,10 +318,26 @@ impl Builder {
                 .buffered(16)
                 .collect()
                 .await;
+        let find_links = !self.index.options().find_links.is_empty();
         for pkg in listed {
-            let pkg = pkg?;
+            let mut pkg = pkg?;
+            if find_links {
+                pkg = pkg.with_find_links_files(self.find_links_files(&pkg.name)?);
+            }
             match rbuild_lock::choose_wheel(&pkg, &read.tags) {
-                Ok(c) => chosen.push(c),
+                Ok(c) => {
+                    if c.origin == rbuild_lock::WheelOrigin::FindLinks {
+                        self.progress.warning(&format!(
+                            "{} {}: no locked file fits the target; using {} from --find-links \
+                             (your directory is trusted for it; sha256 {})",
+                            c.name,
+                            c.version,
+                            c.filename,
+                            c.sha256.map(|d| d.to_string()).unwrap_or_default()
+                        ));
+                    }
+                    chosen.push(c)
+                }
                 Err(e) => missing.push(MissingWheel {
                     name: pkg.name.clone(),
                     version: pkg.version.clone(),
@@ -327,6 +346,28 @@ impl Builder {
             }
         }
         Ok(plan(chosen, missing, false))
+    }
+
+    /// The wheels of `name` in the `--find-links` directories, hashed, as lock files.
+    fn find_links_files(&self, name: &str) -> Result<Vec<LockedFile>, BuildError> {
+        self.index
+            .find_links_files(name)?
+            .into_iter()
+            .filter_map(|f| {
+                let path = url::Url::parse(&f.url).ok()?.to_file_path().ok()?;
+                Some((f, path))
+            })
+            .map(|(f, path)| {
+                Ok(LockedFile {
+                    kind: rbuild_lock::FileKind::Wheel,
+                    sha256: Some(sha256_file(&path)?),
+                    url: Some(f.url),
+                    path: Some(path),
+                    size: f.size,
+                    filename: f.filename,
+                })
+            })
+            .collect()
     }
 
     /// The package with its files from the index. The index's answer for a
