@@ -52,7 +52,7 @@ pub struct Entry<'a> {
     pub kind: EntryKind,
     /// The permission bits (`& 0o7777`); `0o755` when the header's mode cannot be read.
     pub mode: u32,
-    /// The content's size in bytes (0 for anything but files).
+    /// The size the header gives (the content's length for files).
     pub size: u64,
     /// The target of a symbolic or hard link, lossily decoded, as written.
     pub link: Option<&'a str>,
