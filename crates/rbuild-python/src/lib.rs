@@ -10,6 +10,8 @@
 //! - [`tags`]: the ordered compatibility tags `packaging.tags.sys_tags()` would give in the image;
 //! - [`markers`]: PEP 508 markers evaluated for the image (with PEP 751 `extras`/`dependency_groups`);
 //! - [`requirement`]: PEP 508 requirement strings;
+//! - [`rootfs`]: the one whiteout-aware reader of an image's layers, with visitors (target files,
+//!   [`rootfs::BaseFacts`]);
 //! - [`target`]: the [`target::Target`] itself and its detection from layers;
 //! - [`closure`]: whether the distributions an image installs have all they require;
 //! - [`imports`]: the third-party modules a project's source imports.
@@ -21,6 +23,7 @@ pub mod imports;
 pub mod markers;
 mod name;
 pub mod requirement;
+pub mod rootfs;
 pub mod tags;
 pub mod target;
 pub mod version;

@@ -49,6 +49,7 @@ pub use types::{
 };
 
 use crate::name::normalize_name;
+use crate::rootfs::{Apply, Entry, LayerError, Merged};
 use crate::version::Version;
 use scan::{FileFacts, Node, Tree};
 
@@ -669,30 +670,69 @@ where
     I: IntoIterator<Item = io::Result<R>>,
     R: Read,
 {
-    let plat = platform.to_string();
-    if platform.os != "linux" {
-        return Err(TargetError::UnsupportedPlatform {
-            platform: plat,
-            reason: "rbuild builds Linux images only".into(),
-        });
+    check_platform(platform)?;
+    let mut files = TargetFiles::new();
+    crate::rootfs::read_layers(layers, &mut [&mut files])?;
+    detect_target_in(files, platform, config_env, overrides)
+}
+
+/// What target detection keeps of a base image's files: a view for [`crate::rootfs::read_layers`]
+/// (so that one pass over the layers can feed other visitors too), then given to
+/// [`detect_target_in`].
+pub struct TargetFiles(Merged<scan::TargetVisitor>);
+
+impl TargetFiles {
+    /// An empty view (no layers read).
+    pub fn new() -> TargetFiles {
+        TargetFiles(Merged::new(scan::TargetVisitor))
     }
-    let arch = wheel_arch_for(&platform.architecture, platform.variant.as_deref()).ok_or_else(|| {
-        TargetError::UnsupportedPlatform {
-            platform: plat.clone(),
-            reason: "no wheel platform tag is known for this CPU (known: amd64, arm64, arm/v7, arm/v6, 386, ppc64le, s390x, riscv64, loong64)".into(),
+}
+
+impl Default for TargetFiles {
+    fn default() -> Self {
+        TargetFiles::new()
+    }
+}
+
+impl Apply for TargetFiles {
+    fn wants_content(&mut self, entry: &Entry<'_>) -> bool {
+        self.0.wants_content(entry)
+    }
+    fn entry(&mut self, entry: &Entry<'_>, content: &mut dyn Read) -> io::Result<()> {
+        self.0.entry(entry, content)
+    }
+    fn whiteout(&mut self, path: &str) {
+        self.0.whiteout(path);
+    }
+    fn opaque(&mut self, dir: &str) {
+        self.0.opaque(dir);
+    }
+    fn end_layer(&mut self) {
+        self.0.end_layer();
+    }
+}
+
+impl From<LayerError> for TargetError {
+    fn from(e: LayerError) -> TargetError {
+        TargetError::Layer {
+            index: e.index,
+            source: e.source,
         }
-    })?;
-
-    let mut tree = Tree::default();
-    let mut count = 0;
-    for (index, layer) in layers.into_iter().enumerate() {
-        count += 1;
-        let reader = layer.map_err(|source| TargetError::Layer { index, source })?;
-        tree.apply_layer(reader)
-            .map_err(|source| TargetError::Layer { index, source })?;
     }
-    let scratch = count == 0;
+}
 
+/// Decides the [`Target`] of one platform of a base image from its files, read by
+/// [`crate::rootfs::read_layers`] into `files` (see [`detect_target`], which reads and decides).
+pub fn detect_target_in(
+    files: TargetFiles,
+    platform: &Platform,
+    config_env: &[String],
+    overrides: &TargetOverrides,
+) -> Result<Target, TargetError> {
+    let (plat, arch) = check_platform(platform)?;
+    let tree = Tree {
+        nodes: files.0.into_parts().1,
+    };
     // The interpreter.
     let path_var = env_lookup(config_env, "PATH")
         .map(str::to_string)
@@ -757,8 +797,8 @@ where
             i.version,
             layout_for(&tree, &i.path, i.version),
         ),
-        (None, Some(mm)) if scratch || !has_any_python(&tree) => {
-            // No Python in the image (or no image): Docker Hub's layout.
+        (None, Some(mm)) if !has_any_python(&tree) => {
+            // No Python in the image (or no image, no layers): Docker Hub's layout.
             (
                 format!("/usr/local/bin/python{mm}"),
                 mm,
@@ -811,6 +851,25 @@ where
         arch: arch.to_string(),
         installed,
     })
+}
+
+/// The platform as text and its wheel CPU name, or why rbuild cannot build for it.
+fn check_platform(platform: &Platform) -> Result<(String, &'static str), TargetError> {
+    let plat = platform.to_string();
+    if platform.os != "linux" {
+        return Err(TargetError::UnsupportedPlatform {
+            platform: plat,
+            reason: "rbuild builds Linux images only".into(),
+        });
+    }
+    let arch = wheel_arch_for(&platform.architecture, platform.variant.as_deref()).ok_or_else(|| {
+        TargetError::UnsupportedPlatform {
+            platform: plat.clone(),
+            reason: "no wheel platform tag is known for this CPU (known: amd64, arm64, arm/v7, arm/v6, 386, ppc64le, s390x, riscv64, loong64)".into(),
+        }
+    })?;
+
+    Ok((plat, arch))
 }
 
 fn has_any_python(tree: &Tree) -> bool {

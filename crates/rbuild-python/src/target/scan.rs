@@ -1,15 +1,15 @@
-//! One streaming pass over the layers of an image, keeping only what target detection needs.
+//! What target detection keeps of an image's files, as a [`Visitor`] of the one whiteout-aware
+//! layer reader ([`crate::rootfs`]), and the queries detection asks of the merged view ([`Tree`]).
 //!
-//! Each layer is an uncompressed tar stream, read once, base layer first. Entries are applied with the
-//! OCI layer semantics: `.wh.NAME` deletes `NAME` (and everything under it) from the layers below,
-//! `.wh..wh..opq` empties its directory of everything from the layers below, and a non-directory
-//! replaces a directory of the same path. Only "interesting" paths are kept, so memory stays small:
+//! Only "interesting" paths are kept, so memory stays small:
 //! directories named like Python library dirs, `bin/python*` entries (symlink targets and the first
 //! 4 KiB of files, for the ELF header), top-level symlinks (merged `/usr`), C library files, and parsed
 //! summaries of small text files (package databases, `METADATA`, `pyvenv.cfg`, `patchlevel.h`).
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
+
+use crate::rootfs::{Entry, EntryKind, Interest, Visitor};
 
 use crate::target::types::MajorMinor;
 
@@ -151,174 +151,64 @@ fn interesting_dir(base: &str) -> bool {
         || base == "bin"
 }
 
-/// Normalizes a tar path: no leading `./` or `/`, no trailing `/`, no `.` components; `None` for the
-/// root and for paths with `..` (which never name anything inside the image).
+/// Normalizes a tar path like [`crate::rootfs::clean_path`], but `None` for the root too.
 pub(crate) fn clean_path(raw: &str) -> Option<String> {
-    let mut parts = Vec::new();
-    for c in raw.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return None,
-            c => parts.push(c),
-        }
-    }
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("/"))
-    }
-}
-
-/// What one layer changes: entries to add and paths to delete from the layers below.
-#[derive(Default)]
-struct LayerDiff {
-    entries: BTreeMap<String, Node>,
-    /// Interesting directories implied by the paths of this layer's entries.
-    implied: std::collections::BTreeSet<String>,
-    whiteouts: Vec<String>,
-    opaque: Vec<String>,
+    crate::rootfs::clean_path(raw).filter(|p| !p.is_empty())
 }
 
 const HEAD_BYTES: u64 = 4096;
 const SMALL_FILE: u64 = 256 * 1024;
 const MAX_LINE: usize = 64 * 1024;
 
+/// The [`Visitor`] of target detection: keeps what [`want`] and [`interesting_dir`] ask for.
+#[derive(Debug, Default)]
+pub(crate) struct TargetVisitor;
+
+impl Visitor for TargetVisitor {
+    type Node = Node;
+
+    fn interest(&mut self, e: &Entry<'_>) -> Interest<Node> {
+        if e.path.is_empty() {
+            return Interest::Skip;
+        }
+        let keep_if = |keep: bool, node: Node| {
+            if keep {
+                Interest::Keep(node)
+            } else {
+                Interest::Skip
+            }
+        };
+        match e.kind {
+            EntryKind::Dir => keep_if(interesting_dir(e.name()), Node::Dir),
+            // Top-level links (merged /usr), python links and C library links.
+            EntryKind::Symlink => keep_if(
+                !e.path.contains('/') || want(e.path) != Want::Skip,
+                Node::Symlink(e.link.unwrap_or_default().to_string()),
+            ),
+            EntryKind::Hardlink => keep_if(
+                want(e.path) != Want::Skip,
+                Node::Hardlink(e.link.and_then(clean_path).unwrap_or_default()),
+            ),
+            EntryKind::File => match want(e.path) {
+                Want::Skip => Interest::Skip,
+                Want::Keep => Interest::Keep(Node::File(FileFacts::Present)),
+                _ => Interest::Read,
+            },
+            EntryKind::Other => Interest::Skip,
+        }
+    }
+
+    fn read(&mut self, e: &Entry<'_>, mut content: &mut dyn Read) -> io::Result<Option<Node>> {
+        Ok(read_file(want(e.path), &mut content)?.map(Node::File))
+    }
+
+    /// A kept descendant implies its interesting ancestors exist.
+    fn implied_dir(&mut self, path: &str) -> Option<Node> {
+        interesting_dir(path.rsplit('/').next().unwrap_or(path)).then_some(Node::Dir)
+    }
+}
+
 impl Tree {
-    /// Applies one uncompressed layer tar stream.
-    pub(crate) fn apply_layer(&mut self, reader: impl Read) -> io::Result<()> {
-        let mut archive = tar::Archive::new(reader);
-        let mut diff = LayerDiff::default();
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let Some(path) = clean_path(&raw) else {
-                continue;
-            };
-            let (dir, base) = match path.rsplit_once('/') {
-                Some((d, b)) => (d.to_string(), b.to_string()),
-                None => (String::new(), path.clone()),
-            };
-            if base == ".wh..wh..opq" {
-                diff.opaque.push(dir);
-                continue;
-            }
-            if let Some(name) = base.strip_prefix(".wh.") {
-                let target = if dir.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{dir}/{name}")
-                };
-                diff.whiteouts.push(target);
-                continue;
-            }
-            let kind = entry.header().entry_type();
-            let node = if kind.is_dir() {
-                if interesting_dir(&base) {
-                    Some(Node::Dir)
-                } else {
-                    None
-                }
-            } else if kind.is_symlink() {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                // Top-level links (merged /usr), python links and C library links.
-                if !path.contains('/') || want(&path) != Want::Skip {
-                    Some(Node::Symlink(target))
-                } else {
-                    None
-                }
-            } else if kind.is_hard_link() {
-                let target = entry
-                    .link_name_bytes()
-                    .and_then(|b| clean_path(&String::from_utf8_lossy(&b)))
-                    .unwrap_or_default();
-                if want(&path) != Want::Skip {
-                    Some(Node::Hardlink(target))
-                } else {
-                    None
-                }
-            } else if kind.is_file() || kind == tar::EntryType::Continuous {
-                read_file(want(&path), &mut entry)?.map(Node::File)
-            } else {
-                None
-            };
-            // A kept descendant implies its interesting ancestors exist.
-            let mut prefix = String::new();
-            for (i, comp) in path.split('/').enumerate() {
-                if i > 0 {
-                    prefix.push('/');
-                }
-                prefix.push_str(comp);
-                if prefix.len() < path.len() && interesting_dir(comp) {
-                    diff.implied.insert(prefix.clone());
-                }
-            }
-            match node {
-                Some(n) => {
-                    diff.entries.insert(path, n);
-                }
-                None if !kind.is_dir() => {
-                    // A non-directory we do not keep still replaces whatever a lower layer had there.
-                    diff.entries.remove(&path);
-                    if self.has_path_or_below(&path) {
-                        diff.whiteouts.push(path);
-                    }
-                }
-                None => {}
-            }
-        }
-        self.merge(diff);
-        Ok(())
-    }
-
-    fn has_path_or_below(&self, path: &str) -> bool {
-        let prefix = format!("{path}/");
-        self.nodes.contains_key(path)
-            || self
-                .nodes
-                .range(prefix.clone()..)
-                .next()
-                .is_some_and(|(k, _)| k.starts_with(&prefix))
-    }
-
-    fn remove_below(&mut self, dir: &str) {
-        let prefix = format!("{dir}/");
-        let doomed: Vec<String> = self
-            .nodes
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.nodes.remove(&k);
-        }
-    }
-
-    fn merge(&mut self, diff: LayerDiff) {
-        for dir in &diff.opaque {
-            if dir.is_empty() {
-                self.nodes.clear();
-            } else {
-                self.remove_below(dir);
-            }
-        }
-        for path in &diff.whiteouts {
-            self.nodes.remove(path);
-            self.remove_below(path);
-        }
-        for (path, node) in diff.entries {
-            if node != Node::Dir {
-                self.remove_below(&path);
-            }
-            self.nodes.insert(path, node);
-        }
-        for dir in diff.implied {
-            self.nodes.entry(dir).or_insert(Node::Dir);
-        }
-    }
-
     /// Follows symlinks (and hard links) through the kept nodes; returns the final path. Links to paths
     /// that were not kept resolve to the link target's path as written.
     pub(crate) fn resolve(&self, path: &str) -> String {

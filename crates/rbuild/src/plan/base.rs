@@ -17,7 +17,7 @@ use crate::layers::cache_key;
 use crate::plan::record::Overrides;
 use crate::progress::elapsed;
 use crate::request::{BaseRef, BuildRequest};
-use crate::rootfs::{BaseFacts, open_layer, tee};
+use crate::rootfs::{BaseFacts, open_layer, read_base};
 
 /// The base of one platform, resolved.
 pub(crate) struct ResolvedBase {
@@ -143,21 +143,17 @@ impl Builder {
             .and_then(|c| c.env.clone())
             .unwrap_or_default();
         let overrides = req.target_overrides.clone();
-        let (target, facts) =
-            tokio::task::spawn_blocking(move || -> Result<(Target, BaseFacts), BuildError> {
-                // One decompression of each layer feeds both readers.
-                let (target, facts) = tee::read_twice(
-                    layers.iter().map(|d| open_layer(&store, d)),
-                    |l| rbuild_python::target::detect_target(l, &plat, &env, &overrides),
-                    BaseFacts::read,
-                );
-                let target = target?;
-                let facts =
-                    facts.map_err(|e| other(format!("reading the base image's layers: {e}")))?;
-                Ok((target, facts))
-            })
-            .await
-            .map_err(other)??;
+        let (target, facts) = tokio::task::spawn_blocking(move || {
+            // One decompression of each layer, one pass with both visitors.
+            read_base(
+                layers.iter().map(|d| open_layer(&store, d)),
+                &plat,
+                &env,
+                &overrides,
+            )
+        })
+        .await
+        .map_err(other)??;
         self.store.put_key(
             "base-facts",
             &Self::base_facts_key(&digest, req),
