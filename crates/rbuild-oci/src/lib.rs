@@ -7,7 +7,8 @@
 //! - [`ImageConfig`]: the image configuration, keeping every field it does not model;
 //! - [`Store`]: the content store, blobs verified while they stream in;
 //! - [`Image`], [`Layer`], [`Top`], [`Artifact`]: one model for pulled, stored and built images;
-//! - sinks: [`OciLayout`] (`oci:DIR[:TAG]`) and [`write_docker_archive`] (`docker-archive:FILE`);
+//! - sinks ([`Sink`], reading blobs from a [`BlobSource`]): [`OciLayoutSink`] (`oci:DIR[:TAG]`),
+//!   [`DockerArchiveSink`] (`docker-archive:FILE`) and [`MultiSink`];
 //! - [`canonical_json`]: what rbuild writes itself has sorted keys, so the same image always has the
 //!   same digest. Manifests that rbuild only copies keep their exact bytes ([`RawManifest`]).
 
@@ -20,12 +21,13 @@ mod layout;
 mod manifest;
 mod media_type;
 mod platform;
+mod sink;
 mod store;
 
 pub use canonical::canonical_json;
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestError, Hasher, HashingReader, HashingWriter};
-pub use docker_archive::{ArchiveError, ArchiveImage, BlobSource, write_docker_archive};
+pub use docker_archive::{ArchiveError, write_docker_archive};
 pub use image::{Artifact, Image, ImageError, Layer, Top};
 pub use layout::{LayoutError, OciLayout};
 pub use manifest::{
@@ -35,4 +37,8 @@ pub use manifest::{
 };
 pub use media_type::{LayerCompression, MediaType};
 pub use platform::{Platform, PlatformParseError};
+pub use sink::{
+    BlobReader, BlobSource, BoxFuture, DockerArchiveSink, MultiSink, OciLayoutSink,
+    RemoteRepository, Sink, SinkError, SinkReport,
+};
 pub use store::{BlobWriter, Store, StoreError};

@@ -112,6 +112,22 @@ impl PlatformImage {
 }
 
 impl BuiltImage {
+    /// Where a sink reads this image's blobs: the content store, and the registry repository of
+    /// each layer that was found there and never downloaded.
+    pub fn blob_source(
+        &self,
+        client: &rbuild_registry::Client,
+        store: &rbuild_oci::Store,
+    ) -> rbuild_registry::RegistryBlobs {
+        let mut blobs = rbuild_registry::RegistryBlobs::new(client.clone(), store.clone());
+        for l in self.images.iter().flat_map(|p| &p.layers) {
+            if let BlobLocation::Remote(r) = &l.location {
+                blobs = blobs.with_remote(l.descriptor.digest, r.clone());
+            }
+        }
+        blobs
+    }
+
     /// The image in the model the sinks take ([`rbuild_oci::Sink`]): build-only facts (layer kind,
     /// cache status, where blobs are) stay here.
     pub fn artifact(&self) -> Result<Artifact, ImageError> {
