@@ -323,3 +323,44 @@ impl Sink for DockerArchiveSink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str, bool);
+
+    impl Sink for Named {
+        fn name(&self) -> String {
+            self.0.into()
+        }
+        fn write<'a>(
+            &'a self,
+            _artifact: &'a Artifact,
+            _blobs: &'a dyn BlobSource,
+        ) -> BoxFuture<'a, Result<SinkReport, SinkError>> {
+            Box::pin(async move {
+                Ok(SinkReport {
+                    references: vec![self.0.into()],
+                    ..SinkReport::default()
+                })
+            })
+        }
+        fn is_registry(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn multisink_writes_registries_first_and_otherwise_keeps_the_order() {
+        let m = MultiSink::new(vec![
+            Box::new(Named("oci", false)),
+            Box::new(Named("reg1", true)),
+            Box::new(Named("archive", false)),
+            Box::new(Named("reg2", true)),
+        ]);
+        assert_eq!(m.name(), "reg1, reg2, oci, archive");
+        assert!(m.is_registry());
+        assert!(!MultiSink::default().is_registry());
+    }
+}
