@@ -7,25 +7,12 @@
 //! archive) so nothing is held in memory or unpacked to disk. The archive is written to a temp file
 //! beside the destination and renamed at the end: an error leaves no partial file.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::{Descriptor, Digest, HashingReader, LayerCompression, canonical_json};
-
-/// Something that can open blobs by digest (the content store, a layout, ...).
-pub trait BlobSource {
-    /// Opens the blob with `digest` for reading.
-    fn open_blob(&self, digest: &Digest) -> io::Result<Box<dyn Read + Send>>;
-}
-
-impl BlobSource for crate::Store {
-    fn open_blob(&self, digest: &Digest) -> io::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(File::open(self.blob_path(digest))?))
-    }
-}
+use crate::{Descriptor, Digest, HashingReader, Image, LayerCompression, canonical_json};
 
 /// Errors from the docker-archive sink.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +39,14 @@ pub enum ArchiveError {
         /// What it really is.
         actual: Digest,
     },
+    /// The config lists no diff_id for a layer (not an image config).
+    #[error(
+        "docker-archive: layer {digest} has no diff_id in the image config; only images can be written to a docker-archive"
+    )]
+    NoDiffId {
+        /// The layer blob.
+        digest: Digest,
+    },
     /// A layer type that cannot be decompressed.
     #[error(
         "docker-archive: layer {digest} has media type {media_type}, which is not a layer type rbuild can read"
@@ -62,16 +57,6 @@ pub enum ArchiveError {
         /// Its media type.
         media_type: String,
     },
-}
-
-/// One image to write into a docker-archive.
-pub struct ArchiveImage<'a> {
-    /// The config bytes, exactly as in the manifest.
-    pub config: &'a [u8],
-    /// Layer descriptors with their diff_ids, base first.
-    pub layers: Vec<(Descriptor, Digest)>,
-    /// Tags to record (`name:tag`), may be empty.
-    pub repo_tags: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -108,11 +93,14 @@ fn decompressor<'a>(
     }
 }
 
-/// Writes `image` as a docker-archive at `dest`, reading blobs from `source`; tar entries get `mtime`.
+/// Writes `image` as a docker-archive at `dest` with `repo_tags` (`name:tag`, may be empty);
+/// `open` opens a layer's blob (twice per layer: once to learn its size and check its diff_id, once
+/// into the archive); tar entries get `mtime`.
 pub fn write_docker_archive(
     dest: &Path,
-    image: &ArchiveImage<'_>,
-    source: &dyn BlobSource,
+    image: &Image,
+    repo_tags: &[String],
+    open: &mut dyn FnMut(&Descriptor) -> io::Result<Box<dyn Read + Send>>,
     mtime: u64,
 ) -> Result<(), ArchiveError> {
     let err = |action: &str| {
@@ -143,44 +131,45 @@ pub fn write_docker_archive(
         h
     };
 
-    let config_name = format!("{}.json", Digest::of(image.config).hex());
+    let config = image.config_bytes();
+    let config_name = format!("{}.json", Digest::of(config).hex());
     let mut layer_names = Vec::new();
-    for (desc, diff_id) in &image.layers {
+    for layer in image.layers() {
+        let desc = &layer.descriptor;
+        let diff_id = layer.diff_id.ok_or(ArchiveError::NoDiffId {
+            digest: desc.digest,
+        })?;
         let name = format!("{}.tar", diff_id.hex());
         if layer_names.contains(&name) {
             layer_names.push(name);
             continue;
         }
         // Pass 1: size and diff_id.
-        let raw = source
-            .open_blob(&desc.digest)
-            .map_err(err(&format!("open layer {}", desc.digest)))?;
+        let raw = open(desc).map_err(err(&format!("open layer {}", desc.digest)))?;
         let mut hashing = HashingReader::new(decompressor(desc, raw)?);
         io::copy(&mut hashing, &mut io::sink())
             .map_err(err(&format!("read layer {}", desc.digest)))?;
         let (_, actual, size) = hashing.finish();
-        if actual != *diff_id {
+        if actual != diff_id {
             return Err(ArchiveError::DiffIdMismatch {
                 digest: desc.digest,
-                expected: *diff_id,
+                expected: diff_id,
                 actual,
             });
         }
         // Pass 2: into the archive.
-        let raw = source
-            .open_blob(&desc.digest)
-            .map_err(err(&format!("open layer {}", desc.digest)))?;
+        let raw = open(desc).map_err(err(&format!("open layer {}", desc.digest)))?;
         let mut h = header(size);
         tar.append_data(&mut h, &name, decompressor(desc, raw)?.take(size))
             .map_err(err(&format!("write layer {}", desc.digest)))?;
         layer_names.push(name);
     }
-    let mut h = header(image.config.len() as u64);
-    tar.append_data(&mut h, &config_name, image.config)
+    let mut h = header(config.len() as u64);
+    tar.append_data(&mut h, &config_name, config)
         .map_err(err("write config"))?;
     let manifest = canonical_json(&[ManifestEntry {
         config: config_name,
-        repo_tags: image.repo_tags.clone(),
+        repo_tags: repo_tags.to_vec(),
         layers: layer_names,
     }])
     .expect("serializable");

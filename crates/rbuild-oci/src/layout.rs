@@ -58,6 +58,7 @@ struct OciLayoutFile {
 }
 
 /// An OCI image layout directory being written.
+#[derive(Clone, Debug)]
 pub struct OciLayout {
     dir: PathBuf,
 }

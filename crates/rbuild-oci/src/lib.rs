@@ -6,7 +6,9 @@
 //! - [`Platform`]: `os/arch[/variant]` and index platform selection (attestations skipped);
 //! - [`ImageConfig`]: the image configuration, keeping every field it does not model;
 //! - [`Store`]: the content store, blobs verified while they stream in;
-//! - sinks: [`OciLayout`] (`oci:DIR[:TAG]`) and [`write_docker_archive`] (`docker-archive:FILE`);
+//! - [`Image`], [`Layer`], [`Top`], [`Artifact`]: one model for pulled, stored and built images;
+//! - sinks ([`Sink`], reading blobs from a [`BlobSource`]): [`OciLayoutSink`] (`oci:DIR[:TAG]`),
+//!   [`DockerArchiveSink`] (`docker-archive:FILE`) and [`MultiSink`];
 //! - [`canonical_json`]: what rbuild writes itself has sorted keys, so the same image always has the
 //!   same digest. Manifests that rbuild only copies keep their exact bytes ([`RawManifest`]).
 
@@ -14,16 +16,19 @@ mod canonical;
 mod config;
 mod digest;
 mod docker_archive;
+mod image;
 mod layout;
 mod manifest;
 mod media_type;
 mod platform;
+mod sink;
 mod store;
 
 pub use canonical::canonical_json;
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestError, Hasher, HashingReader, HashingWriter};
-pub use docker_archive::{ArchiveError, ArchiveImage, BlobSource, write_docker_archive};
+pub use docker_archive::{ArchiveError, write_docker_archive};
+pub use image::{Artifact, Image, ImageError, Layer, Top};
 pub use layout::{LayoutError, OciLayout};
 pub use manifest::{
     ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_CREATED, ANNOTATION_LAYER_KEY,
@@ -32,4 +37,8 @@ pub use manifest::{
 };
 pub use media_type::{LayerCompression, MediaType};
 pub use platform::{Platform, PlatformParseError};
+pub use sink::{
+    BlobReader, BlobSource, BoxFuture, DockerArchiveSink, MultiSink, OciLayoutSink,
+    RemoteRepository, Sink, SinkError, SinkReport,
+};
 pub use store::{BlobWriter, Store, StoreError};

@@ -35,8 +35,11 @@
 //! let store = rbuild_oci::Store::open_default()?;
 //! let src: Reference = "127.0.0.1:5000/library/python:3.11-slim".parse()?;
 //! let dst: Reference = "127.0.0.1:5000/mirror/python:3.11-slim".parse()?;
-//! let done = client.copy(&src, &dst, None, &store).await?;
-//! println!("{} mounted {} blobs", done.destination, done.blobs_mounted);
+//! let artifact = client.pull(&src, None, &store).await?;
+//! let blobs = rbuild_registry::RegistryBlobs::of_repository(client.clone(), store.clone(), src);
+//! let sink = rbuild_registry::RegistrySink::new(client, store, vec![dst]);
+//! let done = sink.push(&artifact, &blobs).await?;
+//! println!("{} blobs mounted", done.mounted);
 //! # Ok(()) }
 //! ```
 
@@ -46,6 +49,7 @@ pub mod credentials;
 mod error;
 mod ops;
 mod progress;
+mod push;
 mod reference;
 mod repository;
 /// TLS trust setup, shared with the package-index client (it lives in `rbuild-http`).
@@ -55,8 +59,9 @@ pub use auth::{Anonymous, Credential, CredentialProvider, Secret};
 pub use client::{Client, ClientOptions, UploadMode, is_loopback};
 pub use credentials::{ChainCredentials, DefaultCredentials, StaticCredentials, parse_user_pass};
 pub use error::{Error, Result};
-pub use ops::{CopyOutcome, ResolvedImage};
+pub use ops::ResolvedImage;
 pub use progress::{NoProgress, Progress, ProgressEvent};
+pub use push::{RegistryBlobs, RegistrySink, sink_error};
 pub use rbuild_http::{RetryPolicy, parse_retry_after};
 pub use reference::{DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_LEGACY, Reference, ReferenceError};
 pub use repository::{Access, MAX_MANIFEST_SIZE, MountOutcome, Repository, UploadSession};

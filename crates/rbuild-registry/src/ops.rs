@@ -1,19 +1,18 @@
-//! High-level operations: resolve an image for a platform, fetch blobs in parallel, copy images.
+//! High-level operations: resolve an image for a platform, fetch blobs in parallel, pull an image
+//! into the model (for `rbuild copy`, which pushes it with the registry sink).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use rbuild_oci::{
-    Descriptor, Digest, ImageConfig, Index, Manifest, ManifestKind, MediaType, Platform,
-    RawManifest, Store, canonical_json,
+    Artifact, Descriptor, Image, ImageConfig, ImageError, Index, Manifest, ManifestKind, Platform,
+    RawManifest, Store, Top, canonical_json,
 };
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::progress::ProgressEvent;
 use crate::reference::Reference;
-use crate::repository::{Access, MountOutcome, Repository};
+use crate::repository::{Access, Repository};
 
 /// An image resolved for one platform.
 #[derive(Clone, Debug)]
@@ -26,33 +25,6 @@ pub struct ResolvedImage {
     pub manifest: RawManifest,
     /// The parsed manifest.
     pub image: Manifest,
-}
-
-/// What a copy did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CopyOutcome {
-    /// The digest of what the destination now names (equal to the source's unless a subset of
-    /// platforms was selected).
-    pub digest: Digest,
-    /// Its media type.
-    pub media_type: MediaType,
-    /// The destination as `registry/repo:tag@digest`.
-    pub destination: Reference,
-    /// Manifests and indexes pushed.
-    pub manifests: usize,
-    /// Blobs uploaded.
-    pub blobs_uploaded: usize,
-    /// Blobs mounted from the source repository.
-    pub blobs_mounted: usize,
-    /// Blobs the destination already had.
-    pub blobs_skipped: usize,
-}
-
-/// Blobs that are not to be copied: foreign / non-distributable layers that name external URLs.
-fn is_foreign(d: &Descriptor) -> bool {
-    d.urls.as_ref().is_some_and(|u| !u.is_empty())
-        && (d.media_type.as_str().contains("foreign")
-            || d.media_type.as_str().contains("nondistributable"))
 }
 
 impl Client {
@@ -195,19 +167,17 @@ impl Client {
         Ok((bytes, config))
     }
 
-    /// Copies an image like `crane copy`: by default the whole index with every platform, manifests
-    /// byte for byte (so the destination digest equals the source's); with one platform, that
-    /// platform's manifest; with several, a new index over just those entries. Blobs the destination
-    /// has are skipped; on the same registry they are mounted from the source repository; otherwise
-    /// they stream through `store` and are uploaded. Child manifests are pushed by digest first and
-    /// the tag last, so a failure never leaves the tag pointing at missing content.
-    pub async fn copy(
+    /// Pulls what `src` names into the model, like the first half of `crane copy`: by default the
+    /// whole index with every platform, manifests byte for byte (so a push has the same digest);
+    /// with one platform, that platform's manifest; with several, a new index over just those
+    /// entries. Manifests and configs are read (configs from `store` when there); layers are not downloaded:
+    /// read them with [`RegistryBlobs::of_repository`](crate::RegistryBlobs::of_repository).
+    pub async fn pull(
         &self,
         src: &Reference,
-        dst: &Reference,
         platforms: Option<&[Platform]>,
         store: &Store,
-    ) -> Result<CopyOutcome> {
+    ) -> Result<Artifact> {
         let src_repo = self.repository(src, Access::Pull)?;
         let top = src_repo.get_manifest(&src.identifier()).await?;
         let root = match (top.parse()?, platforms) {
@@ -217,107 +187,36 @@ impl Client {
             }
             _ => top,
         };
-
-        // Breadth-first walk: root, its children, their children...; pushed in reverse.
-        let mut nodes: Vec<RawManifest> = vec![root.clone()];
-        let mut blobs: Vec<Descriptor> = Vec::new();
-        let mut seen_blobs = BTreeSet::new();
-        let mut seen_nodes = BTreeSet::from([root.digest]);
-        let mut i = 0;
-        while i < nodes.len() {
-            match nodes[i].parse()? {
-                ManifestKind::Index(index) => {
-                    for child in &index.manifests {
-                        if seen_nodes.insert(child.digest) {
-                            let raw = src_repo.get_manifest(&child.digest.to_string()).await?;
-                            nodes.push(raw);
+        let invalid = |e: ImageError| Error::Invalid(format!("{src}: {e}"));
+        let top = match root.parse()? {
+            ManifestKind::Image(m) => Top::Image(pull_image(&src_repo, root, &m, store).await?),
+            ManifestKind::Index(index) => {
+                let mut seen = BTreeSet::new();
+                let children: Vec<&Descriptor> = index
+                    .manifests
+                    .iter()
+                    .filter(|d| seen.insert(d.digest))
+                    .collect();
+                let images = futures::stream::iter(children.into_iter().map(|d| {
+                    let src_repo = &src_repo;
+                    async move {
+                        let raw = src_repo.get_manifest(&d.digest.to_string()).await?;
+                        match raw.parse()? {
+                            ManifestKind::Image(m) => pull_image(src_repo, raw, &m, store).await,
+                            ManifestKind::Index(_) => Err(Error::Invalid(format!(
+                                "{src}: entry {} is itself an index, which rbuild does not copy",
+                                d.digest
+                            ))),
                         }
                     }
-                }
-                ManifestKind::Image(m) => {
-                    for d in std::iter::once(&m.config).chain(m.layers.iter()) {
-                        if !is_foreign(d) && seen_blobs.insert(d.digest) {
-                            blobs.push(d.clone());
-                        }
-                    }
-                }
+                }))
+                .buffered(self.options().concurrency.max(1))
+                .try_collect::<Vec<_>>()
+                .await?;
+                Top::index(root, images).map_err(invalid)?
             }
-            i += 1;
-        }
-
-        if let Some(want) = dst.digest()
-            && *want != root.digest
-        {
-            return Err(Error::Invalid(format!(
-                "the destination {dst} names digest {want}, but the content to copy is {}",
-                root.digest
-            )));
-        }
-        let same_registry = src.api_host() == dst.api_host();
-        let mount_from = (same_registry && src.repository() != dst.repository())
-            .then(|| src.repository().to_string());
-        let dst_repo = self.repository(
-            dst,
-            match &mount_from {
-                Some(from) => Access::PushMountingFrom(from.clone()),
-                None => Access::Push,
-            },
-        )?;
-
-        let uploaded = AtomicUsize::new(0);
-        let mounted = AtomicUsize::new(0);
-        let skipped = AtomicUsize::new(0);
-        futures::stream::iter(blobs.iter().map(Ok))
-            .try_for_each_concurrent(self.options().concurrency.max(1), |d| {
-                let (src_repo, dst_repo) = (&src_repo, &dst_repo);
-                let (uploaded, mounted, skipped) = (&uploaded, &mounted, &skipped);
-                let mount_from = mount_from.as_deref();
-                async move {
-                    if dst_repo.blob_exists(&d.digest).await? {
-                        skipped.fetch_add(1, Ordering::Relaxed);
-                        self.progress(ProgressEvent::BlobSkipped { digest: d.digest });
-                        return Ok(());
-                    }
-                    let mut session = None;
-                    if let Some(from) = mount_from {
-                        match dst_repo.mount_blob(&d.digest, from).await? {
-                            MountOutcome::Mounted => {
-                                mounted.fetch_add(1, Ordering::Relaxed);
-                                self.progress(ProgressEvent::BlobMounted {
-                                    digest: d.digest,
-                                    from: from.to_string(),
-                                });
-                                return Ok(());
-                            }
-                            MountOutcome::Session(s) => session = Some(s),
-                        }
-                    }
-                    src_repo.fetch_blob(d, store).await?;
-                    dst_repo.upload_blob(d, store, session).await?;
-                    uploaded.fetch_add(1, Ordering::Relaxed);
-                    Ok::<(), Error>(())
-                }
-            })
-            .await?;
-
-        for node in nodes.iter().skip(1).rev() {
-            dst_repo.push_manifest(node, None).await?;
-        }
-        dst_repo.push_manifest(&root, dst.tag()).await?;
-
-        let destination = match dst.tag() {
-            Some(t) => dst.with_tag(t)?.with_digest(root.digest),
-            None => dst.by_digest(root.digest),
         };
-        Ok(CopyOutcome {
-            digest: root.digest,
-            media_type: root.media_type.clone(),
-            destination,
-            manifests: nodes.len(),
-            blobs_uploaded: uploaded.into_inner(),
-            blobs_mounted: mounted.into_inner(),
-            blobs_skipped: skipped.into_inner(),
-        })
+        Ok(Artifact::new(top))
     }
 
     async fn select_platforms(
@@ -353,4 +252,21 @@ impl Client {
             .map_err(|e| Error::Invalid(format!("cannot serialize the filtered index: {e}")))?;
         Ok(RawManifest::new(bytes, Some(top.media_type.as_str())))
     }
+}
+
+/// An image of `repo` in the model, with its config.
+async fn pull_image(
+    repo: &Repository,
+    manifest: RawManifest,
+    parsed: &Manifest,
+    store: &Store,
+) -> Result<Image> {
+    // From the store when it is there; else read (verified) without keeping it: a copy within one
+    // registry mounts it and nothing goes through the store.
+    let config = if store.contains(&parsed.config.digest) {
+        store.read_blob(&parsed.config.digest)?
+    } else {
+        repo.get_small_blob(&parsed.config).await?
+    };
+    Image::new(manifest, config).map_err(|e| Error::Invalid(format!("{}: {e}", repo.reference())))
 }

@@ -1,6 +1,8 @@
 //! A built image: per platform, a manifest, a config and layers that know where their bytes are.
 
-use rbuild_oci::{Descriptor, Digest, ImageConfig, Platform, RawManifest};
+use rbuild_oci::{
+    Artifact, Descriptor, Digest, Image, ImageConfig, ImageError, Platform, RawManifest, Top,
+};
 use rbuild_registry::Reference;
 use serde::Serialize;
 
@@ -99,5 +101,45 @@ impl BuiltImage {
             Some(i) => i,
             None => &self.images[0].manifest,
         }
+    }
+}
+
+impl PlatformImage {
+    /// This platform's image in the model the sinks take.
+    pub fn to_image(&self) -> Result<Image, ImageError> {
+        Image::new(self.manifest.clone(), self.config_bytes.clone())
+    }
+}
+
+impl BuiltImage {
+    /// Where a sink reads this image's blobs: the content store, and the registry repository of
+    /// each layer that was found there and never downloaded.
+    pub fn blob_source(
+        &self,
+        client: &rbuild_registry::Client,
+        store: &rbuild_oci::Store,
+    ) -> rbuild_registry::RegistryBlobs {
+        let mut blobs = rbuild_registry::RegistryBlobs::new(client.clone(), store.clone());
+        for l in self.images.iter().flat_map(|p| &p.layers) {
+            if let BlobLocation::Remote(r) = &l.location {
+                blobs = blobs.with_remote(l.descriptor.digest, r.clone());
+            }
+        }
+        blobs
+    }
+
+    /// The image in the model the sinks take ([`rbuild_oci::Sink`]): build-only facts (layer kind,
+    /// cache status, where blobs are) stay here.
+    pub fn artifact(&self) -> Result<Artifact, ImageError> {
+        let images = self
+            .images
+            .iter()
+            .map(PlatformImage::to_image)
+            .collect::<Result<Vec<_>, _>>()?;
+        let top = match &self.index {
+            Some(index) => Top::index(index.clone(), images)?,
+            None => Top::Image(images.into_iter().next().expect("a build has an image")),
+        };
+        Ok(Artifact::new(top))
     }
 }

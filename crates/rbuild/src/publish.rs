@@ -1,18 +1,21 @@
-//! Publishing a built image: to registries, an OCI layout or a docker-archive.
+//! Publishing a built image: to registries, an OCI layout or a docker-archive, or any
+//! [`rbuild_oci::Sink`].
 //!
-//! The registry sink checks every blob with `HEAD`, mounts what another repository of the same registry
-//! has, uploads the rest from the content store, then pushes the platform manifests by digest, the
-//! index, and the tags last, so a failure never leaves a tag pointing at missing blobs. Several
-//! destination references share one upload: later repositories mount from the first.
+//! [`Sink`] names a destination as the CLI's flags do; [`sinks`] turns them into sinks composed in a
+//! [`MultiSink`] (registries first): one [`RegistrySink`] for every registry reference (the push
+//! algorithm `rbuild copy` uses too; several destination references share one upload: later
+//! repositories mount from the first), [`OciLayoutSink`]s and [`DockerArchiveSink`]s. Sinks take
+//! only the model ([`BuiltImage::artifact`]); [`publish_to`] writes to any sink.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use futures::{StreamExt, TryStreamExt};
-use rbuild_oci::{ArchiveImage, Descriptor, Digest, OciLayout, Store, write_docker_archive};
-use rbuild_registry::{Access, Client, MountOutcome, Reference};
+use rbuild_oci::{
+    Digest, DockerArchiveSink, MultiSink, OciLayoutSink, SinkError, SinkReport, Store,
+};
+use rbuild_registry::{Client, Reference, RegistrySink};
 
-use crate::image::{BlobLocation, BuiltImage};
+use crate::image::BuiltImage;
 
 /// Where to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +56,9 @@ pub enum PublishError {
     /// An unusable sink spec.
     #[error("{0}")]
     Sink(String),
+    /// A sink implemented elsewhere failed.
+    #[error("{0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Parses `--output` values: `oci:DIR[:TAG]`, `docker-archive:FILE[:NAME:TAG]`.
@@ -93,64 +99,61 @@ pub fn parse_output(s: &str) -> Result<Sink, PublishError> {
 }
 
 /// What publishing did, for reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PublishReport {
-    /// Blobs uploaded.
-    pub uploaded: usize,
-    /// Blobs mounted.
-    pub mounted: usize,
-    /// Blobs the destination already had.
-    pub existing: usize,
-    /// References written (`REF@digest`, paths).
-    pub references: Vec<String>,
-}
+pub type PublishReport = SinkReport;
 
-/// Every blob the image needs, once, with where it is.
-fn blobs(
-    image: &BuiltImage,
-    store: &Store,
-) -> Result<Vec<(Descriptor, BlobLocation)>, PublishError> {
-    let mut out: BTreeMap<Digest, (Descriptor, BlobLocation)> = BTreeMap::new();
-    for p in &image.images {
-        for l in &p.layers {
-            out.entry(l.descriptor.digest)
-                .or_insert_with(|| (l.descriptor.clone(), l.location.clone()));
-        }
-        let cfg = &p
-            .manifest
-            .parse()
-            .map_err(|e| PublishError::Sink(e.to_string()))?;
-        if let rbuild_oci::ManifestKind::Image(m) = cfg {
-            store.put_bytes(&p.config_bytes)?;
-            out.entry(m.config.digest)
-                .or_insert_with(|| (m.config.clone(), BlobLocation::Store));
+impl From<SinkError> for PublishError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::Store(e) => PublishError::Store(e),
+            SinkError::Layout(e) => PublishError::Layout(e),
+            SinkError::Archive(e) => PublishError::Archive(e),
+            SinkError::Invalid(s) => PublishError::Sink(s),
+            SinkError::Other(b) => match b.downcast::<rbuild_registry::Error>() {
+                Ok(e) => PublishError::Registry(*e),
+                Err(b) => PublishError::Other(b),
+            },
         }
     }
-    Ok(out.into_values().collect())
 }
 
-/// Makes sure every blob is in the store (downloading remote ones).
-async fn localize(
-    client: &Client,
-    blobs: &[(Descriptor, BlobLocation)],
-    store: &Store,
-) -> Result<(), PublishError> {
-    let remote: Vec<_> = blobs
+/// The sinks `specs` name, composed: one registry sink for every `Sink::Registry` (in order:
+/// later repositories mount from the first; blobs a manifest read in this build names are not
+/// checked), then the OCI layouts and docker-archives in their order.
+pub fn sinks(client: &Client, image: &BuiltImage, specs: &[Sink], store: &Store) -> MultiSink {
+    let registries: Vec<Reference> = specs
         .iter()
-        .filter_map(|(d, loc)| match loc {
-            BlobLocation::Remote(r) if !store.contains(&d.digest) => Some((d.clone(), r.clone())),
+        .filter_map(|s| match s {
+            Sink::Registry(r) => Some(r.clone()),
             _ => None,
         })
         .collect();
-    futures::stream::iter(remote.into_iter().map(Ok::<_, PublishError>))
-        .try_for_each_concurrent(4, |(d, r)| async move {
-            client
-                .repository(&r, Access::Pull)?
-                .fetch_blob(&d, store)
-                .await?;
-            Ok(())
-        })
-        .await
+    let mut multi = MultiSink::default();
+    if !registries.is_empty() {
+        let mut known: BTreeMap<String, (&Reference, Vec<Digest>)> = BTreeMap::new();
+        for (r, d) in &image.present {
+            known.entry(r.name()).or_insert((r, Vec::new())).1.push(*d);
+        }
+        let mut registry = RegistrySink::new(client.clone(), store.clone(), registries);
+        for (r, digests) in known.into_values() {
+            registry = registry.with_known_blobs(r, digests);
+        }
+        multi.push(Box::new(registry));
+    }
+    for s in specs {
+        match s {
+            Sink::Registry(_) => {}
+            Sink::OciLayout { dir, tag } => multi.push(Box::new(OciLayoutSink {
+                dir: dir.clone(),
+                tag: tag.clone(),
+            })),
+            Sink::DockerArchive { file, tag } => multi.push(Box::new(DockerArchiveSink {
+                file: file.clone(),
+                tag: tag.clone(),
+                mtime: crate::time::DEFAULT_EPOCH,
+            })),
+        }
+    }
+    multi
 }
 
 /// Publishes `image` to every sink, registries first.
@@ -160,249 +163,27 @@ pub async fn publish(
     sinks: &[Sink],
     store: &Store,
 ) -> Result<PublishReport, PublishError> {
-    let mut report = PublishReport::default();
-    let all = blobs(image, store)?;
-    let registries: Vec<&Reference> = sinks
-        .iter()
-        .filter_map(|s| {
-            if let Sink::Registry(r) = s {
-                Some(r)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let mut pushed_repos: Vec<Reference> = Vec::new();
-    for dst in registries {
-        let same_repo_done = pushed_repos
-            .iter()
-            .any(|r| r.registry() == dst.registry() && r.repository() == dst.repository());
-        // Blobs a manifest read in this build from this very repository names: no HEAD for them.
-        let present: BTreeSet<Digest> = image
-            .present
-            .iter()
-            .filter(|(r, _)| r.registry() == dst.registry() && r.repository() == dst.repository())
-            .map(|(_, d)| *d)
-            .collect();
-        let mount_from = pushed_repos
-            .iter()
-            .find(|r| r.registry() == dst.registry() && r.repository() != dst.repository())
-            .cloned();
-        let repo = client.repository(dst, Access::Push)?;
-        let mut skip = present;
-        let mut check_blobs = !same_repo_done;
-        loop {
-            if check_blobs {
-                push_blobs(
-                    client,
-                    dst,
-                    &all,
-                    mount_from.as_ref(),
-                    store,
-                    &mut report,
-                    &skip,
-                )
-                .await?;
-            }
-            match push_manifests(&repo, image, dst).await {
-                Err(PublishError::Registry(e)) if e.is_blob_unknown() && !skip.is_empty() => {
-                    // A blob the previous manifest named is gone (deleted since): check every
-                    // blob, upload what is missing, and push the manifests again.
-                    skip.clear();
-                    check_blobs = true;
-                }
-                r => break r?,
-            }
-        }
-        if !same_repo_done {
-            pushed_repos.push(dst.clone());
-        }
-        let top = image.top();
-        report.references.push(format!(
-            "{}{}@{}",
-            dst.name(),
-            dst.tag()
-                .filter(|_| dst.digest().is_none())
-                .map(|t| format!(":{t}"))
-                .unwrap_or_default(),
-            top.digest
-        ));
-    }
-    let local_needed = sinks.iter().any(|s| !matches!(s, Sink::Registry(_)));
-    if local_needed {
-        localize(client, &all, store).await?;
-    }
-    for sink in sinks {
-        match sink {
-            Sink::Registry(_) => {}
-            Sink::OciLayout { dir, tag } => {
-                let layout = OciLayout::open_or_create(dir)?;
-                for (d, _) in &all {
-                    let mut f = store.open_blob(&d.digest)?;
-                    layout.put_blob(&d.digest, &mut f)?;
-                }
-                for p in &image.images {
-                    layout.put_bytes(&p.manifest.bytes)?;
-                }
-                let top = image.top();
-                layout.put_bytes(&top.bytes)?;
-                let mut desc =
-                    Descriptor::new(top.media_type.clone(), top.digest, top.bytes.len() as u64);
-                if image.index.is_none() {
-                    desc.platform = Some(image.images[0].platform.clone());
-                }
-                layout.add_to_index(desc, tag.as_deref())?;
-                report.references.push(format!(
-                    "oci:{}{}",
-                    dir.display(),
-                    tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
-                ));
-            }
-            Sink::DockerArchive { file, tag } => {
-                if image.images.len() != 1 {
-                    return Err(PublishError::Sink(format!(
-                        "docker-archive {} holds one platform, but {} were built; choose one with --platform",
-                        file.display(),
-                        image.images.len()
-                    )));
-                }
-                let p = &image.images[0];
-                let archive = ArchiveImage {
-                    config: &p.config_bytes,
-                    layers: p
-                        .layers
-                        .iter()
-                        .map(|l| (l.descriptor.clone(), l.diff_id))
-                        .collect(),
-                    repo_tags: tag.iter().cloned().collect(),
-                };
-                let mtime = crate::time::DEFAULT_EPOCH;
-                let store2 = store.clone();
-                let file2 = file.clone();
-                let owned = (
-                    archive.config.to_vec(),
-                    archive.layers.clone(),
-                    archive.repo_tags.clone(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    let img = ArchiveImage {
-                        config: &owned.0,
-                        layers: owned.1,
-                        repo_tags: owned.2,
-                    };
-                    write_docker_archive(&file2, &img, &store2, mtime)
-                })
-                .await
-                .map_err(|e| PublishError::Sink(format!("docker-archive writer failed: {e}")))??;
-                report
-                    .references
-                    .push(format!("docker-archive:{}", file.display()));
-            }
-        }
-    }
-    Ok(report)
+    let multi = self::sinks(client, image, sinks, store);
+    publish_to(client, image, &multi, store).await
 }
 
-/// Pushes the platforms' manifests (at once; their blobs are all there), then the index or the
-/// single manifest, under the tag last.
-async fn push_manifests(
-    repo: &rbuild_registry::Repository,
-    image: &BuiltImage,
-    dst: &Reference,
-) -> Result<(), PublishError> {
-    if image.index.is_some() {
-        futures::future::try_join_all(
-            image
-                .images
-                .iter()
-                .map(|p| repo.push_manifest(&p.manifest, None)),
-        )
-        .await?;
-    }
-    let top = image.top();
-    match dst.tag() {
-        Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await?,
-        _ => repo.push_manifest(top, None).await?,
-    };
-    Ok(())
-}
-
-/// How many blobs are looked up (`HEAD`) at once while pushing.
-const HEAD_CONCURRENCY: usize = 16;
-
-async fn push_blobs(
+/// Publishes `image` to one [`rbuild_oci::Sink`] (any implementation, a [`MultiSink`] too): the
+/// sink gets the image as an [`rbuild_oci::Artifact`] and reads blobs from the content store, or
+/// from the registry repository a layer was found in when it was never downloaded.
+pub async fn publish_to(
     client: &Client,
-    dst: &Reference,
-    blobs: &[(Descriptor, BlobLocation)],
-    mount_from: Option<&Reference>,
+    image: &BuiltImage,
+    sink: &dyn rbuild_oci::Sink,
     store: &Store,
-    report: &mut PublishReport,
-    present: &BTreeSet<Digest>,
-) -> Result<(), PublishError> {
-    #[derive(Default)]
-    struct Counts {
-        uploaded: usize,
-        mounted: usize,
-        existing: usize,
+) -> Result<PublishReport, PublishError> {
+    let artifact = image
+        .artifact()
+        .map_err(|e| PublishError::Sink(format!("the built image is not valid: {e}")))?;
+    for p in &image.images {
+        store.put_bytes(&p.config_bytes)?;
     }
-    // Existence checks are cheap requests: many at once. Mounts and uploads move data: at most
-    // `concurrency` at once.
-    let transfers = tokio::sync::Semaphore::new(client.options().concurrency.max(1));
-    let transfers = &transfers;
-    let results: Vec<Counts> = futures::stream::iter(blobs.iter().cloned())
-        .map(|(d, loc)| async move {
-            // The repository this blob can be mounted from, on the same registry.
-            let source = match (&loc, mount_from) {
-                (BlobLocation::Remote(r), _)
-                    if r.registry() == dst.registry() && r.repository() != dst.repository() =>
-                {
-                    Some(r.repository().to_string())
-                }
-                (_, Some(m)) if m.registry() == dst.registry() => Some(m.repository().to_string()),
-                _ => None,
-            };
-            let access = match &source {
-                Some(from) => Access::PushMountingFrom(from.clone()),
-                None => Access::Push,
-            };
-            let repo = client.repository(dst, access)?;
-            let mut c = Counts::default();
-            if present.contains(&d.digest) || repo.blob_exists(&d.digest).await? {
-                c.existing = 1;
-                return Ok::<_, PublishError>(c);
-            }
-            let _permit = transfers.acquire().await.expect("semaphore never closed");
-            let mut session = None;
-            if let Some(from) = &source {
-                match repo.mount_blob(&d.digest, from).await? {
-                    MountOutcome::Mounted => {
-                        c.mounted = 1;
-                        return Ok(c);
-                    }
-                    MountOutcome::Session(s) => session = Some(s),
-                }
-            }
-            if !store.contains(&d.digest)
-                && let BlobLocation::Remote(r) = &loc
-            {
-                client
-                    .repository(r, Access::Pull)?
-                    .fetch_blob(&d, store)
-                    .await?;
-            }
-            repo.upload_blob(&d, store, session).await?;
-            c.uploaded = 1;
-            Ok(c)
-        })
-        .buffer_unordered(HEAD_CONCURRENCY.max(client.options().concurrency))
-        .try_collect()
-        .await?;
-    for c in results {
-        report.uploaded += c.uploaded;
-        report.mounted += c.mounted;
-        report.existing += c.existing;
-    }
-    Ok(())
+    let blobs = image.blob_source(client, store);
+    Ok(sink.write(&artifact, &blobs).await?)
 }
 
 #[cfg(test)]

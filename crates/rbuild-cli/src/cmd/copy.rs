@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Args;
-use rbuild_registry::Reference;
+use rbuild_oci::Top;
+use rbuild_registry::{Reference, RegistryBlobs, RegistrySink};
 
 use crate::cli::{GlobalArgs, PlatformArgs};
 use crate::{output, registry};
@@ -49,40 +50,62 @@ pub async fn run(global: &GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
     let client = registry::client(global, registry::client_options_for(global, explicit))?;
     let store = registry::store()?;
     tracing::debug!("copying {src} to {dst}");
-    let done = client
-        .copy(
+    let what = || format!("copying {} to {}", src.familiar(), dst.familiar());
+    // Pull into the model, then push with the registry sink (the push `rbuild build --to` uses).
+    let artifact = client
+        .pull(
             &src,
-            &dst,
             (!platforms.is_empty()).then_some(platforms.as_slice()),
             &store,
         )
         .await
-        .with_context(|| format!("copying {} to {}", src.familiar(), dst.familiar()))?;
+        .with_context(what)?;
+    let digest = artifact.digest();
+    if let Some(want) = dst.digest()
+        && *want != digest
+    {
+        anyhow::bail!(
+            "{}: the destination {dst} names digest {want}, but the content to copy is {digest}",
+            what()
+        );
+    }
+    let blobs = RegistryBlobs::of_repository(client.clone(), store.clone(), src.clone());
+    let sink = RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()]);
+    let pushed = sink.push(&artifact, &blobs).await.with_context(what)?;
+    let media_type = artifact.top.manifest().media_type.clone();
+    let manifests = 1 + match &artifact.top {
+        Top::Index { images, .. } => images.len(),
+        Top::Image(_) => 0,
+    };
+    let destination = match dst.tag() {
+        Some(t) => dst.with_tag(t)?.with_digest(digest),
+        None => dst.by_digest(digest),
+    };
     if global.json {
         output::json(&serde_json::json!({
             "source": src.to_string(),
-            "destination": done.destination.to_string(),
-            "digest": done.digest.to_string(),
-            "mediaType": done.media_type.to_string(),
-            "manifests": done.manifests,
+            "destination": destination.to_string(),
+            "digest": digest.to_string(),
+            "mediaType": media_type.to_string(),
+            "manifests": manifests,
             "blobs": {
-                "uploaded": done.blobs_uploaded,
-                "mounted": done.blobs_mounted,
-                "skipped": done.blobs_skipped,
+                "uploaded": pushed.uploaded,
+                "mounted": pushed.mounted,
+                "skipped": pushed.existing,
             },
         }))
     } else if global.quiet > 0 {
-        output::lines(&done.digest.to_string())
+        output::lines(&digest.to_string())
     } else {
         output::lines(&format!(
             "copied {} to {} ({} manifest{}; blobs: {} uploaded, {} mounted, {} already present)",
             src.familiar(),
-            done.destination.familiar(),
-            done.manifests,
-            if done.manifests == 1 { "" } else { "s" },
-            done.blobs_uploaded,
-            done.blobs_mounted,
-            done.blobs_skipped
+            destination.familiar(),
+            manifests,
+            if manifests == 1 { "" } else { "s" },
+            pushed.uploaded,
+            pushed.mounted,
+            pushed.existing
         ))
     }
 }

@@ -1,0 +1,367 @@
+//! The push algorithm, the one every push goes through (`rbuild build --to`, `rbuild copy`): the
+//! registry [`Sink`], and [`RegistryBlobs`], a [`BlobSource`] over the content store and registry
+//! repositories.
+//!
+//! For each destination: every blob is checked with `HEAD` unless a manifest read in this build
+//! from that repository already names it; what another repository of the same registry holds is
+//! mounted (the blob's own repository, or a destination pushed before); the rest is uploaded from
+//! the content store, downloaded first when the source has it only in a registry. Then the platform
+//! manifests are pushed by digest, the index, the tag last (so a failure never leaves a tag pointing
+//! at missing blobs), then attachments by digest. When a blob assumed present turns out to be gone
+//! (`BLOB_UNKNOWN` on the manifest), every blob is checked again and the manifests pushed again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, TryStreamExt};
+use rbuild_oci::{
+    Artifact, BlobReader, BlobSource, BoxFuture, Descriptor, Digest, RemoteRepository, Sink,
+    SinkError, SinkReport, Store, Top,
+};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::progress::ProgressEvent;
+use crate::reference::Reference;
+use crate::repository::{Access, MountOutcome, Repository};
+
+/// How many blobs are looked up (`HEAD`) at once while pushing.
+const HEAD_CONCURRENCY: usize = 16;
+
+/// Blobs that are not pushed: foreign / non-distributable layers that name external URLs.
+fn is_foreign(d: &Descriptor) -> bool {
+    d.urls.as_ref().is_some_and(|u| !u.is_empty())
+        && (d.media_type.as_str().contains("foreign")
+            || d.media_type.as_str().contains("nondistributable"))
+}
+
+fn same_repository(a: &Reference, b: &Reference) -> bool {
+    a.registry() == b.registry() && a.repository() == b.repository()
+}
+
+/// A [`SinkError`] from a registry error (kept in the chain, so it can be downcast).
+pub fn sink_error(e: Error) -> SinkError {
+    SinkError::Other(Box::new(e))
+}
+
+/// A registry error from what a [`BlobSource`] returned (a registry error is unwrapped).
+fn from_sink(e: SinkError) -> Error {
+    match e {
+        SinkError::Store(s) => Error::Store(s),
+        SinkError::Other(b) => match b.downcast::<Error>() {
+            Ok(e) => *e,
+            Err(b) => Error::Invalid(b.to_string()),
+        },
+        other => Error::Invalid(other.to_string()),
+    }
+}
+
+/// Blobs in the content store, and blobs in registry repositories that are read (downloaded into
+/// the store, verified as they stream) only when a sink needs their bytes.
+#[derive(Clone)]
+pub struct RegistryBlobs {
+    client: Client,
+    store: Store,
+    remote: BTreeMap<Digest, Reference>,
+    fallback: Option<Reference>,
+}
+
+impl RegistryBlobs {
+    /// Blobs of the content store only.
+    pub fn new(client: Client, store: Store) -> RegistryBlobs {
+        RegistryBlobs {
+            client,
+            store,
+            remote: BTreeMap::new(),
+            fallback: None,
+        }
+    }
+
+    /// Blobs of `repository` (what a pull from it names), read from the store when they are there.
+    pub fn of_repository(client: Client, store: Store, repository: Reference) -> RegistryBlobs {
+        RegistryBlobs {
+            fallback: Some(repository),
+            ..RegistryBlobs::new(client, store)
+        }
+    }
+
+    /// Says that the blob `digest` is in `repository` (when it is not in the store).
+    pub fn with_remote(mut self, digest: Digest, repository: Reference) -> RegistryBlobs {
+        self.remote.insert(digest, repository);
+        self
+    }
+
+    /// The repository the blob `digest` can be read from, if any.
+    pub fn repository_of(&self, digest: &Digest) -> Option<&Reference> {
+        self.remote.get(digest).or(self.fallback.as_ref())
+    }
+
+    /// Makes sure the blob is in the store, downloading it when it is only in a registry.
+    pub async fn localize(&self, descriptor: &Descriptor) -> Result<()> {
+        if self.store.contains(&descriptor.digest) {
+            return Ok(());
+        }
+        match self.repository_of(&descriptor.digest) {
+            Some(r) => {
+                self.client
+                    .repository(r, Access::Pull)?
+                    .fetch_blob(descriptor, &self.store)
+                    .await?;
+                Ok(())
+            }
+            None => Err(Error::Invalid(format!(
+                "blob {} is neither in the content store ({}) nor in a repository this build read; build again to recreate it",
+                descriptor.digest,
+                self.store.root().display()
+            ))),
+        }
+    }
+}
+
+impl BlobSource for RegistryBlobs {
+    fn open<'a>(
+        &'a self,
+        descriptor: &'a Descriptor,
+    ) -> BoxFuture<'a, std::result::Result<BlobReader, SinkError>> {
+        Box::pin(async move {
+            self.localize(descriptor).await.map_err(sink_error)?;
+            Ok(Box::new(self.store.open_blob(&descriptor.digest)?) as BlobReader)
+        })
+    }
+
+    fn remote(&self, digest: &Digest) -> Option<RemoteRepository> {
+        self.repository_of(digest).map(|r| RemoteRepository {
+            registry: r.registry().to_string(),
+            repository: r.repository().to_string(),
+        })
+    }
+}
+
+/// The registry sink: pushes an artifact to one or several references. Later destinations on the
+/// same registry mount from the first; a second reference to the same repository pushes only the
+/// manifests.
+#[derive(Clone)]
+pub struct RegistrySink {
+    client: Client,
+    store: Store,
+    destinations: Vec<Reference>,
+    known: BTreeMap<(String, String), BTreeSet<Digest>>,
+}
+
+impl RegistrySink {
+    /// A sink pushing to `destinations`, in order; blobs are uploaded from `store` (where a
+    /// [`BlobSource`] that is not the store is first read into).
+    pub fn new(client: Client, store: Store, destinations: Vec<Reference>) -> RegistrySink {
+        RegistrySink {
+            client,
+            store,
+            destinations,
+            known: BTreeMap::new(),
+        }
+    }
+
+    /// Says that `repository` has the blobs `digests` (a manifest read from it in this build names
+    /// them): they are not checked with `HEAD`. Should one be gone, the push checks every blob.
+    pub fn with_known_blobs(
+        mut self,
+        repository: &Reference,
+        digests: impl IntoIterator<Item = Digest>,
+    ) -> RegistrySink {
+        self.known
+            .entry((
+                repository.registry().to_string(),
+                repository.repository().to_string(),
+            ))
+            .or_default()
+            .extend(digests);
+        self
+    }
+
+    /// The destinations.
+    pub fn destinations(&self) -> &[Reference] {
+        &self.destinations
+    }
+
+    /// Pushes `artifact` to every destination (what [`Sink::write`] does, with the registry's own
+    /// error type).
+    pub async fn push(&self, artifact: &Artifact, blobs: &dyn BlobSource) -> Result<SinkReport> {
+        let mut report = SinkReport::default();
+        let all: Vec<Descriptor> = artifact
+            .blobs()
+            .into_iter()
+            .filter(|d| !is_foreign(d))
+            .collect();
+        let mut pushed: Vec<&Reference> = Vec::new();
+        for dst in &self.destinations {
+            let same_repo_done = pushed.iter().any(|r| same_repository(r, dst));
+            let mount_from = pushed
+                .iter()
+                .find(|r| r.registry() == dst.registry() && r.repository() != dst.repository())
+                .copied();
+            let mut skip: BTreeSet<Digest> = self
+                .known
+                .get(&(dst.registry().to_string(), dst.repository().to_string()))
+                .cloned()
+                .unwrap_or_default();
+            let repo = self.client.repository(dst, Access::Push)?;
+            let mut check_blobs = !same_repo_done;
+            loop {
+                if check_blobs {
+                    self.push_blobs(dst, &all, mount_from, blobs, &mut report, &skip)
+                        .await?;
+                }
+                match push_manifests(&repo, artifact, dst).await {
+                    Err(e) if e.is_blob_unknown() && !skip.is_empty() => {
+                        // A blob the previous manifest named is gone (deleted since): check every
+                        // blob, upload what is missing, and push the manifests again.
+                        skip.clear();
+                        check_blobs = true;
+                    }
+                    r => break r?,
+                }
+            }
+            if !same_repo_done {
+                pushed.push(dst);
+            }
+            report.references.push(format!(
+                "{}{}@{}",
+                dst.name(),
+                dst.tag()
+                    .filter(|_| dst.digest().is_none())
+                    .map(|t| format!(":{t}"))
+                    .unwrap_or_default(),
+                artifact.digest()
+            ));
+        }
+        Ok(report)
+    }
+
+    async fn push_blobs(
+        &self,
+        dst: &Reference,
+        all: &[Descriptor],
+        mount_from: Option<&Reference>,
+        blobs: &dyn BlobSource,
+        report: &mut SinkReport,
+        present: &BTreeSet<Digest>,
+    ) -> Result<()> {
+        #[derive(Default)]
+        struct Counts {
+            uploaded: usize,
+            mounted: usize,
+            existing: usize,
+        }
+        let client = &self.client;
+        let store = &self.store;
+        // Existence checks are cheap requests: many at once. Mounts and uploads move data: at most
+        // `concurrency` at once.
+        let transfers = tokio::sync::Semaphore::new(client.options().concurrency.max(1));
+        let transfers = &transfers;
+        let results: Vec<Counts> = futures::stream::iter(all.iter().cloned())
+            .map(|d| async move {
+                // The repository this blob can be mounted from, on the same registry.
+                let source = match (blobs.remote(&d.digest), mount_from) {
+                    (Some(r), _)
+                        if r.registry == dst.registry() && r.repository != dst.repository() =>
+                    {
+                        Some(r.repository)
+                    }
+                    (_, Some(m)) if m.registry() == dst.registry() => {
+                        Some(m.repository().to_string())
+                    }
+                    _ => None,
+                };
+                let access = match &source {
+                    Some(from) => Access::PushMountingFrom(from.clone()),
+                    None => Access::Push,
+                };
+                let repo = client.repository(dst, access)?;
+                let mut c = Counts::default();
+                if present.contains(&d.digest) || repo.blob_exists(&d.digest).await? {
+                    client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
+                    c.existing = 1;
+                    return Ok::<_, Error>(c);
+                }
+                let _permit = transfers.acquire().await.expect("semaphore never closed");
+                let mut session = None;
+                if let Some(from) = &source {
+                    match repo.mount_blob(&d.digest, from).await? {
+                        MountOutcome::Mounted => {
+                            client.progress(ProgressEvent::BlobMounted {
+                                digest: d.digest,
+                                from: from.clone(),
+                            });
+                            c.mounted = 1;
+                            return Ok(c);
+                        }
+                        MountOutcome::Session(s) => session = Some(s),
+                    }
+                }
+                if !store.contains(&d.digest) {
+                    let reader = blobs.open(&d).await.map_err(from_sink)?;
+                    if !store.contains(&d.digest) {
+                        let (store, d) = (store.clone(), d.clone());
+                        tokio::task::spawn_blocking(move || {
+                            store.put_verified(reader, &d.digest, Some(d.size))
+                        })
+                        .await
+                        .map_err(|e| {
+                            Error::Invalid(format!("reading blob into the store: {e}"))
+                        })??;
+                    }
+                }
+                repo.upload_blob(&d, store, session).await?;
+                c.uploaded = 1;
+                Ok(c)
+            })
+            .buffer_unordered(HEAD_CONCURRENCY.max(client.options().concurrency))
+            .try_collect()
+            .await?;
+        for c in results {
+            report.uploaded += c.uploaded;
+            report.mounted += c.mounted;
+            report.existing += c.existing;
+        }
+        Ok(())
+    }
+}
+
+/// Pushes the platforms' manifests (at once; their blobs are all there), then the index or the
+/// single manifest, under the tag last; then attachments by digest.
+async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference) -> Result<()> {
+    if let Top::Index { images, .. } = &artifact.top {
+        futures::future::try_join_all(
+            images
+                .iter()
+                .map(|i| repo.push_manifest(i.manifest(), None)),
+        )
+        .await?;
+    }
+    let top = artifact.top.manifest();
+    match dst.tag() {
+        Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await?,
+        _ => repo.push_manifest(top, None).await?,
+    };
+    for a in &artifact.attachments {
+        repo.push_manifest(a.manifest(), None).await?;
+    }
+    Ok(())
+}
+
+impl Sink for RegistrySink {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.destinations.iter().map(|d| d.to_string()).collect();
+        format!("registry {}", names.join(", "))
+    }
+
+    fn write<'a>(
+        &'a self,
+        artifact: &'a Artifact,
+        blobs: &'a dyn BlobSource,
+    ) -> BoxFuture<'a, std::result::Result<SinkReport, SinkError>> {
+        Box::pin(async move { self.push(artifact, blobs).await.map_err(sink_error) })
+    }
+
+    fn is_registry(&self) -> bool {
+        true
+    }
+}
