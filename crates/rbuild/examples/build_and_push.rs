@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: build_and_push CONTEXT BASE_REF TARGET_REF");
         std::process::exit(2);
     };
-    let built = rbuild::Build::new(base)?
+    let built = rbuild::Build::new(base)
         .context(context)
         .progress(Arc::new(Print))
         .build()

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 /// Every configuration value; `None` means "not set at this level".
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Settings {
     /// Base image reference.
     pub base: Option<String>,

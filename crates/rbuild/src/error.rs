@@ -62,6 +62,9 @@ pub enum BuildError {
     /// Anything else, with its message.
     #[error("{0}")]
     Other(String),
+    /// The request is wrong; found before anything is downloaded.
+    #[error(transparent)]
+    Request(#[from] crate::request::RequestError),
 }
 
 impl BuildError {

@@ -19,15 +19,16 @@
 //! let project = tempfile::tempdir()?;
 //! std::fs::write(project.path().join("main.py"), "print('hello')\n")?;
 //! let cache = tempfile::tempdir()?;
-//! let store = rbuild_oci::Store::open(cache.path())?;
+//! let store = rbuild::Store::open(cache.path())?;
 //! let out = tempfile::tempdir()?;
 //!
-//! let built = rbuild::Build::new("scratch")?
+//! let built = rbuild::Build::new("scratch")
 //!     .context(project.path())
-//!     .platforms(["linux/amd64".parse()?])
-//!     .python_version("3.12")?
-//!     .libc("glibc-2.36")?
+//!     .platforms(["linux/amd64".parse::<rbuild::Platform>()?])
+//!     .python_version("3.12")
+//!     .libc("glibc-2.36")
 //!     .entrypoint(["/usr/local/bin/python3", "-m", "main"])
+//!     .label("team", "core")
 //!     .store(store)
 //!     .build()
 //!     .await?;
@@ -39,8 +40,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! For full control use [`Builder`] with a [`BuildRequest`], and [`publish::publish`]
-//! with any [`publish::Sink`]s. Progress is reported through [`BuildProgress`], which the
+//! Settings given to [`Build`] are the highest level, as `rbuild build`'s flags are: below them
+//! come `RBUILD_*` variables, the project's `[tool.rbuild]` (or `rbuild.toml`), the recipe and the
+//! defaults, and `SOURCE_DATE_EPOCH` sets the timestamps, so the library and the CLI build the
+//! same image from the same project ([`request`] describes the merge; [`Build::isolated`] turns
+//! it off). Every setting is checked before anything is downloaded ([`BuildRequest::validate`]).
+//!
+//! For full control use [`Builder`] with a [`BuildRequest`] (from [`BuildRequest::from_flags`]),
+//! and [`publish::publish`] with any [`Sink`]s. Every type in a public signature is re-exported
+//! here, so `rbuild` is the only dependency a library user needs. Progress is reported through [`BuildProgress`], which the
 //! caller implements; the library never prints and keeps no global state.
 
 mod api;
@@ -60,8 +68,24 @@ pub mod spec;
 pub mod time;
 
 pub use api::{Build, Built, Error};
+pub use assemble::ImageFormat;
+pub use config::{ConfigError, Settings};
 pub use error::{BuildError, MissingWheel, PlatformFailure};
+pub use image::BuiltImage;
 pub use pipeline::{BuildOutput, Builder};
 pub use plan::PlatformPlan;
 pub use progress::{BuildProgress, NoBuildProgress};
-pub use request::{BaseRef, BuildRequest};
+pub use publish::{PublishError, PublishReport, Sink};
+pub use request::{
+    BaseRef, BuildRequest, ConfigSources, DEFAULT_BASE, RequestError, RequestFlags, ResolvedRequest,
+};
+
+// The types of other rbuild crates that appear in this crate's public signatures.
+pub use rbuild_index::{IndexClient, IndexOptions};
+pub use rbuild_layer::Compression;
+pub use rbuild_lock::{ChosenWheel, ResolveOptions};
+pub use rbuild_oci::{Digest, Platform, PlatformParseError, Store, StoreError};
+pub use rbuild_python::target::{Target, TargetOverrides};
+pub use rbuild_registry::{
+    Client, ClientOptions, Credential, CredentialProvider, Reference, ReferenceError,
+};

@@ -188,6 +188,7 @@ impl Builder {
 
     /// Builds the image for every requested platform.
     pub async fn build(&self, req: &BuildRequest) -> Result<BuildOutput, BuildError> {
+        req.validate()?;
         if !req.context.is_dir() {
             return Err(other(format!(
                 "the build context {} is not a directory; pass the project directory (the one with your lockfile)",

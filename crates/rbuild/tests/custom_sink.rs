@@ -70,16 +70,13 @@ async fn a_custom_sink_receives_what_the_oci_layout_sink_writes() {
     let out = tempfile::tempdir().unwrap();
 
     let built = rbuild::Build::new("scratch")
-        .unwrap()
         .context(project.path())
         .platforms([
             "linux/amd64".parse().unwrap(),
             "linux/arm64".parse().unwrap(),
         ])
         .python_version("3.12")
-        .unwrap()
         .libc("glibc-2.36")
-        .unwrap()
         .entrypoint(["/usr/local/bin/python3", "-m", "main"])
         .store(store.clone())
         .build()

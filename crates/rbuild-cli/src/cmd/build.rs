@@ -11,22 +11,16 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rbuild::assemble::ImageFormat;
-use rbuild::config::Settings;
 use rbuild::image::{BuiltImage, LayerKind};
-use rbuild::publish::{Sink, parse_output, publish};
-use rbuild::{BaseRef, BuildProgress, BuildRequest, Builder};
-use rbuild_index::{IndexClient, IndexOptions};
-use rbuild_layer::Compression;
-use rbuild_oci::{ManifestKind, Platform};
-use rbuild_registry::Reference;
+use rbuild::publish::{parse_output, publish};
+use rbuild::{
+    BaseRef, BuildProgress, BuildRequest, Builder, ConfigSources, IndexClient, IndexOptions,
+    Platform, RequestFlags, ResolvedRequest, Settings, Sink,
+};
 use serde_json::json;
 
 use crate::cli::GlobalArgs;
 use crate::{output, registry};
-
-/// The base image real users get by default.
-pub const DEFAULT_BASE: &str = "python:3.12-slim";
 
 /// A JSON array of strings given as one flag value (`--entrypoint '["python3","-m","app"]'`).
 ///
@@ -220,34 +214,34 @@ impl BuildProgress for StepPrinter {
     }
 }
 
-fn settings_from_flags(r: &ResolveArgs, b: Option<&BuildArgs>) -> Settings {
+/// The flags as the highest level of the request (the library merges the lower ones).
+fn flags_from_args(r: &ResolveArgs, b: Option<&BuildArgs>) -> RequestFlags {
     let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let map = |v: &Vec<(String, String)>| {
         (!v.is_empty()).then(|| v.iter().cloned().collect::<BTreeMap<_, _>>())
     };
-    let mut s = Settings {
-        base: r.base.clone(),
-        platforms: {
-            let mut p: Vec<String> = Vec::new();
-            for x in r.platform.iter().flatten() {
-                if !p.contains(x) {
-                    p.push(x.clone());
-                }
+    let mut s = Settings::default();
+    s.base = r.base.clone();
+    s.platforms = {
+        let mut p: Vec<String> = Vec::new();
+        for x in r.platform.iter().flatten() {
+            if !p.contains(x) {
+                p.push(x.clone());
             }
-            if r.all_platforms || p.iter().any(|x| x == "all") {
-                Some(vec!["all".into()])
-            } else {
-                (!p.is_empty()).then_some(p)
-            }
-        },
-        lock: r.lock.as_ref().map(|p| p.display().to_string()),
-        extras: list(&r.extras),
-        groups: list(&r.groups),
-        index_url: r.index_url.clone(),
-        extra_index_url: list(&r.extra_index_url),
-        find_links: list(&r.find_links),
-        ..Default::default()
+        }
+        if r.all_platforms || p.iter().any(|x| x == "all") {
+            Some(vec!["all".into()])
+        } else {
+            (!p.is_empty()).then_some(p)
+        }
     };
+    s.lock = r.lock.as_ref().map(|p| p.display().to_string());
+    s.extras = list(&r.extras);
+    s.groups = list(&r.groups);
+    s.index_url = r.index_url.clone();
+    s.extra_index_url = list(&r.extra_index_url);
+    s.find_links = list(&r.find_links);
+    let mut f = RequestFlags::default();
     if let Some(b) = b {
         s.to = list(&b.to);
         s.app_dir = b.app_dir.clone();
@@ -261,16 +255,29 @@ fn settings_from_flags(r: &ResolveArgs, b: Option<&BuildArgs>) -> Settings {
         s.recipe = b.recipe.clone();
         s.compression = b.compression.clone();
         s.format = b.format.clone();
+        f.cache_from = b.cache_from.clone();
+        f.strict = b.strict;
+        f.skip_unsupported_platforms = b.skip_unsupported_platforms;
+        f.allow_incomplete_lock = b.allow_incomplete_lock;
     }
-    s
+    f.settings = s;
+    f.python_version = r.python_version.clone();
+    f.libc = r.libc.clone();
+    f.site_packages = r.site_packages.clone();
+    f.interpreter = r.interpreter.clone();
+    f.marker_env = r.marker_env.iter().cloned().collect();
+    f.require_hashes = r.require_hashes;
+    f.offline = r.offline;
+    f
 }
 
 struct Prepared {
-    settings: Settings,
-    request: BuildRequest,
+    resolved: ResolvedRequest,
     builder: Builder,
 }
 
+/// The request from the flags, the environment and the project (merged and checked by the
+/// library before anything is downloaded), and a builder with the clients it needs.
 async fn prepare(
     global: &GlobalArgs,
     r: &ResolveArgs,
@@ -283,32 +290,12 @@ async fn prepare(
             context.display()
         );
     }
-    let (file, project) = Settings::from_project_dir(&context)?;
-    let env = Settings::from_env(|k| std::env::var(k).ok(), project.as_deref())?;
-    let settings = Settings::default()
-        .overlay(file)
-        .overlay(env)
-        .overlay(settings_from_flags(r, b));
-
-    // With the target fully given (--python-version, --libc and --platform), no base is needed.
-    let target_given = r.python_version.is_some()
-        && r.libc.is_some()
-        && r.platform.iter().flatten().any(|p| p != "all");
-    let default_base = if target_given {
-        "scratch"
-    } else {
-        DEFAULT_BASE
-    };
-    let base = match settings.base.as_deref().unwrap_or(default_base) {
-        "scratch" => BaseRef::Scratch,
-        other => {
-            BaseRef::Image(Reference::parse(other).with_context(|| format!("--base {other}"))?)
-        }
-    };
+    let mut resolved =
+        BuildRequest::from_flags(context, flags_from_args(r, b), ConfigSources::process())?;
     // `--creds` / RBUILD_REGISTRY_* apply to the registry pushed to (the first --to), else the base's.
-    let target_ref = match settings.to.as_ref().and_then(|t| t.first()) {
-        Some(t) => Some(Reference::parse(t).with_context(|| format!("--to {t}"))?),
-        None => match &base {
+    let target_ref = match resolved.to.first() {
+        Some(t) => Some(t.clone()),
+        None => match &resolved.request.base {
             BaseRef::Image(r) => Some(r.clone()),
             BaseRef::Scratch => None,
         },
@@ -321,135 +308,15 @@ async fn prepare(
     };
     let client = registry::client(global, opts)?;
     let store = registry::store()?;
-    let mut platforms: Vec<Platform> = Vec::new();
-    for p in settings.platforms.clone().unwrap_or_default() {
-        if p == "all" {
-            let BaseRef::Image(base_ref) = &base else {
-                bail!("--platform all needs a base image, not scratch")
-            };
-            let top = client.get_manifest(base_ref).await?;
-            match top.parse()? {
-                ManifestKind::Index(index) => {
-                    platforms.extend(index.image_entries().filter_map(|d| d.platform.clone()));
-                }
-                ManifestKind::Image(_) => {
-                    let resolved = client.resolve_image(base_ref, &Platform::host()).await?;
-                    let (_, cfg) = client.fetch_config(&resolved, &store).await?;
-                    platforms.push(Platform::new(
-                        &cfg.os,
-                        &cfg.architecture,
-                        cfg.variant.as_deref(),
-                    ));
-                }
-            }
-        } else {
-            platforms.push(p.parse().with_context(|| format!("--platform {p}"))?);
-        }
-    }
-    if platforms.is_empty() {
-        platforms.push(Platform::host());
-    }
-    // `--platform all,linux/amd64` or a repeated flag: each platform once, first place kept.
-    let mut seen: Vec<Platform> = Vec::new();
-    platforms.retain(|p| {
-        let new = !seen.contains(p);
-        seen.push(p.clone());
-        new
-    });
-    let mut request = BuildRequest::new(context.clone(), base);
-    request.platforms = platforms;
-    request.lock = settings.lock.as_ref().map(PathBuf::from);
-    request.resolve.extras = settings.extras.clone().unwrap_or_default();
-    request.resolve.groups = settings.groups.clone().unwrap_or_default();
-    request.resolve.require_hashes = r.require_hashes;
-    if let Some(v) = &r.python_version {
-        request.target_overrides.set_python_version(v)?;
-    }
-    if let Some(v) = &r.libc {
-        request.target_overrides.set_libc(v)?;
-    }
-    if let Some(v) = &r.site_packages {
-        request.target_overrides.set_site_packages(v)?;
-    }
-    if let Some(v) = &r.interpreter {
-        request.target_overrides.set_interpreter(v)?;
-    }
-    request.marker_overrides = r.marker_env.iter().cloned().collect();
-    if let Some(b) = b {
-        // A recipe named in the flags or config may choose the app directory (s2i: /opt/app-root/src).
-        let recipe_dir = match settings.recipe.as_deref() {
-            Some(name) if name != "none" => rbuild::recipe::load_recipes()?
-                .get(name)
-                .and_then(|r| r.app_dir.clone()),
-            _ => None,
-        };
-        request.app_dir = settings
-            .app_dir
-            .clone()
-            .or(recipe_dir)
-            .unwrap_or_else(|| "/app".into());
-        if !request.app_dir.starts_with('/') {
-            bail!(
-                "--app-dir {}: must be an absolute path in the image, e.g. /app",
-                request.app_dir
-            );
-        }
-        request.entrypoint = settings.entrypoint.clone();
-        request.cmd = settings.cmd.clone();
-        request.env = settings.env.clone().unwrap_or_default();
-        request.user = settings.user.clone();
-        request.ports = settings.ports.clone().unwrap_or_default();
-        request.labels = settings.labels.clone().unwrap_or_default();
-        request.annotations = settings.annotations.clone().unwrap_or_default();
-        request.recipe = settings.recipe.clone();
-        request.compression = match settings.compression.as_deref() {
-            None => Compression::Gzip,
-            Some(c) => c
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--compression {c}: expected gzip or zstd"))?,
-        };
-        request.format = match settings.format.as_deref() {
-            None | Some("oci") => ImageFormat::Oci,
-            Some("docker") => ImageFormat::Docker,
-            Some(f) => bail!("--format {f}: expected oci or docker"),
-        };
-        request.epoch = rbuild_layer::LayerOptions::from_env()?.mtime;
-        request.strict = b.strict;
-        request.skip_unsupported_platforms = b.skip_unsupported_platforms;
-        request.allow_incomplete_lock = b.allow_incomplete_lock;
-        let mut cache_from: Vec<Reference> = Vec::new();
-        for c in b
-            .cache_from
-            .iter()
-            .chain(settings.to.iter().flatten().take(1))
-        {
-            cache_from.push(Reference::parse(c).with_context(|| format!("--cache-from {c}"))?);
-        }
-        request.cache_from = cache_from;
-    }
-    let index_opts = IndexOptions {
-        index_url: settings.index_url.clone(),
-        extra_index_urls: settings.extra_index_url.clone().unwrap_or_default(),
-        find_links: settings
-            .find_links
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
-        offline: r.offline,
-        require_hashes: r.require_hashes,
+    resolved.expand_all_platforms(&client, &store).await?;
+    let index_opts = resolved.index_options(IndexOptions {
         extra_ca_files: global.ca_file.clone(),
         ..Default::default()
-    };
+    });
     let index = IndexClient::new(index_opts)?;
     let quiet = global.quiet > 0 || global.json;
     let builder = Builder::new(client, index, store).with_progress(Arc::new(StepPrinter { quiet }));
-    Ok(Prepared {
-        settings,
-        request,
-        builder,
-    })
+    Ok(Prepared { resolved, builder })
 }
 
 fn image_json(image: &BuiltImage, references: &[String]) -> serde_json::Value {
@@ -476,27 +343,14 @@ fn image_json(image: &BuiltImage, references: &[String]) -> serde_json::Value {
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let p = prepare(global, &args.resolve, Some(&args)).await?;
-    let mut sinks: Vec<Sink> = Vec::new();
-    for to in p.settings.to.iter().flatten() {
-        sinks.push(Sink::Registry(
-            Reference::parse(to).with_context(|| format!("--to {to}"))?,
-        ));
-    }
+    let mut sinks: Vec<Sink> = p.resolved.to.iter().cloned().map(Sink::Registry).collect();
     for o in &args.output {
         sinks.push(parse_output(o)?);
     }
     // A docker-archive holds one platform: refuse before building.
-    if sinks
-        .iter()
-        .any(|s| matches!(s, Sink::DockerArchive { .. }))
-        && p.request.platforms.len() > 1
-    {
-        bail!(
-            "docker-archive holds one platform, but {} were asked for; choose one with --platform",
-            p.request.platforms.len()
-        );
-    }
-    let out = p.builder.build(&p.request).await.context("build failed")?;
+    p.resolved.request.validate_sinks(&sinks)?;
+    let request = &p.resolved.request;
+    let out = p.builder.build(request).await.context("build failed")?;
     let t1 = Instant::now();
     let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store())
         .await
@@ -578,7 +432,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
     let p = prepare(global, &args.resolve, None).await?;
     let plans = p
         .builder
-        .plan_platforms(&p.request)
+        .plan_platforms(&p.resolved.request)
         .await
         .context("planning")?;
     if global.json {
