@@ -168,6 +168,62 @@ pub fn assemble(
     }
     let mut config = base.config.clone();
     config.created = Some(spec.created.clone());
+    let annotations = apply_spec(&mut config, base, spec)?;
+
+    for l in layers {
+        config.rootfs.diff_ids.push(l.diff_id);
+        config.history.push(History {
+            created: Some(spec.created.clone()),
+            created_by: Some(l.created_by.clone()),
+            comment: Some("rbuild".into()),
+            ..History::default()
+        });
+    }
+    let config_bytes = canonical_json(&config).expect("config serializes");
+    let (manifest_type, config_type) = match format {
+        ImageFormat::Oci => (MediaType::OCI_MANIFEST, MediaType::OCI_CONFIG),
+        ImageFormat::Docker => (MediaType::DOCKER_MANIFEST, MediaType::DOCKER_CONFIG),
+    };
+    let mut manifest_layers = Vec::with_capacity(base.layers.len() + layers.len());
+    for d in base
+        .layers
+        .iter()
+        .chain(layers.iter().map(|l| &l.descriptor))
+    {
+        let mut d = d.clone();
+        d.media_type = convert_layer_type(&d.media_type, format, d.digest)?;
+        manifest_layers.push(d);
+    }
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MediaType::from(manifest_type)),
+        artifact_type: None,
+        config: Descriptor::new(
+            config_type,
+            Digest::of(&config_bytes),
+            config_bytes.len() as u64,
+        ),
+        layers: manifest_layers,
+        subject: None,
+        annotations: (format == ImageFormat::Oci).then_some(annotations),
+    };
+    let manifest_bytes = canonical_json(&manifest).expect("manifest serializes");
+    Ok(Assembled {
+        manifest_digest: Digest::of(&manifest_bytes),
+        config,
+        config_bytes,
+        manifest,
+        manifest_bytes,
+    })
+}
+
+/// Writes the spec's settings, labels and base annotations into `config`; returns the manifest
+/// annotations.
+fn apply_spec(
+    config: &mut ImageConfig,
+    base: &BaseImage,
+    spec: &ImageSpec,
+) -> Result<BTreeMap<String, String>, AssembleError> {
     let c = config.config_mut();
     if let Some(dir) = &spec.working_dir {
         c.working_dir = Some(dir.clone());
@@ -206,55 +262,7 @@ pub fn assemble(
     labels.extend(spec.labels.clone());
     annotations.extend(spec.annotations.clone());
     c.labels = Some(labels);
-
-    for l in layers {
-        config.rootfs.diff_ids.push(l.diff_id);
-        config.history.push(History {
-            created: Some(spec.created.clone()),
-            created_by: Some(l.created_by.clone()),
-            comment: Some("rbuild".into()),
-            ..History::default()
-        });
-    }
-    if format == ImageFormat::Docker {
-        // Docker's config has no OCI-only fields that matter here; media types differ only.
-    }
-    let config_bytes = canonical_json(&config).expect("config serializes");
-    let (manifest_type, config_type) = match format {
-        ImageFormat::Oci => (MediaType::OCI_MANIFEST, MediaType::OCI_CONFIG),
-        ImageFormat::Docker => (MediaType::DOCKER_MANIFEST, MediaType::DOCKER_CONFIG),
-    };
-    let mut manifest_layers = Vec::with_capacity(base.layers.len() + layers.len());
-    for d in base
-        .layers
-        .iter()
-        .chain(layers.iter().map(|l| &l.descriptor))
-    {
-        let mut d = d.clone();
-        d.media_type = convert_layer_type(&d.media_type, format, d.digest)?;
-        manifest_layers.push(d);
-    }
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(MediaType::from(manifest_type)),
-        artifact_type: None,
-        config: Descriptor::new(
-            config_type,
-            Digest::of(&config_bytes),
-            config_bytes.len() as u64,
-        ),
-        layers: manifest_layers,
-        subject: None,
-        annotations: (format == ImageFormat::Oci).then_some(annotations),
-    };
-    let manifest_bytes = canonical_json(&manifest).expect("manifest serializes");
-    Ok(Assembled {
-        manifest_digest: Digest::of(&manifest_bytes),
-        config,
-        config_bytes,
-        manifest,
-        manifest_bytes,
-    })
+    Ok(annotations)
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ pub use pipeline::{BuildOutput, Builder};
 pub use plan::PlatformPlan;
 pub use progress::{BuildProgress, NoBuildProgress};
 pub use publish::{PublishError, PublishReport, Sink};
+pub use recipe::RecipeError;
 pub use request::{
     BaseRef, BuildRequest, ConfigSources, DEFAULT_BASE, RequestError, RequestFlags, ResolvedRequest,
 };

@@ -373,27 +373,7 @@ impl BuildRequest {
         };
         let base = BaseRef::parse(settings.base.as_deref().unwrap_or(default_base))?;
 
-        let mut all_platforms = false;
-        let mut platforms: Vec<Platform> = Vec::new();
-        for p in settings.platforms.iter().flatten() {
-            if p == "all" {
-                all_platforms = true;
-                continue;
-            }
-            let p: Platform = p.parse().map_err(|source| RequestError::Platform {
-                value: p.clone(),
-                source,
-            })?;
-            if !platforms.contains(&p) {
-                platforms.push(p);
-            }
-        }
-        if all_platforms && base == BaseRef::Scratch {
-            return Err(RequestError::AllOnScratch);
-        }
-        if platforms.is_empty() && !all_platforms {
-            platforms.push(Platform::host());
-        }
+        let (platforms, all_platforms) = Self::platforms_from(&settings, &base)?;
 
         let mut request = BuildRequest::new(context, base);
         request.platforms = platforms;
@@ -401,49 +381,9 @@ impl BuildRequest {
         request.resolve.extras = settings.extras.clone().unwrap_or_default();
         request.resolve.groups = settings.groups.clone().unwrap_or_default();
         request.resolve.require_hashes = flags.require_hashes;
-        if let Some(v) = &flags.python_version {
-            request.target_overrides.set_python_version(v)?;
-        }
-        if let Some(v) = &flags.libc {
-            request.target_overrides.set_libc(v)?;
-        }
-        if let Some(v) = &flags.site_packages {
-            request.target_overrides.set_site_packages(v)?;
-        }
-        if let Some(v) = &flags.interpreter {
-            request.target_overrides.set_interpreter(v)?;
-        }
-        request.marker_overrides = flags.marker_env.clone();
+        Self::apply_target_flags(&mut request, &flags)?;
 
-        // A recipe named in the flags or config may choose the app directory (s2i: /opt/app-root/src).
-        let recipe_dir = match settings.recipe.as_deref() {
-            Some(name) if name != "none" => known_recipe(name)?.app_dir,
-            _ => None,
-        };
-        request.app_dir = settings
-            .app_dir
-            .clone()
-            .or(recipe_dir)
-            .unwrap_or_else(|| "/app".into());
-        request.entrypoint = settings.entrypoint.clone();
-        request.cmd = settings.cmd.clone();
-        request.env = settings.env.clone().unwrap_or_default();
-        request.user = settings.user.clone();
-        request.ports = settings.ports.clone().unwrap_or_default();
-        request.labels = settings.labels.clone().unwrap_or_default();
-        request.annotations = settings.annotations.clone().unwrap_or_default();
-        request.recipe = settings.recipe.clone();
-        request.compression = match settings.compression.as_deref() {
-            None => Compression::Gzip,
-            Some(c) => c
-                .parse()
-                .map_err(|_| RequestError::Compression(c.to_string()))?,
-        };
-        request.format = match settings.format.as_deref() {
-            None | Some("oci") => ImageFormat::Oci,
-            Some("docker") => ImageFormat::Docker,
-            Some(f) => return Err(RequestError::Format(f.to_string())),
-        };
+        Self::apply_image_settings(&mut request, &settings)?;
         request.epoch = match (flags.epoch, sources) {
             (Some(e), _) => e,
             (None, ConfigSources::Env(get)) => match get("SOURCE_DATE_EPOCH") {
@@ -494,6 +434,93 @@ impl BuildRequest {
             project,
             offline: flags.offline,
         })
+    }
+
+    /// The platforms named in the settings, each once, and whether `all` was among them.
+    fn platforms_from(
+        settings: &Settings,
+        base: &BaseRef,
+    ) -> Result<(Vec<Platform>, bool), RequestError> {
+        let mut all_platforms = false;
+        let mut platforms: Vec<Platform> = Vec::new();
+        for p in settings.platforms.iter().flatten() {
+            if p == "all" {
+                all_platforms = true;
+                continue;
+            }
+            let p: Platform = p.parse().map_err(|source| RequestError::Platform {
+                value: p.clone(),
+                source,
+            })?;
+            if !platforms.contains(&p) {
+                platforms.push(p);
+            }
+        }
+        if all_platforms && *base == BaseRef::Scratch {
+            return Err(RequestError::AllOnScratch);
+        }
+        if platforms.is_empty() && !all_platforms {
+            platforms.push(Platform::host());
+        }
+        Ok((platforms, all_platforms))
+    }
+
+    /// The target overrides (`--python-version`, `--libc`, …) and marker overrides of the flags.
+    fn apply_target_flags(
+        request: &mut BuildRequest,
+        flags: &RequestFlags,
+    ) -> Result<(), RequestError> {
+        if let Some(v) = &flags.python_version {
+            request.target_overrides.set_python_version(v)?;
+        }
+        if let Some(v) = &flags.libc {
+            request.target_overrides.set_libc(v)?;
+        }
+        if let Some(v) = &flags.site_packages {
+            request.target_overrides.set_site_packages(v)?;
+        }
+        if let Some(v) = &flags.interpreter {
+            request.target_overrides.set_interpreter(v)?;
+        }
+        request.marker_overrides = flags.marker_env.clone();
+        Ok(())
+    }
+
+    /// The image settings (app dir, entrypoint, env, user, ports, labels, recipe, compression, format).
+    fn apply_image_settings(
+        request: &mut BuildRequest,
+        settings: &Settings,
+    ) -> Result<(), RequestError> {
+        // A recipe named in the flags or config may choose the app directory (s2i: /opt/app-root/src).
+        let recipe_dir = match settings.recipe.as_deref() {
+            Some(name) if name != "none" => known_recipe(name)?.app_dir,
+            _ => None,
+        };
+        request.app_dir = settings
+            .app_dir
+            .clone()
+            .or(recipe_dir)
+            .unwrap_or_else(|| "/app".into());
+        request.entrypoint = settings.entrypoint.clone();
+        request.cmd = settings.cmd.clone();
+        request.env = settings.env.clone().unwrap_or_default();
+        request.user = settings.user.clone();
+        request.ports = settings.ports.clone().unwrap_or_default();
+        request.labels = settings.labels.clone().unwrap_or_default();
+        request.annotations = settings.annotations.clone().unwrap_or_default();
+        request.recipe = settings.recipe.clone();
+        request.compression = match settings.compression.as_deref() {
+            None => Compression::Gzip,
+            Some(c) => c
+                .parse()
+                .map_err(|_| RequestError::Compression(c.to_string()))?,
+        };
+        request.format = match settings.format.as_deref() {
+            None | Some("oci") => ImageFormat::Oci,
+            Some("docker") => ImageFormat::Docker,
+            Some(f) => return Err(RequestError::Format(f.to_string())),
+        };
+        Ok(())
     }
 
     /// Checks everything about the request that needs no network, so a wrong setting fails

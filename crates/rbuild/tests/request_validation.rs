@@ -94,6 +94,30 @@ async fn bad_user_port_and_recipe_fail_before_the_index_is_asked() {
         );
     }
 
+    // A known recipe that does not fit the project (no ASGI app in main.py) is found out from
+    // the context alone, before any wheel is looked up.
+    let err = build(dir.path(), &index, cache.path())
+        .recipe("fastapi")
+        .build()
+        .await
+        .err()
+        .expect("fastapi does not fit a script");
+    assert!(
+        matches!(
+            &err,
+            Error::Build(b) if matches!(
+                b.as_ref(),
+                BuildError::Recipe(rbuild::RecipeError::DoesNotFit { recipe, .. }) if recipe == "fastapi"
+            )
+        ),
+        "not a recipe fit error: {err}"
+    );
+    assert_eq!(
+        index.hits.load(Ordering::SeqCst),
+        0,
+        "recipe fit: the index was asked"
+    );
+
     // The control: the same build with valid settings does ask the index (and fails there).
     let err = build(dir.path(), &index, cache.path())
         .build()
