@@ -90,3 +90,8 @@ pub use rbuild_python::target::{Target, TargetOverrides};
 pub use rbuild_registry::{
     Client, ClientOptions, Credential, CredentialProvider, Reference, ReferenceError,
 };
+
+/// The README's Rust examples, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
