@@ -208,3 +208,41 @@ fn a_relative_find_links_wheel_stands_in_for_a_package_the_lock_has_no_wheel_for
         "{recorded}"
     );
 }
+
+#[test]
+fn code_that_imports_third_party_modules_without_a_lock_is_warned_about_by_name() {
+    let p = project(&[
+        (
+            "app.py",
+            "import os, json\nimport helpers\nfrom flask import Flask\nimport yaml\n",
+        ),
+        ("helpers.py", "import requests\n"),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let (r, layout) = build(p.path(), cache.path(), SCRATCH);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warning = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("has no lockfile"))
+        .unwrap_or_else(|| panic!("no warning: {}", r.stderr));
+    for module in [
+        "flask (app.py:3)",
+        "requests (helpers.py:1)",
+        "yaml (app.py:4)",
+    ] {
+        assert!(warning.contains(module), "{module}: {warning}");
+    }
+    for local_or_stdlib in ["helpers (", "json", "os "] {
+        assert!(
+            !warning.contains(local_or_stdlib),
+            "{local_or_stdlib}: {warning}"
+        );
+    }
+    assert!(layout.join("index.json").exists());
+
+    // With a lock, no such warning.
+    std::fs::write(p.path().join("requirements.txt"), "").unwrap();
+    let (r, _) = build(p.path(), cache.path(), SCRATCH);
+    assert!(!r.stderr.contains("has no lockfile"), "{}", r.stderr);
+}
