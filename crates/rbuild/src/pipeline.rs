@@ -835,6 +835,39 @@ fn index_of(images: &[PlatformImage], format: ImageFormat) -> RawManifest {
     RawManifest::new(bytes, Some(index_type))
 }
 
+/// With no lockfile, the third-party modules the code imports would be missing from the image
+/// unless the base has them: a warning naming each one (`None` when there is a lock or no such
+/// import).
+fn unlocked_imports_warning(req: &BuildRequest, facts: &ProjectFacts) -> Option<String> {
+    if req.lock.is_some() || rbuild_lock::detect_lockfile(&req.context).is_ok() {
+        return None;
+    }
+    let sources: std::collections::BTreeMap<&str, &str> = facts
+        .sources
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let files = facts
+        .files
+        .iter()
+        .map(|f| (f.as_str(), sources.get(f.as_str()).map(|c| c.as_bytes())));
+    let imports = rbuild_python::imports::third_party_imports(files);
+    if imports.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = imports
+        .iter()
+        .map(|i| format!("{} ({})", i.module, i.first_seen))
+        .collect();
+    Some(format!(
+        "the build context {} has no lockfile, but its code imports {}: the image has them only \
+         if the base image does; add a lockfile (`uv lock`, `uv pip compile requirements.in -o requirements.txt \
+         --generate-hashes`) or pass --lock FILE",
+        req.context.display(),
+        list.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -951,37 +984,4 @@ mod tests {
             "2 locked packages have no usable wheel for linux/arm64:\n  no wheel of a 1\n  no wheel of b 1"
         );
     }
-}
-
-/// With no lockfile, the third-party modules the code imports would be missing from the image
-/// unless the base has them: a warning naming each one (`None` when there is a lock or no such
-/// import).
-fn unlocked_imports_warning(req: &BuildRequest, facts: &ProjectFacts) -> Option<String> {
-    if req.lock.is_some() || rbuild_lock::detect_lockfile(&req.context).is_ok() {
-        return None;
-    }
-    let sources: std::collections::BTreeMap<&str, &str> = facts
-        .sources
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    let files = facts
-        .files
-        .iter()
-        .map(|f| (f.as_str(), sources.get(f.as_str()).map(|c| c.as_bytes())));
-    let imports = rbuild_python::imports::third_party_imports(files);
-    if imports.is_empty() {
-        return None;
-    }
-    let list: Vec<String> = imports
-        .iter()
-        .map(|i| format!("{} ({})", i.module, i.first_seen))
-        .collect();
-    Some(format!(
-        "the build context {} has no lockfile, but its code imports {}: the image has them only \
-         if the base image does; add a lockfile (`uv lock`, `uv pip compile requirements.in -o requirements.txt \
-         --generate-hashes`) or pass --lock FILE",
-        req.context.display(),
-        list.join(", ")
-    ))
 }
