@@ -269,6 +269,12 @@ impl Build {
         self
     }
 
+    /// Whether the layers carry bytecode compiled by the base's own Python (default: yes).
+    pub fn compile_bytecode(mut self, compile: bool) -> Self {
+        self.flags.settings.compile_bytecode = Some(compile);
+        self
+    }
+
     /// Layer compression.
     pub fn compression(mut self, c: Compression) -> Self {
         self.flags.settings.compression = Some(c.as_str().to_string());

@@ -18,6 +18,7 @@
 //! | `recipe` | string | `--recipe` | `RBUILD_RECIPE` |
 //! | `index-url`, `extra-index-url`, `find-links` | string, list, list | same names | `RBUILD_INDEX_URL`, ... |
 //! | `compression`, `format` | string | `--compression`, `--format` | `RBUILD_COMPRESSION`, `RBUILD_FORMAT` |
+//! | `compile-bytecode` | bool | `--compile-bytecode`, `--no-compile-bytecode` | `RBUILD_COMPILE_BYTECODE` (`true`/`false`, `1`/`0`) |
 //!
 //! Lists in environment variables are comma-separated. Unknown keys are errors that suggest the
 //! nearest known key.
@@ -69,10 +70,12 @@ pub struct Settings {
     pub compression: Option<String>,
     /// `oci` or `docker`.
     pub format: Option<String>,
+    /// Whether the layers carry bytecode (`.pyc`) compiled by the base's own interpreter.
+    pub compile_bytecode: Option<bool>,
 }
 
 /// The known keys, as spelled in files.
-pub const KEYS: [&str; 20] = [
+pub const KEYS: [&str; 21] = [
     "base",
     "to",
     "platforms",
@@ -93,6 +96,7 @@ pub const KEYS: [&str; 20] = [
     "find-links",
     "compression",
     "format",
+    "compile-bytecode",
 ];
 
 /// Configuration errors.
@@ -191,7 +195,8 @@ impl Settings {
             extra_index_url,
             find_links,
             compression,
-            format
+            format,
+            compile_bytecode
         );
         self
     }
@@ -267,6 +272,9 @@ impl Settings {
                 "find-links" => s.find_links = Some(list(key, v)?),
                 "compression" => s.compression = Some(string(key, v)?),
                 "format" => s.format = Some(string(key, v)?),
+                "compile-bytecode" => {
+                    s.compile_bytecode = Some(v.as_bool().ok_or_else(|| ty(key, "true or false"))?)
+                }
                 other => {
                     return Err(ConfigError::UnknownKey {
                         file: file.to_string(),
@@ -376,6 +384,19 @@ impl Settings {
                 })
                 .transpose()
         };
+        let boolean = |k: &str| -> Result<Option<bool>, ConfigError> {
+            var(k)
+                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => Ok(true),
+                    "0" | "false" | "no" | "off" => Ok(false),
+                    _ => Err(ConfigError::Type {
+                        file: "environment".into(),
+                        key: k.into(),
+                        expected: "true or false (1 or 0)",
+                    }),
+                })
+                .transpose()
+        };
         let to = list("RBUILD_TO").map(|refs| {
             refs.into_iter()
                 .map(|r| complete_repo(&r, project))
@@ -402,6 +423,7 @@ impl Settings {
             find_links: list("RBUILD_FIND_LINKS"),
             compression: var("RBUILD_COMPRESSION"),
             format: var("RBUILD_FORMAT"),
+            compile_bytecode: boolean("RBUILD_COMPILE_BYTECODE")?,
         })
     }
 }

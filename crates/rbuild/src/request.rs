@@ -127,6 +127,9 @@ pub struct BuildRequest {
     /// Build even when the lock lacks requirements of the packages it installs (a warning lists
     /// them) instead of failing.
     pub allow_incomplete_lock: bool,
+    /// Ship bytecode compiled by the base's own interpreter in the dependency and app layers
+    /// (default on; a `scratch` base has no interpreter and gets none).
+    pub compile_bytecode: bool,
 }
 
 /// The caller's own settings: the highest level of a request (the CLI's flags, or the methods of
@@ -320,6 +323,7 @@ impl BuildRequest {
             strict: false,
             skip_unsupported_platforms: false,
             allow_incomplete_lock: false,
+            compile_bytecode: true,
         }
     }
 
@@ -515,6 +519,7 @@ impl BuildRequest {
                 .parse()
                 .map_err(|_| RequestError::Compression(c.to_string()))?,
         };
+        request.compile_bytecode = settings.compile_bytecode.unwrap_or(true);
         request.format = match settings.format.as_deref() {
             None | Some("oci") => ImageFormat::Oci,
             Some("docker") => ImageFormat::Docker,

@@ -174,6 +174,13 @@ pub struct BuildArgs {
     /// Build even when the lock lacks requirements of the packages it installs (warns instead).
     #[arg(long = "allow-incomplete-lock")]
     pub allow_incomplete_lock: bool,
+    /// Compile bytecode (.pyc) for the dependency and app layers with the base's own Python
+    /// (the default; deterministic, PEP 552 unchecked-hash).
+    #[arg(long = "compile-bytecode", overrides_with = "no_compile_bytecode")]
+    pub compile_bytecode: bool,
+    /// Ship no bytecode: every container start compiles what it imports.
+    #[arg(long = "no-compile-bytecode", overrides_with = "compile_bytecode")]
+    pub no_compile_bytecode: bool,
 }
 
 /// Arguments of `rbuild plan`.
@@ -255,6 +262,11 @@ fn flags_from_args(r: &ResolveArgs, b: Option<&BuildArgs>) -> RequestFlags {
         s.recipe = b.recipe.clone();
         s.compression = b.compression.clone();
         s.format = b.format.clone();
+        s.compile_bytecode = match (b.compile_bytecode, b.no_compile_bytecode) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
         f.cache_from = b.cache_from.clone();
         f.strict = b.strict;
         f.skip_unsupported_platforms = b.skip_unsupported_platforms;
