@@ -361,8 +361,22 @@ pub fn write_context_layer<W: Write>(
     opts: &LayerOptions,
     out: W,
 ) -> Result<(W, LayerInfo)> {
-    let prefix = prefix.trim_matches('/');
     let mut w = LayerWriter::new(out, opts)?;
+    write_context_entries(ctx, prefix, &mut w, |_| true)?;
+    w.finish()
+}
+
+/// Appends the context's entries under `prefix` (and the prefix directories) to a layer being
+/// written, as [`write_context_layer`] does, leaving out the entries for which `keep` (given the
+/// path relative to the context root) is false. The caller may append more entries (compiled
+/// bytecode, for instance) before finishing the layer.
+pub fn write_context_entries<W: Write>(
+    ctx: &Context,
+    prefix: &str,
+    w: &mut LayerWriter<W>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let prefix = prefix.trim_matches('/');
     if !prefix.is_empty() {
         let prefix = check_path(prefix, true)?;
         for (i, _) in prefix.match_indices('/') {
@@ -377,7 +391,7 @@ pub fn write_context_layer<W: Write>(
             format!("{prefix}/{p}")
         }
     };
-    for e in &ctx.entries {
+    for e in ctx.entries.iter().filter(|e| keep(&e.path)) {
         let path = join(&e.path);
         match &e.kind {
             EntryKind::Dir => w.append_dir(&path, normalize_mode(true, false))?,
@@ -399,5 +413,5 @@ pub fn write_context_layer<W: Write>(
             }
         }
     }
-    w.finish()
+    Ok(())
 }

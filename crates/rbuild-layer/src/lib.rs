@@ -48,7 +48,7 @@ mod writer;
 pub use compress::{CHUNK, Compression, GZIP_HEADER, GZIP_LEVEL, GzipEncoder, ZSTD_LEVEL};
 pub use context::{
     CLUTTER_NAMES, Context, ContextEntry, EntryKind, WalkWarning, load_context, walk_context,
-    write_context_layer,
+    write_context_entries, write_context_layer,
 };
 pub use dockerignore::{IGNORE_FILE_NAMES, IgnoreFile, MatchInfo, Pattern};
 pub use error::{Error, Result};
