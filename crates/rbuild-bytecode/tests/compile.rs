@@ -545,7 +545,8 @@ fn a_slow_worker_is_killed_naming_the_file() {
             self.0.command(args, scratch, env)
         }
         fn time_limit(&self) -> Duration {
-            Duration::from_secs(2)
+            // Long enough to start on a loaded machine, short enough for a test.
+            Duration::from_secs(5)
         }
         fn describe(&self) -> String {
             self.0.describe()
@@ -570,7 +571,7 @@ fn a_slow_worker_is_killed_naming_the_file() {
     let msg = err.to_string();
     assert!(matches!(err, BytecodeError::TimedOut { .. }), "{msg}");
     assert!(msg.contains("while compiling /app/a.py"), "{msg}");
-    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
 }
 
 /// `cargo test -p rbuild-bytecode --release -- --ignored --nocapture throughput`
