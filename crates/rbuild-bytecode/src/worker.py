@@ -1,0 +1,96 @@
+# rbuild bytecode worker: runs inside the target interpreter as `python -S -s -B -c <this>`.
+#
+# Protocol (stdin/stdout, every frame is a 4-byte big-endian length then the payload):
+#   worker -> rbuild, once:   b"H" b"RBPYC1\0" cache_tag \0 magic-hex \0 version \0 sys.version
+#   rbuild -> worker:         4-byte big-endian length of the image path, the image path (UTF-8),
+#                             then the source bytes
+#   worker -> rbuild:         b"O" + the complete .pyc (16-byte PEP 552 header + marshal data)
+#                             b"S" + reason (UTF-8): the source does not compile, skip it
+#                             b"E" + message (UTF-8): an internal error, stop
+# EOF on stdin ends the worker with status 0. Anything printed to stdout by the compiler goes to
+# stderr (fd 1 is redirected), so stdout carries frames only.
+import sys
+
+if sys.path and sys.path[0] in ("", "."):
+    # `-c` puts the working directory (the scratch dir) first: never import from it.
+    del sys.path[0]
+
+import os
+import marshal
+import warnings
+import importlib.util
+
+# SyntaxWarning / DeprecationWarning while compiling are not our business.
+warnings.simplefilter("ignore")
+
+
+def main():
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    out = os.fdopen(out_fd, "wb", buffering=0)
+    inp = os.fdopen(0, "rb", buffering=0)
+
+    def send(kind, payload):
+        data = kind + payload
+        out.write(len(data).to_bytes(4, "big") + data)
+
+    def read_exact(n):
+        chunks = []
+        while n:
+            chunk = inp.read(n)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    if sys.flags.hash_randomization:
+        sys.stderr.write(
+            "rbuild bytecode worker: hash randomization is on; the interpreter must run with "
+            "PYTHONHASHSEED=0 (and without -E/-I) so that set constants are written in a stable order\n"
+        )
+        sys.exit(3)
+    tag = sys.implementation.cache_tag
+    if not tag:
+        sys.stderr.write("rbuild bytecode worker: this interpreter has no bytecode cache tag\n")
+        sys.exit(3)
+    magic = importlib.util.MAGIC_NUMBER
+    version = "%d.%d" % sys.version_info[:2]
+    send(
+        b"H",
+        b"\0".join(
+            [b"RBPYC1", tag.encode(), magic.hex().encode(), version.encode(), sys.version.encode("utf-8", "replace")]
+        ),
+    )
+    # Flags word of PEP 552: bit 0 = hash-based, bit 1 = check_source (off: unchecked).
+    flags = (0b01).to_bytes(4, "little")
+    prelude = os.environ.get("RBUILD_BYTECODE_TEST_PRELUDE")
+    if prelude:
+        exec(compile(prelude, "<rbuild test prelude>", "exec"), {})
+    while True:
+        header = read_exact(4)
+        if header is None:
+            return
+        n = int.from_bytes(header, "big")
+        payload = read_exact(n)
+        if payload is None or n < 4:
+            sys.stderr.write("rbuild bytecode worker: truncated request\n")
+            sys.exit(4)
+        plen = int.from_bytes(payload[:4], "big")
+        image_path = payload[4 : 4 + plen].decode("utf-8")
+        source = payload[4 + plen :]
+        try:
+            code = compile(source, image_path, "exec", dont_inherit=True, optimize=0)
+        except Exception as exc:  # what py_compile/compileall/pip/uv skip
+            send(b"S", ("%s: %s" % (type(exc).__name__, exc)).encode("utf-8", "replace"))
+            continue
+        try:
+            data = magic + flags + importlib.util.source_hash(source) + marshal.dumps(code)
+        except Exception as exc:
+            send(b"E", ("%s: %s" % (type(exc).__name__, exc)).encode("utf-8", "replace"))
+            continue
+        del code
+        send(b"O", data)
+
+
+main()
