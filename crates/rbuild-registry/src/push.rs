@@ -5,7 +5,10 @@
 //! For each destination: every blob is checked with `HEAD` unless a manifest read in this build
 //! from that repository already names it; what another repository of the same registry holds is
 //! mounted (the blob's own repository, or a destination pushed before); the rest is uploaded from
-//! the content store, downloaded first when the source has it only in a registry. Then the platform
+//! the content store, a config written there from the artifact's own bytes, a layer downloaded
+//! first when the source has it only in a registry (so each blob is read from the source at most
+//! once). Every request for one destination uses one token scope set: the destination's push scope
+//! and the pull scope of every repository a blob is mounted from. Then the platform
 //! manifests are pushed by digest, the index, the tag last (so a failure never leaves a tag pointing
 //! at missing blobs), then attachments by digest. When a blob assumed present turns out to be gone
 //! (`BLOB_UNKNOWN` on the manifest), every blob is checked again and the manifests pushed again.
@@ -202,11 +205,21 @@ impl RegistrySink {
                 .get(&(dst.registry().to_string(), dst.repository().to_string()))
                 .cloned()
                 .unwrap_or_default();
-            let repo = self.client.repository(dst, Access::Push)?;
+            // Every request of this destination's push (blob checks, mounts, uploads, manifests)
+            // uses one scope set, the destination's push scope and the pull scope of every
+            // repository a blob may be mounted from: one token for the whole push.
+            let sources: BTreeSet<String> = all
+                .iter()
+                .filter_map(|d| mount_source(blobs, &d.digest, dst, mount_from))
+                .collect();
+            let repo = self.client.repository(
+                dst,
+                Access::PushMountingFromAll(sources.into_iter().collect()),
+            )?;
             let mut check_blobs = !same_repo_done;
             loop {
                 if check_blobs {
-                    self.push_blobs(dst, &all, mount_from, blobs, &mut report, &skip)
+                    self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip)
                         .await?;
                 }
                 match push_manifests(&repo, artifact, dst).await {
@@ -237,8 +250,8 @@ impl RegistrySink {
 
     async fn push_blobs(
         &self,
-        dst: &Reference,
-        all: &[Descriptor],
+        repo: &Repository,
+        artifact: &Artifact,
         mount_from: Option<&Reference>,
         blobs: &dyn BlobSource,
         report: &mut SinkReport,
@@ -256,25 +269,20 @@ impl RegistrySink {
         // `concurrency` at once.
         let transfers = tokio::sync::Semaphore::new(client.options().concurrency.max(1));
         let transfers = &transfers;
-        let results: Vec<Counts> = futures::stream::iter(all.iter().cloned())
+        let dst = repo.reference();
+        // The configs' bytes are in the artifact (verified when it was made): one that must be
+        // uploaded is written to the store from them, never read from the source again.
+        let configs: BTreeMap<Digest, &[u8]> = artifact
+            .images()
+            .map(|i| (i.config_descriptor().digest, i.config_bytes()))
+            .collect();
+        let configs = &configs;
+        let all = artifact.blobs().into_iter().filter(|d| !is_foreign(d));
+        let results: Vec<Counts> = futures::stream::iter(all)
             .map(|d| async move {
-                // The repository this blob can be mounted from, on the same registry.
-                let source = match (blobs.remote(&d.digest), mount_from) {
-                    (Some(r), _)
-                        if r.registry == dst.registry() && r.repository != dst.repository() =>
-                    {
-                        Some(r.repository)
-                    }
-                    (_, Some(m)) if m.registry() == dst.registry() => {
-                        Some(m.repository().to_string())
-                    }
-                    _ => None,
-                };
-                let access = match &source {
-                    Some(from) => Access::PushMountingFrom(from.clone()),
-                    None => Access::Push,
-                };
-                let repo = client.repository(dst, access)?;
+                // The repository this blob can be mounted from, on the same registry (`repo`'s
+                // token covers it).
+                let source = mount_source(blobs, &d.digest, dst, mount_from);
                 let mut c = Counts::default();
                 if present.contains(&d.digest) || repo.blob_exists(&d.digest).await? {
                     client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
@@ -295,6 +303,11 @@ impl RegistrySink {
                         }
                         MountOutcome::Session(s) => session = Some(s),
                     }
+                }
+                if !store.contains(&d.digest)
+                    && let Some(bytes) = configs.get(&d.digest)
+                {
+                    store.put_bytes(bytes)?;
                 }
                 if !store.contains(&d.digest) {
                     let reader = blobs.open(&d).await.map_err(from_sink)?;
@@ -322,6 +335,23 @@ impl RegistrySink {
             report.existing += c.existing;
         }
         Ok(())
+    }
+}
+
+/// The repository of `dst`'s registry the blob `digest` can be mounted from: the one `blobs` reads
+/// it from, else `mount_from` (a destination pushed before), when on the same registry.
+fn mount_source(
+    blobs: &dyn BlobSource,
+    digest: &Digest,
+    dst: &Reference,
+    mount_from: Option<&Reference>,
+) -> Option<String> {
+    match (blobs.remote(digest), mount_from) {
+        (Some(r), _) if r.registry == dst.registry() && r.repository != dst.repository() => {
+            Some(r.repository)
+        }
+        (_, Some(m)) if m.registry() == dst.registry() => Some(m.repository().to_string()),
+        _ => None,
     }
 }
 

@@ -28,6 +28,10 @@ pub enum Access {
     /// Read and write, and mount blobs from this other repository of the same registry (its pull
     /// scope is asked for in the same token).
     PushMountingFrom(String),
+    /// Read and write, and mount blobs from any of these other repositories of the same registry
+    /// (all their pull scopes are asked for in the same token, so one push of one destination
+    /// needs one token). With no repository, the same as [`Access::Push`].
+    PushMountingFromAll(Vec<String>),
 }
 
 /// An upload session a registry opened (its `Location`).
@@ -66,6 +70,9 @@ impl Client {
             Access::Pull => Scopes::pull(repo),
             Access::Push => Scopes::push(repo),
             Access::PushMountingFrom(from) => Scopes::push(repo).and_pull(from),
+            Access::PushMountingFromAll(from) => from
+                .iter()
+                .fold(Scopes::push(repo), |s, from| s.and_pull(from)),
         };
         Ok(Repository {
             client: self.clone(),
