@@ -119,7 +119,8 @@ impl fmt::Display for PyVersion {
 /// An interpreter that consumers can start.
 ///
 /// Implementations return a command that, once spawned, runs the interpreter with `args`
-/// (after the interpreter's own path: pass `-I`, `-c`, a script path, …) with:
+/// (after the interpreter's own path: pass `-s`, `-c`, a script path, …; note that `-I` and `-E`
+/// make the interpreter ignore the environment, `PYTHONHASHSEED` included) with:
 /// - an environment holding only what the implementation needs plus `env` (no host `PYTHON*`
 ///   variables; `PYTHONHASHSEED=0` so set and dict orders are stable),
 /// - its working directory set to `scratch`, the only directory it may write to,

@@ -4,7 +4,6 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -29,16 +28,21 @@ pub struct Loader {
 
 /// The base image's own CPython, unpacked, ready to start on the build machine.
 ///
-/// The command is `<root>/<loader> [--inhibit-cache] --library-path <L> [--argv0 <path in image>]
-/// <root>/<interpreter> args…` (a statically linked interpreter is started directly), with a cleared
+/// The command is `<root>/<loader> [--inhibit-cache] --library-path <L> <root>/<interpreter> args…`
+/// (a statically linked interpreter is started directly), with a cleared
 /// environment (`PYTHONHOME`, `PYTHONHASHSEED=0`, `PYTHONDONTWRITEBYTECODE=1`,
 /// `PYTHONNOUSERSITE=1`, `PYTHONUTF8=1`, `LC_ALL=C.UTF-8`, `HOME`/`TMPDIR` = scratch, `PATH` = the
 /// root's bin directories), the scratch directory as working directory, and the confinement of
 /// [`crate::sandbox`]: Landlock (writes only under scratch, reads only the root, no TCP), its own
 /// process group, no new privileges, no core dumps.
 ///
-/// Both glibc's and musl's loaders accept `--library-path` and (recent ones) `--argv0`; without
-/// `--argv0`, `sys.argv[0]`-derived values name the host path of the interpreter.
+/// Both glibc's and musl's loaders accept `--library-path` (musl also reads `LD_LIBRARY_PATH`;
+/// only glibc has `--inhibit-cache`). `--argv0` is deliberately not passed: CPython derives its
+/// prefix from `argv[0]` when `-I`/`-E` make it ignore `PYTHONHOME`, so `argv[0]` must be the
+/// interpreter's host path under the root (`sys.executable` is that path).
+///
+/// `-I` and `-E` also ignore `PYTHONHASHSEED`: consumers that need stable hashing pass `-s`
+/// (and `-P` on 3.11+) instead.
 ///
 /// Where Landlock is unavailable, [`Python::command`] fails with [`RunnerError::NoSandbox`] unless
 /// [`TargetPython::unsandboxed`] was set (no user-namespace fallback yet).
@@ -595,17 +599,12 @@ impl Python for TargetPython {
                     .map(|d| self.root.join(d).to_string_lossy().into_owned())
                     .collect();
                 c.arg("--library-path").arg(lp.join(":"));
-                if loader.argv0 {
-                    c.arg("--argv0").arg(&self.in_image);
-                }
+                // No `--argv0`: CPython finds its prefix from argv[0] (`-I`/`-E` ignore
+                // PYTHONHOME), and the image path would name the build machine's own files.
                 c.arg(&interp_host);
                 c
             }
-            None => {
-                let mut c = Command::new(&interp_host);
-                c.arg0(&self.in_image);
-                c
-            }
+            None => Command::new(&interp_host),
         };
         cmd.args(args)
             .current_dir(scratch)
