@@ -18,6 +18,89 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod bounded;
+mod locate;
+mod sandbox;
+pub mod unpack;
+
+pub use bounded::{BoundedChild, Limits, Output, RunError, own_process_group, run_bounded};
+pub use locate::{Loader, TargetPython};
+pub use sandbox::landlock_abi;
+pub use unpack::UnpackedBase;
+
+/// What can go wrong preparing the base image's interpreter.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// A base layer could not be read.
+    #[error(transparent)]
+    Layer(#[from] rbuild_python::rootfs::LayerError),
+    /// A layer entry would write outside the unpacked root.
+    #[error("refusing to unpack {path} from the base image: {reason}")]
+    UnsafeEntry {
+        /// The entry's path in the image.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The cache key cannot name a directory.
+    #[error(
+        "the unpack cache key {key:?} is not usable as a directory name (use letters, digits, `.`, `_`, `-`, `:`)"
+    )]
+    BadKey {
+        /// The key as given.
+        key: String,
+    },
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The interpreter path does not lead to an interpreter in the base.
+    #[error("the base image has no usable interpreter at {path}: {reason}")]
+    NoInterpreter {
+        /// The interpreter path in the image.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The interpreter is for another platform than the build machine.
+    #[error(
+        "the base image's interpreter {interpreter} is built for {found}, and this machine runs {host}: it cannot run here; build on a {found} machine, or pass {hint} to skip what needs it"
+    )]
+    NotRunnable {
+        /// The interpreter path in the image.
+        interpreter: String,
+        /// The interpreter's platform (`aarch64 (ELF machine 183)`).
+        found: String,
+        /// The build machine's.
+        host: String,
+        /// The flag that turns the step off (`--no-compile-bytecode`).
+        hint: String,
+    },
+    /// The interpreter's standard library was not found.
+    #[error(
+        "cannot find the standard library of {interpreter} in the base image (looked for {searched}); is it a CPython installation?"
+    )]
+    NoStdlib {
+        /// The interpreter path in the image.
+        interpreter: String,
+        /// Where it looked.
+        searched: String,
+    },
+    /// The kernel cannot confine the interpreter.
+    #[error(
+        "cannot sandbox the base image's interpreter: {reason}; run on a kernel with Landlock (Linux 5.13+, enabled in the `lsm=` boot parameter) or allow running it unconfined"
+    )]
+    NoSandbox {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A Python `major.minor` version, as the runner found it in the base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PyVersion {
@@ -36,7 +119,8 @@ impl fmt::Display for PyVersion {
 /// An interpreter that consumers can start.
 ///
 /// Implementations return a command that, once spawned, runs the interpreter with `args`
-/// (after the interpreter's own path: pass `-I`, `-c`, a script path, …) with:
+/// (after the interpreter's own path: pass `-s`, `-c`, a script path, …; note that `-I` and `-E`
+/// make the interpreter ignore the environment, `PYTHONHASHSEED` included) with:
 /// - an environment holding only what the implementation needs plus `env` (no host `PYTHON*`
 ///   variables; `PYTHONHASHSEED=0` so set and dict orders are stable),
 /// - its working directory set to `scratch`, the only directory it may write to,
@@ -105,6 +189,8 @@ impl Python for HostPython {
             .env("LC_ALL", "C.UTF-8")
             .env("HOME", scratch)
             .env("TMPDIR", scratch);
+        // Its own process group, so a bounded run can kill what it starts.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         for (k, v) in env {
             cmd.env(k, v);
         }
