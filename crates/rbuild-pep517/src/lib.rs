@@ -165,7 +165,7 @@ pub enum BuildError {
     },
     /// The backend cannot be imported.
     #[error(
-        "building {package} {version}: the build backend {backend} cannot be imported by {python}; is it in build-system.requires?\n{tail}"
+        "building {package} {version}: the build backend {backend} cannot be imported by the target interpreter; is it in build-system.requires?\n{tail}"
     )]
     BackendUnavailable {
         /// The package.
@@ -174,8 +174,6 @@ pub enum BuildError {
         version: String,
         /// The backend.
         backend: String,
-        /// The interpreter.
-        python: String,
         /// The last lines of output.
         tail: String,
     },
@@ -196,16 +194,14 @@ pub enum BuildError {
         tail: String,
     },
     /// The backend failed for another reason.
-    #[error("building {package} {version}: {hook} of {backend} failed:\n{tail}")]
+    #[error("building {package} {version}: {hook} failed:\n{tail}")]
     BackendFailed {
         /// The package.
         package: String,
         /// Its version.
         version: String,
-        /// The hook.
+        /// The hook and the backend (`build_wheel of setuptools.build_meta`).
         hook: String,
-        /// The backend.
-        backend: String,
         /// The last lines of output.
         tail: String,
     },
@@ -373,7 +369,6 @@ pub fn build_tree(
                 package: package.clone(),
                 version: version.clone(),
                 backend: system.backend.clone(),
-                python: python.describe(),
                 tail,
             });
         }
@@ -392,8 +387,7 @@ pub fn build_tree(
                 None => BuildError::BackendFailed {
                     package: package.clone(),
                     version: version.clone(),
-                    hook: hook.to_string(),
-                    backend: system.backend.clone(),
+                    hook: format!("{hook} of {}", system.backend),
                     tail,
                 },
             }),
