@@ -410,3 +410,133 @@ pub(crate) fn install(
     rbuild_wheel::install_wheels(&wheels, &target, &BaseInfo::default(), &opts, &mut sink)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rbuild_python::tags::TagTarget;
+    use rbuild_python::target::{Libc, MajorMinor};
+    use std::io::Write;
+
+    fn wheel(dir: &Path, name: &str, version: &str, requires: &[&str]) {
+        use base64::Engine as _;
+        let dist = format!("{name}-{version}");
+        let mut meta = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+        for r in requires {
+            meta.push_str(&format!("Requires-Dist: {r}\n"));
+        }
+        let files = [
+            (format!("{name}.py"), b"".to_vec()),
+            (format!("{dist}.dist-info/METADATA"), meta.into_bytes()),
+            (
+                format!("{dist}.dist-info/WHEEL"),
+                b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
+            ),
+        ];
+        let mut record = String::new();
+        for (p, d) in &files {
+            let h =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(d));
+            record.push_str(&format!("{p},sha256={h},{}\n", d.len()));
+        }
+        record.push_str(&format!("{dist}.dist-info/RECORD,,\n"));
+        let f = fs::File::create(dir.join(format!("{dist}-py3-none-any.whl"))).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        for (p, d) in &files {
+            z.start_file(p.as_str(), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(d).unwrap();
+        }
+        z.start_file(
+            format!("{dist}.dist-info/RECORD"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.write_all(record.as_bytes()).unwrap();
+        z.finish().unwrap();
+    }
+
+    fn target() -> BuildTarget {
+        BuildTarget {
+            markers: MarkerEnv::cpython_linux(MajorMinor::new(3, 11), Some("3.11.2"), "x86_64"),
+            tags: Tags::for_target(&TagTarget::new(
+                MajorMinor::new(3, 11),
+                Libc::glibc(2, 36),
+                "x86_64",
+            )),
+        }
+    }
+
+    fn roots(reqs: &[&str]) -> Vec<(Requirement, String)> {
+        reqs.iter()
+            .map(|r| (Requirement::parse(r).unwrap(), "test".to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn picks_newest_fitting_and_follows_requires_dist_with_markers_and_extras() {
+        let d = tempfile::tempdir().unwrap();
+        wheel(d.path(), "a", "1.0", &["b>=1"]);
+        wheel(
+            d.path(),
+            "a",
+            "2.0",
+            &["b<2", "c; python_version < '3.8'", "d; extra == 'x'"],
+        );
+        wheel(d.path(), "a", "3.0rc1", &[]);
+        wheel(d.path(), "b", "1.5", &[]);
+        wheel(d.path(), "b", "2.0", &[]);
+        wheel(d.path(), "d", "1.0", &[]);
+        let mut chosen = BTreeMap::new();
+        resolve(
+            &roots(&["a[x]"]),
+            &DirBuildEnv::new(d.path()),
+            &target(),
+            "pkg",
+            &mut chosen,
+        )
+        .unwrap();
+        let got: Vec<(&str, &str)> = chosen
+            .values()
+            .map(|c| (c.used.name.as_str(), c.used.version.as_str()))
+            .collect();
+        assert_eq!(got, [("a", "2.0"), ("b", "1.5"), ("d", "1.0")]);
+        assert!(chosen.values().all(|c| c.used.sha256.len() == 64));
+    }
+
+    #[test]
+    fn a_conflict_names_both_requirements() {
+        let d = tempfile::tempdir().unwrap();
+        wheel(d.path(), "a", "1.0", &["b<2"]);
+        wheel(d.path(), "b", "1.0", &[]);
+        wheel(d.path(), "b", "2.0", &[]);
+        let mut chosen = BTreeMap::new();
+        let err = resolve(
+            &roots(&["b>=2", "a"]),
+            &DirBuildEnv::new(d.path()),
+            &target(),
+            "pkg",
+            &mut chosen,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "building pkg: conflicting build requirements: b 2.0 chosen for b>=2 (required by test), \
+             but b<2 (required by a 1.0); provide a fitting set of wheels with --find-links"
+        );
+        let err = resolve(
+            &roots(&["zzz"]),
+            &DirBuildEnv::new(d.path()),
+            &target(),
+            "pkg",
+            &mut BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("build requirement zzz (required by test): no wheel"),
+            "{err}"
+        );
+    }
+}
