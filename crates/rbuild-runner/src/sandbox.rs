@@ -290,7 +290,12 @@ impl Confinement {
         };
         // SAFETY (all blocks below): plain system calls with valid arguments.
         unsafe {
-            check(libc::setsid() as libc::c_long)?;
+            // A caller may already have made the child a process group leader
+            // (`Command::process_group(0)` runs before this hook), and then `setsid` fails with
+            // EPERM: a group of its own is what is needed, so that is fine.
+            if libc::getpgid(0) != libc::getpid() {
+                check(libc::setsid() as libc::c_long)?;
+            }
             let core = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,

@@ -28,6 +28,10 @@ pub enum BuildError {
     /// Wheel installation.
     #[error(transparent)]
     Wheel(#[from] rbuild_wheel::Error),
+    /// Bytecode could not be compiled (the message names the interpreter or file and the way
+    /// out, `--no-compile-bytecode`).
+    #[error("bytecode: {0}")]
+    Bytecode(String),
     /// Recipe.
     #[error(transparent)]
     Recipe(#[from] recipe::RecipeError),

@@ -29,6 +29,7 @@ use crate::error::other;
 use crate::image::{BlobLocation, BuiltImage, BuiltLayer, LayerKind, LayerStatus, PlatformImage};
 use crate::layers::Previous;
 use crate::layers::app::AppLayer;
+use crate::layers::bytecode::Bytecode;
 use crate::layers::deps::DepsLayer;
 use crate::layers::deps::wheel_request;
 use crate::layers::user::UserLayer;
@@ -44,6 +45,7 @@ use crate::plan::wheels::WheelPlan;
 use crate::progress::Warn;
 use crate::progress::elapsed;
 use crate::recipe::{self, ProjectFacts, Recipe};
+use crate::request::BaseRef;
 use crate::request::BuildRequest;
 use crate::rootfs::BaseFacts;
 use crate::spec::ContextInfo;
@@ -202,17 +204,21 @@ impl Builder {
         // 2. The wheels of every dependency layer to build, in one batch.
         self.download_shared(&prepared).await?;
         let present = previous_blobs(&prepared);
+        let bytecode = self.bytecode_for(req, &prepared);
         // 3. The app layer once, then each platform's layers and image.
         let app = AppLayer {
             context: project.context.clone(),
             app_dir: req.app_dir.clone(),
             options: layer_options(req),
+            bytecode: bytecode.clone(),
         };
         let app_layer = self
             .layer(&app, &None, req.format, "all")
             .await?
             .expect("the app layer is always written");
-        let (images, plans) = self.finish_all(req, prepared, app_layer, &project).await?;
+        let (images, plans) = self
+            .finish_all(req, prepared, app_layer, &project, bytecode)
+            .await?;
         let index = (req.platforms.len() > 1).then(|| index_of(&images, req.format));
         let image = BuiltImage {
             images,
@@ -225,6 +231,37 @@ impl Builder {
             plans,
             skipped,
         })
+    }
+
+    /// Bytecode compilation for this build, when asked for and the base has an interpreter
+    /// (a `scratch` base has none: its images carry no bytecode).
+    fn bytecode_for(
+        &self,
+        req: &BuildRequest,
+        prepared: &[PreparedPlatform],
+    ) -> Option<Arc<Bytecode>> {
+        let BaseRef::Image(reference) = &req.base else {
+            return None;
+        };
+        if !req.compile_bytecode {
+            return None;
+        }
+        let host = Platform::host();
+        let p = prepared
+            .iter()
+            .find(|p| p.platform == host)
+            .or(prepared.first())?;
+        let v = &p.target.python_version;
+        Some(Arc::new(Bytecode::new(
+            self.client.clone(),
+            self.store.clone(),
+            reference.clone(),
+            p.target.interpreter.clone(),
+            rbuild_runner::PyVersion {
+                major: v.major as u8,
+                minor: v.minor as u8,
+            },
+        )))
     }
 
     /// The context (its ignore file applied), read once for every platform, and the facts the
@@ -373,16 +410,19 @@ impl Builder {
         prepared: Vec<PreparedPlatform>,
         app_layer: BuiltLayer,
         project: &Arc<Project>,
+        bytecode: Option<Arc<Bytecode>>,
     ) -> Result<(Vec<PlatformImage>, Vec<PlatformPlan>), BuildError> {
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
-        let shared = Arc::new((req.clone(), app_layer, project.clone()));
+        let shared = Arc::new((req.clone(), app_layer, project.clone(), bytecode));
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
                 .map(|p| {
                     let (builder, shared) = (self.clone(), shared.clone());
                     spawn_scoped(async move {
-                        let (req, app_layer, project) = &*shared;
-                        builder.finish_platform(req, p, app_layer, project).await
+                        let (req, app_layer, project, bytecode) = &*shared;
+                        builder
+                            .finish_platform(req, p, app_layer, project, bytecode.as_ref())
+                            .await
                     })
                 })
                 .buffered(platform_concurrency())
@@ -587,6 +627,7 @@ impl Builder {
         mut p: PreparedPlatform,
         app_layer: &BuiltLayer,
         project: &Project,
+        bytecode: Option<&Arc<Bytecode>>,
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
         let plat = p.platform.to_string();
         let mut layers: Vec<(BuiltLayer, String)> = Vec::new();
@@ -602,6 +643,7 @@ impl Builder {
                         platform: plat.clone(),
                         strict: req.strict,
                         options: layer_options(req),
+                        bytecode: bytecode.cloned(),
                     };
                     self.layer(&deps, &p.prev, req.format, &plat)
                         .await?

@@ -528,6 +528,12 @@ impl BuildRequest {
         Ok(())
     }
 
+    /// Whether the images carry bytecode: asked for, and a base with an interpreter (not
+    /// `scratch`).
+    pub fn ships_bytecode(&self) -> bool {
+        self.compile_bytecode && matches!(self.base, BaseRef::Image(_))
+    }
+
     /// Checks everything about the request that needs no network, so a wrong setting fails
     /// before any download: at least one platform, a numeric `user`, valid `ports`, a known
     /// `recipe`, an absolute `app_dir`, and no zstd layers in Docker's format.

@@ -1,6 +1,7 @@
 //! The dependency layer: every locked wheel installed without Python.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rbuild_index::WheelRequest;
@@ -15,6 +16,7 @@ use crate::Builder;
 use crate::error::other;
 use crate::image::LayerKind;
 use crate::layers::LAYER_FORMAT_VERSION;
+use crate::layers::bytecode::{Bytecode, SpoolSink, append_pycs, summary};
 use crate::layers::{LayerBuilder, LayerRecord, cache_key};
 use crate::progress::Warn;
 use crate::progress::elapsed;
@@ -63,6 +65,8 @@ impl Builder {
             epoch: u64,
             compression: &'static str,
             strict: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            bytecode: Option<u32>,
         }
         let inputs = Inputs {
             layer_format: LAYER_FORMAT_VERSION,
@@ -83,6 +87,9 @@ impl Builder {
             epoch: req.epoch,
             compression: req.compression.as_str(),
             strict: req.strict,
+            bytecode: req
+                .ships_bytecode()
+                .then_some(rbuild_bytecode::FORMAT_VERSION),
         };
         cache_key("deps", DEPS_KEY_VERSION, &inputs)
     }
@@ -143,16 +150,42 @@ impl Builder {
         };
         let layer_opts = layer.options;
         let writer = self.store.writer()?;
-        let (blob, info, report) = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
-            let mut w = LayerWriter::new(writer, &layer_opts)?;
-            w.auto_parents(false);
-            let report =
-                rbuild_wheel::install_wheels(&inputs, &install_target, &base_info, &opts, &mut w)?;
-            let (blob, info) = w.finish()?;
-            Ok((blob, info, report))
-        })
-        .await
-        .map_err(other)??;
+        let bytecode = layer.bytecode.clone();
+        let site_dirs = vec![
+            layer.target.scheme.purelib.clone(),
+            layer.target.scheme.platlib.clone(),
+        ];
+        let (blob, info, report, compiled) =
+            tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
+                let mut w = LayerWriter::new(writer, &layer_opts)?;
+                w.auto_parents(false);
+                let install = |sink: &mut dyn rbuild_wheel::EntrySink| {
+                    rbuild_wheel::install_wheels(&inputs, &install_target, &base_info, &opts, sink)
+                };
+                let (report, compiled) = match &bytecode {
+                    None => (install(&mut w)?, None),
+                    Some(bc) => {
+                        let scratch = bc.scratch()?;
+                        let mut spool =
+                            SpoolSink::new(&mut w, site_dirs, scratch.path().join("spool"))
+                                .map_err(other)?;
+                        let report = install(&mut spool)?;
+                        let (sources, dirs) = spool.finish();
+                        let t = Instant::now();
+                        let out = bc.compile(&scratch.path().join("compile"), &sources)?;
+                        let bytes = append_pycs(&mut w, &out, &dirs)?;
+                        (report, Some((summary(&out, bytes), elapsed(t))))
+                    }
+                };
+                let (blob, info) = w.finish()?;
+                Ok((blob, info, report, compiled))
+            })
+            .await
+            .map_err(other)??;
+        if let Some((line, seconds)) = compiled {
+            self.progress
+                .step(&layer.platform, "bytecode", &line, seconds);
+        }
         for w in &report.warnings {
             self.progress.warning(&w.to_string());
         }
@@ -246,6 +279,8 @@ pub(crate) struct DepsLayer {
     pub(crate) platform: String,
     pub(crate) strict: bool,
     pub(crate) options: LayerOptions,
+    /// Compiles the installed `.py` files into the same layer, when the build ships bytecode.
+    pub(crate) bytecode: Option<Arc<Bytecode>>,
 }
 
 impl LayerBuilder for DepsLayer {

@@ -4,6 +4,7 @@
 //! without downloading it (`cached-remote`).
 
 pub mod app;
+pub(crate) mod bytecode;
 pub mod deps;
 pub mod user;
 

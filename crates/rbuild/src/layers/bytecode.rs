@@ -1,0 +1,376 @@
+//! Bytecode for the dependency and app layers, compiled by the base image's own interpreter.
+//!
+//! One [`Bytecode`] per build. Its interpreter is the base image of the build machine's own
+//! platform (bytecode does not depend on the CPU, so it compiles for every platform of the
+//! build), unpacked from the store by [`rbuild_runner`] and started only when a `.py` file is not
+//! in the `.pyc` cache ([`rbuild_bytecode::PycCache`], in the store's `pyc/` directory): a warm
+//! rebuild starts no interpreter and unpacks nothing. What the interpreter is (version, magic
+//! number, cache tag) is remembered per base image config in the store (`pyc-interpreter` keys).
+//!
+//! The dependency layer spools the `.py` files the wheel installation writes into its
+//! `purelib`/`platlib` ([`SpoolSink`]), compiles them and appends the `.pyc` files, sorted, to the
+//! same layer; the app layer does the same with the context's `.py` files.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rbuild_bytecode::{CompileOutput, Compiler, InterpreterInfo, PycCache, Source};
+use rbuild_layer::LayerWriter;
+use rbuild_oci::{Digest, Platform, Store};
+use rbuild_registry::{Client, Reference};
+use rbuild_runner::{PyVersion, Python, TargetPython, UnpackedBase};
+use rbuild_wheel::EntrySink;
+
+use crate::BuildError;
+use crate::rootfs::open_layer;
+
+/// How many interpreter processes compile side by side: `RBUILD_BYTECODE_WORKERS`, else the
+/// number of CPUs up to 4. The `.pyc` bytes do not depend on it (a test builds with 1 and 4).
+fn workers() -> usize {
+    std::env::var("RBUILD_BYTECODE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(4)
+        })
+}
+
+/// Bytecode compilation for one build.
+pub(crate) struct Bytecode {
+    compiler: Compiler,
+    store: Store,
+    /// The store key of the interpreter's description (`pyc-interpreter`).
+    info_key: String,
+    info_known: bool,
+}
+
+impl Bytecode {
+    /// Bytecode compiled by the interpreter at `interpreter` (its path in the image) of the base
+    /// `reference`, for the build machine's platform, Python `version`.
+    pub(crate) fn new(
+        client: Client,
+        store: Store,
+        reference: Reference,
+        interpreter: String,
+        version: PyVersion,
+    ) -> Bytecode {
+        let info_key = format!(
+            "{}|{}|{}",
+            reference,
+            Platform::host(),
+            interpreter.replace('|', "")
+        );
+        let python = Arc::new(BasePython {
+            client,
+            store: store.clone(),
+            reference,
+            interpreter,
+            version,
+            handle: tokio::runtime::Handle::current(),
+            ready: OnceLock::new(),
+            base_config: Mutex::new(None),
+        });
+        let mut compiler =
+            Compiler::new(python, workers()).with_cache(PycCache::new(store.root().join("pyc")));
+        let stored = store
+            .get_key("pyc-interpreter", &info_key)
+            .ok()
+            .flatten()
+            .and_then(|b| decode_info(&b));
+        let info_known = stored.is_some();
+        if let Some(info) = stored {
+            compiler = compiler.with_interpreter_info(info);
+        }
+        Bytecode {
+            compiler,
+            store,
+            info_key,
+            info_known,
+        }
+    }
+
+    /// Compiles `sources` (blocking), in a scratch directory of the store removed afterwards.
+    pub(crate) fn compile(
+        &self,
+        scratch: &Path,
+        sources: &[Source],
+    ) -> Result<CompileOutput, BuildError> {
+        let out = self
+            .compiler
+            .compile(scratch, sources)
+            .map_err(|e| BuildError::Bytecode(e.to_string()))?;
+        if !self.info_known {
+            let _ = self.store.put_key(
+                "pyc-interpreter",
+                &self.info_key,
+                &encode_info(&out.interpreter),
+            );
+        }
+        Ok(out)
+    }
+
+    /// A scratch directory under the store (same filesystem as the cache), removed on drop.
+    pub(crate) fn scratch(&self) -> Result<tempfile::TempDir, BuildError> {
+        let dir = self.store.root().join("tmp");
+        std::fs::create_dir_all(&dir).map_err(|e| BuildError::Bytecode(e.to_string()))?;
+        tempfile::Builder::new()
+            .prefix("bytecode-")
+            .tempdir_in(dir)
+            .map_err(|e| BuildError::Bytecode(e.to_string()))
+    }
+}
+
+/// The stored description of an interpreter: one line per field.
+fn encode_info(info: &InterpreterInfo) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "major": info.version.major,
+        "minor": info.version.minor,
+        "cache_tag": info.cache_tag,
+        "magic": hex::encode(info.magic),
+        "sys_version": info.sys_version,
+    }))
+    .expect("json")
+}
+
+fn decode_info(bytes: &[u8]) -> Option<InterpreterInfo> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let magic = hex::decode(v.get("magic")?.as_str()?).ok()?;
+    Some(InterpreterInfo {
+        version: PyVersion {
+            major: u8::try_from(v.get("major")?.as_u64()?).ok()?,
+            minor: u8::try_from(v.get("minor")?.as_u64()?).ok()?,
+        },
+        cache_tag: v.get("cache_tag")?.as_str()?.to_string(),
+        magic: magic.try_into().ok()?,
+        sys_version: v.get("sys_version")?.as_str()?.to_string(),
+    })
+}
+
+/// The base image's interpreter for this machine's platform, prepared on first use: the
+/// platform's image resolved, its layers fetched into the store and unpacked (cached by config
+/// digest under the store's `unpacked/`).
+struct BasePython {
+    client: Client,
+    store: Store,
+    reference: Reference,
+    interpreter: String,
+    version: PyVersion,
+    handle: tokio::runtime::Handle,
+    ready: OnceLock<Result<TargetPython, String>>,
+    base_config: Mutex<Option<Digest>>,
+}
+
+impl BasePython {
+    fn prepare(&self) -> Result<TargetPython, String> {
+        let host = Platform::host();
+        let (layers, config) = self
+            .handle
+            .block_on(async {
+                let resolved = self.client.resolve_image(&self.reference, &host).await?;
+                self.client
+                    .fetch_blobs(&self.reference, &resolved.image.layers, &self.store)
+                    .await?;
+                Ok::<_, rbuild_registry::Error>((
+                    resolved.image.layers.clone(),
+                    resolved.image.config.digest,
+                ))
+            })
+            .map_err(|e| {
+                format!(
+                    "bytecode is compiled by the base image's Python for this machine's platform \
+                     ({host}), and {} has none usable: {e}; pass --no-compile-bytecode to build \
+                     without bytecode",
+                    self.reference
+                )
+            })?;
+        *self.base_config.lock().expect("lock") = Some(config);
+        let key = config.to_string();
+        let base = UnpackedBase::open_or_unpack(
+            &self.store.root().join("unpacked"),
+            &key,
+            layers.iter().map(|d| open_layer(&self.store, d)),
+        )
+        .map_err(|e| format!("unpacking the base image's Python: {e}"))?;
+        let python = TargetPython::locate(base.root(), &self.interpreter)
+            .map_err(|e| e.to_string())?
+            .with_label(format!(
+                "python{} of the base image {} ({host})",
+                self.version, self.reference
+            ));
+        if python.version() != self.version {
+            return Err(format!(
+                "the base image {} has Python {} for {host} but {} for the platform being built; \
+                 pass --no-compile-bytecode",
+                self.reference,
+                python.version(),
+                self.version
+            ));
+        }
+        Ok(python)
+    }
+}
+
+impl Python for BasePython {
+    fn version(&self) -> PyVersion {
+        self.version
+    }
+
+    fn command(
+        &self,
+        args: &[OsString],
+        scratch: &Path,
+        env: &[(String, String)],
+    ) -> io::Result<Command> {
+        match self.ready.get_or_init(|| self.prepare()) {
+            Ok(p) => p.command(args, scratch, env),
+            Err(e) => Err(io::Error::other(e.clone())),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "python{} of the base image {} ({})",
+            self.version,
+            self.reference,
+            Platform::host()
+        )
+    }
+}
+
+/// An [`EntrySink`] that passes everything on and keeps a copy of every `.py` file written under
+/// one of `site_dirs` (layer paths, no leading `/`) in `spool`, for compiling afterwards.
+pub(crate) struct SpoolSink<'a, S: EntrySink> {
+    inner: &'a mut S,
+    site_dirs: Vec<String>,
+    spool: PathBuf,
+    sources: Vec<Source>,
+    dirs: BTreeSet<String>,
+}
+
+impl<'a, S: EntrySink> SpoolSink<'a, S> {
+    /// Spools into `spool` (created).
+    pub(crate) fn new(
+        inner: &'a mut S,
+        site_dirs: Vec<String>,
+        spool: PathBuf,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(&spool)?;
+        Ok(SpoolSink {
+            inner,
+            site_dirs: site_dirs
+                .into_iter()
+                .map(|d| d.trim_matches('/').to_string())
+                .collect(),
+            spool,
+            sources: Vec::new(),
+            dirs: BTreeSet::new(),
+        })
+    }
+
+    /// The spooled sources and the directories written.
+    pub(crate) fn finish(self) -> (Vec<Source>, BTreeSet<String>) {
+        (self.sources, self.dirs)
+    }
+
+    fn wanted(&self, path: &str) -> bool {
+        let p = path.trim_start_matches('/');
+        p.ends_with(".py")
+            && self.site_dirs.iter().any(|d| {
+                p.strip_prefix(d.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+            })
+    }
+}
+
+impl<S: EntrySink> EntrySink for SpoolSink<'_, S> {
+    fn dir(&mut self, path: &str, mode: u32) -> io::Result<()> {
+        self.dirs.insert(path.trim_matches('/').to_string());
+        self.inner.dir(path, mode)
+    }
+
+    fn file(&mut self, path: &str, mode: u32, size: u64, content: &mut dyn Read) -> io::Result<()> {
+        if !self.wanted(path) {
+            return self.inner.file(path, mode, size, content);
+        }
+        let host_path = self.spool.join(format!("{}.py", self.sources.len()));
+        let mut copy = io::BufWriter::new(std::fs::File::create(&host_path)?);
+        let mut tee = Tee {
+            inner: content,
+            copy: &mut copy,
+        };
+        self.inner.file(path, mode, size, &mut tee)?;
+        copy.flush()?;
+        self.sources.push(Source {
+            image_path: format!("/{}", path.trim_start_matches('/')),
+            host_path,
+        });
+        Ok(())
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
+        self.inner.symlink(path, target)
+    }
+
+    fn whiteout(&mut self, path: &str) -> io::Result<()> {
+        self.inner.whiteout(path)
+    }
+}
+
+/// A reader that copies what it reads.
+struct Tee<'a> {
+    inner: &'a mut dyn Read,
+    copy: &'a mut dyn Write,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Appends the compiled `.pyc` files (sorted by path) to a layer, with a `__pycache__`
+/// directory entry before the first file of each directory not in `written`.
+pub(crate) fn append_pycs<W: Write>(
+    w: &mut LayerWriter<W>,
+    out: &CompileOutput,
+    written: &BTreeSet<String>,
+) -> Result<u64, BuildError> {
+    let mut dirs = written.clone();
+    let mut bytes = 0;
+    for pyc in &out.pycs {
+        let path = pyc.pyc_image_path.trim_start_matches('/');
+        if let Some((dir, _)) = path.rsplit_once('/')
+            && dirs.insert(dir.to_string())
+        {
+            w.append_dir(dir, 0o755)?;
+        }
+        let mut f = std::fs::File::open(&pyc.file)
+            .map_err(|e| BuildError::Bytecode(format!("{}: {e}", pyc.file.display())))?;
+        w.append_file(path, 0o644, pyc.size, &mut f)?;
+        bytes += pyc.size;
+    }
+    Ok(bytes)
+}
+
+/// One line for the build output: how many files were compiled, reused and skipped.
+pub(crate) fn summary(out: &CompileOutput, bytes: u64) -> String {
+    format!(
+        "{} .pyc ({} compiled, {} from the cache, {} sources skipped), {:.1} MB, {}",
+        out.pycs.len(),
+        out.compiled,
+        out.reused,
+        out.skipped.len(),
+        bytes as f64 / 1e6,
+        out.interpreter.cache_tag
+    )
+}
