@@ -1,0 +1,175 @@
+//! End to end: bytecode (issue #15). The dependency and app layers carry `.pyc` compiled by the
+//! base image's own Python (the Debian-built fixture, run natively by rbuild-runner), byte for byte
+//! the same from two checkouts, at two times, with 1 and 4 compile workers and separate caches; the
+//! running image (runc) imports every third-party and app module from that bytecode.
+
+use std::path::{Path, PathBuf};
+
+use rbuild_e2e::{Bundle, copy_tree, rbuild, repo_root, sh};
+use rbuild_testing::{BaseFixture, Registry};
+use serde_json::Value;
+
+const BASE_REPO: &str = "library/python:3.11-slim";
+
+struct Env {
+    registry: Registry,
+}
+
+impl Env {
+    fn new() -> Env {
+        rbuild_e2e::set_bin(env!("CARGO_BIN_EXE_rbuild"));
+        let registry = Registry::plain().expect("start the registry");
+        BaseFixture::ensure()
+            .expect("base fixture")
+            .push_to(&registry, BASE_REPO)
+            .expect("push the base fixture");
+        Env { registry }
+    }
+
+    /// `rbuild build --json` with its own cache and `RBUILD_BYTECODE_WORKERS=workers`.
+    fn build(&self, dir: &Path, cache: &Path, workers: &str, extra: &[&str]) -> Value {
+        let base = format!("{}/{BASE_REPO}", self.registry.host());
+        let mut args = vec!["build", "--json", "--base", base.as_str()];
+        args.extend_from_slice(extra);
+        rbuild(dir, cache, &[("RBUILD_BYTECODE_WORKERS", workers)], &args)
+            .ok()
+            .json()
+    }
+}
+
+/// A copy of `examples/NAME` (or of `bench/NAME`) in a new directory of its own.
+fn checkout(from: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("project");
+    copy_tree(&repo_root().join(from), &dir);
+    (tmp, dir)
+}
+
+/// The paths (and sizes) of the `.pyc` entries of an OCI layout's layers, per layer digest.
+fn pyc_entries(layout: &Path) -> Vec<(String, u64)> {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob(manifest_digest)).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for l in manifest["layers"].as_array().unwrap() {
+        let listing = sh(
+            "tar",
+            &[
+                "-tvzf",
+                &blob(l["digest"].as_str().unwrap()).display().to_string(),
+            ],
+        );
+        for line in String::from_utf8_lossy(&listing.stdout).lines() {
+            if line.ends_with(".pyc") {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                out.push((
+                    cols[5].trim_start_matches("./").to_string(),
+                    cols[2].parse().unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn bytecode_is_identical_across_checkouts_times_worker_counts_and_caches() {
+    let env = Env::new();
+    for project in ["examples/fastapi-app", "bench/heavy"] {
+        let (_a, a) = checkout(project);
+        let (_b, b) = checkout(project);
+        // The second checkout: other mtimes, other owner, built later with another worker count.
+        sh(
+            "touch",
+            &["-d", "2003-04-05 06:07:08", &b.display().to_string()],
+        );
+        for entry in std::fs::read_dir(&b).unwrap() {
+            let p = entry.unwrap().path();
+            sh(
+                "touch",
+                &["-d", "2011-12-13 14:15:16", &p.display().to_string()],
+            );
+        }
+        sh("chown", &["-R", "4321:4321", &b.display().to_string()]);
+        let (cache_a, cache_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (out_a, out_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let oci = |d: &Path| format!("oci:{}:t", d.join("layout").display());
+        let first = env.build(&a, cache_a.path(), "1", &["--output", &oci(out_a.path())]);
+        let second = env.build(&b, cache_b.path(), "4", &["--output", &oci(out_b.path())]);
+        assert_eq!(
+            first["digest"], second["digest"],
+            "{project}: the same image from two checkouts, 1 and 4 workers, two caches"
+        );
+        let pycs = pyc_entries(&out_a.path().join("layout"));
+        assert!(
+            pycs.iter().any(
+                |(p, _)| p.starts_with("usr/local/lib/python3.11/dist-packages/")
+                    && p.contains("/__pycache__/")
+            ),
+            "{project}: the dependency layer carries bytecode: {:?}",
+            pycs.iter()
+                .filter(|(p, _)| !p.starts_with("usr/lib/python3.11"))
+                .take(8)
+                .collect::<Vec<_>>()
+        );
+        if project.starts_with("examples/") {
+            assert!(
+                pycs.iter()
+                    .any(|(p, _)| p.starts_with("app/") && p.ends_with(".cpython-311.pyc")),
+                "{project}: the app layer carries bytecode: {pycs:?}"
+            );
+        }
+        // A warm rebuild (same cache, nothing changed) compiles nothing.
+        let warm = env.build(&a, cache_a.path(), "1", &["--output", &oci(out_a.path())]);
+        assert_eq!(warm["digest"], first["digest"]);
+    }
+}
+
+#[test]
+fn the_running_image_imports_every_third_party_and_app_module_from_bytecode() {
+    let env = Env::new();
+    let (_t, dir) = checkout("examples/fastapi-app");
+    let cache = tempfile::tempdir().unwrap();
+    let to = format!("{}/demo/bytecode:1", env.registry.host());
+    env.build(&dir, cache.path(), "2", &["--to", &to]);
+    let bundle = Bundle::pull(&to);
+    // `python -v` says `# code object from /path/x.py` when it compiles a source and names the
+    // `.pyc` when it loads bytecode.
+    let script = "import subprocess, sys\n\
+        r = subprocess.run([sys.executable, '-v', '-c', 'import fastapi, uvicorn, pydantic, app.main'], \
+        capture_output=True, text=True)\n\
+        print(r.returncode)\n\
+        print(r.stderr)\n";
+    let out = bundle.exec(&["python3", "-c", script]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0"), "{out}");
+    let compiled: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("# code object from ") && l.ends_with(".py"))
+        .filter(|l| l.contains("-packages/") || l.contains(" /app/"))
+        .collect();
+    assert!(
+        compiled.is_empty(),
+        "modules compiled at import instead of loaded from bytecode: {compiled:?}"
+    );
+    let loaded = out
+        .lines()
+        .filter(|l| l.starts_with("# code object from '") && l.contains("-packages/"))
+        .count();
+    assert!(
+        loaded > 100,
+        "few modules loaded from bytecode ({loaded}):\n{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("# code object from '/app/") && l.ends_with(".pyc'")),
+        "the app's own module from bytecode:\n{out}"
+    );
+}
