@@ -864,3 +864,136 @@ fn plan_shows_each_platforms_wheels_side_by_side() {
         r.stderr
     );
 }
+
+/// Every `.pyc` under `dir`, relative path → bytes, with the bytes of its source when the source is
+/// in the same tree (`x/__pycache__/m.cpython-311.pyc` ← `x/m.py`).
+fn pycs_with_sources(dir: &Path) -> BTreeMap<String, (Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() && name.ends_with(".cpython-311.pyc") {
+                let stem = name.trim_end_matches(".cpython-311.pyc");
+                let source = d.parent().unwrap().join(format!("{stem}.py"));
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.insert(
+                    rel,
+                    (std::fs::read(e.path()).unwrap(), std::fs::read(source).ok()),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn both_platforms_carry_identical_bytecode_for_identical_sources() {
+    let env = Env::new();
+    let (_t, dir) = example("fastapi-app");
+    let to = env.to("demo/bytecode:multi");
+    let doc = env
+        .rbuild(
+            &dir,
+            &[
+                "build",
+                "--json",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--to",
+                &to,
+            ],
+        )
+        .ok()
+        .json();
+    let platforms = doc["platforms"].as_array().unwrap();
+    let trees: BTreeMap<&str, tempfile::TempDir> = platforms
+        .iter()
+        .map(|p| {
+            let digest = layer_of(p, "deps")["digest"].as_str().unwrap();
+            (arch_of(p), env.unpack_layer("demo/bytecode", digest))
+        })
+        .collect();
+    let amd = pycs_with_sources(&trees["amd64"].path().join("root"));
+    let arm = pycs_with_sources(&trees["arm64"].path().join("root"));
+    let mut same_source = 0;
+    for (path, (pyc, source)) in &amd {
+        let Some((arm_pyc, arm_source)) = arm.get(path) else {
+            continue;
+        };
+        if source.is_some() && source == arm_source {
+            same_source += 1;
+            assert_eq!(
+                pyc, arm_pyc,
+                "{path}: the same source compiled to other bytes"
+            );
+        }
+    }
+    assert!(
+        same_source > 100,
+        "only {same_source} .pyc with the same source on both platforms ({} amd64, {} arm64)",
+        amd.len(),
+        arm.len()
+    );
+}
+
+#[test]
+fn a_base_without_an_image_for_this_machine_cannot_compile_bytecode_and_says_how_to_build() {
+    let env = Env::new();
+    // Only the arm64 image of the fixture, under its own tag: nothing this machine can run.
+    let layout = two_platform_layout();
+    let arm_only = format!("{}/library/python-arm:3.11", env.registry.host());
+    let mut args: Vec<String> = vec![
+        "copy".into(),
+        "--quiet".into(),
+        "--override-arch".into(),
+        "arm64".into(),
+    ];
+    args.extend(env.registry.skopeo_flags("dest"));
+    args.push(format!("oci:{}:3.11-slim", layout.display()));
+    args.push(format!("docker://{arm_only}"));
+    sh(
+        "skopeo",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let (_t, dir) = example("fastapi-app");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = format!("oci:{}:t", out_dir.path().join("layout").display());
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "build",
+            "--base",
+            arm_only.as_str(),
+            "--platform",
+            "linux/arm64",
+            "--output",
+            out.as_str(),
+        ];
+        a.extend_from_slice(extra);
+        rbuild(&dir, env.cache.path(), &[], &a)
+    };
+    let failed = run(&[]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let errors: Vec<&str> = failed
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", failed.stderr);
+    assert!(
+        errors[0].contains("--no-compile-bytecode") && errors[0].contains("python-arm"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !out_dir.path().join("layout/index.json").exists(),
+        "nothing written"
+    );
+    let built = run(&["--no-compile-bytecode"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    assert!(out_dir.path().join("layout/index.json").exists());
+}
