@@ -173,3 +173,76 @@ fn the_running_image_imports_every_third_party_and_app_module_from_bytecode() {
         "the app's own module from bytecode:\n{out}"
     );
 }
+
+/// Makes `dir` and everything below it readable and writable by any user (for the uid 65534 run).
+fn open_to_all(dir: &Path) {
+    sh("chmod", &["-R", "a+rwX", &dir.display().to_string()]);
+}
+
+#[test]
+fn an_unprivileged_user_without_user_namespaces_builds_with_bytecode() {
+    let uid = sh("id", &["-u"]);
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("SKIPPED: needs root to switch to uid 65534");
+        return;
+    }
+    let env = Env::new();
+    let (tmp, dir) = checkout("examples/fastapi-app");
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    for d in [tmp.path(), cache.path(), out.path(), home.path()] {
+        open_to_all(d);
+    }
+    let layout = out.path().join("layout");
+    let base = format!("{}/{BASE_REPO}", env.registry.host());
+    // In a user namespace of its own (uids mapped 1:1 by us, root), root turns user namespaces off
+    // (`user.max_user_namespaces` = 0) and drops to uid 65534, which checks that `unshare -U`
+    // fails and then runs rbuild.
+    let inner = format!(
+        "if unshare -U true 2>/dev/null; then echo USERNS-AVAILABLE; exit 3; fi; \
+         cd {dir} && exec env -i HOME={home} PATH=/usr/bin:/bin RBUILD_CACHE_DIR={cache} \
+         {bin} build --base {base} --output oci:{layout}:t",
+        dir = dir.display(),
+        home = home.path().display(),
+        cache = cache.path().display(),
+        bin = rbuild_e2e::rbuild_bin().display(),
+        layout = layout.display(),
+    );
+    let script = format!(
+        "read _ && exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && \
+         exec setpriv --reuid 65534 --regid 65534 --clear-groups sh -c \"{inner}\"'"
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args(["-U", "--", "sh", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let mut tries = 0;
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap() == ours {
+        tries += 1;
+        assert!(tries < 500, "unshare did not create a user namespace");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::write(format!("/proc/{pid}/uid_map"), "0 0 65536\n").unwrap();
+    std::fs::write(format!("/proc/{pid}/gid_map"), "0 0 65536\n").unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let run = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{text}");
+    assert!(text.contains("bytecode"), "the bytecode step ran: {text}");
+    let pycs = pyc_entries(&layout);
+    assert!(
+        pycs.iter().any(|(p, _)| p.starts_with("app/")),
+        "the app's bytecode is in the image: {text}"
+    );
+}
