@@ -28,7 +28,7 @@ use crate::assemble::{ImageFormat, NewLayer, assemble};
 use crate::error::other;
 use crate::image::{BlobLocation, BuiltImage, BuiltLayer, LayerKind, LayerStatus, PlatformImage};
 use crate::layers::Previous;
-use crate::layers::app::AppLayer;
+use crate::layers::app::{AppLayer, ProjectInstall};
 use crate::layers::bytecode::Bytecode;
 use crate::layers::deps::DepsLayer;
 use crate::layers::deps::wheel_request;
@@ -200,7 +200,7 @@ impl Builder {
         let project = self.load_project(req).await?;
         // 1. Every platform planned: a platform that cannot be built fails here, before any
         //    wheel is downloaded or layer written.
-        let (prepared, skipped) = self.prepare_all(req, &project).await?;
+        let (mut prepared, skipped) = self.prepare_all(req, &project).await?;
         // 2. The wheels of every dependency layer to build, in one batch.
         self.download_shared(&prepared).await?;
         let present = previous_blobs(&prepared);
@@ -211,6 +211,7 @@ impl Builder {
             app_dir: req.app_dir.clone(),
             options: layer_options(req),
             bytecode: bytecode.clone(),
+            project: self.project_install(req, &mut prepared).await?,
         };
         let app_layer = self
             .layer(&app, &None, req.format, "all")
@@ -231,6 +232,25 @@ impl Builder {
             plans,
             skipped,
         })
+    }
+
+    /// Where the project's own wheel goes, when the context is a packaged project.
+    async fn project_install(
+        &self,
+        req: &BuildRequest,
+        prepared: &mut [PreparedPlatform],
+    ) -> Result<Option<ProjectInstall>, BuildError> {
+        if !ProjectInstall::is_packaged(&req.context) {
+            return Ok(None);
+        }
+        let Some(p) = prepared.first_mut() else {
+            return Ok(None);
+        };
+        let facts = self.facts_of(req, p).await?;
+        Ok(Some(ProjectInstall {
+            target: p.target.clone(),
+            facts,
+        }))
     }
 
     /// Bytecode compilation for this build, when asked for and the base has an interpreter

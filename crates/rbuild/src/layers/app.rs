@@ -13,9 +13,12 @@ use crate::BuildError;
 use crate::Builder;
 use crate::error::other;
 use crate::image::LayerKind;
-use crate::layers::bytecode::{Bytecode, append_pycs, summary};
+use crate::layers::bytecode::{Bytecode, SpoolSink, append_pycs, summary};
+use crate::layers::deps::install_target;
 use crate::layers::{LayerBuilder, LayerRecord};
 use crate::progress::elapsed;
+use crate::rootfs::BaseFacts;
+use rbuild_python::target::Target;
 
 /// The app layer of a build.
 pub(crate) struct AppLayer {
@@ -26,6 +29,37 @@ pub(crate) struct AppLayer {
     /// Compiles the app's `.py` files into the layer, when the build ships bytecode (the
     /// context's own `__pycache__` directories are then left out).
     pub(crate) bytecode: Option<Arc<Bytecode>>,
+    /// Installs the project itself (its own wheel, written natively from static PEP 621
+    /// metadata) into the target's site-packages, as `uv sync --no-editable` would.
+    pub(crate) project: Option<ProjectInstall>,
+}
+
+/// Where the project's own wheel is installed: the target and base of the build's platforms
+/// (their install schemes are the same across the platforms of one base).
+pub(crate) struct ProjectInstall {
+    pub(crate) target: Target,
+    pub(crate) facts: BaseFacts,
+}
+
+impl ProjectInstall {
+    /// Whether the context is a packaged project (`[project]` with a `[build-system]`, or uv's
+    /// `tool.uv.package = true`): uv and poetry install those; a project without a build system
+    /// is "virtual" and only its dependencies are installed.
+    pub(crate) fn is_packaged(context: &std::path::Path) -> bool {
+        let Ok(text) = std::fs::read_to_string(context.join("pyproject.toml")) else {
+            return false;
+        };
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            return false;
+        };
+        let uv_package = doc
+            .get("tool")
+            .and_then(|t| t.get("uv"))
+            .and_then(|t| t.get("package"))
+            .and_then(toml::Value::as_bool);
+        doc.contains_key("project")
+            && uv_package.unwrap_or_else(|| doc.contains_key("build-system"))
+    }
 }
 
 impl LayerBuilder for AppLayer {
@@ -42,48 +76,40 @@ impl LayerBuilder for AppLayer {
         let opts = self.options;
         let writer = builder.store.writer()?;
         let bytecode = self.bytecode.clone();
-        let (blob, info, compiled) = tokio::task::spawn_blocking(move || {
-            let mut w = LayerWriter::new(writer, &opts)?;
-            let Some(bc) = bytecode else {
-                write_context_entries(&ctx, &dir, &mut w, |_| true)?;
-                let (blob, info) = w.finish()?;
-                return Ok::<_, BuildError>((blob, info, None));
-            };
-            let t = Instant::now();
-            let sources: Vec<Source> = ctx
-                .entries
-                .iter()
-                .filter(|e| {
-                    matches!(e.kind, EntryKind::File { .. })
-                        && e.path.ends_with(".py")
-                        && !in_pycache(&e.path)
-                })
-                .map(|e| Source {
-                    image_path: format!("/{dir}/{}", e.path).replace("//", "/"),
-                    host_path: ctx.root.join(&e.path),
-                })
-                .collect();
-            let scratch = bc.scratch()?;
-            let out = bc.compile(scratch.path(), &sources)?;
-            write_context_entries(&ctx, &dir, &mut w, |p| !in_pycache(p))?;
-            let prefix = dir.trim_matches('/');
-            let written: BTreeSet<String> = ctx
-                .entries
-                .iter()
-                .filter(|e| matches!(e.kind, EntryKind::Dir) && !in_pycache(&e.path))
-                .map(|e| {
-                    format!("{prefix}/{}", e.path)
-                        .trim_start_matches('/')
-                        .to_string()
-                })
-                .chain(std::iter::once(prefix.to_string()))
-                .collect();
-            let bytes = append_pycs(&mut w, &out, &written)?;
-            let (blob, info) = w.finish()?;
-            Ok((blob, info, Some((summary(&out, bytes), elapsed(t)))))
+        let project = self
+            .project
+            .as_ref()
+            .map(|p| install_target(&p.target, &p.facts));
+        let site_dirs: Vec<String> = self
+            .project
+            .as_ref()
+            .map(|p| {
+                vec![
+                    p.target.scheme.purelib.clone(),
+                    p.target.scheme.platlib.clone(),
+                ]
+            })
+            .unwrap_or_default();
+        let scratch_root = builder.store.root().join("tmp");
+        let (blob, info, compiled, installed) = tokio::task::spawn_blocking(move || {
+            write_app_layer(AppInputs {
+                ctx: &ctx,
+                dir: &dir,
+                opts: &opts,
+                writer,
+                bytecode: bytecode.as_deref(),
+                project: project.as_ref(),
+                site_dirs,
+                scratch_root: &scratch_root,
+            })
         })
         .await
         .map_err(other)??;
+        if let Some(name) = installed {
+            builder.progress.info(&format!(
+                "the project itself ({name}) is installed in the app layer"
+            ));
+        }
         if let Some((line, seconds)) = compiled {
             builder.progress.step("all", "bytecode", &line, seconds);
         }
@@ -107,4 +133,117 @@ impl LayerBuilder for AppLayer {
 /// Whether a context path is inside a `__pycache__` directory (or is one).
 fn in_pycache(path: &str) -> bool {
     path.split('/').any(|c| c == "__pycache__")
+}
+
+/// What [`write_app_layer`] needs.
+struct AppInputs<'a, W: std::io::Write> {
+    ctx: &'a Context,
+    dir: &'a str,
+    opts: &'a LayerOptions,
+    writer: W,
+    bytecode: Option<&'a Bytecode>,
+    project: Option<&'a (rbuild_wheel::InstallTarget, rbuild_wheel::BaseInfo)>,
+    site_dirs: Vec<String>,
+    scratch_root: &'a std::path::Path,
+}
+
+/// The app layer: the context under the app directory, the project's own wheel installed (when
+/// packaged), and the bytecode of both (when shipped). Blocking.
+#[allow(clippy::type_complexity)]
+fn write_app_layer<W: std::io::Write>(
+    a: AppInputs<'_, W>,
+) -> Result<
+    (
+        W,
+        rbuild_layer::LayerInfo,
+        Option<(String, f64)>,
+        Option<String>,
+    ),
+    BuildError,
+> {
+    let mut w = LayerWriter::new(a.writer, a.opts)?;
+    let keep = |p: &str| a.bytecode.is_none() || !in_pycache(p);
+    write_context_entries(a.ctx, a.dir, &mut w, keep)?;
+    std::fs::create_dir_all(a.scratch_root).map_err(other)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("app-")
+        .tempdir_in(a.scratch_root)
+        .map_err(other)?;
+    // The project's own wheel, installed like any wheel (its .py files spooled for bytecode).
+    let mut spooled: Vec<Source> = Vec::new();
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    let mut installed = None;
+    if let Some((target, base)) = a.project {
+        let out = scratch.path().join("wheel");
+        std::fs::create_dir_all(&out).map_err(other)?;
+        let wheel = rbuild_pep517::native_project_wheel(&a.ctx.root, &out)
+            .map_err(|e| other(format!("the project itself: {e}")))?
+            .map_err(|why| {
+                other(format!(
+                    "the project itself cannot be installed without its build backend yet: {why}; \
+                     give it static metadata, or remove [build-system] if it is not meant to be \
+                     installed"
+                ))
+            })?;
+        let input = rbuild_wheel::WheelInput {
+            path: wheel.path.clone(),
+            filename: wheel.filename.clone(),
+            expected_name: wheel.name.clone(),
+            expected_version: wheel.version.clone(),
+        };
+        let opts = rbuild_wheel::InstallOptions::default();
+        if a.bytecode.is_some() {
+            let mut spool =
+                SpoolSink::new(&mut w, a.site_dirs.clone(), scratch.path().join("spool"))
+                    .map_err(other)?;
+            rbuild_wheel::install_wheels(&[input], target, base, &opts, &mut spool)?;
+            (spooled, dirs) = spool.finish();
+        } else {
+            rbuild_wheel::install_wheels(&[input], target, base, &opts, &mut w)?;
+        }
+        installed = Some(format!("{} {}", wheel.name, wheel.version));
+    }
+    let Some(bc) = a.bytecode else {
+        let (blob, info) = w.finish()?;
+        return Ok((blob, info, None, installed));
+    };
+    let t = Instant::now();
+    let prefix = a.dir.trim_matches('/');
+    let mut sources: Vec<Source> = a
+        .ctx
+        .entries
+        .iter()
+        .filter(|e| {
+            matches!(e.kind, EntryKind::File { .. })
+                && e.path.ends_with(".py")
+                && !in_pycache(&e.path)
+        })
+        .map(|e| Source {
+            image_path: format!("/{prefix}/{}", e.path).replace("//", "/"),
+            host_path: a.ctx.root.join(&e.path),
+        })
+        .collect();
+    sources.extend(spooled);
+    let out = bc.compile(&scratch.path().join("compile"), &sources)?;
+    let written: BTreeSet<String> = a
+        .ctx
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Dir) && !in_pycache(&e.path))
+        .map(|e| {
+            format!("{prefix}/{}", e.path)
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .chain(std::iter::once(prefix.to_string()))
+        .chain(dirs)
+        .collect();
+    let bytes = append_pycs(&mut w, &out, &written)?;
+    let (blob, info) = w.finish()?;
+    Ok((
+        blob,
+        info,
+        Some((summary(&out, bytes), elapsed(t))),
+        installed,
+    ))
 }

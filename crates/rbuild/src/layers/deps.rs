@@ -224,7 +224,7 @@ impl Builder {
 }
 
 /// The installer's view of the target: where each part of a wheel goes, and what the base has.
-fn install_target(
+pub(crate) fn install_target(
     target: &Target,
     facts: &BaseFacts,
 ) -> (rbuild_wheel::InstallTarget, rbuild_wheel::BaseInfo) {
