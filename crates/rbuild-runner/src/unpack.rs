@@ -82,6 +82,12 @@ impl UnpackedBase {
         UnpackedBase { root: root.into() }
     }
 
+    /// Whether `cache_dir/key` holds a completed unpack ([`UnpackedBase::open_or_unpack`] would
+    /// reuse it without reading a layer).
+    pub fn is_complete(cache_dir: &Path, key: &str) -> bool {
+        cache_dir.join(key.replace(':', "-")).join(MARKER).is_file()
+    }
+
     /// Reuses `cache_dir/key/rootfs` if a previous call completed it; otherwise extracts `layers`
     /// (uncompressed tar streams, base layer first) into a temporary sibling and renames it into
     /// place. `key` names the base, e.g. its config digest: `sha256:…` is accepted (`:` becomes

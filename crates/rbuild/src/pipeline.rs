@@ -272,6 +272,14 @@ impl Builder {
             .find(|p| p.platform == host)
             .or(prepared.first())?;
         let v = &p.target.python_version;
+        let host_image = (p.platform == host)
+            .then(|| {
+                p.base
+                    .image
+                    .manifest_digest
+                    .map(|d| (d, p.base.image.layers.clone()))
+            })
+            .flatten();
         Some(Arc::new(Bytecode::new(
             self.client.clone(),
             self.store.clone(),
@@ -281,6 +289,7 @@ impl Builder {
                 major: v.major as u8,
                 minor: v.minor as u8,
             },
+            host_image,
         )))
     }
 

@@ -2,10 +2,12 @@
 //!
 //! One [`Bytecode`] per build. Its interpreter is the base image of the build machine's own
 //! platform (bytecode does not depend on the CPU, so it compiles for every platform of the
-//! build), unpacked from the store by [`rbuild_runner`] and started only when a `.py` file is not
+//! build), unpacked from the store by [`rbuild_runner`] (under `unpacked/<manifest digest>`) and
+//! started only when a `.py` file is not
 //! in the `.pyc` cache ([`rbuild_bytecode::PycCache`], in the store's `pyc/` directory): a warm
 //! rebuild starts no interpreter and unpacks nothing. What the interpreter is (version, magic
-//! number, cache tag) is remembered per base image config in the store (`pyc-interpreter` keys).
+//! number, cache tag) is remembered per base image (its platform manifest digest) in the store
+//! (`pyc-interpreter` keys).
 //!
 //! The dependency layer spools the `.py` files the wheel installation writes into its
 //! `purelib`/`platlib` ([`SpoolSink`]), compiles them and appends the `.pyc` files, sorted, to the
@@ -16,7 +18,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use rbuild_bytecode::{CompileOutput, Compiler, InterpreterInfo, PycCache, Source};
 use rbuild_layer::LayerWriter;
@@ -47,27 +49,28 @@ fn workers() -> usize {
 pub(crate) struct Bytecode {
     compiler: Compiler,
     store: Store,
-    /// The store key of the interpreter's description (`pyc-interpreter`).
-    info_key: String,
+    /// The store key of the interpreter's description (`pyc-interpreter`), when its image is known.
+    info_key: Option<String>,
     info_known: bool,
 }
 
 impl Bytecode {
     /// Bytecode compiled by the interpreter at `interpreter` (its path in the image) of the base
-    /// `reference`, for the build machine's platform, Python `version`.
+    /// `reference`, for the build machine's platform, Python `version`. `host_image` is that
+    /// platform's image (manifest digest and layers) when the build has already resolved it, so
+    /// a warm build asks the registry nothing more.
     pub(crate) fn new(
         client: Client,
         store: Store,
         reference: Reference,
         interpreter: String,
         version: PyVersion,
+        host_image: Option<(Digest, Vec<rbuild_oci::Descriptor>)>,
     ) -> Bytecode {
-        let info_key = format!(
-            "{}|{}|{}",
-            reference,
-            Platform::host(),
-            interpreter.replace('|', "")
-        );
+        // What the interpreter is, is remembered by the image it comes from (a tag may move).
+        let info_key = host_image
+            .as_ref()
+            .map(|(digest, _)| format!("{digest}|{}", interpreter.replace('|', "")));
         let python = Arc::new(BasePython {
             client,
             store: store.clone(),
@@ -76,14 +79,13 @@ impl Bytecode {
             version,
             handle: tokio::runtime::Handle::current(),
             ready: OnceLock::new(),
-            base_config: Mutex::new(None),
+            host_image,
         });
         let mut compiler =
             Compiler::new(python, workers()).with_cache(PycCache::new(store.root().join("pyc")));
-        let stored = store
-            .get_key("pyc-interpreter", &info_key)
-            .ok()
-            .flatten()
+        let stored = info_key
+            .as_ref()
+            .and_then(|k| store.get_key("pyc-interpreter", k).ok().flatten())
             .and_then(|b| decode_info(&b));
         let info_known = stored.is_some();
         if let Some(info) = stored {
@@ -107,12 +109,10 @@ impl Bytecode {
             .compiler
             .compile(scratch, sources)
             .map_err(|e| BuildError::Bytecode(e.to_string()))?;
-        if !self.info_known {
-            let _ = self.store.put_key(
-                "pyc-interpreter",
-                &self.info_key,
-                &encode_info(&out.interpreter),
-            );
+        if let (false, Some(key)) = (self.info_known, &self.info_key) {
+            let _ = self
+                .store
+                .put_key("pyc-interpreter", key, &encode_info(&out.interpreter));
         }
         Ok(out)
     }
@@ -165,36 +165,45 @@ struct BasePython {
     version: PyVersion,
     handle: tokio::runtime::Handle,
     ready: OnceLock<Result<TargetPython, String>>,
-    base_config: Mutex<Option<Digest>>,
+    /// This machine's platform's image of the base (manifest digest, layers), when known.
+    host_image: Option<(Digest, Vec<rbuild_oci::Descriptor>)>,
 }
 
 impl BasePython {
     fn prepare(&self) -> Result<TargetPython, String> {
         let host = Platform::host();
-        let (layers, config) = self
-            .handle
-            .block_on(async {
-                let resolved = self.client.resolve_image(&self.reference, &host).await?;
-                self.client
-                    .fetch_blobs(&self.reference, &resolved.image.layers, &self.store)
-                    .await?;
-                Ok::<_, rbuild_registry::Error>((
-                    resolved.image.layers.clone(),
-                    resolved.image.config.digest,
-                ))
-            })
-            .map_err(|e| {
-                format!(
-                    "bytecode is compiled by the base image's Python for this machine's platform \
-                     ({host}), and {} has none usable: {e}; pass --no-compile-bytecode to build \
-                     without bytecode",
-                    self.reference
+        let (digest, layers) = match &self.host_image {
+            Some(known) => known.clone(),
+            None => self
+                .handle
+                .block_on(async {
+                    let resolved = self.client.resolve_image(&self.reference, &host).await?;
+                    Ok::<_, rbuild_registry::Error>((
+                        resolved.manifest.digest,
+                        resolved.image.layers.clone(),
+                    ))
+                })
+                .map_err(|e| {
+                    format!(
+                        "bytecode is compiled by the base image's Python for this machine's \
+                         platform ({host}), and {} has none usable: {e}; pass \
+                         --no-compile-bytecode to build without bytecode",
+                        self.reference
+                    )
+                })?,
+        };
+        let key = digest.to_string();
+        let unpacked = self.store.root().join("unpacked");
+        if !UnpackedBase::is_complete(&unpacked, &key) {
+            self.handle
+                .block_on(
+                    self.client
+                        .fetch_blobs(&self.reference, &layers, &self.store),
                 )
-            })?;
-        *self.base_config.lock().expect("lock") = Some(config);
-        let key = config.to_string();
+                .map_err(|e| format!("fetching the base image's layers for its Python: {e}"))?;
+        }
         let base = UnpackedBase::open_or_unpack(
-            &self.store.root().join("unpacked"),
+            &unpacked,
             &key,
             layers.iter().map(|d| open_layer(&self.store, d)),
         )
