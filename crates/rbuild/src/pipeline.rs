@@ -48,6 +48,7 @@ use crate::recipe::{self, ProjectFacts, Recipe};
 use crate::request::BaseRef;
 use crate::request::BuildRequest;
 use crate::rootfs::BaseFacts;
+use crate::runner::BasePython;
 use crate::spec::ContextInfo;
 use crate::spec::ImageSettings;
 use crate::spec::choose_recipe;
@@ -204,7 +205,8 @@ impl Builder {
         // 2. The wheels of every dependency layer to build, in one batch.
         self.download_shared(&prepared).await?;
         let present = previous_blobs(&prepared);
-        let bytecode = self.bytecode_for(req, &prepared);
+        let python = self.base_python_for(req, &prepared);
+        let bytecode = self.bytecode_for(req, python.as_ref());
         // 3. The app layer once, then each platform's layers and image.
         let app = AppLayer {
             context: project.context.clone(),
@@ -233,26 +235,24 @@ impl Builder {
         })
     }
 
-    /// Bytecode compilation for this build, when asked for and the base has an interpreter
-    /// (a `scratch` base has none: its images carry no bytecode).
-    fn bytecode_for(
+    /// The base image's interpreter for this build (bytecode, sdists), when the base is an
+    /// image (a `scratch` base has none: its images carry no bytecode and build no sdist).
+    /// Prepared lazily, at most once per build.
+    fn base_python_for(
         &self,
         req: &BuildRequest,
         prepared: &[PreparedPlatform],
-    ) -> Option<Arc<Bytecode>> {
+    ) -> Option<Arc<BasePython>> {
         let BaseRef::Image(reference) = &req.base else {
             return None;
         };
-        if !req.compile_bytecode {
-            return None;
-        }
         let host = Platform::host();
         let p = prepared
             .iter()
             .find(|p| p.platform == host)
             .or(prepared.first())?;
         let v = &p.target.python_version;
-        Some(Arc::new(Bytecode::new(
+        Some(Arc::new(BasePython::new(
             self.client.clone(),
             self.store.clone(),
             reference.clone(),
@@ -262,6 +262,18 @@ impl Builder {
                 minor: v.minor as u8,
             },
         )))
+    }
+
+    /// Bytecode compilation for this build, when asked for and the base has an interpreter.
+    fn bytecode_for(
+        &self,
+        req: &BuildRequest,
+        python: Option<&Arc<BasePython>>,
+    ) -> Option<Arc<Bytecode>> {
+        if !req.compile_bytecode {
+            return None;
+        }
+        Some(Arc::new(Bytecode::new(self.store.clone(), python?.clone())))
     }
 
     /// The context (its ignore file applied), read once for every platform, and the facts the

@@ -12,21 +12,18 @@
 //! same layer; the app layer does the same with the context's `.py` files.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use rbuild_bytecode::{CompileOutput, Compiler, InterpreterInfo, PycCache, Source};
 use rbuild_layer::LayerWriter;
-use rbuild_oci::{Digest, Platform, Store};
-use rbuild_registry::{Client, Reference};
-use rbuild_runner::{PyVersion, Python, TargetPython, UnpackedBase};
+use rbuild_oci::Store;
+use rbuild_runner::PyVersion;
 use rbuild_wheel::EntrySink;
 
 use crate::BuildError;
-use crate::rootfs::open_layer;
+use crate::runner::BasePython;
 
 /// How many interpreter processes compile side by side: `RBUILD_BYTECODE_WORKERS`, else the
 /// number of CPUs up to 4. The `.pyc` bytes do not depend on it (a test builds with 1 and 4).
@@ -53,31 +50,10 @@ pub(crate) struct Bytecode {
 }
 
 impl Bytecode {
-    /// Bytecode compiled by the interpreter at `interpreter` (its path in the image) of the base
-    /// `reference`, for the build machine's platform, Python `version`.
-    pub(crate) fn new(
-        client: Client,
-        store: Store,
-        reference: Reference,
-        interpreter: String,
-        version: PyVersion,
-    ) -> Bytecode {
-        let info_key = format!(
-            "{}|{}|{}",
-            reference,
-            Platform::host(),
-            interpreter.replace('|', "")
-        );
-        let python = Arc::new(BasePython {
-            client,
-            store: store.clone(),
-            reference,
-            interpreter,
-            version,
-            handle: tokio::runtime::Handle::current(),
-            ready: OnceLock::new(),
-            base_config: Mutex::new(None),
-        });
+    /// Bytecode compiled by `python`, the base image's interpreter for the build machine's
+    /// platform (shared with the sdist builder: prepared at most once per build).
+    pub(crate) fn new(store: Store, python: Arc<BasePython>) -> Bytecode {
+        let info_key = python.info_key();
         let mut compiler =
             Compiler::new(python, workers()).with_cache(PycCache::new(store.root().join("pyc")));
         let stored = store
@@ -152,97 +128,6 @@ fn decode_info(bytes: &[u8]) -> Option<InterpreterInfo> {
         magic: magic.try_into().ok()?,
         sys_version: v.get("sys_version")?.as_str()?.to_string(),
     })
-}
-
-/// The base image's interpreter for this machine's platform, prepared on first use: the
-/// platform's image resolved, its layers fetched into the store and unpacked (cached by config
-/// digest under the store's `unpacked/`).
-struct BasePython {
-    client: Client,
-    store: Store,
-    reference: Reference,
-    interpreter: String,
-    version: PyVersion,
-    handle: tokio::runtime::Handle,
-    ready: OnceLock<Result<TargetPython, String>>,
-    base_config: Mutex<Option<Digest>>,
-}
-
-impl BasePython {
-    fn prepare(&self) -> Result<TargetPython, String> {
-        let host = Platform::host();
-        let (layers, config) = self
-            .handle
-            .block_on(async {
-                let resolved = self.client.resolve_image(&self.reference, &host).await?;
-                self.client
-                    .fetch_blobs(&self.reference, &resolved.image.layers, &self.store)
-                    .await?;
-                Ok::<_, rbuild_registry::Error>((
-                    resolved.image.layers.clone(),
-                    resolved.image.config.digest,
-                ))
-            })
-            .map_err(|e| {
-                format!(
-                    "bytecode is compiled by the base image's Python for this machine's platform \
-                     ({host}), and {} has none usable: {e}; pass --no-compile-bytecode to build \
-                     without bytecode",
-                    self.reference
-                )
-            })?;
-        *self.base_config.lock().expect("lock") = Some(config);
-        let key = config.to_string();
-        let base = UnpackedBase::open_or_unpack(
-            &self.store.root().join("unpacked"),
-            &key,
-            layers.iter().map(|d| open_layer(&self.store, d)),
-        )
-        .map_err(|e| format!("unpacking the base image's Python: {e}"))?;
-        let python = TargetPython::locate(base.root(), &self.interpreter)
-            .map_err(|e| e.to_string())?
-            .with_label(format!(
-                "python{} of the base image {} ({host})",
-                self.version, self.reference
-            ));
-        if python.version() != self.version {
-            return Err(format!(
-                "the base image {} has Python {} for {host} but {} for the platform being built; \
-                 pass --no-compile-bytecode",
-                self.reference,
-                python.version(),
-                self.version
-            ));
-        }
-        Ok(python)
-    }
-}
-
-impl Python for BasePython {
-    fn version(&self) -> PyVersion {
-        self.version
-    }
-
-    fn command(
-        &self,
-        args: &[OsString],
-        scratch: &Path,
-        env: &[(String, String)],
-    ) -> io::Result<Command> {
-        match self.ready.get_or_init(|| self.prepare()) {
-            Ok(p) => p.command(args, scratch, env),
-            Err(e) => Err(io::Error::other(e.clone())),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "python{} of the base image {} ({})",
-            self.version,
-            self.reference,
-            Platform::host()
-        )
-    }
 }
 
 /// An [`EntrySink`] that passes everything on and keeps a copy of every `.py` file written under
