@@ -207,9 +207,7 @@ async fn commit(
 /// The normalized name and the version of a source distribution's file name
 /// (`name-version.tar.gz`, `.zip`, `.tar.bz2`, `.tgz`); `None` for any other file (a wheel).
 /// The version is `None` when it does not parse (the name check still applies).
-fn sdist_name_version(
-    filename: &str,
-) -> Option<(String, Option<rbuild_python::version::Version>)> {
+fn sdist_name_version(filename: &str) -> Option<(String, Option<rbuild_python::version::Version>)> {
     let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
         .iter()
         .find_map(|s| filename.strip_suffix(s))?;
