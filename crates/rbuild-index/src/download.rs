@@ -219,6 +219,13 @@ impl IndexClient {
     fn prepare(&self, req: WheelRequest) -> Result<Prepared> {
         validate_name(&req.name)?;
         let norm = normalize_name(&req.name);
+        if req.filename.contains(['/', '\\']) || req.filename.starts_with('.') {
+            return Err(Error::InvalidFilename {
+                name: req.name.clone(),
+                filename: req.filename.clone(),
+                reason: "a file name must not contain a path".to_string(),
+            });
+        }
         let (file_name, file_version) = match sdist_name_version(&req.filename) {
             Some((n, v)) => (n, v),
             None => {
