@@ -1,4 +1,4 @@
-//! Verified, parallel wheel downloads into the content store.
+//! Verified, parallel wheel (and source distribution) downloads into the content store.
 
 use std::collections::HashMap;
 use std::io;
@@ -23,7 +23,8 @@ pub struct WheelRequest {
     pub name: String,
     /// The version; when it parses, the wheel file name must have the same (PEP 440) version.
     pub version: String,
-    /// The wheel file name; its name part must be `name`.
+    /// The wheel file name (or a source distribution's, `name-version.tar.gz`); its name part
+    /// must be `name`.
     pub filename: String,
     /// Where to download it, when the lock says. `None`: looked up on the indexes by file name. A
     /// `#sha256=` fragment counts as the hash when `sha256` is `None`.
@@ -203,29 +204,55 @@ async fn commit(
     .expect("commit task panicked")
 }
 
+/// The normalized name and the version of a source distribution's file name
+/// (`name-version.tar.gz`, `.zip`, `.tar.bz2`, `.tgz`); `None` for any other file (a wheel).
+/// The version is `None` when it does not parse (the name check still applies).
+fn sdist_name_version(filename: &str) -> Option<(String, Option<rbuild_python::version::Version>)> {
+    let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
+        .iter()
+        .find_map(|s| filename.strip_suffix(s))?;
+    let (name, version) = stem.rsplit_once('-')?;
+    Some((normalize_name(name), version.parse().ok()))
+}
+
 impl IndexClient {
     fn prepare(&self, req: WheelRequest) -> Result<Prepared> {
         validate_name(&req.name)?;
         let norm = normalize_name(&req.name);
-        let wheel = WheelFilename::parse(&req.filename).map_err(|e| Error::InvalidFilename {
-            name: req.name.clone(),
-            filename: req.filename.clone(),
-            reason: e.reason,
-        })?;
-        if wheel.name != norm {
+        if req.filename.contains(['/', '\\']) || req.filename.starts_with('.') {
             return Err(Error::InvalidFilename {
                 name: req.name.clone(),
                 filename: req.filename.clone(),
-                reason: format!("it is a wheel of package `{}`", wheel.name),
+                reason: "a file name must not contain a path".to_string(),
+            });
+        }
+        let (file_name, file_version) = match sdist_name_version(&req.filename) {
+            Some((n, v)) => (n, v),
+            None => {
+                let wheel =
+                    WheelFilename::parse(&req.filename).map_err(|e| Error::InvalidFilename {
+                        name: req.name.clone(),
+                        filename: req.filename.clone(),
+                        reason: e.reason,
+                    })?;
+                (wheel.name.clone(), Some(wheel.version.clone()))
+            }
+        };
+        if file_name != norm {
+            return Err(Error::InvalidFilename {
+                name: req.name.clone(),
+                filename: req.filename.clone(),
+                reason: format!("it is a file of package `{file_name}`"),
             });
         }
         if let Ok(want) = req.version.parse::<rbuild_python::version::Version>()
-            && want != wheel.version
+            && let Some(have) = &file_version
+            && want != *have
         {
             return Err(Error::InvalidFilename {
                 name: req.name.clone(),
                 filename: req.filename.clone(),
-                reason: format!("it is version {}, not {}", wheel.version, req.version),
+                reason: format!("it is version {have}, not {}", req.version),
             });
         }
         let mut sha256 = req.sha256;
@@ -709,4 +736,19 @@ async fn import_local(
         &path.display().to_string(),
     )
     .await
+}
+
+#[cfg(test)]
+mod sdist_name_tests {
+    use super::sdist_name_version;
+
+    #[test]
+    fn sdist_file_names_give_name_and_version() {
+        let (n, v) = sdist_name_version("docopt-0.6.2.tar.gz").unwrap();
+        assert_eq!(n, "docopt");
+        assert_eq!(v.unwrap().to_string(), "0.6.2");
+        let (n, _) = sdist_name_version("Python_Dateutil-2.8.zip").unwrap();
+        assert_eq!(n, "python-dateutil");
+        assert!(sdist_name_version("docopt-0.6.2-py3-none-any.whl").is_none());
+    }
 }

@@ -78,7 +78,12 @@ async fn invalid_names_are_refused_before_any_request() {
         ("demo", "../demo-1.0-py3-none-any.whl"),
         ("demo", "sub/demo-1.0-py3-none-any.whl"),
         ("demo", "other-1.0-py3-none-any.whl"),
-        ("demo", "demo-1.0.tar.gz"),
+        // A source distribution is accepted (for sdist builds), but only of this name and
+        // version, and never with a path.
+        ("demo", "demo-2.0.tar.gz"),
+        ("demo", "other-1.0.tar.gz"),
+        ("demo", "../demo-1.0.tar.gz"),
+        ("demo", "sub/demo-1.0.tar.gz"),
         ("demo", "demo-2.0-py3-none-any.whl"),
     ] {
         let err = c

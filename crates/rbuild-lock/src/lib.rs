@@ -96,7 +96,7 @@ pub use model::{
 };
 pub use rbuild_python::markers::MarkerEnv;
 pub use uv_fresh::check_uv_lock_fresh;
-pub use wheel::{ChosenWheel, WheelOrigin, choose_wheel};
+pub use wheel::{ChosenWheel, SdistBuild, WheelOrigin, choose_sdist, choose_wheel};
 
 /// The lockfile names [`detect_lockfile`] looks for, in order.
 pub const LOCKFILE_NAMES: [&str; 6] = [

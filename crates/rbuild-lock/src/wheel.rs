@@ -42,6 +42,56 @@ pub struct ChosenWheel {
     pub origin: WheelOrigin,
 }
 
+/// A source distribution to build into a wheel, for a package with no fitting wheel
+/// ([`choose_sdist`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SdistBuild {
+    /// The normalized package name.
+    pub name: String,
+    /// The locked version.
+    pub version: String,
+    /// The sdist file name (`docopt-0.6.2.tar.gz`).
+    pub filename: String,
+    /// Where to download it, when the lock (or the index listing) says.
+    pub url: Option<String>,
+    /// A local file (inside the lockfile's directory), when the lock names one.
+    pub path: Option<PathBuf>,
+    /// The index to find the file on by name when there is neither `url` nor `path`.
+    pub index: Option<String>,
+    /// The sha256 the lock pins it to (always set: an sdist is built only when hash-verified).
+    pub sha256: Digest,
+    /// The size, when the lock records it.
+    pub size: Option<u64>,
+}
+
+/// The source distribution to build for `pkg` when [`choose_wheel`] finds no wheel for the
+/// target: the first sdist among the package's (lock- or index-listed, hash-allowed) files whose
+/// sha256 is known. `None` when there is none, or the files were never listed.
+///
+/// Only files the lock allows are considered (for requirements files, the index's files were
+/// filtered by the line's hashes in [`LockedPackage::with_index_files`]), so building from it is
+/// as verified as installing a wheel.
+pub fn choose_sdist(pkg: &LockedPackage) -> Option<SdistBuild> {
+    if !pkg.files_listed {
+        return None;
+    }
+    pkg.files
+        .iter()
+        .filter(|f| f.kind == FileKind::Sdist)
+        .find_map(|f| {
+            Some(SdistBuild {
+                name: pkg.name.clone(),
+                version: pkg.version.clone(),
+                filename: f.filename.clone(),
+                url: f.url.clone(),
+                path: f.path.clone(),
+                index: pkg.source.index_url().map(str::to_string),
+                sha256: f.sha256?,
+                size: f.size,
+            })
+        })
+}
+
 /// Where a [`ChosenWheel`] was chosen from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -257,5 +307,51 @@ mod tests {
         assert_eq!(platform_family("win32"), "win/x86");
         assert_eq!(platform_family("linux_x86_64"), "linux/x86_64");
         assert_eq!(platform_family("any"), "any-platform");
+    }
+}
+
+#[cfg(test)]
+mod sdist_tests {
+    use super::*;
+    use crate::model::{LockedFile, PackageSource};
+
+    fn pkg(files: Vec<LockedFile>, listed: bool) -> LockedPackage {
+        LockedPackage {
+            name: "docopt".into(),
+            version: "0.6.2".into(),
+            source: PackageSource::Index { url: None },
+            files,
+            hashes: Vec::new(),
+            files_listed: listed,
+            files_from_index: false,
+            find_links_files: Vec::new(),
+        }
+    }
+
+    fn sdist(sha: Option<Digest>) -> LockedFile {
+        LockedFile {
+            filename: "docopt-0.6.2.tar.gz".into(),
+            kind: FileKind::Sdist,
+            url: Some("https://files.example/docopt-0.6.2.tar.gz".into()),
+            path: None,
+            sha256: sha,
+            size: Some(25901),
+        }
+    }
+
+    #[test]
+    fn an_sdist_with_a_hash_is_chosen_for_building() {
+        let d = Digest::of(b"x");
+        let s = choose_sdist(&pkg(vec![sdist(Some(d))], true)).expect("an sdist");
+        assert_eq!(s.filename, "docopt-0.6.2.tar.gz");
+        assert_eq!(s.sha256, d);
+        assert_eq!(s.size, Some(25901));
+    }
+
+    #[test]
+    fn no_sdist_without_a_hash_or_a_listing() {
+        assert!(choose_sdist(&pkg(vec![sdist(None)], true)).is_none());
+        assert!(choose_sdist(&pkg(vec![sdist(Some(Digest::of(b"x")))], false)).is_none());
+        assert!(choose_sdist(&pkg(Vec::new(), true)).is_none());
     }
 }

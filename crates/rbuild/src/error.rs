@@ -32,6 +32,10 @@ pub enum BuildError {
     /// out, `--no-compile-bytecode`).
     #[error("bytecode: {0}")]
     Bytecode(String),
+    /// A source distribution could not be built into a wheel (the message names the package,
+    /// what is missing and the ways out).
+    #[error(transparent)]
+    Sdist(#[from] rbuild_pep517::BuildError),
     /// Recipe.
     #[error(transparent)]
     Recipe(#[from] recipe::RecipeError),

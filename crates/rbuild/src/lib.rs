@@ -64,6 +64,7 @@ pub mod publish;
 pub mod recipe;
 pub mod request;
 pub mod rootfs;
+pub(crate) mod runner;
 pub mod spec;
 pub mod time;
 

@@ -31,6 +31,7 @@ use crate::layers::Previous;
 use crate::layers::app::{AppLayer, ProjectInstall};
 use crate::layers::bytecode::Bytecode;
 use crate::layers::deps::DepsLayer;
+use crate::layers::deps::LABEL_SDISTS;
 use crate::layers::deps::wheel_request;
 use crate::layers::user::UserLayer;
 use crate::plan::PlatformPlan;
@@ -48,6 +49,7 @@ use crate::recipe::{self, ProjectFacts, Recipe};
 use crate::request::BaseRef;
 use crate::request::BuildRequest;
 use crate::rootfs::BaseFacts;
+use crate::runner::BasePython;
 use crate::spec::ContextInfo;
 use crate::spec::ImageSettings;
 use crate::spec::choose_recipe;
@@ -88,6 +90,10 @@ pub(crate) struct PreparedPlatform {
     pub(crate) facts: Option<BaseFacts>,
     pub(crate) lock: Option<Lock>,
     pub(crate) wheels: Vec<ChosenWheel>,
+    /// Hash-pinned sdists built into wheels for packages with no fitting wheel.
+    pub(crate) sdists: Vec<rbuild_lock::SdistBuild>,
+    /// The `dev.rbuild.sdists` label (set once the dependency layer is known).
+    pub(crate) sdist_label: Option<String>,
     /// The key under which `wheels` are recorded in the image ([`LABEL_WHEELS`]); `None` when the
     /// choice could change without the lock changing (a package without hashes, find-links).
     pub(crate) plan_key: Option<String>,
@@ -204,7 +210,8 @@ impl Builder {
         // 2. The wheels of every dependency layer to build, in one batch.
         self.download_shared(&prepared).await?;
         let present = previous_blobs(&prepared);
-        let bytecode = self.bytecode_for(req, &prepared);
+        let python = self.base_python_for(req, &prepared);
+        let bytecode = self.bytecode_for(req, python.as_ref());
         // 3. The app layer once, then each platform's layers and image.
         let app = AppLayer {
             context: project.context.clone(),
@@ -218,7 +225,7 @@ impl Builder {
             .await?
             .expect("the app layer is always written");
         let (images, plans) = self
-            .finish_all(req, prepared, app_layer, &project, bytecode)
+            .finish_all(req, prepared, app_layer, &project, (bytecode, python))
             .await?;
         let index = (req.platforms.len() > 1).then(|| index_of(&images, req.format));
         let image = BuiltImage {
@@ -253,19 +260,17 @@ impl Builder {
         }))
     }
 
-    /// Bytecode compilation for this build, when asked for and the base has an interpreter
-    /// (a `scratch` base has none: its images carry no bytecode).
-    fn bytecode_for(
+    /// The base image's interpreter for this build (bytecode, sdists), when the base is an
+    /// image (a `scratch` base has none: its images carry no bytecode and build no sdist).
+    /// Prepared lazily, at most once per build.
+    fn base_python_for(
         &self,
         req: &BuildRequest,
         prepared: &[PreparedPlatform],
-    ) -> Option<Arc<Bytecode>> {
+    ) -> Option<Arc<BasePython>> {
         let BaseRef::Image(reference) = &req.base else {
             return None;
         };
-        if !req.compile_bytecode {
-            return None;
-        }
         let host = Platform::host();
         let p = prepared
             .iter()
@@ -280,7 +285,7 @@ impl Builder {
                     .map(|d| (d, p.base.image.layers.clone()))
             })
             .flatten();
-        Some(Arc::new(Bytecode::new(
+        Some(Arc::new(BasePython::new(
             self.client.clone(),
             self.store.clone(),
             reference.clone(),
@@ -291,6 +296,18 @@ impl Builder {
             },
             host_image,
         )))
+    }
+
+    /// Bytecode compilation for this build, when asked for and the base has an interpreter.
+    fn bytecode_for(
+        &self,
+        req: &BuildRequest,
+        python: Option<&Arc<BasePython>>,
+    ) -> Option<Arc<Bytecode>> {
+        if !req.compile_bytecode {
+            return None;
+        }
+        Some(Arc::new(Bytecode::new(self.store.clone(), python?.clone())))
     }
 
     /// The context (its ignore file applied), read once for every platform, and the facts the
@@ -439,18 +456,24 @@ impl Builder {
         prepared: Vec<PreparedPlatform>,
         app_layer: BuiltLayer,
         project: &Arc<Project>,
-        bytecode: Option<Arc<Bytecode>>,
+        (bytecode, python): (Option<Arc<Bytecode>>, Option<Arc<BasePython>>),
     ) -> Result<(Vec<PlatformImage>, Vec<PlatformPlan>), BuildError> {
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
-        let shared = Arc::new((req.clone(), app_layer, project.clone(), bytecode));
+        let shared = Arc::new((req.clone(), app_layer, project.clone(), bytecode, python));
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
                 .map(|p| {
                     let (builder, shared) = (self.clone(), shared.clone());
                     spawn_scoped(async move {
-                        let (req, app_layer, project, bytecode) = &*shared;
+                        let (req, app_layer, project, bytecode, python) = &*shared;
                         builder
-                            .finish_platform(req, p, app_layer, project, bytecode.as_ref())
+                            .finish_platform(
+                                req,
+                                p,
+                                app_layer,
+                                project,
+                                (bytecode.as_ref(), python.as_ref()),
+                            )
                             .await
                     })
                 })
@@ -524,6 +547,7 @@ impl Builder {
                     req,
                     lock_digest,
                     &plan.chosen,
+                    &plan.sdists,
                     &target,
                     base.image.manifest_digest,
                 );
@@ -539,6 +563,8 @@ impl Builder {
             facts,
             lock: plan.lock,
             wheels: plan.chosen,
+            sdists: plan.sdists,
+            sdist_label: None,
             plan_key: plan.plan_key,
             deps,
             settings,
@@ -632,6 +658,7 @@ impl Builder {
                 req,
                 &read.digest,
                 &plan.chosen,
+                &plan.sdists,
                 target,
                 base.image.manifest_digest,
             );
@@ -639,6 +666,8 @@ impl Builder {
                 plan = self.choose_wheels(&read, None).await?;
             }
         }
+        let (sdists, missing) = crate::plan::sdists_for_base(req, plan.sdists, plan.missing);
+        (plan.sdists, plan.missing) = (sdists, missing);
         if !plan.missing.is_empty() {
             return Err(BuildError::NoWheels {
                 platform: target.platform.to_string(),
@@ -656,7 +685,7 @@ impl Builder {
         mut p: PreparedPlatform,
         app_layer: &BuiltLayer,
         project: &Project,
-        bytecode: Option<&Arc<Bytecode>>,
+        (bytecode, python): (Option<&Arc<Bytecode>>, Option<&Arc<BasePython>>),
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
         let plat = p.platform.to_string();
         let mut layers: Vec<(BuiltLayer, String)> = Vec::new();
@@ -667,6 +696,8 @@ impl Builder {
                     let deps = DepsLayer {
                         key: key.clone(),
                         wheels: p.wheels.clone(),
+                        sdists: p.sdists.clone(),
+                        python: python.cloned(),
                         target: p.target.clone(),
                         facts: self.facts_of(req, &mut p).await?,
                         platform: plat.clone(),
@@ -679,6 +710,11 @@ impl Builder {
                         .expect("a dependency layer is always written")
                 }
             };
+            let prev_label = p
+                .prev
+                .as_ref()
+                .and_then(|(_, _, cfg)| cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_SDISTS));
+            p.sdist_label = self.sdist_label(&key, &p.sdists, prev_label)?;
             if let Some(lock) = &p.lock {
                 self.check_lock_closure(req, &key, lock, &p.target, project.name.as_deref())?;
             }
@@ -755,6 +791,9 @@ impl Builder {
             p.plan_key.as_deref(),
             &p.wheels,
         )?;
+        if let Some(l) = &p.sdist_label {
+            spec.labels.insert(LABEL_SDISTS.into(), l.clone());
+        }
         let new_layers: Vec<NewLayer> = added
             .iter()
             .map(|(l, history)| NewLayer {
@@ -794,6 +833,7 @@ impl Builder {
             lockfile: p.lock.as_ref().map(|l| l.path.clone()),
             notes: p.lock.map(|l| l.notes).unwrap_or_default(),
             packages: p.wheels,
+            sdists: p.sdists,
             missing: Vec::new(),
         };
         Ok((image, plan))

@@ -466,6 +466,10 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
                         "name": w.name, "version": w.version, "filename": w.filename,
                         "url": w.url, "sha256": w.sha256.map(|d| d.hex()), "size": w.size,
                     })).collect::<Vec<_>>(),
+                    "sdists": pl.sdists.iter().map(|s| json!({
+                        "name": s.name, "version": s.version, "filename": s.filename,
+                        "url": s.url, "sha256": s.sha256.hex(), "size": s.size,
+                    })).collect::<Vec<_>>(),
                     "missing": pl.missing.iter().map(|m| json!({
                         "name": m.name, "version": m.version, "reason": m.reason,
                     })).collect::<Vec<_>>(),
@@ -517,7 +521,7 @@ fn plan_text(pl: &rbuild::PlatformPlan) -> String {
         Some(l) => text.push_str(&format!(
             "  lockfile {}: {} packages\n",
             l.display(),
-            pl.packages.len() + pl.missing.len()
+            pl.packages.len() + pl.sdists.len() + pl.missing.len()
         )),
         None => text.push_str("  no lockfile: no dependency layer\n"),
     }
@@ -525,6 +529,12 @@ fn plan_text(pl: &rbuild::PlatformPlan) -> String {
         text.push_str(&format!(
             "  {:<28} {:<14} {}\n",
             w.name, w.version, w.filename
+        ));
+    }
+    for s in &pl.sdists {
+        text.push_str(&format!(
+            "  {:<28} {:<14} {} (source distribution: built with the base image's Python)\n",
+            s.name, s.version, s.filename
         ));
     }
     for m in &pl.missing {
@@ -552,6 +562,9 @@ fn plan_table(plans: &[rbuild::PlatformPlan]) -> String {
         Missing {
             version: String,
         },
+        Sdist {
+            version: String,
+        },
     }
     let mut rows: BTreeMap<String, Vec<Option<Cell>>> = BTreeMap::new();
     for (i, pl) in plans.iter().enumerate() {
@@ -566,6 +579,14 @@ fn plan_table(plans: &[rbuild::PlatformPlan]) -> String {
                     version: w.version.clone(),
                     tag: w.tag.clone(),
                     file: w.filename.clone(),
+                },
+            );
+        }
+        for s in &pl.sdists {
+            put(
+                &s.name,
+                Cell::Sdist {
+                    version: s.version.clone(),
                 },
             );
         }
@@ -604,9 +625,9 @@ fn plan_table(plans: &[rbuild::PlatformPlan]) -> String {
     }
     // Columns: package, version (when every platform has the same one), one per platform.
     let version_of = |c: &Option<Cell>| match c {
-        Some(Cell::Wheel { version, .. }) | Some(Cell::Missing { version }) => {
-            Some(version.clone())
-        }
+        Some(Cell::Wheel { version, .. })
+        | Some(Cell::Missing { version })
+        | Some(Cell::Sdist { version }) => Some(version.clone()),
         None => None,
     };
     let mut table: Vec<Vec<String>> = vec![{
@@ -641,6 +662,7 @@ fn plan_table(plans: &[rbuild::PlatformPlan]) -> String {
                 }
                 Some(Cell::Wheel { tag, .. }) => tag.clone(),
                 Some(Cell::Missing { .. }) => "NO WHEEL FITS".to_string(),
+                Some(Cell::Sdist { .. }) => "BUILT FROM SDIST".to_string(),
                 None => "-".to_string(),
             });
         }

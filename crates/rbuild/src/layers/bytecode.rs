@@ -2,33 +2,28 @@
 //!
 //! One [`Bytecode`] per build. Its interpreter is the base image of the build machine's own
 //! platform (bytecode does not depend on the CPU, so it compiles for every platform of the
-//! build), unpacked from the store by [`rbuild_runner`] (under `unpacked/<manifest digest>`) and
-//! started only when a `.py` file is not
+//! build), unpacked from the store by [`rbuild_runner`] and started only when a `.py` file is not
 //! in the `.pyc` cache ([`rbuild_bytecode::PycCache`], in the store's `pyc/` directory): a warm
 //! rebuild starts no interpreter and unpacks nothing. What the interpreter is (version, magic
-//! number, cache tag) is remembered per base image (its platform manifest digest) in the store
-//! (`pyc-interpreter` keys).
+//! number, cache tag) is remembered per base image config in the store (`pyc-interpreter` keys).
 //!
 //! The dependency layer spools the `.py` files the wheel installation writes into its
 //! `purelib`/`platlib` ([`SpoolSink`]), compiles them and appends the `.pyc` files, sorted, to the
 //! same layer; the app layer does the same with the context's `.py` files.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use rbuild_bytecode::{CompileOutput, Compiler, InterpreterInfo, PycCache, Source};
 use rbuild_layer::LayerWriter;
-use rbuild_oci::{Digest, Platform, Store};
-use rbuild_registry::{Client, Reference};
-use rbuild_runner::{PyVersion, Python, TargetPython, UnpackedBase};
+use rbuild_oci::Store;
+use rbuild_runner::PyVersion;
 use rbuild_wheel::EntrySink;
 
 use crate::BuildError;
-use crate::rootfs::open_layer;
+use crate::runner::BasePython;
 
 /// How many interpreter processes compile side by side: `RBUILD_BYTECODE_WORKERS`, else the
 /// number of CPUs up to 4. The `.pyc` bytes do not depend on it (a test builds with 1 and 4).
@@ -55,32 +50,10 @@ pub(crate) struct Bytecode {
 }
 
 impl Bytecode {
-    /// Bytecode compiled by the interpreter at `interpreter` (its path in the image) of the base
-    /// `reference`, for the build machine's platform, Python `version`. `host_image` is that
-    /// platform's image (manifest digest and layers) when the build has already resolved it, so
-    /// a warm build asks the registry nothing more.
-    pub(crate) fn new(
-        client: Client,
-        store: Store,
-        reference: Reference,
-        interpreter: String,
-        version: PyVersion,
-        host_image: Option<(Digest, Vec<rbuild_oci::Descriptor>)>,
-    ) -> Bytecode {
-        // What the interpreter is, is remembered by the image it comes from (a tag may move).
-        let info_key = host_image
-            .as_ref()
-            .map(|(digest, _)| format!("{digest}|{}", interpreter.replace('|', "")));
-        let python = Arc::new(BasePython {
-            client,
-            store: store.clone(),
-            reference,
-            interpreter,
-            version,
-            handle: tokio::runtime::Handle::current(),
-            ready: OnceLock::new(),
-            host_image,
-        });
+    /// Bytecode compiled by `python`, the base image's interpreter for the build machine's
+    /// platform (shared with the sdist builder: prepared at most once per build).
+    pub(crate) fn new(store: Store, python: Arc<BasePython>) -> Bytecode {
+        let info_key = python.info_key();
         let mut compiler =
             Compiler::new(python, workers()).with_cache(PycCache::new(store.root().join("pyc")));
         let stored = info_key
@@ -152,106 +125,6 @@ fn decode_info(bytes: &[u8]) -> Option<InterpreterInfo> {
         magic: magic.try_into().ok()?,
         sys_version: v.get("sys_version")?.as_str()?.to_string(),
     })
-}
-
-/// The base image's interpreter for this machine's platform, prepared on first use: the
-/// platform's image resolved, its layers fetched into the store and unpacked (cached by config
-/// digest under the store's `unpacked/`).
-struct BasePython {
-    client: Client,
-    store: Store,
-    reference: Reference,
-    interpreter: String,
-    version: PyVersion,
-    handle: tokio::runtime::Handle,
-    ready: OnceLock<Result<TargetPython, String>>,
-    /// This machine's platform's image of the base (manifest digest, layers), when known.
-    host_image: Option<(Digest, Vec<rbuild_oci::Descriptor>)>,
-}
-
-impl BasePython {
-    fn prepare(&self) -> Result<TargetPython, String> {
-        let host = Platform::host();
-        let (digest, layers) = match &self.host_image {
-            Some(known) => known.clone(),
-            None => self
-                .handle
-                .block_on(async {
-                    let resolved = self.client.resolve_image(&self.reference, &host).await?;
-                    Ok::<_, rbuild_registry::Error>((
-                        resolved.manifest.digest,
-                        resolved.image.layers.clone(),
-                    ))
-                })
-                .map_err(|e| {
-                    format!(
-                        "bytecode is compiled by the base image's Python for this machine's \
-                         platform ({host}), and {} has none usable: {e}; pass \
-                         --no-compile-bytecode to build without bytecode",
-                        self.reference
-                    )
-                })?,
-        };
-        let key = digest.to_string();
-        let unpacked = self.store.root().join("unpacked");
-        if !UnpackedBase::is_complete(&unpacked, &key) {
-            self.handle
-                .block_on(
-                    self.client
-                        .fetch_blobs(&self.reference, &layers, &self.store),
-                )
-                .map_err(|e| format!("fetching the base image's layers for its Python: {e}"))?;
-        }
-        let base = UnpackedBase::open_or_unpack(
-            &unpacked,
-            &key,
-            layers.iter().map(|d| open_layer(&self.store, d)),
-        )
-        .map_err(|e| format!("unpacking the base image's Python: {e}"))?;
-        let python = TargetPython::locate(base.root(), &self.interpreter)
-            .map_err(|e| e.to_string())?
-            .with_label(format!(
-                "python{} of the base image {} ({host})",
-                self.version, self.reference
-            ));
-        if python.version() != self.version {
-            return Err(format!(
-                "the base image {} has Python {} for {host} but {} for the platform being built; \
-                 pass --no-compile-bytecode",
-                self.reference,
-                python.version(),
-                self.version
-            ));
-        }
-        Ok(python)
-    }
-}
-
-impl Python for BasePython {
-    fn version(&self) -> PyVersion {
-        self.version
-    }
-
-    fn command(
-        &self,
-        args: &[OsString],
-        scratch: &Path,
-        env: &[(String, String)],
-    ) -> io::Result<Command> {
-        match self.ready.get_or_init(|| self.prepare()) {
-            Ok(p) => p.command(args, scratch, env),
-            Err(e) => Err(io::Error::other(e.clone())),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "python{} of the base image {} ({})",
-            self.version,
-            self.reference,
-            Platform::host()
-        )
-    }
 }
 
 /// An [`EntrySink`] that passes everything on and keeps a copy of every `.py` file written under

@@ -1,4 +1,9 @@
-//! The dependency layer: every locked wheel installed without Python.
+//! The dependency layer: every locked wheel installed without Python, plus the wheels built
+//! from hash-pinned sdists (packages with no fitting wheel) by the base image's own Python.
+//!
+//! A built wheel is kept in the store under an `sdist-wheel` key: the sdist's sha256, the target
+//! Python version, the interpreter ([`rbuild_runner::Python::describe`]),
+//! [`rbuild_pep517::BUILDER_VERSION`] and the target's tags. A warm build builds no sdist.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,7 +11,7 @@ use std::time::Instant;
 
 use rbuild_index::WheelRequest;
 use rbuild_layer::{LayerOptions, LayerWriter};
-use rbuild_lock::ChosenWheel;
+use rbuild_lock::{ChosenWheel, SdistBuild};
 use rbuild_oci::Digest;
 use rbuild_python::target::Target;
 use serde::Serialize;
@@ -22,6 +27,7 @@ use crate::progress::Warn;
 use crate::progress::elapsed;
 use crate::request::BuildRequest;
 use crate::rootfs::BaseFacts;
+use crate::runner::BasePython;
 
 /// The version of the dependency layer's key (its inputs: [`LAYER_FORMAT_VERSION`],
 /// [`rbuild_wheel::FORMAT_VERSION`], the lock, the wheels, the target, the base, the options).
@@ -51,6 +57,7 @@ impl Builder {
         req: &BuildRequest,
         lock_digest: &Digest,
         wheels: &[ChosenWheel],
+        sdists: &[SdistBuild],
         target: &Target,
         base_digest: Option<Digest>,
     ) -> String {
@@ -67,6 +74,12 @@ impl Builder {
             strict: bool,
             #[serde(skip_serializing_if = "Option::is_none")]
             bytecode: Option<u32>,
+            /// Sdists built into wheels (name, file, sha256) and the builder; absent without
+            /// sdists, so such keys are unchanged.
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            sdists: Vec<(&'a str, &'a str, String)>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sdist_builder: Option<u32>,
         }
         let inputs = Inputs {
             layer_format: LAYER_FORMAT_VERSION,
@@ -90,6 +103,11 @@ impl Builder {
             bytecode: req
                 .ships_bytecode()
                 .then_some(rbuild_bytecode::FORMAT_VERSION),
+            sdists: sdists
+                .iter()
+                .map(|s| (s.name.as_str(), s.filename.as_str(), s.sha256.to_string()))
+                .collect(),
+            sdist_builder: (!sdists.is_empty()).then_some(rbuild_pep517::BUILDER_VERSION),
         };
         cache_key("deps", DEPS_KEY_VERSION, &inputs)
     }
@@ -133,8 +151,7 @@ impl Builder {
         layer: &DepsLayer,
     ) -> Result<LayerRecord, BuildError> {
         let downloaded = self.download_wheels(&layer.wheels, &layer.platform).await?;
-        let t1 = Instant::now();
-        let inputs: Vec<rbuild_wheel::WheelInput> = downloaded
+        let mut inputs: Vec<rbuild_wheel::WheelInput> = downloaded
             .iter()
             .map(|d| rbuild_wheel::WheelInput {
                 path: d.path.clone(),
@@ -143,6 +160,10 @@ impl Builder {
                 expected_version: d.version.clone(),
             })
             .collect();
+        let built = self.sdist_wheels(layer).await?;
+        inputs.extend(built.iter().map(|(input, _)| input.clone()));
+        let records: Vec<BuiltSdist> = built.into_iter().map(|(_, r)| r).collect();
+        let t1 = Instant::now();
         let (install_target, base_info) = install_target(&layer.target, &layer.facts);
         let opts = rbuild_wheel::InstallOptions {
             strict: layer.strict,
@@ -204,6 +225,13 @@ impl Builder {
             &layer.key,
             &serde_json::to_vec(&requires).map_err(other)?,
         )?;
+        if !records.is_empty() {
+            self.store.put_key(
+                "deps-sdists",
+                &layer.key,
+                &rbuild_oci::canonical_json(&records).map_err(other)?,
+            )?;
+        }
         let rec = self.finish_layer(Some(&layer.key), blob, &info)?;
         self.progress.step(
             &layer.platform,
@@ -274,6 +302,10 @@ pub(crate) struct DepsLayer {
     /// The cache key ([`Builder::deps_key`]).
     pub(crate) key: String,
     pub(crate) wheels: Vec<ChosenWheel>,
+    /// Sdists to build into wheels (with `python`) and install with the wheels.
+    pub(crate) sdists: Vec<SdistBuild>,
+    /// The base image's interpreter (`None` for a `scratch` base, which has no sdists).
+    pub(crate) python: Option<Arc<BasePython>>,
     pub(crate) target: Target,
     pub(crate) facts: BaseFacts,
     pub(crate) platform: String,
@@ -374,5 +406,256 @@ impl Builder {
             return Ok(());
         }
         Err(error.into())
+    }
+}
+
+/// Config label listing the source distributions built into wheels for the image (canonical JSON
+/// list of [`BuiltSdist`]: name, version, sdist sha256, wheel, wheel sha256, build requirements).
+pub const LABEL_SDISTS: &str = "dev.rbuild.sdists";
+
+/// The version of the `sdist-wheel` store keys.
+const SDIST_WHEEL_KEY_VERSION: u32 = 1;
+
+/// A source distribution built into a wheel (label [`LABEL_SDISTS`], store `deps-sdists` keys).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub(crate) struct BuiltSdist {
+    name: String,
+    version: String,
+    sdist_sha256: String,
+    /// The wheel's file name (`None` when only the plan is known: a layer from a previous image
+    /// without the label).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wheel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wheel_sha256: Option<String>,
+    /// `name==version sha256:…` of every build requirement used.
+    build_requirements: Vec<String>,
+}
+
+/// The store value of an `sdist-wheel` key: the built wheel and what built it.
+#[derive(Serialize, serde::Deserialize)]
+struct StoredSdistWheel {
+    filename: String,
+    sha256: String,
+    build_requirements: Vec<String>,
+}
+
+fn sdist_request(s: &SdistBuild) -> WheelRequest {
+    WheelRequest {
+        name: s.name.clone(),
+        version: s.version.clone(),
+        filename: s.filename.clone(),
+        url: s.url.clone(),
+        path: s.path.clone(),
+        index: s.index.clone(),
+        sha256: Some(s.sha256),
+        size: s.size,
+    }
+}
+
+impl Builder {
+    /// The `sdist-wheel` store key of a wheel built from `sdist` for `target` by `python`.
+    fn sdist_wheel_key(sdist: &SdistBuild, target: &Target, python: &BasePython) -> String {
+        use rbuild_runner::Python as _;
+        cache_key(
+            "sdist-wheel",
+            SDIST_WHEEL_KEY_VERSION,
+            &(
+                sdist.sha256.to_string(),
+                target.python_full_version.as_deref().unwrap_or_default(),
+                target.python_version.to_string(),
+                python.describe(),
+                rbuild_pep517::BUILDER_VERSION,
+                target.tags().to_strings(),
+            ),
+        )
+    }
+
+    /// The wheels of the layer's sdists: from the store when built before for the same target and
+    /// builder, else downloaded (verified by sha256), built with the base's Python and stored.
+    async fn sdist_wheels(
+        &self,
+        layer: &DepsLayer,
+    ) -> Result<Vec<(rbuild_wheel::WheelInput, BuiltSdist)>, BuildError> {
+        if layer.sdists.is_empty() {
+            return Ok(Vec::new());
+        }
+        let python = layer.python.clone().ok_or_else(|| {
+            other("source distributions need the base image's Python, and this base has none")
+        })?;
+        let mut out = Vec::new();
+        let mut to_build = Vec::new();
+        for s in &layer.sdists {
+            let key = Self::sdist_wheel_key(s, &layer.target, &python);
+            let stored = self
+                .store
+                .get_key("sdist-wheel", &key)?
+                .and_then(|b| serde_json::from_slice::<StoredSdistWheel>(&b).ok())
+                .and_then(|w| {
+                    let d = Digest::parse(&w.sha256).ok()?;
+                    self.store.contains(&d).then_some((w, d))
+                });
+            match stored {
+                Some((w, d)) => out.push((s.clone(), w, d)),
+                None => to_build.push((s.clone(), key)),
+            }
+        }
+        if !out.is_empty() {
+            self.progress.step(
+                &layer.platform,
+                "sdist",
+                &format!(
+                    "{} wheels built from sdists taken from the store ({}); no sdist built",
+                    out.len(),
+                    out.iter()
+                        .map(|(s, _, _)| format!("{} {}", s.name, s.version))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                0.0,
+            );
+        }
+        if !to_build.is_empty() {
+            let requests = to_build.iter().map(|(s, _)| sdist_request(s)).collect();
+            let downloaded = self
+                .index
+                .download_all(requests, &self.store, &Warn(self.progress.clone()))
+                .await?;
+            for ((s, key), d) in to_build.into_iter().zip(downloaded) {
+                let t = Instant::now();
+                let (w, digest, output) = self
+                    .build_sdist(&s, &d.path, &layer.target, &python)
+                    .await?;
+                self.progress.info(&format!(
+                    "build output of {} {}:\n{}",
+                    s.name,
+                    s.version,
+                    output.trim_end()
+                ));
+                self.store
+                    .put_key("sdist-wheel", &key, &serde_json::to_vec(&w).map_err(other)?)?;
+                self.progress.step(
+                    &layer.platform,
+                    "sdist",
+                    &format!(
+                        "built {} from {} ({} build requirements)",
+                        w.filename,
+                        s.filename,
+                        w.build_requirements.len()
+                    ),
+                    elapsed(t),
+                );
+                out.push((s, w, digest));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|(s, w, d)| {
+                let input = rbuild_wheel::WheelInput {
+                    path: self.store.blob_path(&d),
+                    filename: w.filename.clone(),
+                    expected_name: s.name.clone(),
+                    expected_version: s.version.clone(),
+                };
+                let rec = BuiltSdist {
+                    name: s.name.clone(),
+                    version: s.version.clone(),
+                    sdist_sha256: s.sha256.to_string(),
+                    wheel: Some(w.filename),
+                    wheel_sha256: Some(w.sha256),
+                    build_requirements: w.build_requirements,
+                };
+                (input, rec)
+            })
+            .collect())
+    }
+
+    /// Builds one sdist (in a blocking thread, in a scratch directory under the store's `tmp/`)
+    /// and puts the wheel into the store.
+    async fn build_sdist(
+        &self,
+        s: &SdistBuild,
+        sdist_path: &std::path::Path,
+        target: &Target,
+        python: &Arc<BasePython>,
+    ) -> Result<(StoredSdistWheel, Digest, String), BuildError> {
+        let (store, index, python) = (self.store.clone(), self.index.clone(), python.clone());
+        let sdist_path = sdist_path.to_path_buf();
+        // The blob has no file name; the frontend reads name and version from it.
+        let filename = s.filename.clone();
+        let build_target = rbuild_pep517::BuildTarget {
+            markers: target.marker_env(),
+            tags: target.tags(),
+        };
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
+            let tmp = store.root().join("tmp");
+            std::fs::create_dir_all(&tmp).map_err(other)?;
+            let scratch = tempfile::Builder::new()
+                .prefix("sdist-")
+                .tempdir_in(&tmp)
+                .map_err(other)?;
+            let named = scratch.path().join(&filename);
+            std::fs::copy(&sdist_path, &named).map_err(other)?;
+            let work = scratch.path().join("build");
+            std::fs::create_dir_all(&work).map_err(other)?;
+            let env = rbuild_pep517::IndexBuildEnv::new(&index, &store, handle);
+            let built = rbuild_pep517::build_wheel(
+                python.as_ref(),
+                &named,
+                &work,
+                &env,
+                &build_target,
+                &rbuild_pep517::BuildOptions::default(),
+            )?;
+            let f = std::fs::File::open(&built.path).map_err(other)?;
+            let (digest, _) = Digest::of_reader(f).map_err(other)?;
+            let f = std::fs::File::open(&built.path).map_err(other)?;
+            store.put_verified(f, &digest, None)?;
+            let stored = StoredSdistWheel {
+                filename: built.filename,
+                sha256: digest.to_string(),
+                build_requirements: built
+                    .build_requirements
+                    .iter()
+                    .map(|r| format!("{}=={} sha256:{}", r.name, r.version, r.sha256))
+                    .collect(),
+            };
+            Ok((stored, digest, built.output))
+        })
+        .await
+        .map_err(other)?
+    }
+
+    /// The [`LABEL_SDISTS`] value for a dependency layer with sdists: as recorded when the layer
+    /// was built (store `deps-sdists`), else the previous image's label, else the plan alone.
+    pub(crate) fn sdist_label(
+        &self,
+        key: &str,
+        sdists: &[SdistBuild],
+        prev_label: Option<&String>,
+    ) -> Result<Option<String>, BuildError> {
+        if sdists.is_empty() {
+            return Ok(None);
+        }
+        if let Some(b) = self.store.get_key("deps-sdists", key)? {
+            return Ok(Some(String::from_utf8(b).map_err(other)?));
+        }
+        if let Some(l) = prev_label {
+            return Ok(Some(l.clone()));
+        }
+        let records: Vec<BuiltSdist> = sdists
+            .iter()
+            .map(|s| BuiltSdist {
+                name: s.name.clone(),
+                version: s.version.clone(),
+                sdist_sha256: s.sha256.to_string(),
+                wheel: None,
+                wheel_sha256: None,
+                build_requirements: Vec::new(),
+            })
+            .collect();
+        let json = rbuild_oci::canonical_json(&records).map_err(other)?;
+        Ok(Some(String::from_utf8(json).map_err(other)?))
     }
 }

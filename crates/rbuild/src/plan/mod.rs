@@ -11,7 +11,7 @@ pub mod wheels;
 use std::path::PathBuf;
 
 use futures::StreamExt;
-use rbuild_lock::ChosenWheel;
+use rbuild_lock::{ChosenWheel, SdistBuild};
 use rbuild_oci::Platform;
 use rbuild_python::target::Target;
 use serde::Serialize;
@@ -35,12 +35,34 @@ pub struct PlatformPlan {
     pub lockfile: Option<PathBuf>,
     /// Chosen wheels, sorted by name.
     pub packages: Vec<ChosenWheel>,
+    /// Packages without a fitting wheel whose hash-pinned source distribution is built into a
+    /// wheel by the base image's own Python.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sdists: Vec<SdistBuild>,
     /// Notes from the lock reader.
     pub notes: Vec<String>,
     /// Packages without a fitting wheel (only from [`crate::Builder::plan_platforms`]; a build fails
     /// instead).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingWheel>,
+}
+
+/// The sdists to build, and the packages without a wheel: on a `scratch` base (no interpreter to
+/// build with) every sdist joins the packages without a wheel.
+pub(crate) fn sdists_for_base(
+    req: &BuildRequest,
+    sdists: Vec<SdistBuild>,
+    mut missing: Vec<MissingWheel>,
+) -> (Vec<SdistBuild>, Vec<MissingWheel>) {
+    if matches!(req.base, crate::request::BaseRef::Image(_)) {
+        return (sdists, missing);
+    }
+    missing.extend(
+        sdists
+            .iter()
+            .map(|s| crate::plan::wheels::sdist_as_missing(s, false)),
+    );
+    (Vec::new(), missing)
 }
 
 impl Builder {
@@ -69,13 +91,16 @@ impl Builder {
     ) -> Result<PlatformPlan, BuildError> {
         let base = self.resolve_base(req, platform, tops).await?;
         let (target, _) = self.base_facts(req, &base, platform).await?;
-        let (lock, packages, missing) = self.plan_wheels_partial(req, &target).await?;
+        let plan = self.plan_wheels_with(req, &target, None).await?;
+        let (sdists, missing) = sdists_for_base(req, plan.sdists, plan.missing);
+        let lock = plan.lock;
         Ok(PlatformPlan {
             platform: platform.to_string(),
             target,
             lockfile: lock.as_ref().map(|l| l.path.clone()),
             notes: lock.map(|l| l.notes).unwrap_or_default(),
-            packages,
+            packages: plan.chosen,
+            sdists,
             missing,
         })
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rbuild_lock::{ChosenWheel, Lock, LockedFile};
+use rbuild_lock::{ChosenWheel, Lock, LockedFile, SdistBuild};
 use rbuild_oci::{Digest, Store};
 use rbuild_python::target::Target;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,8 @@ pub(crate) struct WheelPlan {
     /// The sha256 of the lockfile's bytes.
     pub(crate) lock_digest: Option<Digest>,
     pub(crate) chosen: Vec<ChosenWheel>,
+    /// Packages with no fitting wheel whose hash-pinned sdist is built instead.
+    pub(crate) sdists: Vec<SdistBuild>,
     pub(crate) missing: Vec<MissingWheel>,
     /// The key the choice is recorded under ([`LABEL_WHEELS`]); `None` when it could change
     /// without the lock changing (a package without hashes, find-links).
@@ -52,6 +54,7 @@ impl WheelPlan {
             lock: None,
             lock_digest: None,
             chosen: Vec::new(),
+            sdists: Vec::new(),
             missing: Vec::new(),
             plan_key: None,
             from_record: false,
@@ -130,6 +133,26 @@ pub(crate) fn stored_listing(
     Ok(Some(pkg.with_index_files(files)))
 }
 
+/// A package whose sdist would have to be built, as a package without a wheel: for callers that
+/// take only wheels, and for a base without an interpreter (`has_python: false`).
+pub(crate) fn sdist_as_missing(s: &SdistBuild, has_python: bool) -> MissingWheel {
+    let why = if has_python {
+        "this call installs wheels only (a build builds it with the base image's Python)"
+    } else {
+        "rbuild builds source distributions with the base image's own Python, and this base has none"
+    };
+    MissingWheel {
+        name: s.name.clone(),
+        version: s.version.clone(),
+        reason: format!(
+            "{} {} has no wheel for the target, only the source distribution {}; {why}: use a base \
+             image with Python, or build the wheel for the target yourself (e.g. `pip wheel --no-deps \
+             {}=={} -w wheels/` in a matching image) and pass --find-links wheels/",
+            s.name, s.version, s.filename, s.name, s.version
+        ),
+    }
+}
+
 pub(crate) fn sha256_file(path: &Path) -> Result<Digest, BuildError> {
     let f = std::fs::File::open(path)
         .map_err(|e| other(format!("cannot read {}: {e}", path.display())))?;
@@ -166,7 +189,9 @@ impl Builder {
         target: &Target,
     ) -> Result<(Option<Lock>, Vec<ChosenWheel>, Vec<MissingWheel>), BuildError> {
         let plan = self.plan_wheels_with(req, target, None).await?;
-        Ok((plan.lock, plan.chosen, plan.missing))
+        let mut missing = plan.missing;
+        missing.extend(plan.sdists.iter().map(|s| sdist_as_missing(s, true)));
+        Ok((plan.lock, plan.chosen, missing))
     }
 
     /// The key a wheel choice is recorded under ([`LABEL_WHEELS`]): everything the choice depends
@@ -286,10 +311,11 @@ impl Builder {
         read: &LockRead,
         recorded: Option<&RecordedWheels>,
     ) -> Result<WheelPlan, BuildError> {
-        let plan = |chosen, missing, from_record| WheelPlan {
+        let plan = |chosen, sdists, missing, from_record| WheelPlan {
             lock: Some(read.lock.clone()),
             lock_digest: Some(read.digest),
             chosen,
+            sdists,
             missing,
             plan_key: read.plan_key.clone(),
             from_record,
@@ -301,9 +327,10 @@ impl Builder {
         {
             // The image this build replaces chose these wheels for the same lock and target: no
             // need to ask the index for the listings the store does not have.
-            return Ok(plan(chosen, Vec::new(), true));
+            return Ok(plan(chosen, Vec::new(), Vec::new(), true));
         }
         let mut chosen = Vec::new();
+        let mut sdists = Vec::new();
         let mut missing = Vec::new();
         // Ask the index about every other package at once (16 at a time), not one after the other.
         use futures::StreamExt as _;
@@ -338,14 +365,18 @@ impl Builder {
                     }
                     chosen.push(c)
                 }
-                Err(e) => missing.push(MissingWheel {
-                    name: pkg.name.clone(),
-                    version: pkg.version.clone(),
-                    reason: e.to_string(),
-                }),
+                // No wheel fits, but the lock pins an sdist: it is built with the base's Python.
+                Err(e) => match rbuild_lock::choose_sdist(&pkg) {
+                    Some(s) => sdists.push(s),
+                    None => missing.push(MissingWheel {
+                        name: pkg.name.clone(),
+                        version: pkg.version.clone(),
+                        reason: e.to_string(),
+                    }),
+                },
             }
         }
-        Ok(plan(chosen, missing, false))
+        Ok(plan(chosen, sdists, missing, false))
     }
 
     /// The wheels of `name` in the `--find-links` directories, hashed, as lock files.
