@@ -430,7 +430,13 @@ fn fastapi_builds_one_index_with_native_wheels_per_platform_and_one_shared_app_l
     let again = env
         .rbuild(
             &dir,
-            &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
+            &[
+                "build",
+                "--json",
+                "--no-push",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ],
         )
         .ok()
         .json();
@@ -655,6 +661,7 @@ fn a_package_without_an_aarch64_wheel_fails_the_build_and_pushes_nothing_unless_
             &dir,
             &[
                 "build",
+                "--no-push",
                 "--platform",
                 "linux/amd64,linux/arm64",
                 "--entrypoint",

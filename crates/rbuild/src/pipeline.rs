@@ -354,11 +354,11 @@ impl Builder {
             "all",
             "download",
             &format!(
-                "{wanted} wheels for {} platforms: {} different files ({} downloaded, {:.1} MB)",
+                "{wanted} wheels for {} platforms: {} different files ({} downloaded, {})",
                 to_build.len(),
                 unique.len(),
                 fetched.len(),
-                fetched.iter().sum::<u64>() as f64 / 1e6,
+                crate::progress::human_size(fetched.iter().sum::<u64>()),
             ),
             elapsed(t1),
         );

@@ -338,14 +338,22 @@ impl BuildRequest {
             ConfigSources::Isolated => (Settings::default(), None, Settings::default()),
             ConfigSources::Env(get) => {
                 let (file, project) = Settings::from_project_dir(context)?;
-                let env = Settings::from_env(get, project.as_deref())?;
+                let name = crate::config::repo_name(context, project.as_deref());
+                let env = Settings::from_env(get, Some(&name))?;
                 (file, project, env)
             }
         };
+        let mut flags = flags.clone();
+        let name = crate::config::repo_name(context, project.as_deref());
+        flags.to = flags.to.map(|t| {
+            t.iter()
+                .map(|r| crate::config::complete_repo(r, Some(&name)))
+                .collect()
+        });
         let settings = Settings::default()
             .overlay(file)
             .overlay(env)
-            .overlay(flags.clone());
+            .overlay(flags);
         Ok((settings, project))
     }
 

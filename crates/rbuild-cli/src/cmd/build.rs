@@ -14,8 +14,8 @@ use clap::Args;
 use rbuild::image::{BuiltImage, LayerKind};
 use rbuild::publish::{parse_output, publish};
 use rbuild::{
-    BaseRef, BuildProgress, BuildRequest, Builder, ConfigSources, IndexClient, IndexOptions,
-    Platform, RequestFlags, ResolvedRequest, Settings, Sink,
+    BaseRef, BuildRequest, Builder, ConfigSources, IndexClient, IndexOptions, Platform,
+    RequestFlags, ResolvedRequest, Settings, Sink,
 };
 use serde_json::json;
 
@@ -123,12 +123,27 @@ pub struct BuildArgs {
     /// What to resolve.
     #[command(flatten)]
     pub resolve: ResolveArgs,
-    /// Push to this reference (repeatable: several tags, one upload).
-    #[arg(long, value_name = "REF")]
+    /// Push to this reference (repeatable: several tags, one upload). A repository without a
+    /// tag gets the project's name and `latest` (ko's rule: `--to ghcr.io/me` pushes
+    /// ghcr.io/me/<project>:latest); `host:port` alone is a registry. [env: RBUILD_TO]
+    #[arg(
+        long,
+        short = 't',
+        visible_alias = "tag",
+        value_name = "REF",
+        help_heading = "Destination",
+        display_order = 0
+    )]
     pub to: Vec<String>,
     /// Also write oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG] (repeatable).
-    #[arg(long, value_name = "SINK")]
+    #[arg(long, value_name = "SINK", help_heading = "Destination")]
     pub output: Vec<String>,
+    /// Build into the content store only and print the digest (no --to or --output needed).
+    #[arg(long = "no-push", help_heading = "Destination", conflicts_with = "to")]
+    pub no_push: bool,
+    /// Docker's habit: rbuild always pushes to every --to, so --push is accepted and does nothing.
+    #[arg(long, hide = true)]
+    pub push: bool,
     /// Where the app goes in the image (default /app; also the WorkingDir).
     #[arg(long = "app-dir", value_name = "DIR")]
     pub app_dir: Option<String>,
@@ -189,36 +204,6 @@ pub struct PlanArgs {
     /// What to resolve.
     #[command(flatten)]
     pub resolve: ResolveArgs,
-}
-
-/// Prints steps on stderr (not with `-q` or `--json`).
-struct StepPrinter {
-    quiet: bool,
-}
-
-impl BuildProgress for StepPrinter {
-    fn step(&self, platform: &str, step: &str, detail: &str, seconds: f64) {
-        if !self.quiet {
-            crate::bars::println(&format!("[{platform}] {step:<8} {detail} ({seconds:.2} s)"));
-        }
-    }
-    fn warning(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("warning: {message}");
-        }
-    }
-    fn info(&self, message: &str) {
-        tracing::debug!("{message}");
-    }
-    fn download_started(&self, filename: &str, size: Option<u64>) {
-        crate::bars::start(filename, "wheel", size);
-    }
-    fn download_advanced(&self, filename: &str, n: u64) {
-        crate::bars::advance(filename, n);
-    }
-    fn download_finished(&self, filename: &str) {
-        crate::bars::finish(filename);
-    }
 }
 
 /// The flags as the highest level of the request (the library merges the lower ones).
@@ -304,6 +289,20 @@ async fn prepare(
     }
     let mut resolved =
         BuildRequest::from_flags(context, flags_from_args(r, b), ConfigSources::process())?;
+    if let Some(b) = b
+        && resolved.to.is_empty()
+        && b.output.is_empty()
+        && !b.no_push
+    {
+        return Err(crate::exit::usage(
+            "no destination: rbuild build needs to know where the image goes",
+            &[
+                "pass --to REF (or -t REF), e.g. --to ghcr.io/me/app:1.0",
+                "or set RBUILD_TO (a repository: the project's name is appended, as ko does)",
+                "or set `to = [\"REF\"]` in [tool.rbuild]; --output oci:DIR writes a directory, --no-push only builds and prints the digest",
+            ],
+        ));
+    }
     // `--creds` / RBUILD_REGISTRY_* apply to the registry pushed to (the first --to), else the base's.
     let target_ref = match resolved.to.first() {
         Some(t) => Some(t.clone()),
@@ -326,8 +325,9 @@ async fn prepare(
         ..Default::default()
     });
     let index = IndexClient::new(index_opts)?;
-    let quiet = global.quiet > 0 || global.json;
-    let builder = Builder::new(client, index, store).with_progress(Arc::new(StepPrinter { quiet }));
+    let builder = Builder::new(client, index, store).with_progress(Arc::new(
+        crate::bars::BuildRenderer(crate::bars::renderer()),
+    ));
     Ok(Prepared { resolved, builder })
 }
 
@@ -351,14 +351,60 @@ fn image_json(image: &BuiltImage, references: &[String]) -> serde_json::Value {
     })
 }
 
+/// What stdout gets for a build: `REF@digest` for each reference pushed, else the digest.
+pub fn stdout_lines(
+    pushed: &[rbuild_registry::Reference],
+    digest: &rbuild_oci::Digest,
+) -> Vec<String> {
+    if pushed.is_empty() {
+        return vec![digest.to_string()];
+    }
+    pushed
+        .iter()
+        .map(|r| {
+            let r = r.to_string();
+            // A reference given by digest already names the image.
+            match r.split_once('@') {
+                Some((name, _)) => format!("{name}@{digest}"),
+                None => format!("{r}@{digest}"),
+            }
+        })
+        .collect()
+}
+
+fn layer_word<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Runs `rbuild build`.
+///
+/// stdout: `REF@digest` for each reference pushed (or the digest when nothing was pushed), the
+/// same with `-q` (which only silences stderr); `--json`: one document with `schema` and
+/// `warnings`.
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let p = prepare(global, &args.resolve, Some(&args)).await?;
-    let mut sinks: Vec<Sink> = p.resolved.to.iter().cloned().map(Sink::Registry).collect();
+    let mut sinks: Vec<Sink> = Vec::new();
     for o in &args.output {
-        sinks.push(parse_output(o)?);
+        sinks.push(parse_output(o).map_err(|e| {
+            crate::exit::usage(
+                format!("--output {o}: {e}"),
+                &["write oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG]"],
+            )
+        })?);
     }
+    let p = prepare(global, &args.resolve, Some(&args)).await?;
+    // --no-push: nothing goes to a registry (RBUILD_TO and `to` in the project are left alone).
+    let pushed: Vec<rbuild_registry::Reference> = if args.no_push {
+        Vec::new()
+    } else {
+        p.resolved.to.clone()
+    };
+    let mut all: Vec<Sink> = pushed.iter().cloned().map(Sink::Registry).collect();
+    all.extend(sinks);
+    let sinks = all;
     // A docker-archive holds one platform: refuse before building.
     p.resolved.request.validate_sinks(&sinks)?;
     let request = &p.resolved.request;
@@ -367,18 +413,32 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store())
         .await
         .context("publishing the image")?;
-    if !sinks.is_empty() && global.quiet == 0 && !global.json {
-        eprintln!(
-            "[all] publish  {} blobs uploaded, {} mounted, {} already there ({:.2} s)",
-            report.uploaded,
+    let chatty = global.quiet == 0 && !global.json;
+    if !sinks.is_empty() && chatty {
+        crate::bars::println(&format!(
+            "{} {}, {} mounted, {} already there ({:.2} s)",
+            crate::style::bold("[all] publish "),
+            rbuild::progress::count(report.uploaded, "blob uploaded", "blobs uploaded"),
             report.mounted,
             report.existing,
             t1.elapsed().as_secs_f64()
-        );
+        ));
+    }
+    for (plat, why) in &out.skipped {
+        crate::bars::warn(&format!(
+            "{plat} left out of the index: {}",
+            why.replace('\n', " ")
+        ));
     }
     let digest = out.image.digest();
+    let lines = stdout_lines(&pushed, &digest);
     if global.json {
         let mut v = image_json(&out.image, &report.references);
+        v["pushed"] = json!(if pushed.is_empty() {
+            Vec::new()
+        } else {
+            lines.clone()
+        });
         v["skipped_platforms"] = json!(
             out.skipped
                 .iter()
@@ -386,52 +446,34 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         );
         v["blobs"] = json!({"uploaded": report.uploaded, "mounted": report.mounted, "existing": report.existing});
-        output::json(&v)
-    } else if global.quiet > 0 {
-        for (plat, why) in &out.skipped {
-            eprintln!(
-                "warning: {plat} left out of the index: {}",
-                why.replace('\n', " ")
-            );
-        }
-        output::lines(&digest.to_string())
-    } else {
+        return output::json_doc(v);
+    }
+    if chatty {
         for p in &out.image.images {
             let built: Vec<String> = p
                 .layers
                 .iter()
                 .filter(|l| l.kind != LayerKind::Base)
-                .map(|l| {
-                    format!(
-                        "{:?} {}",
-                        l.kind,
-                        serde_json::to_value(l.status)
-                            .unwrap_or_default()
-                            .as_str()
-                            .unwrap_or("")
-                    )
-                    .to_lowercase()
-                })
+                .map(|l| format!("{} {}", layer_word(&l.kind), layer_word(&l.status)))
                 .collect();
-            eprintln!("[{}] layers   {}", p.platform, built.join(", "));
+            crate::bars::println(&format!(
+                "{} {}",
+                crate::style::bold(&format!("[{}] layers  ", p.platform)),
+                built.join(", ")
+            ));
         }
-        for (plat, why) in &out.skipped {
-            eprintln!(
-                "[{plat}] skipped  left out of the index: {}",
-                why.replace('\n', "\n    ")
-            );
-        }
-        let what = if report.references.is_empty() {
-            vec![digest.to_string()]
-        } else {
-            report.references.clone()
-        };
-        for w in what {
-            output::lines(&w)?;
-        }
-        eprintln!("built {} in {:.2} s", digest, t0.elapsed().as_secs_f64());
-        Ok(())
     }
+    for l in &lines {
+        output::lines(l)?;
+    }
+    if chatty {
+        crate::bars::println(&format!(
+            "built {} in {:.2} s",
+            digest,
+            t0.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `rbuild plan`.
@@ -472,7 +514,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
                 })
             })
             .collect();
-        output::json(&json!({ "targets": targets }))?;
+        output::json_doc(json!({ "targets": targets }))?;
     } else if plans.len() == 1 {
         output::lines(&plan_text(&plans[0]))?;
     } else {

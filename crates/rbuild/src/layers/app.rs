@@ -35,6 +35,12 @@ impl LayerBuilder for AppLayer {
         let dir = self.app_dir.trim_matches('/').to_string();
         let opts = self.options;
         let writer = builder.store.writer()?;
+        let _busy = crate::progress::busy(
+            &*builder.progress,
+            crate::progress::Activity::Compress,
+            "all",
+            "app",
+        );
         let (blob, info) = tokio::task::spawn_blocking(move || {
             rbuild_layer::write_context_layer(&ctx, &dir, &opts, writer)
         })
@@ -45,11 +51,11 @@ impl LayerBuilder for AppLayer {
             "all",
             "app",
             &format!(
-                "{} entries under {} → {} ({:.1} kB)",
-                self.context.entries.len(),
+                "{} under {} → {} ({})",
+                crate::progress::count(self.context.entries.len(), "entry", "entries"),
                 self.app_dir,
                 &rec.digest.to_string()[..19],
-                rec.size as f64 / 1e3
+                crate::progress::human_size(rec.size)
             ),
             elapsed(t0),
         );

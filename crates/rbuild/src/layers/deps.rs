@@ -109,10 +109,10 @@ impl Builder {
             platform,
             "download",
             &format!(
-                "{} wheels ({} downloaded, {:.1} MB; {} from the store)",
-                downloaded.len(),
+                "{} ({} downloaded, {}; {} from the store)",
+                crate::progress::count(downloaded.len(), "wheel", "wheels"),
                 fetched,
-                bytes as f64 / 1e6,
+                crate::progress::human_size(bytes),
                 downloaded.len() - fetched
             ),
             elapsed(t0),
@@ -143,6 +143,12 @@ impl Builder {
         };
         let layer_opts = layer.options;
         let writer = self.store.writer()?;
+        let _busy = crate::progress::busy(
+            &*self.progress,
+            crate::progress::Activity::Install,
+            &layer.platform,
+            "deps",
+        );
         let (blob, info, report) = tokio::task::spawn_blocking(move || -> Result<_, BuildError> {
             let mut w = LayerWriter::new(writer, &layer_opts)?;
             w.auto_parents(false);
@@ -176,12 +182,12 @@ impl Builder {
             &layer.platform,
             "deps",
             &format!(
-                "installed {} distributions, {} files, {:.1} MB → {} ({:.1} MB {})",
-                report.distributions.len(),
-                report.files,
-                info.uncompressed_size as f64 / 1e6,
+                "installed {}, {}, {} → {} ({} {})",
+                crate::progress::count(report.distributions.len(), "distribution", "distributions"),
+                crate::progress::count(report.files as usize, "file", "files"),
+                crate::progress::human_size(info.uncompressed_size),
                 &rec.digest.to_string()[..19],
-                rec.size as f64 / 1e6,
+                crate::progress::human_size(rec.size),
                 layer.options.compression.as_str()
             ),
             elapsed(t1),
