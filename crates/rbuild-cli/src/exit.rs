@@ -75,6 +75,23 @@ pub fn one_line(err: &anyhow::Error) -> String {
     out
 }
 
+/// The registry error in `err`'s chain, also when a library error wraps it transparently
+/// (`BuildError::Registry`, `PublishError::Registry`, which do not show it as a cause of its own).
+pub fn registry_error(err: &anyhow::Error) -> Option<&rbuild_registry::Error> {
+    err.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<rbuild_registry::Error>()
+            .or_else(|| match cause.downcast_ref::<rbuild::BuildError>() {
+                Some(rbuild::BuildError::Registry(e)) => Some(e),
+                _ => None,
+            })
+            .or_else(|| match cause.downcast_ref::<rbuild::PublishError>() {
+                Some(rbuild::PublishError::Registry(e)) => Some(e),
+                _ => None,
+            })
+    })
+}
+
 /// Hints from the first error in the chain that has one.
 pub fn hints(err: &anyhow::Error) -> Vec<String> {
     for cause in err.chain() {
@@ -83,13 +100,11 @@ pub fn hints(err: &anyhow::Error) -> Vec<String> {
         {
             return h.hints.clone();
         }
-        if let Some(e) = cause.downcast_ref::<rbuild_registry::Error>()
-            && let Some(h) = e.hint()
-        {
-            return vec![h];
-        }
     }
-    Vec::new()
+    registry_error(err)
+        .and_then(|e| e.hint())
+        .into_iter()
+        .collect()
 }
 
 /// Prints the error and returns the exit code.

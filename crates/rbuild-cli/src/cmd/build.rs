@@ -65,64 +65,73 @@ pub struct ResolveArgs {
     /// The project directory (default: the current directory).
     #[arg(value_name = "CONTEXT")]
     pub context: Option<PathBuf>,
-    /// Base image (default python:3.12-slim from Docker Hub, or `scratch`).
-    #[arg(long, value_name = "REF")]
+    /// Base image (default python:3.12-slim from Docker Hub, or `scratch`). [env: RBUILD_BASE]
+    #[arg(long, value_name = "REF", help_heading = "Base and platforms")]
     pub base: Option<String>,
     /// Platform(s) as os/arch[/variant], comma-separated or repeated (e.g.
     /// linux/amd64,linux/arm64); `all` for every platform of the base index (default: this
-    /// machine's).
-    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]|all", value_parser = parse_platforms)]
+    /// machine's). [env: RBUILD_PLATFORMS]
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]|all", value_parser = parse_platforms, help_heading = "Base and platforms")]
     pub platform: Vec<Vec<String>>,
     /// Build every platform of the base index (the same as --platform all).
-    #[arg(long = "all-platforms")]
+    #[arg(long = "all-platforms", help_heading = "Base and platforms")]
     pub all_platforms: bool,
-    /// The lockfile (default: uv.lock, pylock.toml, poetry.lock or requirements.txt in CONTEXT).
-    #[arg(long, value_name = "FILE")]
+    /// The lockfile (default: uv.lock, pylock.toml, poetry.lock or requirements.txt in CONTEXT). [env: RBUILD_LOCK]
+    #[arg(long, value_name = "FILE", help_heading = "Dependencies")]
     pub lock: Option<PathBuf>,
-    /// Install this extra of the project (repeatable).
-    #[arg(long = "extra", value_name = "NAME")]
+    /// Install this extra of the project (repeatable). [env: RBUILD_EXTRAS]
+    #[arg(long = "extra", value_name = "NAME", help_heading = "Dependencies")]
     pub extras: Vec<String>,
-    /// Install this dependency group (repeatable).
-    #[arg(long = "group", value_name = "NAME")]
+    /// Install this dependency group (repeatable). [env: RBUILD_GROUPS]
+    #[arg(long = "group", value_name = "NAME", help_heading = "Dependencies")]
     pub groups: Vec<String>,
-    /// The package index (default https://pypi.org/simple).
-    #[arg(long = "index-url", value_name = "URL")]
+    /// The package index (default https://pypi.org/simple). [env: RBUILD_INDEX_URL]
+    #[arg(long = "index-url", value_name = "URL", help_heading = "Dependencies")]
     pub index_url: Option<String>,
-    /// Another index, searched after --index-url (repeatable).
-    #[arg(long = "extra-index-url", value_name = "URL")]
+    /// Another index, searched after --index-url (repeatable). [env: RBUILD_EXTRA_INDEX_URL]
+    #[arg(
+        long = "extra-index-url",
+        value_name = "URL",
+        help_heading = "Dependencies"
+    )]
     pub extra_index_url: Vec<String>,
-    /// A directory of wheels searched before any index (repeatable).
-    #[arg(long = "find-links", value_name = "DIR")]
+    /// A directory of wheels searched before any index (repeatable). [env: RBUILD_FIND_LINKS]
+    #[arg(long = "find-links", value_name = "DIR", help_heading = "Dependencies")]
     pub find_links: Vec<String>,
     /// Use only the content store and --find-links: no index requests.
-    #[arg(long)]
+    #[arg(long, help_heading = "Dependencies")]
     pub offline: bool,
     /// Refuse lock entries without a sha256.
-    #[arg(long = "require-hashes")]
+    #[arg(long = "require-hashes", help_heading = "Dependencies")]
     pub require_hashes: bool,
     /// Python version of the base (X.Y or X.Y.Z), instead of detecting it.
-    #[arg(long = "python-version", value_name = "X.Y")]
+    #[arg(
+        long = "python-version",
+        value_name = "X.Y",
+        help_heading = "Target overrides"
+    )]
     pub python_version: Option<String>,
     /// C library of the base (glibc-2.36, musl-1.2), instead of detecting it.
-    #[arg(long, value_name = "FAMILY-X.Y")]
+    #[arg(long, value_name = "FAMILY-X.Y", help_heading = "Target overrides")]
     pub libc: Option<String>,
     /// Site-packages directory in the image, instead of detecting it.
-    #[arg(long = "site-packages", value_name = "DIR")]
+    #[arg(
+        long = "site-packages",
+        value_name = "DIR",
+        help_heading = "Target overrides"
+    )]
     pub site_packages: Option<String>,
     /// Interpreter path in the image, instead of detecting it.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Target overrides")]
     pub interpreter: Option<String>,
     /// A PEP 508 marker value the image cannot tell (platform_release, platform_version).
-    #[arg(long = "marker-env", value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(long = "marker-env", value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Target overrides")]
     pub marker_env: Vec<(String, String)>,
 }
 
 /// Arguments of `rbuild build`.
 #[derive(Debug, Args, Clone)]
 pub struct BuildArgs {
-    /// What to resolve.
-    #[command(flatten)]
-    pub resolve: ResolveArgs,
     /// Push to this reference (repeatable: several tags, one upload). A repository without a
     /// tag gets the project's name and `latest` (ko's rule: `--to ghcr.io/me` pushes
     /// ghcr.io/me/<project>:latest); `host:port` alone is a registry. [env: RBUILD_TO]
@@ -144,57 +153,75 @@ pub struct BuildArgs {
     /// Docker's habit: rbuild always pushes to every --to, so --push is accepted and does nothing.
     #[arg(long, hide = true)]
     pub push: bool,
-    /// Where the app goes in the image (default /app; also the WorkingDir).
-    #[arg(long = "app-dir", value_name = "DIR")]
+    /// What to resolve.
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
+    /// Where the app goes in the image (default /app; also the WorkingDir). [env: RBUILD_APP_DIR]
+    #[arg(long = "app-dir", value_name = "DIR", help_heading = "Image settings")]
     pub app_dir: Option<String>,
-    /// Entrypoint as a JSON array, as in a Dockerfile's exec form.
-    #[arg(long, value_name = "JSON", value_parser = json_array)]
+    /// Entrypoint as a JSON array, as in a Dockerfile's exec form. [env: RBUILD_ENTRYPOINT]
+    #[arg(long, value_name = "JSON", value_parser = json_array, help_heading = "Image settings")]
     pub entrypoint: Option<JsonList>,
-    /// Cmd as a JSON array.
-    #[arg(long, value_name = "JSON", value_parser = json_array)]
+    /// Cmd as a JSON array. [env: RBUILD_CMD]
+    #[arg(long, value_name = "JSON", value_parser = json_array, help_heading = "Image settings")]
     pub cmd: Option<JsonList>,
-    /// Environment variable (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    /// Environment variable (repeatable). [env: RBUILD_ENV]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Image settings")]
     pub env: Vec<(String, String)>,
-    /// Run as UID[:GID] (default 1001:1001, a user named app).
-    #[arg(long, value_name = "UID[:GID]")]
+    /// Run as UID[:GID] (default 1001:1001, a user named app). [env: RBUILD_USER]
+    #[arg(long, value_name = "UID[:GID]", help_heading = "Image settings")]
     pub user: Option<String>,
-    /// Expose a port (repeatable).
-    #[arg(long, value_name = "PORT[/PROTO]")]
+    /// Expose a port (repeatable). [env: RBUILD_PORTS]
+    #[arg(long, value_name = "PORT[/PROTO]", help_heading = "Image settings")]
     pub port: Vec<String>,
-    /// Image label (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    /// Image label (repeatable). [env: RBUILD_LABELS]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Image settings")]
     pub label: Vec<(String, String)>,
-    /// Manifest annotation (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    /// Manifest annotation (repeatable). [env: RBUILD_ANNOTATIONS]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Image settings")]
     pub annotation: Vec<(String, String)>,
-    /// The recipe (see `rbuild recipes`); `none` for none. Default: detected.
-    #[arg(long, value_name = "NAME")]
+    /// The recipe (see `rbuild recipes`); `none` for none. Default: detected. [env: RBUILD_RECIPE]
+    #[arg(long, value_name = "NAME", help_heading = "Image settings")]
     pub recipe: Option<String>,
-    /// Layer compression: gzip (default) or zstd.
-    #[arg(long, value_name = "gzip|zstd")]
+    /// Layer compression: gzip (default) or zstd. [env: RBUILD_COMPRESSION]
+    #[arg(long, value_name = "gzip|zstd", help_heading = "Caching and outputs")]
     pub compression: Option<String>,
-    /// Manifest format: oci (default) or docker.
-    #[arg(long, value_name = "oci|docker")]
+    /// Manifest format: oci (default) or docker. [env: RBUILD_FORMAT]
+    #[arg(long, value_name = "oci|docker", help_heading = "Caching and outputs")]
     pub format: Option<String>,
     /// Reuse layers from this image (the first --to is always looked at).
-    #[arg(long = "cache-from", value_name = "REF")]
+    #[arg(
+        long = "cache-from",
+        value_name = "REF",
+        help_heading = "Caching and outputs"
+    )]
     pub cache_from: Vec<String>,
     /// Make two wheels writing different bytes to one path an error.
-    #[arg(long)]
+    #[arg(long, help_heading = "Dependencies")]
     pub strict: bool,
     /// Leave out platforms whose wheels are missing instead of failing.
-    #[arg(long = "skip-unsupported-platforms")]
+    #[arg(
+        long = "skip-unsupported-platforms",
+        help_heading = "Base and platforms"
+    )]
     pub skip_unsupported_platforms: bool,
     /// Build even when the lock lacks requirements of the packages it installs (warns instead).
-    #[arg(long = "allow-incomplete-lock")]
+    #[arg(long = "allow-incomplete-lock", help_heading = "Dependencies")]
     pub allow_incomplete_lock: bool,
     /// Compile bytecode (.pyc) for the dependency and app layers with the base's own Python
-    /// (the default; deterministic, PEP 552 unchecked-hash).
-    #[arg(long = "compile-bytecode", overrides_with = "no_compile_bytecode")]
+    /// (the default; deterministic, PEP 552 unchecked-hash). [env: RBUILD_COMPILE_BYTECODE]
+    #[arg(
+        long = "compile-bytecode",
+        overrides_with = "no_compile_bytecode",
+        help_heading = "Image settings"
+    )]
     pub compile_bytecode: bool,
     /// Ship no bytecode: every container start compiles what it imports.
-    #[arg(long = "no-compile-bytecode", overrides_with = "compile_bytecode")]
+    #[arg(
+        long = "no-compile-bytecode",
+        overrides_with = "compile_bytecode",
+        help_heading = "Image settings"
+    )]
     pub no_compile_bytecode: bool,
 }
 
@@ -351,6 +378,15 @@ fn image_json(image: &BuiltImage, references: &[String]) -> serde_json::Value {
     })
 }
 
+/// Says which registry (base or target) and which operation when `e` is a registry error.
+fn registry_context(e: anyhow::Error, what: &str) -> anyhow::Error {
+    if crate::exit::registry_error(&e).is_some() {
+        e.context(what.to_string())
+    } else {
+        e
+    }
+}
+
 /// What stdout gets for a build: `REF@digest` for each reference pushed, else the digest.
 pub fn stdout_lines(
     pushed: &[rbuild_registry::Reference],
@@ -395,6 +431,11 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             )
         })?);
     }
+    if args.push && global.quiet == 0 {
+        crate::bars::println(
+            "note: --push is not needed: rbuild pushes to every --to (-t) it is given",
+        );
+    }
     let p = prepare(global, &args.resolve, Some(&args)).await?;
     // --no-push: nothing goes to a registry (RBUILD_TO and `to` in the project are left alone).
     let pushed: Vec<rbuild_registry::Reference> = if args.no_push {
@@ -408,10 +449,30 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     // A docker-archive holds one platform: refuse before building.
     p.resolved.request.validate_sinks(&sinks)?;
     let request = &p.resolved.request;
-    let out = p.builder.build(request).await.context("build failed")?;
+    let base_what = match &request.base {
+        BaseRef::Image(r) => format!("base registry {}: pulling {r}", r.registry()),
+        BaseRef::Scratch => "base".to_string(),
+    };
+    let out = p
+        .builder
+        .build(request)
+        .await
+        .map_err(|e| registry_context(anyhow::Error::new(e), &base_what))
+        .context("build failed")?;
     let t1 = Instant::now();
     let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store())
         .await
+        .map_err(|e| {
+            let targets: Vec<String> = pushed.iter().map(|r| r.to_string()).collect();
+            let host = pushed
+                .first()
+                .map(|r| r.registry().to_string())
+                .unwrap_or_default();
+            registry_context(
+                anyhow::Error::new(e),
+                &format!("target registry {host}: pushing {}", targets.join(", ")),
+            )
+        })
         .context("publishing the image")?;
     let chatty = global.quiet == 0 && !global.json;
     if !sinks.is_empty() && chatty {
