@@ -697,7 +697,7 @@ fn local_sinks_oci_layout_holds_the_index_and_docker_archive_takes_one_platform(
             &sink,
         ],
     );
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "a usage error: {}", r.stderr);
     assert!(
         r.stderr.contains("docker-archive holds one platform") && r.stderr.contains("--platform"),
         "{}",

@@ -304,3 +304,98 @@ fn colours_follow_no_color_and_force_color() {
     );
     assert!(!stderr(&none).contains('\x1b'), "NO_COLOR wins");
 }
+
+#[test]
+fn a_uv_init_project_copies_no_git_venv_or_env_and_shows_its_decisions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let dir = project(tmp.path(), "uvinit");
+    for (f, text) in [
+        (".git/HEAD", "ref: refs/heads/main\n"),
+        (".venv/bin/python", "x"),
+        (".venv/pyvenv.cfg", "home = /usr/bin\n"),
+        (".env", "SECRET_KEY=abc\n"),
+        ("__pycache__/main.cpython-312.pyc", "x"),
+        (".gitignore", "*.log\n"),
+        ("debug.log", "x"),
+        (
+            "pyproject.toml",
+            "[project]\nname = \"uvinit\"\nversion = \"0.1.0\"\n",
+        ),
+    ] {
+        std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    let layout = tmp.path().join("layout");
+    let output = format!("oci:{}:u", layout.display());
+    let out = run_in(&dir, &["--json", "--output", &output], &cache, &[]);
+    let doc: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let warnings: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let note = warnings
+        .iter()
+        .find(|w| w.contains("left out"))
+        .unwrap_or_else(|| panic!("{warnings:?}"));
+    assert!(
+        note.contains(".env, .git, .gitignore")
+            || note.contains(".env, .git, .venv, __pycache__, debug.log"),
+        "{note}"
+    );
+    // The app layer (the last one) holds the project, not .git, .venv, .env or the log.
+    let app = doc["platforms"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let list = std::process::Command::new("tar")
+        .arg("tzf")
+        .arg(layout.join("blobs/sha256").join(app))
+        .output()
+        .unwrap();
+    let files = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(files.contains("app/main.py"), "{files}");
+    for gone in [".git/", ".venv/", ".env", "__pycache__/", "debug.log"] {
+        assert!(
+            !files.lines().any(|l| l == format!("app/{gone}")),
+            "{gone} copied: {files}"
+        );
+    }
+    // The decisions are in the JSON.
+    let d = &doc["decisions"][0];
+    assert_eq!(d["platform"], "linux/amd64", "{doc}");
+    assert_eq!(d["entrypoint"], serde_json::json!(["python3", "main.py"]));
+    assert_eq!(d["user"], "1001:1001");
+    assert_eq!(d["workdir"], "/app");
+    assert_eq!(d["recipe_reason"], "none: the entrypoint is given");
+
+    // With a .dockerignore of its own, a .env about to be copied is named.
+    std::fs::write(dir.join(".dockerignore"), ".git\n.venv\n").unwrap();
+    let out = run_in(&dir, &["--no-push"], &cache, &[]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("warning: .env looks like it holds secrets and will be copied into the image"),
+        "{err}"
+    );
+    // And the human output states the decisions.
+    for k in [
+        "lockfile",
+        "recipe",
+        "entrypoint",
+        "user",
+        "workdir",
+        "ports",
+        "healthcheck",
+        "target",
+    ] {
+        assert!(err.contains(&format!("  {k}")), "{k}: {err}");
+    }
+}

@@ -19,6 +19,11 @@
 //! | `index-url`, `extra-index-url`, `find-links` | string, list, list | same names | `RBUILD_INDEX_URL`, ... |
 //! | `compression`, `format` | string | `--compression`, `--format` | `RBUILD_COMPRESSION`, `RBUILD_FORMAT` |
 //! | `compile-bytecode` | bool | `--compile-bytecode`, `--no-compile-bytecode` | `RBUILD_COMPILE_BYTECODE` (`true`/`false`, `1`/`0`) |
+//! | `default-ignores` | bool | `--no-default-ignores` | `RBUILD_DEFAULT_IGNORES` (without an ignore file: rbuild's Python ignore list and `.gitignore`; default true) |
+//!
+//! Maps (`env`, `labels`, `annotations`) merge across levels, the higher level winning per key.
+//! `rbuild.toml` holds the keys at its top level, or the same `[tool.rbuild]` table as
+//! `pyproject.toml`. A list key given a single value is an error that shows the list form.
 //!
 //! Lists in environment variables are comma-separated. Unknown keys are errors that suggest the
 //! nearest known key.
@@ -72,10 +77,12 @@ pub struct Settings {
     pub format: Option<String>,
     /// Whether the layers carry bytecode (`.pyc`) compiled by the base's own interpreter.
     pub compile_bytecode: Option<bool>,
+    /// Without an ignore file, apply rbuild's default Python ignore list and `.gitignore`.
+    pub default_ignores: Option<bool>,
 }
 
 /// The known keys, as spelled in files.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "base",
     "to",
     "platforms",
@@ -97,6 +104,7 @@ pub const KEYS: [&str; 21] = [
     "compression",
     "format",
     "compile-bytecode",
+    "default-ignores",
 ];
 
 /// Configuration errors.
@@ -201,7 +209,8 @@ impl Settings {
             find_links,
             compression,
             format,
-            compile_bytecode
+            compile_bytecode,
+            default_ignores
         );
         self
     }
@@ -291,6 +300,9 @@ impl Settings {
                 "format" => s.format = Some(string(key, v)?),
                 "compile-bytecode" => {
                     s.compile_bytecode = Some(v.as_bool().ok_or_else(|| ty(key, "true or false"))?)
+                }
+                "default-ignores" => {
+                    s.default_ignores = Some(v.as_bool().ok_or_else(|| ty(key, "true or false"))?)
                 }
                 other => {
                     return Err(ConfigError::UnknownKey {
@@ -458,6 +470,7 @@ impl Settings {
             compression: var("RBUILD_COMPRESSION"),
             format: var("RBUILD_FORMAT"),
             compile_bytecode: boolean("RBUILD_COMPILE_BYTECODE")?,
+            default_ignores: boolean("RBUILD_DEFAULT_IGNORES")?,
         })
     }
 }

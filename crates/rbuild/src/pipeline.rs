@@ -230,10 +230,12 @@ impl Builder {
     /// The context (its ignore file applied), read once for every platform, and the facts the
     /// recipes and image settings need from it.
     async fn load_project(&self, req: &BuildRequest) -> Result<Arc<Project>, BuildError> {
-        let dir = req.context.clone();
-        let ctx = tokio::task::spawn_blocking(move || rbuild_layer::load_context(&dir))
-            .await
-            .map_err(other)??;
+        let (dir, defaults) = (req.context.clone(), req.default_ignores);
+        let ctx = tokio::task::spawn_blocking(move || {
+            rbuild_layer::load_context_with_defaults(&dir, defaults)
+        })
+        .await
+        .map_err(other)??;
         for w in &ctx.warnings {
             self.progress.warning(&w.to_string());
         }

@@ -216,6 +216,10 @@ pub struct BuildArgs {
         help_heading = "Image settings"
     )]
     pub compile_bytecode: bool,
+    /// Without a .dockerignore, copy everything (no built-in Python ignore list, no .gitignore).
+    /// [env: RBUILD_DEFAULT_IGNORES=false]
+    #[arg(long = "no-default-ignores", help_heading = "Image settings")]
+    pub no_default_ignores: bool,
     /// Ship no bytecode: every container start compiles what it imports.
     #[arg(
         long = "no-compile-bytecode",
@@ -279,6 +283,9 @@ fn flags_from_args(r: &ResolveArgs, b: Option<&BuildArgs>) -> RequestFlags {
             (_, true) => Some(false),
             _ => None,
         };
+        if b.no_default_ignores {
+            s.default_ignores = Some(false);
+        }
         f.cache_from = b.cache_from.clone();
         f.strict = b.strict;
         f.skip_unsupported_platforms = b.skip_unsupported_platforms;
@@ -487,12 +494,22 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     }
     for (plat, why) in &out.skipped {
         crate::bars::warn(&format!(
-            "{plat} left out of the index: {}",
+            "{plat} skipped, left out of the index: {}",
             why.replace('\n', " ")
         ));
     }
     let digest = out.image.digest();
     let lines = stdout_lines(&pushed, &digest);
+    let decided: Vec<super::decisions::Decisions> = out
+        .image
+        .images
+        .iter()
+        .map(|img| {
+            let platform = img.platform.to_string();
+            let plan = out.plans.iter().find(|pl| pl.platform == platform);
+            super::decisions::of_build(request, plan, &platform, &img.config_bytes)
+        })
+        .collect();
     if global.json {
         let mut v = image_json(&out.image, &report.references);
         v["pushed"] = json!(if pushed.is_empty() {
@@ -507,9 +524,15 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         );
         v["blobs"] = json!({"uploaded": report.uploaded, "mounted": report.mounted, "existing": report.existing});
+        v["decisions"] = json!(decided.iter().map(|d| d.json()).collect::<Vec<_>>());
         return output::json_doc(v);
     }
     if chatty {
+        crate::bars::println(&format!(
+            "{}\n{}",
+            crate::style::bold("decisions"),
+            super::decisions::text(&decided).trim_end()
+        ));
         for p in &out.image.images {
             let built: Vec<String> = p
                 .layers
@@ -572,14 +595,33 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
                     "missing": pl.missing.iter().map(|m| json!({
                         "name": m.name, "version": m.version, "reason": m.reason,
                     })).collect::<Vec<_>>(),
+                    "decisions": match super::decisions::of_plan(&p.resolved.request, pl) {
+                        Ok(d) => d.json(),
+                        Err(e) => json!({"error": e}),
+                    },
                 })
             })
             .collect();
         output::json_doc(json!({ "targets": targets }))?;
-    } else if plans.len() == 1 {
-        output::lines(&plan_text(&plans[0]))?;
     } else {
-        output::lines(&plan_table(&plans))?;
+        if plans.len() == 1 {
+            output::lines(&plan_text(&plans[0]))?;
+        } else {
+            output::lines(&plan_table(&plans))?;
+        }
+        let mut decided = Vec::new();
+        for pl in &plans {
+            match super::decisions::of_plan(&p.resolved.request, pl) {
+                Ok(d) => decided.push(d),
+                Err(e) => crate::bars::warn(&format!("{}: {e}", pl.platform)),
+            }
+        }
+        if !decided.is_empty() {
+            output::lines(&format!(
+                "\nthe image would get:\n{}",
+                super::decisions::text(&decided)
+            ))?;
+        }
     }
     let failed: Vec<String> = plans
         .iter()

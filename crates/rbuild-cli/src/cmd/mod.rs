@@ -3,6 +3,7 @@
 pub mod build;
 pub mod cache;
 pub mod copy;
+pub mod decisions;
 pub mod inspect;
 pub mod login;
 pub mod recipes;
