@@ -432,12 +432,12 @@ impl Builder {
             &plat,
             "resolve",
             &format!(
-                "base {} ({} layers)",
+                "base {} ({})",
                 base.image
                     .manifest_digest
                     .map(|d| d.to_string())
                     .unwrap_or_else(|| "scratch".into()),
-                base.image.layers.len()
+                crate::progress::count(base.image.layers.len(), "layer", "layers")
             ),
             elapsed(t0),
         );

@@ -660,9 +660,9 @@ fn plan_text(pl: &rbuild::PlatformPlan) -> String {
     let mut text = format!("{}: {}\n", pl.platform, target_line(pl));
     match &pl.lockfile {
         Some(l) => text.push_str(&format!(
-            "  lockfile {}: {} packages\n",
+            "  lockfile {}: {}\n",
             l.display(),
-            pl.packages.len() + pl.missing.len()
+            rbuild::progress::count(pl.packages.len() + pl.missing.len(), "package", "packages")
         )),
         None => text.push_str("  no lockfile: no dependency layer\n"),
     }
@@ -739,9 +739,10 @@ fn plan_table(plans: &[rbuild::PlatformPlan]) -> String {
         .collect();
     match lockfiles.first() {
         Some(l) if l.is_empty() => text.push_str("no lockfile: no dependency layer\n"),
-        Some(l) if lockfiles.iter().all(|x| x == l) => {
-            text.push_str(&format!("lockfile {l}: {} packages\n", rows.len()))
-        }
+        Some(l) if lockfiles.iter().all(|x| x == l) => text.push_str(&format!(
+            "lockfile {l}: {}\n",
+            rbuild::progress::count(rows.len(), "package", "packages")
+        )),
         _ => text.push_str(&format!("lockfiles {}\n", lockfiles.join(", "))),
     }
     if rows.is_empty() {
