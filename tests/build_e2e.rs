@@ -38,6 +38,10 @@ impl Env {
         let base = self.base();
         let mut args = vec!["build", "--json", "--base", base.as_str()];
         args.extend_from_slice(extra);
+        // Nothing pushed nor written: build into the store only (rbuild otherwise wants a destination).
+        if !extra.iter().any(|a| *a == "--to" || *a == "--output") {
+            args.push("--no-push");
+        }
         rbuild(dir, self.cache.path(), &[], &args)
     }
 }
@@ -280,7 +284,7 @@ fn builds_are_reproducible_and_layers_change_only_with_their_inputs() {
         &b,
         other_cache.path(),
         &[],
-        &["build", "--json", "--base", &base],
+        &["build", "--json", "--base", &base, "--no-push"],
     )
     .ok()
     .json();
@@ -363,7 +367,7 @@ fn unchanged_lock_reuses_the_layer_without_opening_a_wheel() {
         &dir,
         env.cache.path(),
         &UNREACHABLE_INDEX,
-        &["build", "--json", "--base", &base],
+        &["build", "--json", "--base", &base, "--no-push"],
     )
     .ok()
     .json();
@@ -661,7 +665,15 @@ fn stored_wheels_rebuild_with_the_index_unreachable_and_offline_says_what_is_mis
         &dir,
         env.cache.path(),
         &UNREACHABLE_INDEX,
-        &["build", "--json", "--base", &base, "--compression", "zstd"],
+        &[
+            "build",
+            "--json",
+            "--base",
+            &base,
+            "--compression",
+            "zstd",
+            "--no-push",
+        ],
     )
     .ok()
     .json();
@@ -699,6 +711,7 @@ fn stored_wheels_rebuild_with_the_index_unreachable_and_offline_says_what_is_mis
         &[],
         &[
             "build",
+            "--no-push",
             "--base",
             &base,
             "--offline",
@@ -763,6 +776,7 @@ fn scratch_base_has_no_user_layer_and_git_checkouts_are_labelled() {
         &[
             "build",
             "--json",
+            "--no-push",
             "--base",
             "scratch",
             "--python-version",

@@ -430,7 +430,13 @@ fn fastapi_builds_one_index_with_native_wheels_per_platform_and_one_shared_app_l
     let again = env
         .rbuild(
             &dir,
-            &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
+            &[
+                "build",
+                "--json",
+                "--no-push",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ],
         )
         .ok()
         .json();
@@ -655,6 +661,7 @@ fn a_package_without_an_aarch64_wheel_fails_the_build_and_pushes_nothing_unless_
             &dir,
             &[
                 "build",
+                "--no-push",
                 "--platform",
                 "linux/amd64,linux/arm64",
                 "--entrypoint",
@@ -690,7 +697,7 @@ fn local_sinks_oci_layout_holds_the_index_and_docker_archive_takes_one_platform(
             &sink,
         ],
     );
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "a usage error: {}", r.stderr);
     assert!(
         r.stderr.contains("docker-archive holds one platform") && r.stderr.contains("--platform"),
         "{}",

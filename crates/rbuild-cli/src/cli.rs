@@ -9,7 +9,24 @@ use crate::cmd;
 
 /// Build container images for Python applications without Docker.
 #[derive(Debug, Parser)]
-#[command(name = "rbuild", version, about, max_term_width = 100)]
+#[command(
+    name = "rbuild",
+    version,
+    about,
+    long_about = "Build container images for Python applications without Docker.\n\n\
+rbuild reads your project's lockfile (uv.lock, pylock.toml, poetry.lock or a hashed\n\
+requirements.txt), installs the exact wheels into a layer on top of a Python base image,\n\
+adds your code, and pushes the image to a registry (or writes an OCI layout or a\n\
+docker-archive). No daemon, no Dockerfile, the same digest for the same inputs.",
+    after_help = "Examples:\n  \
+rbuild build --to ghcr.io/me/app:1.0           build the project here and push it\n  \
+RBUILD_TO=ghcr.io/me rbuild build              push to ghcr.io/me/<project>:latest (like ko)\n  \
+rbuild build --platform linux/amd64,linux/arm64 --to registry.example/app:2\n  \
+rbuild plan                                    show the target and the wheels, build nothing\n  \
+rbuild login ghcr.io -u me --password-stdin    store credentials (podman's auth.json)\n\n\
+Settings come from flags, then RBUILD_* variables, then [tool.rbuild] in pyproject.toml.",
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Flags every subcommand accepts.
     #[command(flatten)]
@@ -35,10 +52,15 @@ pub enum Command {
     Copy(cmd::copy::CopyArgs),
     /// Show an image's manifest, platforms, layers or config.
     Inspect(cmd::inspect::InspectArgs),
+    /// Store credentials for a registry (in the auth.json podman and skopeo read).
+    Login(cmd::login::LoginArgs),
+    /// Remove the stored credentials for a registry.
+    Logout(cmd::login::LogoutArgs),
 }
 
 /// Flags shared by every subcommand.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Allow plain HTTP to HOST[:PORT] and do not verify its TLS certificate (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST", global = true)]

@@ -28,7 +28,7 @@ pub fn init(global: &GlobalArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(global.verbose > 1)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(crate::style::enabled());
     // -vv: each line with the time since start, to see where a build spends it.
     let _ = if global.verbose > 1 {
         builder

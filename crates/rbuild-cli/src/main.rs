@@ -14,15 +14,22 @@ mod exit;
 mod logging;
 mod output;
 mod registry;
+mod style;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command()
+        .color(style::clap_choice())
+        .get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     logging::init(&cli.global);
-    bars::init(cli.global.quiet == 0 && !cli.global.json);
+    bars::init(cli.global.quiet > 0, cli.global.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

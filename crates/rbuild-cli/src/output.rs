@@ -28,20 +28,25 @@ pub fn lines(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `12.3 MB`-style sizes (decimal units, as registries and Docker show them).
+/// The version of the JSON documents rbuild prints (`"schema"`); raised when a key changes meaning
+/// or goes away (new keys may appear without a change).
+pub const JSON_SCHEMA: u32 = 1;
+
+/// Prints a JSON document with `schema` and `warnings` (the warnings reported so far) added.
+pub fn json_doc(mut value: serde_json::Value) -> anyhow::Result<()> {
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("schema".into(), serde_json::json!(JSON_SCHEMA));
+        obj.insert(
+            "warnings".into(),
+            serde_json::json!(crate::bars::renderer().warnings()),
+        );
+    }
+    json(&value)
+}
+
+/// `3.4 MiB`-style sizes: the one unit style rbuild uses.
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    rbuild::progress::human_size(bytes)
 }
 
 #[cfg(test)]
@@ -49,6 +54,6 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(super::human_size(999), "999 B");
-        assert_eq!(super::human_size(42_123_456), "42.1 MB");
+        assert_eq!(super::human_size(42_123_456), "40.2 MiB");
     }
 }

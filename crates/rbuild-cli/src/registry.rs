@@ -1,64 +1,16 @@
-//! Building the registry client from the global flags, and reporting its progress as log lines.
+//! Building the registry client from the global flags; its progress goes to the one renderer
+//! ([`crate::bars`]).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use rbuild_oci::Store;
 use rbuild_registry::{
-    ChainCredentials, Client, ClientOptions, Credential, DefaultCredentials, Progress,
-    ProgressEvent, Reference, StaticCredentials, parse_user_pass,
+    ChainCredentials, Client, ClientOptions, Credential, DefaultCredentials, Reference,
+    ReportEvents, StaticCredentials, parse_user_pass,
 };
 
 use crate::cli::GlobalArgs;
-
-/// Logs blob and manifest events (`-v`).
-struct LogProgress;
-
-impl Progress for LogProgress {
-    fn event(&self, e: ProgressEvent) {
-        match e {
-            ProgressEvent::BlobStarted {
-                digest,
-                size,
-                upload,
-            } => {
-                crate::bars::start(
-                    &digest.to_string()[..19],
-                    if upload { "upload" } else { "download" },
-                    Some(size),
-                );
-                tracing::debug!(
-                    "{} {digest} ({})",
-                    if upload { "uploading" } else { "downloading" },
-                    crate::output::human_size(size)
-                )
-            }
-            ProgressEvent::BlobRestarted { digest, from: 0 } => {
-                tracing::debug!("retrying {digest} from the start")
-            }
-            ProgressEvent::BlobRestarted { digest, from } => {
-                tracing::debug!("resuming {digest} at byte {from}")
-            }
-            ProgressEvent::BlobFinished { digest, upload } => {
-                crate::bars::finish(&digest.to_string()[..19]);
-                tracing::debug!(
-                    "{} {digest}",
-                    if upload { "uploaded" } else { "downloaded" }
-                )
-            }
-            ProgressEvent::BlobSkipped { digest } => tracing::debug!("already present: {digest}"),
-            ProgressEvent::BlobMounted { digest, from } => {
-                tracing::debug!("mounted {digest} from {from}")
-            }
-            ProgressEvent::ManifestPushed { digest, reference } => {
-                tracing::debug!("pushed {reference} ({digest})")
-            }
-            ProgressEvent::BlobAdvanced { digest, bytes } => {
-                crate::bars::advance(&digest.to_string()[..19], bytes)
-            }
-        }
-    }
-}
 
 /// Parses a `USER:PASSWORD` flag without ever echoing its value.
 pub fn user_pass(flag: &str, value: &str) -> anyhow::Result<Credential> {
@@ -121,7 +73,7 @@ pub fn client_options_for(global: &GlobalArgs, explicit: StaticCredentials) -> C
 /// A registry client configured from the global flags.
 pub fn client(global: &GlobalArgs, opts: ClientOptions) -> anyhow::Result<Client> {
     let _ = global;
-    Ok(Client::new(opts)?.with_progress(Arc::new(LogProgress)))
+    Ok(Client::new(opts)?.with_progress(Arc::new(ReportEvents(crate::bars::renderer()))))
 }
 
 /// The content store (`$RBUILD_CACHE_DIR`, default `$XDG_CACHE_HOME/rbuild`).

@@ -145,7 +145,12 @@ fn bad_user_port_and_recipe_fail_before_the_index_is_asked() {
     std::fs::write(dir.path().join("requirements.txt"), "six==1.16.0\n").unwrap();
     let cache = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
-        let mut args = vec!["build", "--entrypoint", r#"["python3","-m","main"]"#];
+        let mut args = vec![
+            "build",
+            "--no-push",
+            "--entrypoint",
+            r#"["python3","-m","main"]"#,
+        ];
         args.extend_from_slice(TARGET);
         args.extend(["--index-url", url.as_str()]);
         args.extend_from_slice(extra);
@@ -166,7 +171,8 @@ fn bad_user_port_and_recipe_fail_before_the_index_is_asked() {
         ),
     ] {
         let r = run(&extra);
-        assert_eq!(r.code, 1, "{extra:?}: {}", r.stderr);
+        // Usage errors: exit 2, before any work.
+        assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
         assert!(r.stderr.contains(message), "{extra:?}: {}", r.stderr);
         assert_eq!(
             hits.load(Ordering::SeqCst),

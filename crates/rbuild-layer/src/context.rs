@@ -67,6 +67,18 @@ pub enum WalkWarning {
         /// How many entries have that name.
         count: usize,
     },
+    /// There is no ignore file: rbuild's default ignore list (and `.gitignore`) left these out.
+    DefaultIgnores {
+        /// The topmost paths left out, sorted.
+        left_out: Vec<String>,
+        /// Whether a `.gitignore` contributed patterns.
+        gitignore: bool,
+    },
+    /// Files that look like secrets are copied (the project's ignore file does not exclude them).
+    SecretsCopied {
+        /// Their paths.
+        paths: Vec<String>,
+    },
 }
 
 impl fmt::Display for WalkWarning {
@@ -78,6 +90,34 @@ impl fmt::Display for WalkWarning {
                     "{path}: {kind} skipped (only files, directories and symlinks are copied)"
                 )
             }
+            WalkWarning::DefaultIgnores {
+                left_out,
+                gitignore,
+            } => {
+                let shown: Vec<&str> = left_out.iter().take(8).map(String::as_str).collect();
+                let more = left_out.len().saturating_sub(shown.len());
+                write!(
+                    f,
+                    "no .dockerignore: left out {}{} (rbuild's default Python ignore list{}); add a .dockerignore to choose, or pass --no-default-ignores",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    },
+                    if *gitignore { " and .gitignore" } else { "" }
+                )
+            }
+            WalkWarning::SecretsCopied { paths } if paths.len() == 1 => write!(
+                f,
+                "{} looks like it holds secrets and will be copied into the image; add it to .dockerignore if it should not be",
+                paths[0]
+            ),
+            WalkWarning::SecretsCopied { paths } => write!(
+                f,
+                "these files look like they hold secrets and will be copied into the image: {}; add them to .dockerignore if they should not be",
+                paths.join(", ")
+            ),
             WalkWarning::UnignoredClutter { name, path, count } => {
                 let more = if *count > 1 {
                     format!(" and {} more", count - 1)

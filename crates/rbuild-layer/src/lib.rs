@@ -40,6 +40,7 @@
 
 pub mod compress;
 mod context;
+mod defaults;
 pub mod dockerignore;
 mod error;
 mod tar;
@@ -49,6 +50,9 @@ pub use compress::{CHUNK, Compression, GZIP_HEADER, GZIP_LEVEL, GzipEncoder, ZST
 pub use context::{
     CLUTTER_NAMES, Context, ContextEntry, EntryKind, WalkWarning, load_context, walk_context,
     write_context_entries, write_context_layer,
+};
+pub use defaults::{
+    DEFAULT_IGNORES, gitignore_to_dockerignore, load_context_with_defaults, looks_secret,
 };
 pub use dockerignore::{IGNORE_FILE_NAMES, IgnoreFile, MatchInfo, Pattern};
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@
 //! - [`Image`], [`Layer`], [`Top`], [`Artifact`]: one model for pulled, stored and built images;
 //! - sinks ([`Sink`], reading blobs from a [`BlobSource`]): [`OciLayoutSink`] (`oci:DIR[:TAG]`),
 //!   [`DockerArchiveSink`] (`docker-archive:FILE`) and [`MultiSink`];
+//! - [`progress`]: the one progress [`progress::Event`] type every long step reports through;
 //! - [`canonical_json`]: what rbuild writes itself has sorted keys, so the same image always has the
 //!   same digest. Manifests that rbuild only copies keep their exact bytes ([`RawManifest`]).
 
@@ -21,6 +22,7 @@ mod layout;
 mod manifest;
 mod media_type;
 mod platform;
+pub mod progress;
 mod sink;
 mod store;
 

@@ -234,13 +234,28 @@ fn host_port(url: &Url) -> String {
     }
 }
 
+/// The start of the reason of an [`Error::Protocol`] for a server that does not speak TLS.
+pub(crate) const NOT_TLS: &str = "the registry does not speak TLS here (a plain-HTTP registry?)";
+
 pub(crate) fn transport_error(what: &str, host: &str, e: reqwest::Error) -> Error {
     let e = e.without_url();
-    if let Some(rustls::Error::InvalidCertificate(c)) = find_in_chain::<rustls::Error>(&e) {
-        return Error::Certificate {
-            host: host.to_string(),
-            reason: format!("{c:?}"),
-        };
+    match find_in_chain::<rustls::Error>(&e) {
+        Some(rustls::Error::InvalidCertificate(c)) => {
+            return Error::Certificate {
+                host: host.to_string(),
+                reason: format!("{c:?}"),
+            };
+        }
+        // The server answered something that is not TLS (a plain-HTTP registry): trying again
+        // cannot help, so this is not a (retried) transport error.
+        Some(rustls::Error::InvalidMessage(_)) => {
+            return Error::Protocol {
+                what: what.to_string(),
+                host: host.to_string(),
+                reason: format!("{NOT_TLS} ({})", error_chain(&e)),
+            };
+        }
+        _ => {}
     }
     Error::Transport {
         what: what.to_string(),

@@ -185,12 +185,23 @@ impl Error {
             Error::Certificate { host, .. } => Some(format!(
                 "pass the registry's CA certificate with --ca-file FILE (or put it in /etc/containers/certs.d/{host}/ca.crt); --insecure-registry {host} skips verification"
             )),
-            Error::Status { status: 401, .. } | Error::Auth { .. } => Some(
-                "check the credentials (--creds USER:PASS, RBUILD_REGISTRY_USERNAME/RBUILD_REGISTRY_PASSWORD, docker or podman login)".to_string(),
-            ),
-            Error::Status { status: 404, .. } => {
-                Some("check the repository name, tag or digest".to_string())
+            Error::Protocol { host, reason, .. } if reason.starts_with(crate::client::NOT_TLS) => {
+                Some(format!(
+                    "if {host} is a plain-HTTP registry you trust, pass --insecure-registry {host}"
+                ))
             }
+            Error::Transport { host, reason, .. } if reason.contains("refused") => Some(format!(
+                "nothing answers at {host}: check the host and port, and that the registry is running"
+            )),
+            Error::Status { status: 401, host, .. } | Error::Auth { host, .. } => Some(format!(
+                "rbuild looked for credentials for {host} in: --creds, RBUILD_REGISTRY_USERNAME/RBUILD_REGISTRY_PASSWORD, $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, $DOCKER_CONFIG or ~/.docker/config.json (with credential helpers); log in with `rbuild login {host}`, or check the ones found there"
+            )),
+            Error::Status { status: 403, host, .. } => Some(format!(
+                "the credentials for {host} were accepted but may not do this: check the repository name and your permissions (`rbuild login {host}` to use others)"
+            )),
+            Error::Status { status: 404, .. } => Some(
+                "check the repository name, tag or digest; `rbuild inspect REF` shows what a reference points to".to_string(),
+            ),
             Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => Some(
                 "the registry (or something between it and rbuild) served corrupt content; try again later".to_string(),
             ),

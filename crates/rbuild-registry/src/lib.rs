@@ -60,7 +60,7 @@ pub use client::{Client, ClientOptions, UploadMode, is_loopback};
 pub use credentials::{ChainCredentials, DefaultCredentials, StaticCredentials, parse_user_pass};
 pub use error::{Error, Result};
 pub use ops::ResolvedImage;
-pub use progress::{NoProgress, Progress, ProgressEvent};
+pub use progress::{NoProgress, Progress, ProgressEvent, ReportEvents};
 pub use push::{RegistryBlobs, RegistrySink, sink_error};
 pub use rbuild_http::{RetryPolicy, parse_retry_after};
 pub use reference::{DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_LEGACY, Reference, ReferenceError};

@@ -1,6 +1,9 @@
-//! Progress reporting: the library never prints; callers implement [`Progress`].
+//! Progress reporting: the library never prints; callers implement [`Progress`], or any
+//! [`rbuild_oci::progress::Reporter`] wrapped in [`ReportEvents`] (the one event type shared with
+//! the index client and the build).
 
 use rbuild_oci::Digest;
+use rbuild_oci::progress::{Activity, Event, Reporter};
 
 /// Something that happened to a blob or manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,4 +72,144 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {
     fn event(&self, _event: ProgressEvent) {}
+}
+
+impl ProgressEvent {
+    /// The same event in rbuild's shared progress vocabulary; `None` for events that are not
+    /// progress of a long step (skipped and mounted blobs, pushed manifests).
+    ///
+    /// Transfers are keyed by the digest's first 19 characters (`sha256:` + 12 hex digits), the
+    /// form users see in logs.
+    pub fn to_event(&self) -> Option<Event> {
+        let id = |d: &Digest| d.to_string().chars().take(19).collect::<String>();
+        let activity = |upload: bool| {
+            if upload {
+                Activity::BlobUpload
+            } else {
+                Activity::BlobDownload
+            }
+        };
+        Some(match self {
+            ProgressEvent::BlobStarted {
+                digest,
+                size,
+                upload,
+            } => Event::Started {
+                activity: activity(*upload),
+                id: id(digest),
+                platform: None,
+                total: Some(*size),
+            },
+            ProgressEvent::BlobAdvanced { digest, bytes } => Event::Advanced {
+                // The direction is not in this event; the id identifies the bar.
+                activity: Activity::BlobDownload,
+                id: id(digest),
+                n: *bytes,
+            },
+            ProgressEvent::BlobRestarted { digest, from } => Event::Restarted {
+                activity: Activity::BlobDownload,
+                id: id(digest),
+                from: *from,
+            },
+            ProgressEvent::BlobFinished { digest, upload } => Event::Finished {
+                activity: activity(*upload),
+                id: id(digest),
+            },
+            ProgressEvent::BlobSkipped { .. }
+            | ProgressEvent::BlobMounted { .. }
+            | ProgressEvent::ManifestPushed { .. } => Event::Info {
+                message: self.describe(),
+            },
+        })
+    }
+
+    /// One line for logs (`mounted sha256:... from library/python`).
+    pub fn describe(&self) -> String {
+        match self {
+            ProgressEvent::BlobStarted {
+                digest,
+                size,
+                upload,
+            } => format!(
+                "{} {digest} ({})",
+                if *upload { "uploading" } else { "downloading" },
+                rbuild_oci::progress::human_size(*size)
+            ),
+            ProgressEvent::BlobAdvanced { digest, bytes } => {
+                format!("{digest}: {bytes} more bytes")
+            }
+            ProgressEvent::BlobRestarted { digest, from: 0 } => {
+                format!("retrying {digest} from the start")
+            }
+            ProgressEvent::BlobRestarted { digest, from } => {
+                format!("resuming {digest} at byte {from}")
+            }
+            ProgressEvent::BlobFinished { digest, upload } => format!(
+                "{} {digest}",
+                if *upload { "uploaded" } else { "downloaded" }
+            ),
+            ProgressEvent::BlobSkipped { digest } => format!("already present: {digest}"),
+            ProgressEvent::BlobMounted { digest, from } => format!("mounted {digest} from {from}"),
+            ProgressEvent::ManifestPushed { digest, reference } => {
+                format!("pushed {reference} ({digest})")
+            }
+        }
+    }
+}
+
+/// A [`Progress`] that passes every event on to a shared-vocabulary [`Reporter`]
+/// (`Client::with_progress(Arc::new(ReportEvents(reporter)))`).
+pub struct ReportEvents<R>(pub R);
+
+impl<R: Reporter> Progress for ReportEvents<R> {
+    fn event(&self, event: ProgressEvent) {
+        if let Some(e) = event.to_event() {
+            self.0.report(&e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Collect(Mutex<Vec<Event>>);
+    impl Reporter for Collect {
+        fn report(&self, e: &Event) {
+            self.0.lock().unwrap().push(e.clone());
+        }
+    }
+
+    #[test]
+    fn blob_events_map_to_shared_events() {
+        let d = Digest::of(b"x");
+        let c = ReportEvents(Collect(Mutex::new(Vec::new())));
+        c.event(ProgressEvent::BlobStarted {
+            digest: d,
+            size: 5,
+            upload: true,
+        });
+        c.event(ProgressEvent::BlobFinished {
+            digest: d,
+            upload: true,
+        });
+        let got = c.0.0.into_inner().unwrap();
+        let id = d.to_string()[..19].to_string();
+        assert_eq!(
+            got,
+            [
+                Event::Started {
+                    activity: Activity::BlobUpload,
+                    id: id.clone(),
+                    platform: None,
+                    total: Some(5)
+                },
+                Event::Finished {
+                    activity: Activity::BlobUpload,
+                    id
+                }
+            ]
+        );
+    }
 }

@@ -19,6 +19,11 @@
 //! | `index-url`, `extra-index-url`, `find-links` | string, list, list | same names | `RBUILD_INDEX_URL`, ... |
 //! | `compression`, `format` | string | `--compression`, `--format` | `RBUILD_COMPRESSION`, `RBUILD_FORMAT` |
 //! | `compile-bytecode` | bool | `--compile-bytecode`, `--no-compile-bytecode` | `RBUILD_COMPILE_BYTECODE` (`true`/`false`, `1`/`0`) |
+//! | `default-ignores` | bool | `--no-default-ignores` | `RBUILD_DEFAULT_IGNORES` (without an ignore file: rbuild's Python ignore list and `.gitignore`; default true) |
+//!
+//! Maps (`env`, `labels`, `annotations`) merge across levels, the higher level winning per key.
+//! `rbuild.toml` holds the keys at its top level, or the same `[tool.rbuild]` table as
+//! `pyproject.toml`. A list key given a single value is an error that shows the list form.
 //!
 //! Lists in environment variables are comma-separated. Unknown keys are errors that suggest the
 //! nearest known key.
@@ -72,10 +77,12 @@ pub struct Settings {
     pub format: Option<String>,
     /// Whether the layers carry bytecode (`.pyc`) compiled by the base's own interpreter.
     pub compile_bytecode: Option<bool>,
+    /// Without an ignore file, apply rbuild's default Python ignore list and `.gitignore`.
+    pub default_ignores: Option<bool>,
 }
 
 /// The known keys, as spelled in files.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "base",
     "to",
     "platforms",
@@ -97,6 +104,7 @@ pub const KEYS: [&str; 21] = [
     "compression",
     "format",
     "compile-bytecode",
+    "default-ignores",
 ];
 
 /// Configuration errors.
@@ -170,11 +178,19 @@ pub fn suggest(key: &str) -> Option<String> {
 }
 
 impl Settings {
-    /// Values of `higher` win over `self`.
+    /// Values of `higher` win over `self`; maps (`env`, `labels`, `annotations`) merge, with
+    /// `higher` winning per key.
     pub fn overlay(mut self, higher: Settings) -> Settings {
         macro_rules! take {
             ($($f:ident),*) => { $( if higher.$f.is_some() { self.$f = higher.$f; } )* };
         }
+        // Maps merge: each key of the higher level wins, the other keys stay.
+        macro_rules! merge {
+            ($($f:ident),*) => { $( if let Some(h) = higher.$f {
+                self.$f.get_or_insert_with(Default::default).extend(h);
+            } )* };
+        }
+        merge!(env, labels, annotations);
         take!(
             base,
             to,
@@ -185,18 +201,16 @@ impl Settings {
             app_dir,
             entrypoint,
             cmd,
-            env,
             user,
             ports,
-            labels,
-            annotations,
             recipe,
             index_url,
             extra_index_url,
             find_links,
             compression,
             format,
-            compile_bytecode
+            compile_bytecode,
+            default_ignores
         );
         self
     }
@@ -224,7 +238,13 @@ impl Settings {
                             .ok_or_else(|| ty(k, "a list of strings"))
                     })
                     .collect(),
-                toml::Value::String(x) => Ok(vec![x.clone()]),
+                toml::Value::String(x) => Err(ConfigError::Type {
+                    file: file.to_string(),
+                    key: k.to_string(),
+                    expected: leak(format!(
+                        "a list of strings, not a single string (write {k} = [{x:?}])"
+                    )),
+                }),
                 _ => Err(ty(k, "a list of strings")),
             }
         };
@@ -236,7 +256,13 @@ impl Settings {
             };
             match v {
                 toml::Value::Array(a) => a.iter().map(one).collect(),
-                x => Ok(vec![one(x)?]),
+                x => Err(ConfigError::Type {
+                    file: file.to_string(),
+                    key: k.to_string(),
+                    expected: leak(format!(
+                        "a list of ports, not a single value (write {k} = [{x}])"
+                    )),
+                }),
             }
         };
         let map = |k: &str, v: &toml::Value| -> Result<BTreeMap<String, String>, ConfigError> {
@@ -274,6 +300,9 @@ impl Settings {
                 "format" => s.format = Some(string(key, v)?),
                 "compile-bytecode" => {
                     s.compile_bytecode = Some(v.as_bool().ok_or_else(|| ty(key, "true or false"))?)
+                }
+                "default-ignores" => {
+                    s.default_ignores = Some(v.as_bool().ok_or_else(|| ty(key, "true or false"))?)
                 }
                 other => {
                     return Err(ConfigError::UnknownKey {
@@ -332,7 +361,24 @@ impl Settings {
                     pyproject: pyproject_path,
                 });
             }
-            (Some(t), None) => Settings::from_table(&rbuild_path.display().to_string(), &t)?,
+            (Some(t), None) => {
+                // The same `[tool.rbuild]` table as pyproject's is accepted in rbuild.toml too.
+                match t
+                    .get("tool")
+                    .and_then(|x| x.get("rbuild"))
+                    .and_then(|x| x.as_table())
+                {
+                    Some(inner)
+                        if t.len() == 1 && t["tool"].as_table().is_some_and(|x| x.len() == 1) =>
+                    {
+                        Settings::from_table(
+                            &format!("{} [tool.rbuild]", rbuild_path.display()),
+                            inner,
+                        )?
+                    }
+                    _ => Settings::from_table(&rbuild_path.display().to_string(), &t)?,
+                }
+            }
             (None, Some(t)) => {
                 Settings::from_table(&format!("{} [tool.rbuild]", pyproject_path.display()), &t)?
             }
@@ -424,25 +470,71 @@ impl Settings {
             compression: var("RBUILD_COMPRESSION"),
             format: var("RBUILD_FORMAT"),
             compile_bytecode: boolean("RBUILD_COMPILE_BYTECODE")?,
+            default_ignores: boolean("RBUILD_DEFAULT_IGNORES")?,
         })
     }
 }
 
-/// `RBUILD_TO` semantics: a reference with a tag or digest is kept; a bare repository gets the project's
-/// name and `latest` appended (`registry.example/team` → `registry.example/team/myapp:latest`).
+/// `--to`/`RBUILD_TO` semantics, ko's `KO_DOCKER_REPO` rule: a reference with a tag or digest is
+/// kept; anything else is a repository (or, alone, a registry host: `localhost:5000`,
+/// `registry.example`) to which the project's name and `latest` are appended
+/// (`registry.example/team` → `registry.example/team/myapp:latest`). Without a project name the
+/// reference is only given `latest`; [`repo_name`] gives the name rbuild uses.
 pub fn complete_repo(r: &str, project: Option<&str>) -> String {
+    let r = r.trim_end_matches('/');
+    let (first, rest) = match r.split_once('/') {
+        Some((f, rest)) => (f, Some(rest)),
+        None => (r, None),
+    };
+    let host_only =
+        rest.is_none() && (first.contains('.') || first.contains(':') || first == "localhost");
     let last = r.rsplit('/').next().unwrap_or(r);
-    if r.contains('@') || last.contains(':') {
+    if !host_only && (r.contains('@') || last.contains(':')) {
         return r.to_string();
     }
     match project {
-        Some(p) => format!(
-            "{}/{}:latest",
-            r.trim_end_matches('/'),
-            p.to_ascii_lowercase().replace('_', "-")
-        ),
+        Some(p) => format!("{r}/{}:latest", normalize_repo_name(p)),
         None => format!("{r}:latest"),
     }
+}
+
+/// A project or directory name as a repository path component: lowercase, runs of characters
+/// other than `[a-z0-9]` become one `-`, trimmed of `-` (`My_App` → `my-app`).
+pub fn normalize_repo_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let t = out.trim_matches('-');
+    if t.is_empty() {
+        "app".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// The name appended to a `--to`/`RBUILD_TO` repository: the project's name, else the context
+/// directory's name (resolved, so `.` works), normalised.
+pub fn repo_name(context: &Path, project: Option<&str>) -> String {
+    if let Some(p) = project {
+        return normalize_repo_name(p);
+    }
+    let dir = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
+    normalize_repo_name(
+        &dir.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// Leaks a message built once per failed run (an error path), so [`ConfigError::Type`] can keep
+/// its `&'static str` field.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
 }
 
 #[cfg(test)]
@@ -551,5 +643,79 @@ mod tests {
             complete_repo("127.0.0.1:5000/team", Some("p")),
             "127.0.0.1:5000/team/p:latest"
         );
+    }
+
+    #[test]
+    fn to_follows_kos_rule() {
+        // A registry host alone is never a Docker Hub repository.
+        assert_eq!(
+            complete_repo("localhost:5000", Some("app")),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            complete_repo("registry.example", Some("app")),
+            "registry.example/app:latest"
+        );
+        // The same for --to and RBUILD_TO: a repository gets the project appended.
+        assert_eq!(complete_repo("a/b", Some("proj")), "a/b/proj:latest");
+        assert_eq!(complete_repo("a/b:v1", Some("proj")), "a/b:v1");
+        assert_eq!(
+            complete_repo("h:5000/a/b@sha256:00", Some("p")),
+            "h:5000/a/b@sha256:00"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("My Service_2");
+        std::fs::create_dir(&ctx).unwrap();
+        assert_eq!(repo_name(&ctx, None), "my-service-2");
+        assert_eq!(repo_name(&ctx, Some("Real_Name")), "real-name");
+    }
+
+    #[test]
+    fn maps_merge_per_key_across_levels() {
+        let map = |kv: &[(&str, &str)]| {
+            Some(
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
+        let file = Settings {
+            env: map(&[("A", "file"), ("B", "file")]),
+            labels: map(&[("team", "core")]),
+            ..Default::default()
+        };
+        let flags = Settings {
+            env: map(&[("B", "flag"), ("C", "flag")]),
+            ..Default::default()
+        };
+        let merged = file.overlay(flags);
+        assert_eq!(
+            merged.env,
+            map(&[("A", "file"), ("B", "flag"), ("C", "flag")])
+        );
+        assert_eq!(merged.labels, map(&[("team", "core")]));
+    }
+
+    #[test]
+    fn rbuild_toml_takes_the_tool_rbuild_table_and_scalars_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rbuild.toml"),
+            "[tool.rbuild]\nuser = \"2000\"\n",
+        )
+        .unwrap();
+        let (s, _) = Settings::from_project_dir(dir.path()).unwrap();
+        assert_eq!(s.user.as_deref(), Some("2000"));
+        let t: toml::Table = "ports = 9000".parse().unwrap();
+        let err = Settings::from_table("rbuild.toml", &t)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rbuild.toml: ports must be a list"), "{err}");
+        assert!(err.contains("ports = [9000]"), "{err}");
+        let t: toml::Table = "to = \"reg/x:v1\"".parse().unwrap();
+        let err = Settings::from_table("pyproject.toml [tool.rbuild]", &t)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("to must be a list of strings"), "{err}");
     }
 }

@@ -313,10 +313,12 @@ impl Builder {
     /// The context (its ignore file applied), read once for every platform, and the facts the
     /// recipes and image settings need from it.
     async fn load_project(&self, req: &BuildRequest) -> Result<Arc<Project>, BuildError> {
-        let dir = req.context.clone();
-        let ctx = tokio::task::spawn_blocking(move || rbuild_layer::load_context(&dir))
-            .await
-            .map_err(other)??;
+        let (dir, defaults) = (req.context.clone(), req.default_ignores);
+        let ctx = tokio::task::spawn_blocking(move || {
+            rbuild_layer::load_context_with_defaults(&dir, defaults)
+        })
+        .await
+        .map_err(other)??;
         for w in &ctx.warnings {
             self.progress.warning(&w.to_string());
         }
@@ -437,11 +439,11 @@ impl Builder {
             "all",
             "download",
             &format!(
-                "{wanted} wheels for {} platforms: {} different files ({} downloaded, {:.1} MB)",
+                "{wanted} wheels for {} platforms: {} different files ({} downloaded, {})",
                 to_build.len(),
                 unique.len(),
                 fetched.len(),
-                fetched.iter().sum::<u64>() as f64 / 1e6,
+                crate::progress::human_size(fetched.iter().sum::<u64>()),
             ),
             elapsed(t1),
         );
@@ -522,12 +524,12 @@ impl Builder {
             &plat,
             "resolve",
             &format!(
-                "base {} ({} layers)",
+                "base {} ({})",
                 base.image
                     .manifest_digest
                     .map(|d| d.to_string())
                     .unwrap_or_else(|| "scratch".into()),
-                base.image.layers.len()
+                crate::progress::count(base.image.layers.len(), "layer", "layers")
             ),
             elapsed(t0),
         );

@@ -373,9 +373,9 @@ pub fn detect<'a>(
     }
     Err(RecipeError::NotDetected {
         why: format!(
-            "{} Python files and {} locked packages looked at",
-            facts.sources.len(),
-            facts.packages.len()
+            "{} and {} looked at",
+            crate::progress::count(facts.sources.len(), "Python file", "Python files"),
+            crate::progress::count(facts.packages.len(), "locked package", "locked packages")
         ),
     })
 }

@@ -130,6 +130,9 @@ pub struct BuildRequest {
     /// Ship bytecode compiled by the base's own interpreter in the dependency and app layers
     /// (default on; a `scratch` base has no interpreter and gets none).
     pub compile_bytecode: bool,
+    /// Without a `.dockerignore`/`.containerignore`, leave out what rbuild's default Python
+    /// ignore list and the project's `.gitignore` name (default on).
+    pub default_ignores: bool,
 }
 
 /// The caller's own settings: the highest level of a request (the CLI's flags, or the methods of
@@ -324,6 +327,7 @@ impl BuildRequest {
             skip_unsupported_platforms: false,
             allow_incomplete_lock: false,
             compile_bytecode: true,
+            default_ignores: true,
         }
     }
 
@@ -338,14 +342,22 @@ impl BuildRequest {
             ConfigSources::Isolated => (Settings::default(), None, Settings::default()),
             ConfigSources::Env(get) => {
                 let (file, project) = Settings::from_project_dir(context)?;
-                let env = Settings::from_env(get, project.as_deref())?;
+                let name = crate::config::repo_name(context, project.as_deref());
+                let env = Settings::from_env(get, Some(&name))?;
                 (file, project, env)
             }
         };
+        let mut flags = flags.clone();
+        let name = crate::config::repo_name(context, project.as_deref());
+        flags.to = flags.to.map(|t| {
+            t.iter()
+                .map(|r| crate::config::complete_repo(r, Some(&name)))
+                .collect()
+        });
         let settings = Settings::default()
             .overlay(file)
             .overlay(env)
-            .overlay(flags.clone());
+            .overlay(flags);
         Ok((settings, project))
     }
 
@@ -520,6 +532,7 @@ impl BuildRequest {
                 .map_err(|_| RequestError::Compression(c.to_string()))?,
         };
         request.compile_bytecode = settings.compile_bytecode.unwrap_or(true);
+        request.default_ignores = settings.default_ignores.unwrap_or(true);
         request.format = match settings.format.as_deref() {
             None | Some("oci") => ImageFormat::Oci,
             Some("docker") => ImageFormat::Docker,

@@ -14,8 +14,8 @@ use clap::Args;
 use rbuild::image::{BuiltImage, LayerKind};
 use rbuild::publish::{parse_output, publish};
 use rbuild::{
-    BaseRef, BuildProgress, BuildRequest, Builder, ConfigSources, IndexClient, IndexOptions,
-    Platform, RequestFlags, ResolvedRequest, Settings, Sink,
+    BaseRef, BuildRequest, Builder, ConfigSources, IndexClient, IndexOptions, Platform,
+    RequestFlags, ResolvedRequest, Settings, Sink,
 };
 use serde_json::json;
 
@@ -65,121 +65,167 @@ pub struct ResolveArgs {
     /// The project directory (default: the current directory).
     #[arg(value_name = "CONTEXT")]
     pub context: Option<PathBuf>,
-    /// Base image (default python:3.12-slim from Docker Hub, or `scratch`).
-    #[arg(long, value_name = "REF")]
+    /// Base image (default python:3.12-slim from Docker Hub, or `scratch`). [env: RBUILD_BASE]
+    #[arg(long, value_name = "REF", help_heading = "Base and platforms")]
     pub base: Option<String>,
     /// Platform(s) as os/arch[/variant], comma-separated or repeated (e.g.
     /// linux/amd64,linux/arm64); `all` for every platform of the base index (default: this
-    /// machine's).
-    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]|all", value_parser = parse_platforms)]
+    /// machine's). [env: RBUILD_PLATFORMS]
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]|all", value_parser = parse_platforms, help_heading = "Base and platforms")]
     pub platform: Vec<Vec<String>>,
     /// Build every platform of the base index (the same as --platform all).
-    #[arg(long = "all-platforms")]
+    #[arg(long = "all-platforms", help_heading = "Base and platforms")]
     pub all_platforms: bool,
-    /// The lockfile (default: uv.lock, pylock.toml, poetry.lock or requirements.txt in CONTEXT).
-    #[arg(long, value_name = "FILE")]
+    /// The lockfile (default: uv.lock, pylock.toml, poetry.lock or requirements.txt in CONTEXT). [env: RBUILD_LOCK]
+    #[arg(long, value_name = "FILE", help_heading = "Dependencies")]
     pub lock: Option<PathBuf>,
-    /// Install this extra of the project (repeatable).
-    #[arg(long = "extra", value_name = "NAME")]
+    /// Install this extra of the project (repeatable). [env: RBUILD_EXTRAS]
+    #[arg(long = "extra", value_name = "NAME", help_heading = "Dependencies")]
     pub extras: Vec<String>,
-    /// Install this dependency group (repeatable).
-    #[arg(long = "group", value_name = "NAME")]
+    /// Install this dependency group (repeatable). [env: RBUILD_GROUPS]
+    #[arg(long = "group", value_name = "NAME", help_heading = "Dependencies")]
     pub groups: Vec<String>,
-    /// The package index (default https://pypi.org/simple).
-    #[arg(long = "index-url", value_name = "URL")]
+    /// The package index (default https://pypi.org/simple). [env: RBUILD_INDEX_URL]
+    #[arg(long = "index-url", value_name = "URL", help_heading = "Dependencies")]
     pub index_url: Option<String>,
-    /// Another index, searched after --index-url (repeatable).
-    #[arg(long = "extra-index-url", value_name = "URL")]
+    /// Another index, searched after --index-url (repeatable). [env: RBUILD_EXTRA_INDEX_URL]
+    #[arg(
+        long = "extra-index-url",
+        value_name = "URL",
+        help_heading = "Dependencies"
+    )]
     pub extra_index_url: Vec<String>,
-    /// A directory of wheels searched before any index (repeatable).
-    #[arg(long = "find-links", value_name = "DIR")]
+    /// A directory of wheels searched before any index (repeatable). [env: RBUILD_FIND_LINKS]
+    #[arg(long = "find-links", value_name = "DIR", help_heading = "Dependencies")]
     pub find_links: Vec<String>,
     /// Use only the content store and --find-links: no index requests.
-    #[arg(long)]
+    #[arg(long, help_heading = "Dependencies")]
     pub offline: bool,
     /// Refuse lock entries without a sha256.
-    #[arg(long = "require-hashes")]
+    #[arg(long = "require-hashes", help_heading = "Dependencies")]
     pub require_hashes: bool,
     /// Python version of the base (X.Y or X.Y.Z), instead of detecting it.
-    #[arg(long = "python-version", value_name = "X.Y")]
+    #[arg(
+        long = "python-version",
+        value_name = "X.Y",
+        help_heading = "Target overrides"
+    )]
     pub python_version: Option<String>,
     /// C library of the base (glibc-2.36, musl-1.2), instead of detecting it.
-    #[arg(long, value_name = "FAMILY-X.Y")]
+    #[arg(long, value_name = "FAMILY-X.Y", help_heading = "Target overrides")]
     pub libc: Option<String>,
     /// Site-packages directory in the image, instead of detecting it.
-    #[arg(long = "site-packages", value_name = "DIR")]
+    #[arg(
+        long = "site-packages",
+        value_name = "DIR",
+        help_heading = "Target overrides"
+    )]
     pub site_packages: Option<String>,
     /// Interpreter path in the image, instead of detecting it.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Target overrides")]
     pub interpreter: Option<String>,
     /// A PEP 508 marker value the image cannot tell (platform_release, platform_version).
-    #[arg(long = "marker-env", value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(long = "marker-env", value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Target overrides")]
     pub marker_env: Vec<(String, String)>,
 }
 
 /// Arguments of `rbuild build`.
 #[derive(Debug, Args, Clone)]
 pub struct BuildArgs {
+    /// Push to this reference (repeatable: several tags, one upload). A repository without a
+    /// tag gets the project's name and `latest` (ko's rule: `--to ghcr.io/me` pushes
+    /// ghcr.io/me/<project>:latest); `host:port` alone is a registry. [env: RBUILD_TO]
+    #[arg(
+        long,
+        short = 't',
+        visible_alias = "tag",
+        value_name = "REF",
+        help_heading = "Destination",
+        display_order = 0
+    )]
+    pub to: Vec<String>,
+    /// Also write oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG] (repeatable).
+    #[arg(long, value_name = "SINK", help_heading = "Destination")]
+    pub output: Vec<String>,
+    /// Build into the content store only and print the digest (no --to or --output needed).
+    #[arg(long = "no-push", help_heading = "Destination", conflicts_with = "to")]
+    pub no_push: bool,
+    /// Docker's habit: rbuild always pushes to every --to, so --push is accepted and does nothing.
+    #[arg(long, hide = true)]
+    pub push: bool,
     /// What to resolve.
     #[command(flatten)]
     pub resolve: ResolveArgs,
-    /// Push to this reference (repeatable: several tags, one upload).
-    #[arg(long, value_name = "REF")]
-    pub to: Vec<String>,
-    /// Also write oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG] (repeatable).
-    #[arg(long, value_name = "SINK")]
-    pub output: Vec<String>,
-    /// Where the app goes in the image (default /app; also the WorkingDir).
-    #[arg(long = "app-dir", value_name = "DIR")]
+    /// Where the app goes in the image (default /app; also the WorkingDir). [env: RBUILD_APP_DIR]
+    #[arg(long = "app-dir", value_name = "DIR", help_heading = "Image settings")]
     pub app_dir: Option<String>,
-    /// Entrypoint as a JSON array, as in a Dockerfile's exec form.
-    #[arg(long, value_name = "JSON", value_parser = json_array)]
+    /// Entrypoint as a JSON array, as in a Dockerfile's exec form. [env: RBUILD_ENTRYPOINT]
+    #[arg(long, value_name = "JSON", value_parser = json_array, help_heading = "Image settings")]
     pub entrypoint: Option<JsonList>,
-    /// Cmd as a JSON array.
-    #[arg(long, value_name = "JSON", value_parser = json_array)]
+    /// Cmd as a JSON array. [env: RBUILD_CMD]
+    #[arg(long, value_name = "JSON", value_parser = json_array, help_heading = "Image settings")]
     pub cmd: Option<JsonList>,
-    /// Environment variable (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    /// Environment variable (repeatable). [env: RBUILD_ENV]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Image settings")]
     pub env: Vec<(String, String)>,
-    /// Run as UID[:GID] (default 1001:1001, a user named app).
-    #[arg(long, value_name = "UID[:GID]")]
+    /// Run as UID[:GID] (default 1001:1001, a user named app). [env: RBUILD_USER]
+    #[arg(long, value_name = "UID[:GID]", help_heading = "Image settings")]
     pub user: Option<String>,
-    /// Expose a port (repeatable).
-    #[arg(long, value_name = "PORT[/PROTO]")]
+    /// Expose a port (repeatable). [env: RBUILD_PORTS]
+    #[arg(long, value_name = "PORT[/PROTO]", help_heading = "Image settings")]
     pub port: Vec<String>,
-    /// Image label (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    /// Image label (repeatable). [env: RBUILD_LABELS]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Image settings")]
     pub label: Vec<(String, String)>,
-    /// Manifest annotation (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    /// Manifest annotation (repeatable). [env: RBUILD_ANNOTATIONS]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Image settings")]
     pub annotation: Vec<(String, String)>,
-    /// The recipe (see `rbuild recipes`); `none` for none. Default: detected.
-    #[arg(long, value_name = "NAME")]
+    /// The recipe (see `rbuild recipes`); `none` for none. Default: detected. [env: RBUILD_RECIPE]
+    #[arg(long, value_name = "NAME", help_heading = "Image settings")]
     pub recipe: Option<String>,
-    /// Layer compression: gzip (default) or zstd.
-    #[arg(long, value_name = "gzip|zstd")]
+    /// Layer compression: gzip (default) or zstd. [env: RBUILD_COMPRESSION]
+    #[arg(long, value_name = "gzip|zstd", help_heading = "Caching and outputs")]
     pub compression: Option<String>,
-    /// Manifest format: oci (default) or docker.
-    #[arg(long, value_name = "oci|docker")]
+    /// Manifest format: oci (default) or docker. [env: RBUILD_FORMAT]
+    #[arg(long, value_name = "oci|docker", help_heading = "Caching and outputs")]
     pub format: Option<String>,
     /// Reuse layers from this image (the first --to is always looked at).
-    #[arg(long = "cache-from", value_name = "REF")]
+    #[arg(
+        long = "cache-from",
+        value_name = "REF",
+        help_heading = "Caching and outputs"
+    )]
     pub cache_from: Vec<String>,
     /// Make two wheels writing different bytes to one path an error.
-    #[arg(long)]
+    #[arg(long, help_heading = "Dependencies")]
     pub strict: bool,
     /// Leave out platforms whose wheels are missing instead of failing.
-    #[arg(long = "skip-unsupported-platforms")]
+    #[arg(
+        long = "skip-unsupported-platforms",
+        help_heading = "Base and platforms"
+    )]
     pub skip_unsupported_platforms: bool,
     /// Build even when the lock lacks requirements of the packages it installs (warns instead).
-    #[arg(long = "allow-incomplete-lock")]
+    #[arg(long = "allow-incomplete-lock", help_heading = "Dependencies")]
     pub allow_incomplete_lock: bool,
     /// Compile bytecode (.pyc) for the dependency and app layers with the base's own Python
-    /// (the default; deterministic, PEP 552 unchecked-hash).
-    #[arg(long = "compile-bytecode", overrides_with = "no_compile_bytecode")]
+    /// (the default; deterministic, PEP 552 unchecked-hash). [env: RBUILD_COMPILE_BYTECODE]
+    #[arg(
+        long = "compile-bytecode",
+        overrides_with = "no_compile_bytecode",
+        help_heading = "Image settings"
+    )]
     pub compile_bytecode: bool,
+    /// Without a .dockerignore, copy everything (no built-in Python ignore list, no .gitignore).
+    /// [env: RBUILD_DEFAULT_IGNORES=false]
+    #[arg(long = "no-default-ignores", help_heading = "Image settings")]
+    pub no_default_ignores: bool,
     /// Ship no bytecode: every container start compiles what it imports.
-    #[arg(long = "no-compile-bytecode", overrides_with = "compile_bytecode")]
+    #[arg(
+        long = "no-compile-bytecode",
+        overrides_with = "compile_bytecode",
+        help_heading = "Image settings"
+    )]
     pub no_compile_bytecode: bool,
 }
 
@@ -189,36 +235,6 @@ pub struct PlanArgs {
     /// What to resolve.
     #[command(flatten)]
     pub resolve: ResolveArgs,
-}
-
-/// Prints steps on stderr (not with `-q` or `--json`).
-struct StepPrinter {
-    quiet: bool,
-}
-
-impl BuildProgress for StepPrinter {
-    fn step(&self, platform: &str, step: &str, detail: &str, seconds: f64) {
-        if !self.quiet {
-            crate::bars::println(&format!("[{platform}] {step:<8} {detail} ({seconds:.2} s)"));
-        }
-    }
-    fn warning(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("warning: {message}");
-        }
-    }
-    fn info(&self, message: &str) {
-        tracing::debug!("{message}");
-    }
-    fn download_started(&self, filename: &str, size: Option<u64>) {
-        crate::bars::start(filename, "wheel", size);
-    }
-    fn download_advanced(&self, filename: &str, n: u64) {
-        crate::bars::advance(filename, n);
-    }
-    fn download_finished(&self, filename: &str) {
-        crate::bars::finish(filename);
-    }
 }
 
 /// The flags as the highest level of the request (the library merges the lower ones).
@@ -267,6 +283,9 @@ fn flags_from_args(r: &ResolveArgs, b: Option<&BuildArgs>) -> RequestFlags {
             (_, true) => Some(false),
             _ => None,
         };
+        if b.no_default_ignores {
+            s.default_ignores = Some(false);
+        }
         f.cache_from = b.cache_from.clone();
         f.strict = b.strict;
         f.skip_unsupported_platforms = b.skip_unsupported_platforms;
@@ -304,6 +323,20 @@ async fn prepare(
     }
     let mut resolved =
         BuildRequest::from_flags(context, flags_from_args(r, b), ConfigSources::process())?;
+    if let Some(b) = b
+        && resolved.to.is_empty()
+        && b.output.is_empty()
+        && !b.no_push
+    {
+        return Err(crate::exit::usage(
+            "no destination: rbuild build needs to know where the image goes",
+            &[
+                "pass --to REF (or -t REF), e.g. --to ghcr.io/me/app:1.0",
+                "or set RBUILD_TO (a repository: the project's name is appended, as ko does)",
+                "or set `to = [\"REF\"]` in [tool.rbuild]; --output oci:DIR writes a directory, --no-push only builds and prints the digest",
+            ],
+        ));
+    }
     // `--creds` / RBUILD_REGISTRY_* apply to the registry pushed to (the first --to), else the base's.
     let target_ref = match resolved.to.first() {
         Some(t) => Some(t.clone()),
@@ -326,8 +359,9 @@ async fn prepare(
         ..Default::default()
     });
     let index = IndexClient::new(index_opts)?;
-    let quiet = global.quiet > 0 || global.json;
-    let builder = Builder::new(client, index, store).with_progress(Arc::new(StepPrinter { quiet }));
+    let builder = Builder::new(client, index, store).with_progress(Arc::new(
+        crate::bars::BuildRenderer(crate::bars::renderer()),
+    ));
     Ok(Prepared { resolved, builder })
 }
 
@@ -351,34 +385,138 @@ fn image_json(image: &BuiltImage, references: &[String]) -> serde_json::Value {
     })
 }
 
+/// Says which registry (base or target) and which operation when `e` is a registry error.
+fn registry_context(e: anyhow::Error, what: &str) -> anyhow::Error {
+    if crate::exit::registry_error(&e).is_some() {
+        e.context(what.to_string())
+    } else {
+        e
+    }
+}
+
+/// What stdout gets for a build: `REF@digest` for each reference pushed, else the digest.
+pub fn stdout_lines(
+    pushed: &[rbuild_registry::Reference],
+    digest: &rbuild_oci::Digest,
+) -> Vec<String> {
+    if pushed.is_empty() {
+        return vec![digest.to_string()];
+    }
+    pushed
+        .iter()
+        .map(|r| {
+            let r = r.to_string();
+            // A reference given by digest already names the image.
+            match r.split_once('@') {
+                Some((name, _)) => format!("{name}@{digest}"),
+                None => format!("{r}@{digest}"),
+            }
+        })
+        .collect()
+}
+
+fn layer_word<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Runs `rbuild build`.
+///
+/// stdout: `REF@digest` for each reference pushed (or the digest when nothing was pushed), the
+/// same with `-q` (which only silences stderr); `--json`: one document with `schema` and
+/// `warnings`.
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let p = prepare(global, &args.resolve, Some(&args)).await?;
-    let mut sinks: Vec<Sink> = p.resolved.to.iter().cloned().map(Sink::Registry).collect();
+    let mut sinks: Vec<Sink> = Vec::new();
     for o in &args.output {
-        sinks.push(parse_output(o)?);
+        sinks.push(parse_output(o).map_err(|e| {
+            crate::exit::usage(
+                format!("--output {o}: {e}"),
+                &["write oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG]"],
+            )
+        })?);
     }
+    if args.push && global.quiet == 0 {
+        crate::bars::println(
+            "note: --push is not needed: rbuild pushes to every --to (-t) it is given",
+        );
+    }
+    let p = prepare(global, &args.resolve, Some(&args)).await?;
+    // --no-push: nothing goes to a registry (RBUILD_TO and `to` in the project are left alone).
+    let pushed: Vec<rbuild_registry::Reference> = if args.no_push {
+        Vec::new()
+    } else {
+        p.resolved.to.clone()
+    };
+    let mut all: Vec<Sink> = pushed.iter().cloned().map(Sink::Registry).collect();
+    all.extend(sinks);
+    let sinks = all;
     // A docker-archive holds one platform: refuse before building.
     p.resolved.request.validate_sinks(&sinks)?;
     let request = &p.resolved.request;
-    let out = p.builder.build(request).await.context("build failed")?;
+    let base_what = match &request.base {
+        BaseRef::Image(r) => format!("base registry {}: pulling {r}", r.registry()),
+        BaseRef::Scratch => "base".to_string(),
+    };
+    let out = p
+        .builder
+        .build(request)
+        .await
+        .map_err(|e| registry_context(anyhow::Error::new(e), &base_what))
+        .context("build failed")?;
     let t1 = Instant::now();
     let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store())
         .await
+        .map_err(|e| {
+            let targets: Vec<String> = pushed.iter().map(|r| r.to_string()).collect();
+            let host = pushed
+                .first()
+                .map(|r| r.registry().to_string())
+                .unwrap_or_default();
+            registry_context(
+                anyhow::Error::new(e),
+                &format!("target registry {host}: pushing {}", targets.join(", ")),
+            )
+        })
         .context("publishing the image")?;
-    if !sinks.is_empty() && global.quiet == 0 && !global.json {
-        eprintln!(
-            "[all] publish  {} blobs uploaded, {} mounted, {} already there ({:.2} s)",
-            report.uploaded,
+    let chatty = global.quiet == 0 && !global.json;
+    if !sinks.is_empty() && chatty {
+        crate::bars::println(&format!(
+            "{} {}, {} mounted, {} already there ({:.2} s)",
+            crate::style::bold("[all] publish "),
+            rbuild::progress::count(report.uploaded, "blob uploaded", "blobs uploaded"),
             report.mounted,
             report.existing,
             t1.elapsed().as_secs_f64()
-        );
+        ));
+    }
+    for (plat, why) in &out.skipped {
+        crate::bars::warn(&format!(
+            "{plat} skipped, left out of the index: {}",
+            why.replace('\n', " ")
+        ));
     }
     let digest = out.image.digest();
+    let lines = stdout_lines(&pushed, &digest);
+    let decided: Vec<super::decisions::Decisions> = out
+        .image
+        .images
+        .iter()
+        .map(|img| {
+            let platform = img.platform.to_string();
+            let plan = out.plans.iter().find(|pl| pl.platform == platform);
+            super::decisions::of_build(request, plan, &platform, &img.config_bytes)
+        })
+        .collect();
     if global.json {
         let mut v = image_json(&out.image, &report.references);
+        v["pushed"] = json!(if pushed.is_empty() {
+            Vec::new()
+        } else {
+            lines.clone()
+        });
         v["skipped_platforms"] = json!(
             out.skipped
                 .iter()
@@ -386,52 +524,40 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         );
         v["blobs"] = json!({"uploaded": report.uploaded, "mounted": report.mounted, "existing": report.existing});
-        output::json(&v)
-    } else if global.quiet > 0 {
-        for (plat, why) in &out.skipped {
-            eprintln!(
-                "warning: {plat} left out of the index: {}",
-                why.replace('\n', " ")
-            );
-        }
-        output::lines(&digest.to_string())
-    } else {
+        v["decisions"] = json!(decided.iter().map(|d| d.json()).collect::<Vec<_>>());
+        return output::json_doc(v);
+    }
+    if chatty {
+        crate::bars::println(&format!(
+            "{}\n{}",
+            crate::style::bold("decisions"),
+            super::decisions::text(&decided).trim_end()
+        ));
         for p in &out.image.images {
             let built: Vec<String> = p
                 .layers
                 .iter()
                 .filter(|l| l.kind != LayerKind::Base)
-                .map(|l| {
-                    format!(
-                        "{:?} {}",
-                        l.kind,
-                        serde_json::to_value(l.status)
-                            .unwrap_or_default()
-                            .as_str()
-                            .unwrap_or("")
-                    )
-                    .to_lowercase()
-                })
+                .map(|l| format!("{} {}", layer_word(&l.kind), layer_word(&l.status)))
                 .collect();
-            eprintln!("[{}] layers   {}", p.platform, built.join(", "));
+            crate::bars::println(&format!(
+                "{} {}",
+                crate::style::bold(&format!("[{}] layers  ", p.platform)),
+                built.join(", ")
+            ));
         }
-        for (plat, why) in &out.skipped {
-            eprintln!(
-                "[{plat}] skipped  left out of the index: {}",
-                why.replace('\n', "\n    ")
-            );
-        }
-        let what = if report.references.is_empty() {
-            vec![digest.to_string()]
-        } else {
-            report.references.clone()
-        };
-        for w in what {
-            output::lines(&w)?;
-        }
-        eprintln!("built {} in {:.2} s", digest, t0.elapsed().as_secs_f64());
-        Ok(())
     }
+    for l in &lines {
+        output::lines(l)?;
+    }
+    if chatty {
+        crate::bars::println(&format!(
+            "built {} in {:.2} s",
+            digest,
+            t0.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `rbuild plan`.
@@ -473,14 +599,33 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
                     "missing": pl.missing.iter().map(|m| json!({
                         "name": m.name, "version": m.version, "reason": m.reason,
                     })).collect::<Vec<_>>(),
+                    "decisions": match super::decisions::of_plan(&p.resolved.request, pl) {
+                        Ok(d) => d.json(),
+                        Err(e) => json!({"error": e}),
+                    },
                 })
             })
             .collect();
-        output::json(&json!({ "targets": targets }))?;
-    } else if plans.len() == 1 {
-        output::lines(&plan_text(&plans[0]))?;
+        output::json_doc(json!({ "targets": targets }))?;
     } else {
-        output::lines(&plan_table(&plans))?;
+        if plans.len() == 1 {
+            output::lines(&plan_text(&plans[0]))?;
+        } else {
+            output::lines(&plan_table(&plans))?;
+        }
+        let mut decided = Vec::new();
+        for pl in &plans {
+            match super::decisions::of_plan(&p.resolved.request, pl) {
+                Ok(d) => decided.push(d),
+                Err(e) => crate::bars::warn(&format!("{}: {e}", pl.platform)),
+            }
+        }
+        if !decided.is_empty() {
+            output::lines(&format!(
+                "\nthe image would get:\n{}",
+                super::decisions::text(&decided)
+            ))?;
+        }
     }
     let failed: Vec<String> = plans
         .iter()
@@ -519,9 +664,13 @@ fn plan_text(pl: &rbuild::PlatformPlan) -> String {
     let mut text = format!("{}: {}\n", pl.platform, target_line(pl));
     match &pl.lockfile {
         Some(l) => text.push_str(&format!(
-            "  lockfile {}: {} packages\n",
+            "  lockfile {}: {}\n",
             l.display(),
-            pl.packages.len() + pl.sdists.len() + pl.missing.len()
+            rbuild::progress::count(
+                pl.packages.len() + pl.sdists.len() + pl.missing.len(),
+                "package",
+                "packages",
+            )
         )),
         None => text.push_str("  no lockfile: no dependency layer\n"),
     }
@@ -615,9 +764,10 @@ fn plan_table(plans: &[rbuild::PlatformPlan]) -> String {
         .collect();
     match lockfiles.first() {
         Some(l) if l.is_empty() => text.push_str("no lockfile: no dependency layer\n"),
-        Some(l) if lockfiles.iter().all(|x| x == l) => {
-            text.push_str(&format!("lockfile {l}: {} packages\n", rows.len()))
-        }
+        Some(l) if lockfiles.iter().all(|x| x == l) => text.push_str(&format!(
+            "lockfile {l}: {}\n",
+            rbuild::progress::count(rows.len(), "package", "packages")
+        )),
         _ => text.push_str(&format!("lockfiles {}\n", lockfiles.join(", "))),
     }
     if rows.is_empty() {

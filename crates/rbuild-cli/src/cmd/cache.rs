@@ -100,11 +100,11 @@ fn info(root: &Path) -> Kinds {
         let kind = if wheels.contains(&name) {
             "wheels"
         } else if layers.contains(&name) {
-            "built layers (deps, user)"
+            "built_layers"
         } else if m.len() > 64 * 1024 {
-            "image layers (base, app)"
+            "image_layers"
         } else {
-            "manifests, configs, small layers"
+            "small_blobs"
         };
         k.add(kind, m.len());
     }
@@ -112,9 +112,22 @@ fn info(root: &Path) -> Kinds {
         k.add("records", m.len());
     }
     for (_, m) in read_dir_files(&root.join("tmp")) {
-        k.add("unfinished writes", m.len());
+        k.add("unfinished_writes", m.len());
     }
     k
+}
+
+/// What a `kinds` key of `cache info --json` holds, for the text output.
+fn kind_label(key: &str) -> &str {
+    match key {
+        "wheels" => "wheels",
+        "built_layers" => "built layers (deps, user)",
+        "image_layers" => "image layers (base, app)",
+        "small_blobs" => "manifests, configs, small layers",
+        "records" => "records",
+        "unfinished_writes" => "unfinished writes",
+        other => other,
+    }
 }
 
 /// Runs `rbuild cache`.
@@ -131,7 +144,7 @@ pub async fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|(n, (c, s))| (*n, json!({"entries": c, "bytes": s})))
                     .collect();
-                return output::json(&json!({"path": root, "bytes": total, "kinds": kinds}));
+                return output::json_doc(json!({"path": root, "bytes": total, "kinds": kinds}));
             }
             let mut text = format!(
                 "content store {} ({})\n",
@@ -140,7 +153,9 @@ pub async fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
             );
             for (name, (count, size)) in &k.sizes {
                 text.push_str(&format!(
-                    "  {name:<34} {count:>6} entries  {:>10}\n",
+                    "  {:<34} {:>14}  {:>10}\n",
+                    kind_label(name),
+                    rbuild::progress::count(*count as usize, "entry", "entries"),
                     output::human_size(*size)
                 ));
             }
@@ -172,12 +187,13 @@ pub async fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
                 }
             }
             if global.json {
-                return output::json(
-                    &json!({"path": root, "removed": removed, "freed_bytes": freed}),
+                return output::json_doc(
+                    json!({"path": root, "removed": removed, "freed_bytes": freed}),
                 );
             }
             output::lines(&format!(
-                "removed {removed} entries, freed {} from {}",
+                "removed {}, freed {} from {}",
+                rbuild::progress::count(removed as usize, "entry", "entries"),
                 output::human_size(freed),
                 root.display()
             ))

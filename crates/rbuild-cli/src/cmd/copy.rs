@@ -82,7 +82,7 @@ pub async fn run(global: &GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
         None => dst.by_digest(digest),
     };
     if global.json {
-        output::json(&serde_json::json!({
+        output::json_doc(serde_json::json!({
             "source": src.to_string(),
             "destination": destination.to_string(),
             "digest": digest.to_string(),

@@ -63,7 +63,7 @@ pub async fn run(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<()> {
     }
     let summary = summarize(&reference, index.as_ref(), &manifest)?;
     if global.json {
-        output::json(&summary)
+        output::json_doc(summary)
     } else {
         output::lines(&human(&summary))
     }

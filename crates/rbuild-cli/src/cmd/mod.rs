@@ -3,7 +3,9 @@
 pub mod build;
 pub mod cache;
 pub mod copy;
+pub mod decisions;
 pub mod inspect;
+pub mod login;
 pub mod recipes;
 
 use crate::cli::{Cli, Command};
@@ -17,5 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cache(args) => cache::run(&cli.global, args).await,
         Command::Copy(args) => copy::run(&cli.global, args).await,
         Command::Inspect(args) => inspect::run(&cli.global, args).await,
+        Command::Login(args) => login::run_login(&cli.global, args).await,
+        Command::Logout(args) => login::run_logout(&cli.global, args).await,
     }
 }

@@ -26,7 +26,7 @@ pub async fn run(global: &GlobalArgs, _args: RecipesArgs) -> anyhow::Result<()> 
                 })
             })
             .collect();
-        return output::json(&json!({ "recipes": list }));
+        return output::json_doc(json!({ "recipes": list }));
     }
     let mut text = String::new();
     for r in recipes.values() {

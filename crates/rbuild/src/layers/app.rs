@@ -75,6 +75,12 @@ impl LayerBuilder for AppLayer {
         let dir = self.app_dir.trim_matches('/').to_string();
         let opts = self.options;
         let writer = builder.store.writer()?;
+        let _busy = crate::progress::busy(
+            &*builder.progress,
+            crate::progress::Activity::Compress,
+            "all",
+            "app",
+        );
         let bytecode = self.bytecode.clone();
         let project = self
             .project
@@ -118,11 +124,11 @@ impl LayerBuilder for AppLayer {
             "all",
             "app",
             &format!(
-                "{} entries under {} → {} ({:.1} kB)",
-                self.context.entries.len(),
+                "{} under {} → {} ({})",
+                crate::progress::count(self.context.entries.len(), "entry", "entries"),
                 self.app_dir,
                 &rec.digest.to_string()[..19],
-                rec.size as f64 / 1e3
+                crate::progress::human_size(rec.size)
             ),
             elapsed(t0),
         );

@@ -134,10 +134,10 @@ impl Builder {
             platform,
             "download",
             &format!(
-                "{} wheels ({} downloaded, {:.1} MB; {} from the store)",
-                downloaded.len(),
+                "{} ({} downloaded, {}; {} from the store)",
+                crate::progress::count(downloaded.len(), "wheel", "wheels"),
                 fetched,
-                bytes as f64 / 1e6,
+                crate::progress::human_size(bytes),
                 downloaded.len() - fetched
             ),
             elapsed(t0),
@@ -171,6 +171,12 @@ impl Builder {
         };
         let layer_opts = layer.options;
         let writer = self.store.writer()?;
+        let _busy = crate::progress::busy(
+            &*self.progress,
+            crate::progress::Activity::Install,
+            &layer.platform,
+            "deps",
+        );
         let bytecode = layer.bytecode.clone();
         let site_dirs = vec![
             layer.target.scheme.purelib.clone(),
@@ -237,12 +243,12 @@ impl Builder {
             &layer.platform,
             "deps",
             &format!(
-                "installed {} distributions, {} files, {:.1} MB → {} ({:.1} MB {})",
-                report.distributions.len(),
-                report.files,
-                info.uncompressed_size as f64 / 1e6,
+                "installed {}, {}, {} → {} ({} {})",
+                crate::progress::count(report.distributions.len(), "distribution", "distributions"),
+                crate::progress::count(report.files as usize, "file", "files"),
+                crate::progress::human_size(info.uncompressed_size),
                 &rec.digest.to_string()[..19],
-                rec.size as f64 / 1e6,
+                crate::progress::human_size(rec.size),
                 layer.options.compression.as_str()
             ),
             elapsed(t1),
