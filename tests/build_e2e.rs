@@ -585,13 +585,19 @@ fn bad_inputs_fail_with_one_clear_message_and_push_nothing() {
         r.stderr
     );
 
-    // A lockfile whose hash does not match the wheel: refused, nothing pushed.
+    // A lockfile whose hashes match no file of the package (neither the wheel nor the sdist, which
+    // would otherwise be built): refused, nothing pushed.
     std::fs::remove_file(dir.join(".dockerignore")).unwrap();
     let req = std::fs::read_to_string(dir.join("requirements.txt")).unwrap();
-    let tampered = req.replace(
-        "--hash=sha256:ec400d38950de4dfd418cff8328b2c8faed0edb0d517d3394e457c317908ca4d",
-        "--hash=sha256:0000000000000000000000000000000000000000000000000000000000000000",
-    );
+    let tampered = req
+        .replace(
+            "--hash=sha256:ec400d38950de4dfd418cff8328b2c8faed0edb0d517d3394e457c317908ca4d",
+            "--hash=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        )
+        .replace(
+            "--hash=sha256:f014447a0101dc57e294f6c18ca6b40227a4c90e9bdb586042628030cba004ec",
+            "--hash=sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        );
     assert_ne!(req, tampered);
     std::fs::write(dir.join("requirements.txt"), tampered).unwrap();
     let r = rbuild(
