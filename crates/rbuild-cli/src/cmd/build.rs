@@ -19,6 +19,8 @@ use rbuild::{
 };
 use serde_json::json;
 
+use super::decisions::target_line;
+
 use crate::cli::GlobalArgs;
 use crate::{output, registry};
 
@@ -642,21 +644,6 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
         bail!("{}", failed.join("\n"));
     }
     Ok(())
-}
-
-fn target_line(pl: &rbuild::PlatformPlan) -> String {
-    let t = &pl.target;
-    format!(
-        "Python {}{} at {}, {}, site-packages {}",
-        t.python_version,
-        t.python_full_version
-            .as_ref()
-            .map(|v| format!(" ({v})"))
-            .unwrap_or_default(),
-        t.interpreter,
-        t.libc,
-        t.scheme.purelib
-    )
 }
 
 /// One platform's plan as text.
