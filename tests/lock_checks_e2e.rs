@@ -246,3 +246,31 @@ fn code_that_imports_third_party_modules_without_a_lock_is_warned_about_by_name(
     let (r, _) = build(p.path(), cache.path(), SCRATCH);
     assert!(!r.stderr.contains("has no lockfile"), "{}", r.stderr);
 }
+
+#[test]
+fn a_dependency_the_project_declares_but_the_lock_lacks_fails_the_build() {
+    // requirements.txt pins nothing the project needs; pyproject.toml says it needs `six`.
+    let p = project(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"needs-six\"\nversion = \"1.0\"\ndependencies = [\"six>=1.16\"]\n\n\
+             [project.optional-dependencies]\nfast = [\"orjson; python_version >= '3.8'\"]\n",
+        ),
+        ("requirements.txt", ""),
+        ("app.py", "import six\n"),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let (r, layout) = build(p.path(), cache.path(), SCRATCH);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("six>=1.16") && r.stderr.contains("needs-six"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("orjson"),
+        "an extra not asked for: {}",
+        r.stderr
+    );
+    assert!(!layout.join("index.json").exists(), "nothing written");
+}

@@ -218,7 +218,7 @@ impl Builder {
             app_dir: req.app_dir.clone(),
             options: layer_options(req),
             bytecode: bytecode.clone(),
-            project: self.project_install(req, &mut prepared).await?,
+            project: self.project_install(req, &project, &mut prepared).await?,
         };
         let app_layer = self
             .layer(&app, &None, req.format, "all")
@@ -245,9 +245,10 @@ impl Builder {
     async fn project_install(
         &self,
         req: &BuildRequest,
+        project: &Project,
         prepared: &mut [PreparedPlatform],
     ) -> Result<Option<ProjectInstall>, BuildError> {
-        if !ProjectInstall::is_packaged(&req.context) {
+        if !project.meta.as_ref().is_some_and(|m| m.packaged) {
             return Ok(None);
         }
         let Some(p) = prepared.first_mut() else {
@@ -330,7 +331,7 @@ impl Builder {
             facts,
             info: ContextInfo::of(&ctx),
             recipes: recipe::load_recipes()?,
-            name: project_name(&req.context),
+            meta: ProjectMeta::read(&req.context),
             context: Arc::new(ctx),
         }))
     }
@@ -718,7 +719,7 @@ impl Builder {
                 .and_then(|(_, _, cfg)| cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_SDISTS));
             p.sdist_label = self.sdist_label(&key, &p.sdists, prev_label)?;
             if let Some(lock) = &p.lock {
-                self.check_lock_closure(req, &key, lock, &p.target, project.name.as_deref())?;
+                self.check_lock_closure(req, &key, lock, &p.target, project.meta.as_ref())?;
             }
             layers.push((layer, deps_history(&p)));
         }
@@ -849,15 +850,72 @@ pub(crate) struct Project {
     pub(crate) facts: ProjectFacts,
     pub(crate) info: ContextInfo,
     pub(crate) recipes: BTreeMap<String, Recipe>,
-    /// `[project] name` of the context's `pyproject.toml`.
-    pub(crate) name: Option<String>,
+    /// The context's `pyproject.toml` `[project]`, read once.
+    pub(crate) meta: Option<ProjectMeta>,
 }
 
-/// `[project] name` of `pyproject.toml` in `dir`, if there is one.
-fn project_name(dir: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
-    let doc: toml::Table = text.parse().ok()?;
-    Some(doc.get("project")?.get("name")?.as_str()?.to_string())
+/// What a build needs of the context's `pyproject.toml` `[project]` table.
+pub(crate) struct ProjectMeta {
+    /// Its name, version, dependencies (optional ones marked with their `extra`) and extras, as
+    /// the closure check reads an installed distribution.
+    pub(crate) requires: rbuild_python::closure::DistRequirements,
+    /// Whether it is installed itself (`[build-system]`, or uv's `tool.uv.package = true`): uv
+    /// and poetry install those; a project without a build system is "virtual".
+    pub(crate) packaged: bool,
+}
+
+impl ProjectMeta {
+    /// `[project]` of `dir/pyproject.toml`, when there is one with a name.
+    pub(crate) fn read(dir: &std::path::Path) -> Option<ProjectMeta> {
+        let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
+        let doc: toml::Table = text.parse().ok()?;
+        let project = doc.get("project")?.as_table()?;
+        let strings = |v: Option<&toml::Value>| -> Vec<String> {
+            v.and_then(toml::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut requires_dist = strings(project.get("dependencies"));
+        let mut provides_extra = Vec::new();
+        if let Some(optional) = project
+            .get("optional-dependencies")
+            .and_then(|o| o.as_table())
+        {
+            for (extra, reqs) in optional {
+                provides_extra.push(extra.clone());
+                for r in strings(Some(reqs)) {
+                    requires_dist.push(match r.split_once(';') {
+                        Some((req, marker)) => {
+                            format!("{req}; ({}) and extra == \"{extra}\"", marker.trim())
+                        }
+                        None => format!("{r}; extra == \"{extra}\""),
+                    });
+                }
+            }
+        }
+        let uv_package = doc
+            .get("tool")
+            .and_then(|t| t.get("uv"))
+            .and_then(|t| t.get("package"))
+            .and_then(toml::Value::as_bool);
+        Some(ProjectMeta {
+            requires: rbuild_python::closure::DistRequirements {
+                name: project.get("name")?.as_str()?.to_string(),
+                version: project
+                    .get("version")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or("(dynamic version)")
+                    .to_string(),
+                requires_dist,
+                provides_extra,
+            },
+            packaged: uv_package.unwrap_or_else(|| doc.contains_key("build-system")),
+        })
+    }
 }
 
 fn layer_options(req: &BuildRequest) -> LayerOptions {

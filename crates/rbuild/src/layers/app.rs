@@ -41,27 +41,6 @@ pub(crate) struct ProjectInstall {
     pub(crate) facts: BaseFacts,
 }
 
-impl ProjectInstall {
-    /// Whether the context is a packaged project (`[project]` with a `[build-system]`, or uv's
-    /// `tool.uv.package = true`): uv and poetry install those; a project without a build system
-    /// is "virtual" and only its dependencies are installed.
-    pub(crate) fn is_packaged(context: &std::path::Path) -> bool {
-        let Ok(text) = std::fs::read_to_string(context.join("pyproject.toml")) else {
-            return false;
-        };
-        let Ok(doc) = text.parse::<toml::Table>() else {
-            return false;
-        };
-        let uv_package = doc
-            .get("tool")
-            .and_then(|t| t.get("uv"))
-            .and_then(|t| t.get("package"))
-            .and_then(toml::Value::as_bool);
-        doc.contains_key("project")
-            && uv_package.unwrap_or_else(|| doc.contains_key("build-system"))
-    }
-}
-
 impl LayerBuilder for AppLayer {
     fn kind(&self) -> LayerKind {
         LayerKind::App

@@ -23,6 +23,7 @@ use crate::image::LayerKind;
 use crate::layers::LAYER_FORMAT_VERSION;
 use crate::layers::bytecode::{Bytecode, SpoolSink, append_pycs, summary};
 use crate::layers::{LayerBuilder, LayerRecord, cache_key};
+use crate::pipeline::ProjectMeta;
 use crate::progress::Warn;
 use crate::progress::elapsed;
 use crate::request::BuildRequest;
@@ -354,7 +355,7 @@ impl Builder {
         key: &str,
         lock: &rbuild_lock::Lock,
         target: &Target,
-        project: Option<&str>,
+        project: Option<&ProjectMeta>,
     ) -> Result<(), BuildError> {
         use rbuild_python::closure::{
             Available, DistRequirements, IncompleteLock, MissingKind, Origin, check_closure,
@@ -365,6 +366,7 @@ impl Builder {
         let Ok(stored) = serde_json::from_slice::<Vec<StoredRequires>>(&bytes) else {
             return Ok(());
         };
+        // The project's own requirements count too: the image runs the project.
         let dists: Vec<DistRequirements> = stored
             .into_iter()
             .map(|s| DistRequirements {
@@ -373,15 +375,16 @@ impl Builder {
                 requires_dist: s.requires_dist,
                 provides_extra: s.provides_extra,
             })
+            .chain(project.map(|p| p.requires.clone()))
             .collect();
         let mut available = Available::new();
         available.insert_base(&target.installed);
         for p in &lock.packages {
             available.insert(&p.name, Some(&p.version), Origin::Lock);
         }
-        if let Some(name) = project {
-            available.insert(name, None, Origin::Project);
-            available.request_extras(name, &req.resolve.extras);
+        if let Some(p) = project {
+            available.insert(&p.requires.name, None, Origin::Project);
+            available.request_extras(&p.requires.name, &req.resolve.extras);
         }
         let mut env = target.marker_env();
         for (k, v) in &req.marker_overrides {
