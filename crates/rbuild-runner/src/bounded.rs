@@ -225,8 +225,13 @@ fn exited(pid: i32) -> bool {
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         )
     };
+    if r != 0 {
+        // ECHILD: the leader was already reaped (by `BoundedChild::reap`, which may win the race
+        // with the watchdog): it has exited, so nothing is left to wait for.
+        return io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD);
+    }
     // SAFETY: reading the pid of a filled siginfo.
-    r == 0 && unsafe { info.si_pid() } == pid
+    unsafe { info.si_pid() == pid }
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
