@@ -266,6 +266,7 @@ fn old_base_facts<R: Read>(
         passwd,
         group,
         dir_modes: dirs,
+        dir_owners: Default::default(),
         records,
     })
 }

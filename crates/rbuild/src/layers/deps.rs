@@ -299,6 +299,7 @@ pub(crate) fn install_target(
         .collect();
     let base_info = rbuild_wheel::BaseInfo {
         dir_modes: facts.dir_modes.clone(),
+        dir_owners: facts.dir_owners.clone(),
         installed,
     };
     (install_target, base_info)
