@@ -133,7 +133,7 @@ use std::path::PathBuf;
 
 pub use core_metadata::{CoreMetadata, read_wheel_metadata};
 // Names, versions and wheel file names are rbuild-python's; re-exported under their old paths.
-pub use plan::{Plan, plan};
+pub use plan::{Plan, inherited, plan};
 pub use rbuild_python::normalize_name;
 pub use rbuild_python::version::versions_equal;
 pub use rbuild_python::wheel_name::WheelFilename;

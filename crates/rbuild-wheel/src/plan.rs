@@ -509,7 +509,7 @@ pub fn plan(
 /// someone other than root (a venv owned by `1001:0`, as s2i images have), the entry belongs to
 /// that owner and group, and gets group write when that directory has it, so the image's user can
 /// change what was installed where the base meant it to; else `mode` and `0:0`.
-pub(crate) fn inherited(base: &BaseInfo, path: &str, mode: u32) -> (u32, (u32, u32)) {
+pub fn inherited(base: &BaseInfo, path: &str, mode: u32) -> (u32, (u32, u32)) {
     let nearest = paths::ancestors(path)
         .collect::<Vec<_>>()
         .into_iter()

@@ -201,7 +201,8 @@ impl Builder {
                         let (sources, dirs) = spool.finish();
                         let t = Instant::now();
                         let out = bc.compile(&scratch.path().join("compile"), &sources)?;
-                        let bytes = append_pycs(&mut w, &out, &dirs)?;
+                        let owner_of = |p: &str, m: u32| rbuild_wheel::inherited(&base_info, p, m);
+                        let bytes = append_pycs(&mut w, &out, &dirs, &owner_of)?;
                         (report, Some((summary(&out, bytes), elapsed(t))))
                     }
                 };
