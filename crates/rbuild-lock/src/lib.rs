@@ -92,7 +92,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Location, Result};
 pub use model::{
-    FileKind, Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions,
+    FileKind, LocalProject, Lock, LockFormat, LockedFile, LockedPackage, PackageSource,
+    ResolveOptions,
 };
 pub use rbuild_python::markers::MarkerEnv;
 pub use uv_fresh::check_uv_lock_fresh;
