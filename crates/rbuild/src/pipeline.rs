@@ -207,6 +207,7 @@ impl Builder {
         // 1. Every platform planned: a platform that cannot be built fails here, before any
         //    wheel is downloaded or layer written.
         let (mut prepared, skipped) = self.prepare_all(req, &project).await?;
+        let locals = local_installs(req, &prepared)?;
         // 2. The wheels of every dependency layer to build, in one batch.
         self.download_shared(&prepared).await?;
         let present = previous_blobs(&prepared);
@@ -218,14 +219,22 @@ impl Builder {
             app_dir: req.app_dir.clone(),
             options: layer_options(req),
             bytecode: bytecode.clone(),
-            project: self.project_install(req, &project, &mut prepared).await?,
+            project: self
+                .project_install(req, &project, &locals, &mut prepared)
+                .await?,
         };
         let app_layer = self
             .layer(&app, &None, req.format, "all")
             .await?
             .expect("the app layer is always written");
         let (images, plans) = self
-            .finish_all(req, prepared, app_layer, &project, (bytecode, python))
+            .finish_all(
+                req,
+                prepared,
+                app_layer,
+                (&project, locals),
+                (bytecode, python),
+            )
             .await?;
         let index = (req.platforms.len() > 1).then(|| index_of(&images, req.format));
         let image = BuiltImage {
@@ -241,14 +250,21 @@ impl Builder {
         })
     }
 
-    /// Where the project's own wheel goes, when the context is a packaged project.
+    /// Which projects the app layer installs (the context itself when it is packaged, and the
+    /// local projects its lock names), and where.
     async fn project_install(
         &self,
         req: &BuildRequest,
         project: &Project,
+        locals: &[LocalInstall],
         prepared: &mut [PreparedPlatform],
     ) -> Result<Option<ProjectInstall>, BuildError> {
-        if !project.meta.as_ref().is_some_and(|m| m.packaged) {
+        let mut dirs = Vec::new();
+        if project.meta.as_ref().is_some_and(|m| m.packaged) {
+            dirs.push((req.context.clone(), "the project itself".to_string()));
+        }
+        dirs.extend(locals.iter().map(|l| (l.dir.clone(), l.describe())));
+        if dirs.is_empty() {
             return Ok(None);
         }
         let Some(p) = prepared.first_mut() else {
@@ -258,6 +274,7 @@ impl Builder {
         Ok(Some(ProjectInstall {
             target: p.target.clone(),
             facts,
+            dirs,
         }))
     }
 
@@ -458,23 +475,29 @@ impl Builder {
         req: &BuildRequest,
         prepared: Vec<PreparedPlatform>,
         app_layer: BuiltLayer,
-        project: &Arc<Project>,
+        (project, locals): (&Arc<Project>, Vec<LocalInstall>),
         (bytecode, python): (Option<Arc<Bytecode>>, Option<Arc<BasePython>>),
     ) -> Result<(Vec<PlatformImage>, Vec<PlatformPlan>), BuildError> {
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
-        let shared = Arc::new((req.clone(), app_layer, project.clone(), bytecode, python));
+        let shared = Arc::new((
+            req.clone(),
+            app_layer,
+            (project.clone(), locals),
+            bytecode,
+            python,
+        ));
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
                 .map(|p| {
                     let (builder, shared) = (self.clone(), shared.clone());
                     spawn_scoped(async move {
-                        let (req, app_layer, project, bytecode, python) = &*shared;
+                        let (req, app_layer, (project, locals), bytecode, python) = &*shared;
                         builder
                             .finish_platform(
                                 req,
                                 p,
                                 app_layer,
-                                project,
+                                (project, locals),
                                 (bytecode.as_ref(), python.as_ref()),
                             )
                             .await
@@ -687,7 +710,7 @@ impl Builder {
         req: &BuildRequest,
         mut p: PreparedPlatform,
         app_layer: &BuiltLayer,
-        project: &Project,
+        (project, locals): (&Project, &[LocalInstall]),
         (bytecode, python): (Option<&Arc<Bytecode>>, Option<&Arc<BasePython>>),
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
         let plat = p.platform.to_string();
@@ -719,7 +742,9 @@ impl Builder {
                 .and_then(|(_, _, cfg)| cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_SDISTS));
             p.sdist_label = self.sdist_label(&key, &p.sdists, prev_label)?;
             if let Some(lock) = &p.lock {
-                self.check_lock_closure(req, &key, lock, &p.target, project.meta.as_ref())?;
+                let locals: Vec<&ProjectMeta> = locals.iter().map(|l| &l.meta).collect();
+                let projects = (project.meta.as_ref(), locals.as_slice());
+                self.check_lock_closure(req, &key, lock, &p.target, projects)?;
             }
             layers.push((layer, deps_history(&p)));
         }
@@ -916,6 +941,73 @@ impl ProjectMeta {
             packaged: uv_package.unwrap_or_else(|| doc.contains_key("build-system")),
         })
     }
+}
+
+/// A project the lock installs from a directory of the context (a uv workspace member, a path
+/// dependency): built from its source into the app layer, like the project itself.
+pub(crate) struct LocalInstall {
+    /// Its directory (inside the context).
+    pub(crate) dir: std::path::PathBuf,
+    /// The directory as the lock writes it.
+    pub(crate) path: String,
+    /// Its `[project]` (name and requirements for the closure check).
+    pub(crate) meta: ProjectMeta,
+}
+
+impl LocalInstall {
+    /// How messages name it: "`mylib` (packages/mylib)".
+    pub(crate) fn describe(&self) -> String {
+        format!("`{}` ({})", self.meta.requires.name, self.path)
+    }
+}
+
+/// The local projects of the build's lock, each checked to be a project directory inside the
+/// context: the image is built from the context only, as `docker build` is.
+fn local_installs(
+    req: &BuildRequest,
+    prepared: &[PreparedPlatform],
+) -> Result<Vec<LocalInstall>, BuildError> {
+    let Some(lock) = prepared.iter().find_map(|p| p.lock.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    if lock.local_projects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let root = req.context.canonicalize().map_err(other)?;
+    let lock_dir = lock.path.parent().unwrap_or(&req.context);
+    let mut out = Vec::new();
+    for l in &lock.local_projects {
+        let what = format!(
+            "`{}` (a workspace member or path dependency in {}, at {})",
+            l.name,
+            lock.path.display(),
+            l.path
+        );
+        let dir = lock_dir
+            .join(&l.path)
+            .canonicalize()
+            .map_err(|e| other(format!("{what}: its directory cannot be read: {e}")))?;
+        if !dir.starts_with(&root) {
+            return Err(other(format!(
+                "{what} is outside the build context {}: rbuild builds the image from the context \
+                 only; move the project inside it (or build from a directory that contains both), \
+                 or publish it to an index and lock it from there",
+                req.context.display()
+            )));
+        }
+        let meta = ProjectMeta::read(&dir).ok_or_else(|| {
+            other(format!(
+                "{what}: {} has no [project] table with a name; give it PEP 621 metadata",
+                dir.join("pyproject.toml").display()
+            ))
+        })?;
+        out.push(LocalInstall {
+            dir,
+            path: l.path.clone(),
+            meta,
+        });
+    }
+    Ok(out)
 }
 
 fn layer_options(req: &BuildRequest) -> LayerOptions {

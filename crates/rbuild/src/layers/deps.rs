@@ -355,8 +355,9 @@ impl Builder {
         key: &str,
         lock: &rbuild_lock::Lock,
         target: &Target,
-        project: Option<&ProjectMeta>,
+        (root, locals): (Option<&ProjectMeta>, &[&ProjectMeta]),
     ) -> Result<(), BuildError> {
+        let projects: Vec<&ProjectMeta> = root.into_iter().chain(locals.iter().copied()).collect();
         use rbuild_python::closure::{
             Available, DistRequirements, IncompleteLock, MissingKind, Origin, check_closure,
         };
@@ -375,15 +376,18 @@ impl Builder {
                 requires_dist: s.requires_dist,
                 provides_extra: s.provides_extra,
             })
-            .chain(project.map(|p| p.requires.clone()))
+            .chain(projects.iter().map(|p| p.requires.clone()))
             .collect();
         let mut available = Available::new();
         available.insert_base(&target.installed);
         for p in &lock.packages {
             available.insert(&p.name, Some(&p.version), Origin::Lock);
         }
-        if let Some(p) = project {
+        for p in projects {
             available.insert(&p.requires.name, None, Origin::Project);
+        }
+        // Extras asked for are the project's own.
+        if let Some(p) = root {
             available.request_extras(&p.requires.name, &req.resolve.extras);
         }
         let mut env = target.marker_env();
