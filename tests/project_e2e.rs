@@ -195,3 +195,49 @@ fn a_path_dependency_outside_the_context_is_refused_before_the_push() {
         .unwrap();
     assert!(!out.status.success(), "nothing was pushed to {to}");
 }
+
+#[test]
+fn a_project_versioned_by_git_gets_its_real_version() {
+    // hatch-vcs (setuptools-scm underneath) reads the version from git; the backend runs with the
+    // base's Python, which has no git: rbuild computes the version from the checkout.
+    let project = tempfile::tempdir().unwrap();
+    write(
+        project.path(),
+        &[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"vcsapp\"\ndynamic = [\"version\"]\nrequires-python = \">=3.8\"\n\n\
+                 [project.scripts]\nvcsapp = \"vcsapp:main\"\n\n\
+                 [tool.hatch.version]\nsource = \"vcs\"\n\n\
+                 [build-system]\nrequires = [\"hatchling\", \"hatch-vcs\"]\nbuild-backend = \"hatchling.build\"\n",
+            ),
+            (
+                "src/vcsapp/__init__.py",
+                "from importlib.metadata import version\n\n\ndef main():\n    print(\"vcsapp\", version(\"vcsapp\"))\n",
+            ),
+        ],
+    );
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(project.path())
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .expect("git (installed by .ci/run)")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    git(&["tag", "v2.5.0"]);
+    let (run, to, _registry) =
+        build_on_fixture(project.path(), "vcsapp", &["--entrypoint", r#"["vcsapp"]"#]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let bundle = Bundle::pull(&to);
+    assert_eq!(bundle.exec(&["vcsapp"]).trim(), "vcsapp 2.5.0");
+}

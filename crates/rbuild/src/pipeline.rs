@@ -222,6 +222,7 @@ impl Builder {
             project: self
                 .project_install(req, &project, &locals, &mut prepared)
                 .await?,
+            python: python.clone(),
         };
         let app_layer = self
             .layer(&app, &None, req.format, "all")

@@ -33,6 +33,18 @@ pub(crate) struct AppLayer {
     /// path dependencies) — each a wheel written natively from static PEP 621 metadata — into
     /// the target's site-packages, as `uv sync --no-editable` would.
     pub(crate) project: Option<ProjectInstall>,
+    /// The base's interpreter, which runs the build backend of a project whose metadata is
+    /// dynamic (a version from git).
+    pub(crate) python: Option<Arc<crate::runner::BasePython>>,
+}
+
+/// What building a project with its backend needs (run on the blocking pool).
+struct Backend {
+    python: Arc<crate::runner::BasePython>,
+    index: rbuild_index::IndexClient,
+    store: rbuild_oci::Store,
+    handle: tokio::runtime::Handle,
+    target: rbuild_pep517::BuildTarget,
 }
 
 /// Which projects are installed from the context, and where: the target and base of the
@@ -80,6 +92,19 @@ impl LayerBuilder for AppLayer {
             })
             .unwrap_or_default();
         let scratch_root = builder.store.root().join("tmp");
+        let backend = match (&self.python, &self.project) {
+            (Some(python), Some(p)) => Some(Backend {
+                python: python.clone(),
+                index: builder.index.clone(),
+                store: builder.store.clone(),
+                handle: tokio::runtime::Handle::current(),
+                target: rbuild_pep517::BuildTarget {
+                    markers: p.target.marker_env(),
+                    tags: p.target.tags(),
+                },
+            }),
+            _ => None,
+        };
         let (blob, info, compiled, installed) = tokio::task::spawn_blocking(move || {
             write_app_layer(AppInputs {
                 ctx: &ctx,
@@ -90,6 +115,7 @@ impl LayerBuilder for AppLayer {
                 project: project.as_ref(),
                 site_dirs,
                 scratch_root: &scratch_root,
+                backend: backend.as_ref(),
             })
         })
         .await
@@ -125,6 +151,39 @@ fn in_pycache(path: &str) -> bool {
     path.split('/').any(|c| c == "__pycache__")
 }
 
+/// A project's wheel: written natively from static metadata, else built by its backend with the
+/// base's interpreter (a dynamic version from git: see `rbuild_pep517::scm`).
+fn project_wheel(
+    dir: &std::path::Path,
+    what: &str,
+    out: &std::path::Path,
+    backend: Option<&Backend>,
+) -> Result<rbuild_pep517::BuiltWheel, BuildError> {
+    let why = match rbuild_pep517::native_project_wheel(dir, out)
+        .map_err(|e| other(format!("{what}: {e}")))?
+    {
+        Ok(wheel) => return Ok(wheel),
+        Err(why) => why,
+    };
+    let Some(b) = backend else {
+        return Err(other(format!(
+            "{what} needs its build backend ({why}), which runs with the base image's Python, and \
+             this build has none (a scratch base); give it static metadata ([project] with name \
+             and version)"
+        )));
+    };
+    let env = rbuild_pep517::IndexBuildEnv::new(&b.index, &b.store, b.handle.clone());
+    rbuild_pep517::project_wheel(
+        Some(b.python.as_ref()),
+        dir,
+        out,
+        &env,
+        &b.target,
+        &rbuild_pep517::BuildOptions::default(),
+    )
+    .map_err(|e| other(format!("{what}: {e}")))
+}
+
 /// What [`write_app_layer`] needs.
 struct AppInputs<'a, W: std::io::Write> {
     ctx: &'a Context,
@@ -139,6 +198,7 @@ struct AppInputs<'a, W: std::io::Write> {
     )>,
     site_dirs: Vec<String>,
     scratch_root: &'a std::path::Path,
+    backend: Option<&'a Backend>,
 }
 
 /// The app layer: the context under the app directory, the project's own wheel installed (when
@@ -172,15 +232,7 @@ fn write_app_layer<W: std::io::Write>(
         for (i, (dir, what)) in dirs.iter().enumerate() {
             let out = scratch.path().join(format!("wheel-{i}"));
             std::fs::create_dir_all(&out).map_err(other)?;
-            let wheel = rbuild_pep517::native_project_wheel(dir, &out)
-                .map_err(|e| other(format!("{what}: {e}")))?
-                .map_err(|why| {
-                    other(format!(
-                        "{what} cannot be installed without its build backend yet: {why}; \
-                         give it static metadata ([project] with name and version), or remove \
-                         [build-system] if it is not meant to be installed"
-                    ))
-                })?;
+            let wheel = project_wheel(dir, what, &out, a.backend)?;
             installed.push(format!("{} {}", wheel.name, wheel.version));
             inputs.push(rbuild_wheel::WheelInput {
                 path: wheel.path.clone(),
