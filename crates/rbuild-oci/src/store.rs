@@ -748,6 +748,10 @@ impl BlobWriter {
 
     fn persist(store: &Store, file: NamedTempFile, digest: &Digest) -> Result<PathBuf, StoreError> {
         let dest = store.blob_path(digest);
+        if fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_file()) {
+            // Damage in its place (a directory): removed, so the verified bytes can go there.
+            store.evict(digest, None, "not a regular file");
+        }
         file.as_file().sync_data().ok();
         file.persist(&dest)
             .map_err(|e| classify("rename into", &dest, e.error))?;
