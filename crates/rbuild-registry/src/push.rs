@@ -127,7 +127,7 @@ impl BlobSource for RegistryBlobs {
     ) -> BoxFuture<'a, std::result::Result<BlobReader, SinkError>> {
         Box::pin(async move {
             self.localize(descriptor).await.map_err(sink_error)?;
-            Ok(Box::new(self.store.open_blob(&descriptor.digest)?) as BlobReader)
+            Ok(Box::new(self.store.open_verified(&descriptor.digest)?) as BlobReader)
         })
     }
 

@@ -424,6 +424,37 @@ fn layer_word<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// Builds the image and writes it to every sink (one attempt).
+async fn build_and_publish(
+    p: &Prepared,
+    sinks: &[Sink],
+    pushed: &[rbuild_registry::Reference],
+    base_what: &str,
+) -> anyhow::Result<(rbuild::BuildOutput, rbuild::publish::PublishReport, Instant)> {
+    let out = p
+        .builder
+        .build(&p.resolved.request)
+        .await
+        .map_err(|e| registry_context(anyhow::Error::new(e), base_what))
+        .context("build failed")?;
+    let t1 = Instant::now();
+    let report = publish(p.builder.client(), &out.image, sinks, p.builder.store())
+        .await
+        .map_err(|e| {
+            let targets: Vec<String> = pushed.iter().map(|r| r.to_string()).collect();
+            let host = pushed
+                .first()
+                .map(|r| r.registry().to_string())
+                .unwrap_or_default();
+            registry_context(
+                anyhow::Error::new(e),
+                &format!("target registry {host}: pushing {}", targets.join(", ")),
+            )
+        })
+        .context("publishing the image")?;
+    Ok((out, report, t1))
+}
+
 /// Runs `rbuild build`.
 ///
 /// stdout: `REF@digest` for each reference pushed (or the digest when nothing was pushed), the
@@ -462,27 +493,31 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         BaseRef::Image(r) => format!("base registry {}: pulling {r}", r.registry()),
         BaseRef::Scratch => "base".to_string(),
     };
-    let out = p
-        .builder
-        .build(request)
-        .await
-        .map_err(|e| registry_context(anyhow::Error::new(e), &base_what))
-        .context("build failed")?;
-    let t1 = Instant::now();
-    let report = publish(p.builder.client(), &out.image, &sinks, p.builder.store())
-        .await
-        .map_err(|e| {
-            let targets: Vec<String> = pushed.iter().map(|r| r.to_string()).collect();
-            let host = pushed
-                .first()
-                .map(|r| r.registry().to_string())
-                .unwrap_or_default();
-            registry_context(
-                anyhow::Error::new(e),
-                &format!("target registry {host}: pushing {}", targets.join(", ")),
-            )
-        })
-        .context("publishing the image")?;
+    // A damaged content-store entry found on the way is removed (and said so); when the build or
+    // the publish failed because of one, they run once more and fetch or build it anew.
+    let mut attempt = 0;
+    let (out, report, t1) = loop {
+        attempt += 1;
+        let result = build_and_publish(&p, &sinks, &pushed, &base_what).await;
+        let repairs = p.builder.store().take_repairs();
+        for r in &repairs {
+            crate::bars::warn(r);
+        }
+        match result {
+            Err(e)
+                if attempt == 1
+                    && (!repairs.is_empty()
+                        || e.chain().any(rbuild_oci::StoreError::is_repaired)) =>
+            {
+                crate::bars::warn(&format!(
+                    "building again after repairing the content store {} (the first attempt failed: {})",
+                    p.builder.store().root().display(),
+                    crate::exit::one_line(&e)
+                ));
+            }
+            r => break r?,
+        }
+    };
     let chatty = global.quiet == 0 && !global.json;
     if !sinks.is_empty() && chatty {
         crate::bars::println(&format!(
