@@ -237,7 +237,16 @@ pub type Observer = Arc<dyn Fn(Duration, Duration) + Send + Sync>;
 struct Window {
     start: Instant,
     bytes: u64,
+    /// The rate of the last window that made progress (bytes per second), when known.
+    rate: Option<f64>,
+    /// Extra time allowed for the response head: what the network may still hold of a streamed
+    /// body when the last byte was handed over, at the rate it moved.
+    in_flight: Duration,
 }
+
+/// At most this much of a request body is assumed to sit in socket buffers on the way when the
+/// client has handed over its last byte (the server answers only once it has read it all).
+const MAX_IN_FLIGHT: u64 = 16 << 20;
 
 struct MeterState {
     t: Timeouts,
@@ -245,6 +254,7 @@ struct MeterState {
     window: Mutex<Window>,
     total: AtomicU64,
     expected: AtomicU64,
+    body: u64,
     phase: AtomicU8,
     noticed: AtomicBool,
     observer: Option<Observer>,
@@ -274,9 +284,12 @@ impl Meter {
             window: Mutex::new(Window {
                 start: now,
                 bytes: 0,
+                rate: None,
+                in_flight: Duration::ZERO,
             }),
             total: AtomicU64::new(0),
             expected: AtomicU64::new(body_size),
+            body: body_size,
             phase: AtomicU8::new(if body_size == 0 {
                 AWAITING_HEAD
             } else {
@@ -287,26 +300,44 @@ impl Meter {
         }))
     }
 
-    /// `n` more bytes were sent or received.
+    /// `n` more bytes were sent or received. The last byte of the request body marks it sent
+    /// ([`Meter::body_sent`]).
     pub fn progress(&self, n: u64) {
-        self.0.total.fetch_add(n, Ordering::Relaxed);
-        let mut w = self.0.window.lock().expect("meter lock");
-        w.bytes += n;
-        if w.bytes >= self.0.t.min_bytes {
-            *w = Window {
-                start: Instant::now(),
-                bytes: 0,
-            };
+        let total = self.0.total.fetch_add(n, Ordering::Relaxed) + n;
+        {
+            let mut w = self.0.window.lock().expect("meter lock");
+            w.bytes += n;
+            if w.bytes >= self.0.t.min_bytes {
+                let now = Instant::now();
+                let secs = now.duration_since(w.start).as_secs_f64();
+                if secs > 0.001 {
+                    w.rate = Some(w.bytes as f64 / secs);
+                }
+                w.start = now;
+                w.bytes = 0;
+            }
+        }
+        if self.0.body > 0 && total >= self.0.body {
+            self.body_sent();
         }
     }
 
-    /// The request body was sent completely: now the response head is awaited.
+    /// The request body was handed over completely: now the response head is awaited, for
+    /// [`Timeouts::headers`] plus the time what the network may still hold of the body needs at
+    /// the rate it moved.
     pub fn body_sent(&self) {
-        self.0.phase.store(AWAITING_HEAD, Ordering::Relaxed);
-        *self.0.window.lock().expect("meter lock") = Window {
-            start: Instant::now(),
-            bytes: 0,
+        if self.0.phase.swap(AWAITING_HEAD, Ordering::Relaxed) == AWAITING_HEAD {
+            return;
+        }
+        let mut w = self.0.window.lock().expect("meter lock");
+        w.in_flight = match w.rate {
+            Some(rate) if rate > 0.0 => {
+                Duration::from_secs_f64(self.0.body.min(MAX_IN_FLIGHT) as f64 / rate)
+            }
+            _ => Duration::ZERO,
         };
+        w.start = Instant::now();
+        w.bytes = 0;
     }
 
     /// The response head arrived, announcing `content_length` body bytes when known.
@@ -315,10 +346,9 @@ impl Meter {
         if let Some(n) = content_length {
             self.0.expected.fetch_add(n, Ordering::Relaxed);
         }
-        *self.0.window.lock().expect("meter lock") = Window {
-            start: Instant::now(),
-            bytes: 0,
-        };
+        let mut w = self.0.window.lock().expect("meter lock");
+        w.start = Instant::now();
+        w.bytes = 0;
     }
 
     /// Checks the bounds at `now`: the instant of the next check, or the bound broken.
@@ -333,13 +363,13 @@ impl Meter {
                 bytes: total,
             });
         }
-        let (window_start, window_bytes) = {
+        let (window_start, window_bytes, in_flight) = {
             let w = s.window.lock().expect("meter lock");
-            (w.start, w.bytes)
+            (w.start, w.bytes, w.in_flight)
         };
         let phase = s.phase.load(Ordering::Relaxed);
         let limit = if phase == AWAITING_HEAD {
-            s.t.headers
+            s.t.headers.saturating_add(in_flight)
         } else {
             s.t.idle
         };
