@@ -440,9 +440,11 @@ impl Meter {
     }
 
     /// `resp` with its body under this meter's bounds: a body that stalls fails with [`Stalled`]
-    /// (inside the reqwest error).
+    /// (inside the reqwest error). Status, headers and URL are kept.
     pub fn response(&self, resp: reqwest::Response) -> reqwest::Response {
+        use reqwest::ResponseBuilderExt;
         self.head_received(resp.content_length());
+        let url = resp.url().clone();
         let resp: http::Response<reqwest::Body> = resp.into();
         let (parts, body) = resp.into_parts();
         let guarded = GuardedBody {
@@ -450,10 +452,17 @@ impl Meter {
             meter: self.clone(),
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         };
-        reqwest::Response::from(http::Response::from_parts(
-            parts,
-            reqwest::Body::wrap(guarded),
-        ))
+        let mut builder = http::Response::builder()
+            .status(parts.status)
+            .version(parts.version)
+            .url(url);
+        if let Some(h) = builder.headers_mut() {
+            *h = parts.headers;
+        }
+        match builder.body(reqwest::Body::wrap(guarded)) {
+            Ok(r) => reqwest::Response::from(r),
+            Err(_) => unreachable!("the parts of a valid response make a valid response"),
+        }
     }
 }
 
