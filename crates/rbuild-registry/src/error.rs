@@ -121,6 +121,18 @@ pub enum Error {
     /// A request that cannot be done as asked.
     #[error("{0}")]
     Invalid(String),
+    /// A push to several references failed part way: `updated` were moved to the new image (their
+    /// tags point at it), `not_updated` were not (they still point where they did before).
+    #[error("{source}\n{}", partial_lines(updated, not_updated))]
+    Partial {
+        /// References that now point at the pushed image.
+        updated: Vec<String>,
+        /// References left as they were.
+        not_updated: Vec<String>,
+        /// The failure that stopped the push.
+        #[source]
+        source: Box<Error>,
+    },
     /// A retryable error persisted.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
@@ -160,6 +172,7 @@ impl Error {
                 (400..500).contains(status) && detail.contains("BLOB_UNKNOWN")
             }
             Error::GaveUp { last, .. } => last.is_blob_unknown(),
+            Error::Partial { source, .. } => source.is_blob_unknown(),
             _ => false,
         }
     }
@@ -169,6 +182,7 @@ impl Error {
         match self {
             Error::Status { status, .. } => Some(*status),
             Error::GaveUp { last, .. } => last.status(),
+            Error::Partial { source, .. } => source.status(),
             _ => None,
         }
     }
@@ -182,6 +196,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::GaveUp { last, .. } => last.hint(),
+            Error::Partial { source, .. } => source.hint(),
             Error::Certificate { host, .. } => Some(format!(
                 "pass the registry's CA certificate with --ca-file FILE (or put it in /etc/containers/certs.d/{host}/ca.crt); --insecure-registry {host} skips verification"
             )),
@@ -230,6 +245,22 @@ impl rbuild_http::Transient for Error {
             self
         }
     }
+}
+
+/// `updated: a, b` / `not updated: c` lines (`none` for an empty list).
+fn partial_lines(updated: &[String], not_updated: &[String]) -> String {
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            "none".to_string()
+        } else {
+            l.join(", ")
+        }
+    };
+    format!(
+        "updated: {}\nnot updated: {}",
+        list(updated),
+        list(not_updated)
+    )
 }
 
 /// A `Result` with this crate's [`Error`].

@@ -358,6 +358,7 @@ async fn prepare(
     resolved.expand_all_platforms(&client, &store).await?;
     let index_opts = resolved.index_options(IndexOptions {
         extra_ca_files: global.ca_file.clone(),
+        timeouts: global.timeouts(),
         ..Default::default()
     });
     let index = IndexClient::new(index_opts)?;
