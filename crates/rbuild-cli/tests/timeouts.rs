@@ -64,8 +64,9 @@ fn a_stalled_registry_fails_within_the_bound_and_leaves_the_tag() {
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    // 5 attempts of 2 s, plus the pauses between them.
-    assert!(took < Duration::from_secs(30), "took {took:?}: {stderr}");
+    // A stall is retried once: 2 attempts of 2 s, plus the pause between them (the bound is
+    // generous for a loaded machine; without the one-retry rule this took about 26 s).
+    assert!(took < Duration::from_secs(15), "took {took:?}: {stderr}");
     assert!(
         stderr.contains("pushing manifest")
             && stderr.contains(&proxy.host())
@@ -76,7 +77,7 @@ fn a_stalled_registry_fails_within_the_bound_and_leaves_the_tag() {
         stderr.contains("note:") && stderr.contains("still waiting for"),
         "waits are shown at default verbosity: {stderr}"
     );
-    assert!(stderr.contains("retrying in"), "{stderr}");
+    assert!(stderr.contains("gave up after 2 attempts"), "{stderr}");
     let raw = skopeo_raw(&format!("{}/team/app:v1", registry.host())).unwrap();
     assert_eq!(
         rbuild_oci::Digest::of(&raw).to_string(),

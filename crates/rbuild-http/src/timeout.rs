@@ -52,7 +52,7 @@ use tokio::time::{Instant, Sleep};
 pub const ENV: &str = "RBUILD_HTTP_TIMEOUT";
 
 /// The default idle bound.
-pub const DEFAULT_IDLE: Duration = Duration::from_secs(60);
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(30);
 
 /// The time bounds of every request (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -624,7 +624,7 @@ mod tests {
             assert!(Timeouts::parse_env_value(bad).is_err(), "{bad}");
         }
         let t = Timeouts::default();
-        assert_eq!(t.idle, Duration::from_secs(60));
+        assert_eq!(t.idle, Duration::from_secs(30));
         assert_eq!(t.connect, Duration::from_secs(30));
         assert_eq!(format_secs(Duration::from_millis(2500)), "2.5 s");
         assert_eq!(format_secs(Duration::from_secs(60)), "60 s");

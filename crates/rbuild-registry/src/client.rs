@@ -268,7 +268,7 @@ pub(crate) fn transport_error(what: &str, host: &str, e: reqwest::Error) -> Erro
 
 /// The (retried) error for a request that broke a time bound: what, where, how long it waited.
 pub(crate) fn stalled_error(what: &str, host: &str, stalled: &rbuild_http::Stalled) -> Error {
-    Error::Transport {
+    Error::Stalled {
         what: what.to_string(),
         host: host.to_string(),
         reason: stalled.to_string(),

@@ -28,6 +28,17 @@ pub enum Error {
         /// The error chain, without URLs.
         reason: String,
     },
+    /// A request broke a time bound (no answer, a stalled or trickling body): retried once, so
+    /// that a hung registry costs at most about twice the bound.
+    #[error("{what}: {host}: {reason}")]
+    Stalled {
+        /// What was being done.
+        what: String,
+        /// The host.
+        host: String,
+        /// Which bound, and how long it waited.
+        reason: String,
+    },
     /// The server's certificate is not trusted.
     #[error("{host}: the server's TLS certificate is not trusted: {reason}")]
     Certificate {
@@ -148,9 +159,10 @@ impl Error {
     /// timeouts, resets, 408, 429, 5xx, and content that did not match its digest or size.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport { .. } | Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
-                true
-            }
+            Error::Transport { .. }
+            | Error::Stalled { .. }
+            | Error::DigestMismatch { .. }
+            | Error::SizeMismatch { .. } => true,
             Error::Status { status, .. } => rbuild_http::is_transient_status(*status),
             _ => false,
         }
@@ -232,6 +244,10 @@ impl rbuild_http::Transient for Error {
 
     fn retry_after(&self) -> Option<Duration> {
         Error::retry_after(self)
+    }
+
+    fn is_stall(&self) -> bool {
+        matches!(self, Error::Stalled { .. })
     }
 
     /// A failure that persisted through more than one attempt becomes [`Error::GaveUp`].
