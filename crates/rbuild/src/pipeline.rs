@@ -1016,8 +1016,12 @@ fn deps_history(p: &PreparedPlatform, group: &DepsGroup, index: usize, count: us
             group.wheels.len()
         ),
         part => format!(
-            "rbuild: install {} locked wheels from {lockfile} (dependency layer {}/{count}: {part})",
-            group.wheels.len() + group.sdists.len(),
+            "rbuild: install {} from {lockfile} (dependency layer {}/{count}: {part})",
+            crate::progress::count(
+                group.wheels.len() + group.sdists.len(),
+                "locked wheel",
+                "locked wheels"
+            ),
             index + 1
         ),
     }
