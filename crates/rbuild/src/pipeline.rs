@@ -2,8 +2,9 @@
 //! cache lookups) before anything is downloaded or built; then the wheels of every dependency layer
 //! to build are fetched in one batch; then each platform's layers and image are made side by side.
 //!
-//! Layers, base first: the base image's layers, the dependency layer (every locked wheel installed
-//! without Python), the user layer (`/etc/passwd` and `/etc/group` with the app user, only when the
+//! Layers, base first: the base image's layers, the dependency layers (every locked wheel installed
+//! without Python, split under a budget by [`crate::layers::deps::partition`]: heavy wheels alone,
+//! the rest in name-hash groups; each layer cached under its own key), the user layer (`/etc/passwd` and `/etc/group` with the app user, only when the
 //! base lacks the uid) and the app layer (the filtered context under the app directory).
 
 use std::collections::BTreeMap;

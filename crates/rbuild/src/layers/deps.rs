@@ -1,5 +1,10 @@
-//! The dependency layer: every locked wheel installed without Python, plus the wheels built
-//! from hash-pinned sdists (packages with no fitting wheel) by the base image's own Python.
+//! The dependency layers: every locked wheel installed without Python, plus the wheels built
+//! from hash-pinned sdists (packages with no fitting wheel) by the base image's own Python,
+//! split into at most `--deps-layers` layers by [`partition`] (heavy wheels alone, the rest in
+//! groups by name hash). Each layer is installed on its own with the whole base in view: a base
+//! distribution is replaced (whited out) in the layer of the wheel that replaces it, parent
+//! directories get the same modes in every layer, and bytecode is compiled per file, so the
+//! merged filesystem is the one a single layer gives.
 //!
 //! A built wheel is kept in the store under an `sdist-wheel` key: the sdist's sha256, the target
 //! Python version, the interpreter ([`rbuild_runner::Python::describe`]),
