@@ -199,12 +199,12 @@ fn fastapi_example_builds_pushes_and_serves_as_non_root() {
             .ends_with(&format!("demo/fastapi:v1@{digest}"))
     );
     let l = layers(&doc);
-    assert_eq!(
-        l.iter()
-            .map(|x| x["kind"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["base", "base", "deps", "user", "app"]
-    );
+    let mut kinds: Vec<&str> = l.iter().map(|x| x["kind"].as_str().unwrap()).collect();
+    let deps = kinds.iter().filter(|k| **k == "deps").count();
+    // pydantic-core (2 MB) alone, the small wheels in the name-hash groups (8 layers at most).
+    assert!((2..=8).contains(&deps), "{kinds:?}");
+    kinds.dedup();
+    assert_eq!(kinds, ["base", "deps", "user", "app"]);
     assert_eq!(layer_of(&l, "deps")["status"], "built");
     // skopeo sees the same manifest digest.
     let inspect = sh(
@@ -320,11 +320,16 @@ fn builds_are_reproducible_and_layers_change_only_with_their_inputs() {
     std::fs::write(a.join("requirements.txt"), req).unwrap();
     let deps_changed = env.build(&a, &[]).ok().json();
     let l3 = layers(&deps_changed);
-    assert_eq!(layer_of(&l3, "deps")["status"], "built");
-    assert_ne!(
-        layer_of(&l1, "deps")["digest"],
-        layer_of(&l3, "deps")["digest"]
-    );
+    // One dependency layer (six's group) is built anew; the others are the same.
+    let deps_of =
+        |l: &[Value]| -> Vec<Value> { l.iter().filter(|x| x["kind"] == "deps").cloned().collect() };
+    let (d1, d3) = (deps_of(&l1), deps_of(&l3));
+    let changed: Vec<&Value> = d3
+        .iter()
+        .filter(|x| !d1.iter().any(|y| y["digest"] == x["digest"]))
+        .collect();
+    assert_eq!(changed.len(), 1, "{d1:?}\n{d3:?}");
+    assert_eq!(changed[0]["status"], "built");
     // requirements.txt is part of the context, so the app layer changes with it too; the user layer
     // and the base layers never do.
     assert_eq!(
@@ -844,6 +849,9 @@ fn a_300_mb_dependency_layer_builds_in_under_150_mb_of_memory() {
                 "none",
                 "--entrypoint",
                 r#"["python3"]"#,
+                // One dependency layer of about 300 MB, as the test is about.
+                "--deps-layers",
+                "1",
                 "--output",
                 &format!("oci:{}", out.path().join("l").display()),
             ],

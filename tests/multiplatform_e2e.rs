@@ -618,6 +618,9 @@ fn a_package_without_an_aarch64_wheel_fails_the_build_and_pushes_nothing_unless_
                 "--entrypoint",
                 r#"["python3","main.py"]"#,
                 "--skip-unsupported-platforms",
+                // One dependency layer: the check below reads psutil's extension from it.
+                "--deps-layers",
+                "1",
             ],
         )
         .ok()
@@ -667,6 +670,9 @@ fn a_package_without_an_aarch64_wheel_fails_the_build_and_pushes_nothing_unless_
                 "--entrypoint",
                 r#"["python3","main.py"]"#,
                 "--skip-unsupported-platforms",
+                // One dependency layer: the check below reads psutil's extension from it.
+                "--deps-layers",
+                "1",
             ],
         )
         .ok();
@@ -913,6 +919,9 @@ fn both_platforms_carry_identical_bytecode_for_identical_sources() {
                 "linux/amd64,linux/arm64",
                 "--to",
                 &to,
+                // One dependency layer per platform: every .pyc of each is compared below.
+                "--deps-layers",
+                "1",
             ],
         )
         .ok()

@@ -229,6 +229,12 @@ pub struct BuildArgs {
         help_heading = "Image settings"
     )]
     pub no_compile_bytecode: bool,
+    /// The most dependency layers per image: each heavy wheel (1 MiB or more) gets its own,
+    /// largest first, the rest share a few groups by name, so one changed pin rebuilds and
+    /// uploads one small layer. 1 puts every dependency in one layer. [default: 8]
+    /// [env: RBUILD_DEPS_LAYERS]
+    #[arg(long = "deps-layers", value_name = "N", help_heading = "Dependencies")]
+    pub deps_layers: Option<usize>,
 }
 
 /// Arguments of `rbuild plan`.
@@ -288,6 +294,7 @@ fn flags_from_args(r: &ResolveArgs, b: Option<&BuildArgs>) -> RequestFlags {
         if b.no_default_ignores {
             s.default_ignores = Some(false);
         }
+        s.deps_layers = b.deps_layers;
         f.cache_from = b.cache_from.clone();
         f.strict = b.strict;
         f.skip_unsupported_platforms = b.skip_unsupported_platforms;
