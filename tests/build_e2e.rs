@@ -706,6 +706,15 @@ fn stored_wheels_rebuild_with_the_index_unreachable_and_offline_says_what_is_mis
     assert_eq!(plan["targets"][0]["python_version"], "3.11");
     assert_eq!(plan["targets"][0]["interpreter"], "/usr/bin/python3.11");
     assert_eq!(plan["targets"][0]["libc"]["version"], "2.36");
+    // The base digest the build would use, in the target and in the decisions (#18 item 2).
+    let base_digest = plan["targets"][0]["base_digest"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(base_digest.starts_with("sha256:"), "{plan}");
+    assert_eq!(
+        plan["targets"][0]["decisions"]["base_digest"], base_digest,
+        "{plan}"
+    );
     assert!(
         plan["targets"][0]["packages"]
             .as_array()

@@ -930,6 +930,7 @@ impl Builder {
         };
         let plan = PlatformPlan {
             platform: p.platform.to_string(),
+            base_digest: p.base.image.manifest_digest.map(|d| d.to_string()),
             target: p.target,
             lockfile: p.lock.as_ref().map(|l| l.path.clone()),
             notes: p.lock.map(|l| l.notes).unwrap_or_default(),

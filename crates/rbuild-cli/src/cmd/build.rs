@@ -632,6 +632,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
                     "libc": t.libc,
                     "tags": t.tags().to_strings(),
                     "installed": t.installed.iter().map(|d| json!({"name": d.name, "version": d.version})).collect::<Vec<_>>(),
+                    "base_digest": pl.base_digest,
                     "lockfile": pl.lockfile,
                     "packages": pl.packages.iter().map(|w| json!({
                         "name": w.name, "version": w.version, "filename": w.filename,
