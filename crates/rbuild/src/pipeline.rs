@@ -358,7 +358,11 @@ impl Builder {
         .await
         .map_err(other)??;
         for w in &ctx.warnings {
-            self.progress.warning(&w.to_string());
+            if w.is_note() {
+                self.progress.notice(&w.to_string());
+            } else {
+                self.progress.warning(&w.to_string());
+            }
         }
         let facts = ProjectFacts::from_context(&ctx, Vec::new());
         if let Some(w) = unlocked_imports_warning(req, &facts) {
