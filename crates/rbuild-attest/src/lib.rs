@@ -18,8 +18,9 @@ pub mod provenance;
 pub mod referrers;
 
 pub use cosign::{
-    CosignError, ScryptParams, SignatureManifest, SigningKey, VerifyingKey, encrypt_key,
-    signature_tag, simple_signing_payload, verify_signatures,
+    CosignError, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, ScryptParams, SignatureManifest,
+    SigningKey, VerifyingKey, encrypt_key, signature_tag, simple_signing_payload,
+    verify_signatures,
 };
 pub use provenance::{
     PROVENANCE_PREDICATE_TYPE, Provenance, ResolvedInput, STATEMENT_MEDIA_TYPE, STATEMENT_TYPE,

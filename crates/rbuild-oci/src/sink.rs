@@ -243,7 +243,7 @@ impl Sink for OciLayoutSink {
             layout.add_to_index(artifact.top.descriptor(), self.tag.as_deref())?;
             for a in &artifact.attachments {
                 layout.put_bytes(&a.manifest().bytes)?;
-                layout.add_to_index(a.descriptor(), None)?;
+                layout.add_to_index(a.descriptor(), artifact.attachment_tag(&a.digest()))?;
             }
             Ok(SinkReport {
                 references: vec![self.name()],
