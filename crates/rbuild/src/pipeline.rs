@@ -261,6 +261,7 @@ impl Builder {
             images,
             index,
             present,
+            attachments: Vec::new(),
         };
         self.store_metadata(&image).await?;
         Ok(BuildOutput {
