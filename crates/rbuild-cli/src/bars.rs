@@ -183,6 +183,14 @@ impl Reporter for Renderer {
                     self.println(&format!("{} {message}", style::warning()));
                 }
             }
+            // Retries and long waits: shown at default verbosity (not with -q), not warnings.
+            Event::Notice { message } => {
+                if self.warnings_shown {
+                    self.println(&format!("{} {message}", style::note()));
+                } else {
+                    tracing::info!("{message}");
+                }
+            }
             Event::Info { message } => tracing::debug!("{message}"),
             _ => {}
         }

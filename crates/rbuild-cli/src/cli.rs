@@ -56,6 +56,12 @@ pub enum Command {
     Login(cmd::login::LoginArgs),
     /// Remove the stored credentials for a registry.
     Logout(cmd::login::LogoutArgs),
+    /// Print the SBOM attached to an image (SPDX or CycloneDX JSON).
+    Sbom(cmd::attest::SbomArgs),
+    /// Print the in-toto statements (SLSA provenance) attached to an image, or list attachments.
+    Attestations(cmd::attest::AttestationsArgs),
+    /// Verify an image's cosign signature with a public key.
+    Verify(cmd::attest::VerifyArgs),
 }
 
 /// Flags shared by every subcommand.
@@ -77,6 +83,17 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub creds: Option<String>,
+    /// Give up on a registry or index request after SECS seconds without progress (no answer, or
+    /// a stalled or trickling transfer; slow but steady transfers go on). Retried like other
+    /// network faults. Default 60.
+    #[arg(
+        long,
+        value_name = "SECS",
+        global = true,
+        env = "RBUILD_HTTP_TIMEOUT",
+        value_parser = parse_timeout
+    )]
+    pub timeout: Option<std::time::Duration>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -86,6 +103,21 @@ pub struct GlobalArgs {
     /// Less output (-q: no progress or warnings, only results and errors).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub quiet: u8,
+}
+
+impl GlobalArgs {
+    /// The HTTP time bounds `--timeout` (or `RBUILD_HTTP_TIMEOUT`) asks for.
+    pub fn timeouts(&self) -> rbuild_registry::Timeouts {
+        self.timeout
+            .map(rbuild_registry::Timeouts::with_idle)
+            .unwrap_or_default()
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    rbuild_registry::Timeouts::parse_env_value(s)
+        .map(|t| t.idle)
+        .map_err(|e| e.to_string())
 }
 
 /// `--platform os/arch[/variant]`, comma-separated or repeated.
@@ -172,5 +204,18 @@ mod tests {
         assert_eq!(cli.global.verbose, 2);
         assert!(cli.global.json);
         assert_eq!(cli.global.insecure_registry, ["h:5000"]);
+        assert_eq!(cli.global.timeouts(), rbuild_registry::Timeouts::default());
+    }
+
+    #[test]
+    fn timeout_flag() {
+        let cli = Cli::try_parse_from(["rbuild", "inspect", "x", "--timeout", "2.5"]).unwrap();
+        assert_eq!(
+            cli.global.timeouts().idle,
+            std::time::Duration::from_millis(2500)
+        );
+        let err = Cli::try_parse_from(["rbuild", "inspect", "x", "--timeout", "0"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("RBUILD_HTTP_TIMEOUT"), "{err}");
     }
 }

@@ -107,6 +107,26 @@ pub fn hints(err: &anyhow::Error) -> Vec<String> {
         .collect()
 }
 
+/// The error as a JSON object for `--json` (`{"error": {"message", "causes", "hints",
+/// "exit_code"}}`): what stdout carries when a command fails.
+pub fn json_error(err: &anyhow::Error) -> serde_json::Value {
+    let mut causes: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if !causes.contains(&s) {
+            causes.push(s);
+        }
+    }
+    serde_json::json!({
+        "error": {
+            "message": one_line(err),
+            "causes": causes,
+            "hints": hints(err),
+            "exit_code": code(err),
+        }
+    })
+}
+
 /// Prints the error and returns the exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     crate::bars::println(&format!("{} {}", style::error(), one_line(err)));
@@ -126,5 +146,15 @@ mod tests {
         assert_eq!(code(&e), USAGE);
         assert_eq!(hints(&e), ["pass --to REF"]);
         assert_eq!(code(&anyhow::anyhow!("network down")), FAILURE);
+    }
+
+    #[test]
+    fn a_failure_as_json_has_the_message_causes_hints_and_code() {
+        let e = usage("no destination", &["pass --to REF"]).context("building");
+        let v = json_error(&e);
+        assert_eq!(v["error"]["message"], "building: no destination");
+        assert_eq!(v["error"]["causes"][1], "no destination");
+        assert_eq!(v["error"]["hints"][0], "pass --to REF");
+        assert_eq!(v["error"]["exit_code"], 2);
     }
 }

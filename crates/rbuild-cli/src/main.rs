@@ -39,8 +39,15 @@ fn main() -> ExitCode {
             return exit::report(&anyhow::Error::new(e).context("starting the async runtime"));
         }
     };
+    let json = cli.global.json;
     match runtime.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => exit::report(&e),
+        Err(e) => {
+            if json {
+                // Machines reading stdout get the failure as a document too.
+                let _ = output::json_doc(exit::json_error(&e));
+            }
+            exit::report(&e)
+        }
     }
 }

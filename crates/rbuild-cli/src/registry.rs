@@ -64,6 +64,7 @@ pub fn client_options_for(global: &GlobalArgs, explicit: StaticCredentials) -> C
             Box::new(explicit),
             Box::new(DefaultCredentials::from_env()),
         ])),
+        timeouts: global.timeouts(),
         ..Default::default()
     };
     opts.tls.extra_ca_files = global.ca_file.clone();

@@ -57,6 +57,11 @@ pub fn hint() -> String {
     paint("1;36", "hint:")
 }
 
+/// `note:` in bold blue (retries, long waits).
+pub fn note() -> String {
+    paint("1;34", "note:")
+}
+
 /// A step name (`[linux/amd64] deps`) in bold.
 pub fn bold(text: &str) -> String {
     paint("1", text)

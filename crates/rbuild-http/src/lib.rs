@@ -8,6 +8,9 @@
 //! - [`retry`]: the [`RetryPolicy`] (exponential backoff with ±50 % jitter, `Retry-After`,
 //!   bounded in attempts and time) and which failures are transient (connection errors, 408, 429,
 //!   5xx; each client's error type says which of its errors are, through [`retry::Transient`]);
+//! - [`timeout`]: the time bounds of every request ([`Timeouts`]: connect, idle with a low-speed
+//!   limit, the response head, an overall deadline scaled by size) and the [`Meter`] that applies
+//!   them to one request, failing it with [`Stalled`] (a transient error) instead of hanging;
 //! - [`download`]: one resumable, verified download into the content store
 //!   ([`rbuild_oci::Store`]): `Range: bytes=N-` after a transfer broke off, the hash checked over
 //!   the whole file, nothing stored that does not match.
@@ -17,8 +20,10 @@
 
 pub mod download;
 pub mod retry;
+pub mod timeout;
 pub mod tls;
 
 pub use download::{DownloadError, Expected, Partial, Watch, content_range_start, receive};
 pub use retry::{RetryPolicy, Transient, is_transient_status, parse_retry_after};
+pub use timeout::{InvalidTimeout, Meter, Stalled, Timeouts, find_stalled};
 pub use tls::{ClientCert, TlsError, TlsOptions, rustls_config};

@@ -37,6 +37,11 @@ pub trait Transient: Sized {
     fn retry_after(&self) -> Option<Duration> {
         None
     }
+    /// True for a request that broke a time bound (a stall): those are retried once only, so a
+    /// hung server costs at most about twice the bound, not the whole retry budget.
+    fn is_stall(&self) -> bool {
+        false
+    }
     /// The error reported when a transient failure persisted through `attempts` attempts (the
     /// default: the last error as it is).
     fn gave_up(self, attempts: u32) -> Self {
@@ -132,12 +137,15 @@ impl RetryPolicy {
     {
         let start = Instant::now();
         let mut attempt = 1;
+        let mut stalls = 0;
         loop {
             match op(attempt).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_transient() => {
                     let delay = self.delay(attempt, e.retry_after());
+                    stalls += u32::from(e.is_stall());
                     if attempt >= self.max_attempts
+                        || stalls > 1
                         || start.elapsed().saturating_add(delay) > self.max_elapsed
                     {
                         return Err(e.gave_up(attempt));

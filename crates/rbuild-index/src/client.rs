@@ -119,10 +119,9 @@ pub struct IndexOptions {
     pub retry: RetryPolicy,
     /// What to ask indexes for.
     pub format: PageFormat,
-    /// Connection timeout.
-    pub connect_timeout: Duration,
-    /// Longest wait for the next bytes of a response.
-    pub read_timeout: Duration,
+    /// Time bounds of every request (connect, idle, response head, overall deadline); the default
+    /// honours `RBUILD_HTTP_TIMEOUT` ([`rbuild_http::Timeouts::from_env`]).
+    pub timeouts: rbuild_http::Timeouts,
 }
 
 impl Default for IndexOptions {
@@ -139,11 +138,13 @@ impl Default for IndexOptions {
             concurrency: 8,
             retry: RetryPolicy::default(),
             format: PageFormat::Json,
-            connect_timeout: Duration::from_secs(20),
-            read_timeout: Duration::from_secs(60),
+            timeouts: rbuild_http::Timeouts::from_env(),
         }
     }
 }
+
+/// Retries of a request that has run at least this long are shown at default verbosity.
+const RETRY_NOTICE_AFTER: Duration = Duration::from_secs(3);
 
 /// The longest project page rbuild reads (numpy's JSON page is a few MB).
 const MAX_PAGE_BYTES: usize = 64 << 20;
@@ -185,9 +186,11 @@ impl std::fmt::Debug for IndexClient {
     }
 }
 
+/// A URL's origin (`scheme://host:port`): credentials from an index URL go to that origin only.
 pub(crate) fn host_key(url: &Url) -> String {
     format!(
-        "{}:{}",
+        "{}://{}:{}",
+        url.scheme(),
         url.host_str().unwrap_or("").to_ascii_lowercase(),
         url.port_or_known_default().unwrap_or(0)
     )
@@ -286,6 +289,9 @@ impl Failure {
 
 /// Describes a reqwest error without its URL (which we print ourselves, redacted), with its causes.
 pub(crate) fn describe(e: &reqwest::Error) -> String {
+    if let Some(stalled) = rbuild_http::find_stalled(e) {
+        return stalled.to_string();
+    }
     let mut parts: Vec<String> = Vec::new();
     let top = if e.is_timeout() {
         "timed out".to_string()
@@ -464,8 +470,7 @@ impl IndexClient {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(self.inner.opts.connect_timeout)
-            .read_timeout(self.inner.opts.read_timeout)
+            .connect_timeout(self.inner.opts.timeouts.connect)
             .build()
             .map_err(|e| Error::Tls(describe(&e)))?;
         *guard = Some(client.clone());
@@ -498,6 +503,29 @@ impl IndexClient {
         }
     }
 
+    /// Sends `req` (for `url`) under the time bounds: a server that does not answer, or whose
+    /// body stalls, fails the attempt with a retried error that says how long it waited.
+    /// Redirects are followed by reqwest, which drops `Authorization` when the origin changes.
+    pub(crate) async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<reqwest::Response, Failure> {
+        let meter = rbuild_http::Meter::new(&self.inner.opts.timeouts, 0, None);
+        match meter.guard(req.send()).await {
+            Ok(Ok(resp)) => Ok(meter.response(resp)),
+            Ok(Err(e)) => Err(network_failure(url, &e)),
+            Err(stalled) => Err(Failure::Retry(
+                Error::Network {
+                    url: redact_url(url),
+                    attempts: 1,
+                    reason: stalled.to_string(),
+                },
+                None,
+            )),
+        }
+    }
+
     /// Runs `op` with the retry policy. `op` gets the attempt number (from 1).
     pub(crate) async fn with_retries<T, F, Fut>(
         &self,
@@ -509,13 +537,25 @@ impl IndexClient {
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
+        let started = std::time::Instant::now();
         self.inner
             .opts
             .retry
             .shared()
-            .run_observed(op, |attempt, failure, _| {
+            .run_observed(op, |attempt, failure, delay| {
                 if let (Some(p), Failure::Retry(e, _)) = (progress, failure) {
-                    p.retrying(&redact_url(url), attempt, &e.to_string());
+                    if started.elapsed().saturating_add(delay) >= RETRY_NOTICE_AFTER {
+                        // Slow enough to be shown at default verbosity.
+                        p.event(&rbuild_oci::progress::Event::Notice {
+                            message: format!(
+                                "{}: attempt {attempt} failed ({e}); retrying in {}",
+                                redact_url(url),
+                                rbuild_http::timeout::format_secs(delay)
+                            ),
+                        });
+                    } else {
+                        p.retrying(&redact_url(url), attempt, &e.to_string());
+                    }
                 }
             })
             .await
@@ -537,11 +577,12 @@ impl IndexClient {
             let http = http.clone();
             async move {
                 let resp = self
-                    .get(&http, page, creds)
-                    .header(ACCEPT, HeaderValue::from_static(accept))
-                    .send()
-                    .await
-                    .map_err(|e| network_failure(page, &e))?;
+                    .send(
+                        self.get(&http, page, creds)
+                            .header(ACCEPT, HeaderValue::from_static(accept)),
+                        page,
+                    )
+                    .await?;
                 if resp.status().as_u16() == 404 {
                     return Ok(None);
                 }

@@ -620,7 +620,7 @@ impl IndexClient {
                 if let Some(range) = rbuild_http::download::range_header(partial.offset()) {
                     req = req.header("range", range);
                 }
-                let resp = req.send().await.map_err(|e| network_failure(url, &e))?;
+                let resp = self.send(req, url).await?;
                 if !resp.status().is_success() {
                     // What was received stays for the next attempt, if there is one.
                     return Err(status_failure(url, &resp));

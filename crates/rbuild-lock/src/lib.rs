@@ -39,10 +39,11 @@
 //!
 //! rbuild installs wheels from package indexes (and local wheels inside the context). Everything else
 //! is refused with an error naming the file (the line, for requirements files) and the package: VCS
-//! (`git+https://…`), local paths and direct URLs, workspace members other than the project itself,
-//! Poetry `git`/`directory`/`file`/`url` sources, pylock `vcs`/`directory`/`archive` entries. The
-//! project itself (`-e .` in a requirements file, the uv root, pylock's `directory = { path = "." }`) is
-//! skipped with a note in [`Lock::notes`]: its source goes in the app layer.
+//! (`git+https://…`), local paths to files and direct URLs, Poetry `git`/`file`/`url` sources, pylock
+//! `vcs`/`directory`/`archive` entries. The project itself (`-e .` in a requirements file, the uv
+//! root, pylock's `directory = { path = "." }`) is skipped with a note in [`Lock::notes`]: its source
+//! goes in the app layer. Projects installed from other directories (uv workspace members, Poetry
+//! `directory` sources) are listed in [`Lock::local_projects`] for the caller to build.
 //!
 //! Names are validated (PEP 508, no `/`, no `..`) before anything else is done with them, and versions
 //! are parsed as PEP 440.
@@ -92,7 +93,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Location, Result};
 pub use model::{
-    FileKind, Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions,
+    FileKind, LocalProject, Lock, LockFormat, LockedFile, LockedPackage, PackageSource,
+    ResolveOptions,
 };
 pub use rbuild_python::markers::MarkerEnv;
 pub use uv_fresh::check_uv_lock_fresh;

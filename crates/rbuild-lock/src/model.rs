@@ -242,6 +242,27 @@ pub struct Lock {
     pub hashes_required: bool,
     /// Things the caller should show the user (e.g. "-e . skipped: the project goes in the app layer").
     pub notes: Vec<String>,
+    /// Projects the lock installs from a directory (uv workspace members, `path` dependencies,
+    /// Poetry `directory` sources), sorted by name. Their dependencies are in
+    /// [`Lock::packages`]; the projects themselves are built from their source by the caller.
+    /// The project in the lockfile's own directory is not among them.
+    pub local_projects: Vec<LocalProject>,
+}
+
+/// A project the lock installs from a local directory (a workspace member, a path dependency).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LocalProject {
+    /// The PEP 503-normalized name.
+    pub name: String,
+    /// The version the lock records, when it records one (a dynamic version has none).
+    pub version: Option<String>,
+    /// The directory as the lock writes it, relative to the lockfile's directory, with `/`
+    /// separators (`packages/lib`). It may contain `..`: the caller decides whether it may leave
+    /// the build context.
+    pub path: String,
+    /// Whether the lock asks for an editable install (`uv` `editable`, Poetry `develop = true`).
+    /// Images get a regular install either way, as `uv sync --no-editable` does.
+    pub editable: bool,
 }
 
 impl Lock {

@@ -322,6 +322,7 @@ pub(crate) fn read_str(
         no_index: false,
         hashes_required: true,
         notes,
+        local_projects: Vec::new(),
     })
 }
 

@@ -17,8 +17,9 @@
 //! it matters: the `python` key of a dependency, and picking between two locked versions of one package.
 //!
 //! Files come with name and hash only. A package's `[package.source]` of type `legacy` names its index;
-//! without one the package comes from the default index (PyPI). `git`, `directory`, `file` and `url`
-//! sources are refused.
+//! without one the package comes from the default index (PyPI). A `directory` source (a path
+//! dependency, `develop = true` or not) is a [`LocalProject`](crate::LocalProject) the caller
+//! builds from its directory; `git`, `file` and `url` sources are refused.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
@@ -29,7 +30,9 @@ use rbuild_python::version::{Version, VersionSpecifier};
 use serde::Deserialize;
 
 use crate::error::{Error, Location, Result};
-use crate::model::{Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions};
+use crate::model::{
+    LocalProject, Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions,
+};
 use crate::util::{check_filename, check_name, check_version, is_url, parse_algo_hash, read_text};
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +70,19 @@ struct Package {
     #[serde(default)]
     extras: BTreeMap<String, Vec<String>>,
     source: Option<Source>,
+    /// `develop = true`: an editable path dependency.
+    #[serde(default)]
+    develop: bool,
+}
+
+impl Package {
+    /// The directory of a `directory` source (a path dependency), relative to the lockfile's.
+    fn directory(&self) -> Option<&str> {
+        self.source
+            .as_ref()
+            .filter(|s| s.kind == "directory")
+            .map(|s| s.url.trim_end_matches('/'))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -609,9 +625,21 @@ pub(crate) fn read_str(
     };
 
     let mut packages: BTreeMap<String, LockedPackage> = BTreeMap::new();
+    let mut local_projects: Vec<LocalProject> = Vec::new();
     for i in selected {
         let p = &lock.packages[i];
         let name = rbuild_python::normalize_name(&p.name);
+        if let Some(dir) = p.directory() {
+            if !local_projects.iter().any(|l| l.name == name) {
+                local_projects.push(LocalProject {
+                    name,
+                    version: Some(p.version.clone()),
+                    path: dir.to_string(),
+                    editable: p.develop,
+                });
+            }
+            continue;
+        }
         let pkg = locked_package(&loc, &lock, p, &name)?;
         if let Some(prev) = packages.get(&name) {
             if prev.version != pkg.version {
@@ -625,6 +653,7 @@ pub(crate) fn read_str(
         }
         packages.insert(name, pkg);
     }
+    local_projects.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Lock {
         format: LockFormat::PoetryLock,
         path: path.to_path_buf(),
@@ -635,6 +664,7 @@ pub(crate) fn read_str(
         no_index: false,
         hashes_required: true,
         notes,
+        local_projects,
     })
 }
 
@@ -759,7 +789,11 @@ fn walk(
         {
             continue;
         }
-        if let Some(d) = &edge.direct {
+        // A path dependency on a directory is a local project (built by the caller).
+        let local_dir = by_name
+            .get(&edge.name)
+            .is_some_and(|c| c.iter().all(|&i| lock.packages[i].directory().is_some()));
+        if let Some(d) = edge.direct.as_ref().filter(|_| !local_dir) {
             return Err(Error::Unsupported {
                 location: loc.clone(),
                 what: format!("`{}` (needed by {from}) comes from {d}, which", edge.name),

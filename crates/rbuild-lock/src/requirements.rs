@@ -778,6 +778,7 @@ pub(crate) fn read_str(
         no_index: st.no_index,
         hashes_required,
         notes,
+        local_projects: Vec::new(),
     })
 }
 

@@ -19,7 +19,9 @@ use rbuild_python::markers::{MarkerEnv, MarkerTree};
 use serde::Deserialize;
 
 use crate::error::{Error, Location, Result};
-use crate::model::{Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions};
+use crate::model::{
+    LocalProject, Lock, LockFormat, LockedFile, LockedPackage, PackageSource, ResolveOptions,
+};
 use crate::util::{
     check_filename, check_name, check_version, filename_from_url, is_url, parse_algo_hash,
     resolve_inside, same_version,
@@ -170,6 +172,16 @@ enum SourceKind {
     LocalRegistry(String),
     /// The project itself (editable/virtual/directory at `.`).
     Root,
+    /// A workspace member or path dependency (editable/virtual/directory elsewhere): built from
+    /// its directory by the caller, not downloaded.
+    Member {
+        /// The directory, relative to the lockfile's.
+        path: String,
+        /// `editable = …`.
+        editable: bool,
+        /// `virtual = …`: not installed itself (no build system); its dependencies are.
+        virtual_: bool,
+    },
     /// Anything else, described for the error.
     Other(String),
 }
@@ -188,7 +200,11 @@ fn source_kind(source: &toml::Table) -> SourceKind {
             return if matches!(p, "." | "./" | "") {
                 SourceKind::Root
             } else {
-                SourceKind::Other(format!("a workspace member or local project ({k} = {p:?})"))
+                SourceKind::Member {
+                    path: p.trim_end_matches('/').to_string(),
+                    editable: k == "editable",
+                    virtual_: k == "virtual",
+                }
             };
         }
     }
@@ -355,22 +371,18 @@ pub(crate) fn read_str(
         .filter(|&i| kinds[i] == SourceKind::Root)
         .collect();
     if roots.is_empty() && !lock.manifest.members.is_empty() {
-        let members: Vec<String> = lock
+        // A workspace without a root project: `uv sync` there installs every member.
+        let members: BTreeSet<String> = lock
             .manifest
             .members
             .iter()
             .map(|m| rbuild_python::normalize_name(m))
             .collect();
-        return Err(Error::Unsupported {
-            location: loc,
-            what: format!(
-                "a uv workspace without a root project (members: {})",
-                members.join(", ")
-            ),
-            hint: "rbuild installs no workspace members yet: build their wheels and pass --find-links DIR, \
-                   or lock a project that depends on them"
-                .into(),
-        });
+        roots = (0..lock.packages.len())
+            .filter(|&i| {
+                members.contains(&names[i]) && matches!(kinds[i], SourceKind::Member { .. })
+            })
+            .collect();
     }
     roots.sort();
 
@@ -512,12 +524,36 @@ pub(crate) fn read_str(
         active.extend(seen);
     }
 
+    // Members that are roots (a workspace without a root project) are installed too.
+    included.extend(
+        roots
+            .iter()
+            .copied()
+            .filter(|&r| matches!(kinds[r], SourceKind::Member { .. })),
+    );
     // One entry per name.
     let mut packages: BTreeMap<String, LockedPackage> = BTreeMap::new();
+    let mut local_projects: Vec<LocalProject> = Vec::new();
     let lock_dir = path.parent().unwrap_or(Path::new(""));
     for i in included {
         let p = &lock.packages[i];
         let name = names[i].clone();
+        if let SourceKind::Member {
+            path: dir,
+            editable,
+            virtual_,
+        } = &kinds[i]
+        {
+            if !virtual_ {
+                local_projects.push(LocalProject {
+                    name,
+                    version: p.version.clone(),
+                    path: dir.clone(),
+                    editable: *editable,
+                });
+            }
+            continue;
+        }
         let pkg = locked_package(&loc, lock_dir, p, &name, &kinds[i])?;
         if let Some(prev) = packages.get(&name) {
             return Err(Error::Ambiguous {
@@ -528,6 +564,11 @@ pub(crate) fn read_str(
         }
         packages.insert(name, pkg);
     }
+    local_projects.sort_by(|a, b| a.name.cmp(&b.name));
+    let roots: Vec<usize> = roots
+        .into_iter()
+        .filter(|&r| kinds[r] == SourceKind::Root)
+        .collect();
     if !roots.is_empty() {
         notes.push(format!(
             "{}: the project {} is not installed from the lock: its source goes in the app layer",
@@ -549,6 +590,7 @@ pub(crate) fn read_str(
         no_index: false,
         hashes_required: true,
         notes,
+        local_projects,
     })
 }
 
@@ -692,7 +734,7 @@ fn add(
 ) -> Result<()> {
     match &kinds[i] {
         SourceKind::Root => {}
-        SourceKind::Registry(_) | SourceKind::LocalRegistry(_) => {
+        SourceKind::Registry(_) | SourceKind::LocalRegistry(_) | SourceKind::Member { .. } => {
             included.insert(i);
         }
         SourceKind::Other(what) => {

@@ -345,11 +345,6 @@ fn uv_lock_sources_rbuild_does_not_install() {
             r#"{ url = "https://example.com/mylib-1.0.tar.gz" }"#,
             "a direct URL source",
         ),
-        (r#"{ editable = "packages/mylib" }"#, "workspace member"),
-        (
-            r#"{ directory = "../mylib" }"#,
-            "workspace member or local project",
-        ),
     ] {
         let text = uv_lock(
             "    { name = \"mylib\" },\n",
@@ -364,6 +359,96 @@ fn uv_lock_sources_rbuild_does_not_install() {
             "{m}"
         );
     }
+}
+
+#[test]
+fn uv_lock_workspace_members_are_local_projects() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A root project depending on an editable member, which depends on idna; a second member
+    // given as a plain directory; a virtual member is not installed itself.
+    let text = uv_lock(
+        "    { name = \"mylib\" },\n    { name = \"tools\" },\n    { name = \"meta\" },\n",
+        r#"
+[[package]]
+name = "mylib"
+version = "1.0"
+source = { editable = "packages/mylib" }
+dependencies = [{ name = "idna" }]
+
+[[package]]
+name = "tools"
+version = "2.0"
+source = { directory = "packages/tools/" }
+
+[[package]]
+name = "meta"
+version = "0.0.0"
+source = { virtual = "packages/meta" }
+"#,
+    );
+    let lock = read_ok(tmp.path(), "uv.lock", &text, &ResolveOptions::default());
+    assert_eq!(pins(&lock), [("idna".to_string(), "3.20".to_string())]);
+    let local: Vec<(&str, Option<&str>, &str, bool)> = lock
+        .local_projects
+        .iter()
+        .map(|l| {
+            (
+                l.name.as_str(),
+                l.version.as_deref(),
+                l.path.as_str(),
+                l.editable,
+            )
+        })
+        .collect();
+    assert_eq!(
+        local,
+        [
+            ("mylib", Some("1.0"), "packages/mylib", true),
+            ("tools", Some("2.0"), "packages/tools", false)
+        ]
+    );
+}
+
+#[test]
+fn uv_lock_workspace_without_root_installs_every_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"version = 1
+revision = 3
+requires-python = ">=3.11"
+
+[manifest]
+members = ["api", "core"]
+
+[[package]]
+name = "api"
+version = "0.1.0"
+source = {{ editable = "packages/api" }}
+dependencies = [{{ name = "core" }}]
+
+[[package]]
+name = "core"
+version = "0.2.0"
+source = {{ editable = "packages/core" }}
+dependencies = [{{ name = "idna" }}]
+
+[[package]]
+name = "idna"
+version = "3.20"
+source = {{ registry = "https://pypi.org/simple" }}
+wheels = [
+    {{ url = "https://files.pythonhosted.org/packages/58/a2/idna-3.20-py3-none-any.whl", hash = "sha256:{H2}", size = 69583 }},
+]
+"#
+    );
+    let lock = read_ok(tmp.path(), "uv.lock", &text, &ResolveOptions::default());
+    assert_eq!(pins(&lock), [("idna".to_string(), "3.20".to_string())]);
+    let names: Vec<&str> = lock
+        .local_projects
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(names, ["api", "core"]);
 }
 
 #[test]
@@ -745,4 +830,38 @@ fn detection_order_and_formats() {
     )
     .unwrap_err();
     assert!(matches!(e, Error::UnknownFormat { .. }), "{e}");
+}
+
+#[test]
+fn poetry_path_dependency_is_a_local_project() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Poetry 1.x style (lock-version 2.0): the walk starts from pyproject.toml, whose path
+    // dependency points at a directory the lock records as a `directory` source.
+    write(
+        tmp.path(),
+        "pyproject.toml",
+        "[tool.poetry]\nname = \"app\"\nversion = \"0.1.0\"\n\n[tool.poetry.dependencies]\n\
+         python = \"^3.11\"\nmylib = { path = \"libs/mylib\", develop = true }\n",
+    );
+    let text = format!(
+        "[[package]]\nname = \"idna\"\nversion = \"3.20\"\ndescription = \"\"\noptional = false\n\
+         python-versions = \"*\"\nfiles = [{{file = \"idna-3.20-py3-none-any.whl\", hash = \"sha256:{H2}\"}}]\n\n\
+         [[package]]\nname = \"mylib\"\nversion = \"1.0\"\ndescription = \"\"\noptional = false\n\
+         python-versions = \"*\"\nfiles = []\ndevelop = true\n\n[package.dependencies]\nidna = \"*\"\n\n\
+         [package.source]\ntype = \"directory\"\nurl = \"libs/mylib\"\n\n\
+         [metadata]\nlock-version = \"2.0\"\npython-versions = \"^3.11\"\ncontent-hash = \"x\"\n"
+    );
+    let lock = read_ok(tmp.path(), "poetry.lock", &text, &ResolveOptions::default());
+    assert_eq!(pins(&lock), [("idna".to_string(), "3.20".to_string())]);
+    assert_eq!(lock.local_projects.len(), 1, "{:?}", lock.local_projects);
+    let l = &lock.local_projects[0];
+    assert_eq!(
+        (
+            l.name.as_str(),
+            l.version.as_deref(),
+            l.path.as_str(),
+            l.editable
+        ),
+        ("mylib", Some("1.0"), "libs/mylib", true)
+    );
 }

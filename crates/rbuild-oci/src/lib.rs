@@ -31,7 +31,7 @@ pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestError, Hasher, HashingReader, HashingWriter};
 pub use docker_archive::{ArchiveError, write_docker_archive};
 pub use image::{Artifact, Image, ImageError, Layer, Top};
-pub use layout::{LayoutError, OciLayout};
+pub use layout::{LayoutError, LayoutLock, OciLayout};
 pub use manifest::{
     ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_CREATED, ANNOTATION_LAYER_KEY,
     ANNOTATION_REF_NAME, Descriptor, Index, Manifest, ManifestError, ManifestKind, NoSuchPlatform,
@@ -43,4 +43,4 @@ pub use sink::{
     BlobReader, BlobSource, BoxFuture, DockerArchiveSink, MultiSink, OciLayoutSink,
     RemoteRepository, Sink, SinkError, SinkReport,
 };
-pub use store::{BlobWriter, Store, StoreError};
+pub use store::{BlobWriter, PruneOptions, PruneReport, Store, StoreError, VerifiedBlob};

@@ -127,6 +127,12 @@ pub enum Event {
         /// One line (or several, for lists).
         message: String,
     },
+    /// Something slow the user should see while it happens (a retry, a wait for a server that
+    /// does not answer): shown at default verbosity (not with `-q`), not kept as a warning.
+    Notice {
+        /// One line.
+        message: String,
+    },
     /// Verbose information (`-v`).
     Info {
         /// One line.

@@ -53,7 +53,7 @@ impl BlobSource for Store {
         descriptor: &'a Descriptor,
     ) -> BoxFuture<'a, Result<BlobReader, SinkError>> {
         let r = self
-            .open_blob(&descriptor.digest)
+            .open_verified(&descriptor.digest)
             .map(|f| Box::new(f) as BlobReader)
             .map_err(SinkError::from);
         Box::pin(async move { r })
@@ -227,6 +227,11 @@ impl Sink for OciLayoutSink {
     ) -> BoxFuture<'a, Result<SinkReport, SinkError>> {
         Box::pin(async move {
             let layout = OciLayout::open_or_create(&self.dir)?;
+            // One writer at a time: tags of concurrent builds are all kept.
+            let lock = {
+                let layout = layout.clone();
+                blocking(move || Ok(layout.lock()?)).await?
+            };
             for d in artifact.blobs() {
                 if layout.blob_path(&d.digest).is_file() {
                     continue;
@@ -240,11 +245,16 @@ impl Sink for OciLayoutSink {
             }
             let top = artifact.top.manifest();
             layout.put_bytes(&top.bytes)?;
-            layout.add_to_index(artifact.top.descriptor(), self.tag.as_deref())?;
+            layout.add_to_index_locked(&lock, artifact.top.descriptor(), self.tag.as_deref())?;
             for a in &artifact.attachments {
                 layout.put_bytes(&a.manifest().bytes)?;
-                layout.add_to_index(a.descriptor(), None)?;
+                layout.add_to_index_locked(
+                    &lock,
+                    a.descriptor(),
+                    artifact.attachment_tag(&a.digest()),
+                )?;
             }
+            drop(lock);
             Ok(SinkReport {
                 references: vec![self.name()],
                 ..SinkReport::default()

@@ -48,6 +48,7 @@ pub mod env;
 pub mod hooks;
 pub mod project;
 pub mod pyproject;
+pub mod scm;
 pub mod sdist;
 
 mod index_env;

@@ -107,8 +107,29 @@ pub fn project_wheel(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
+    // A version from git (setuptools-scm, hatch-vcs): computed here, where git and the
+    // repository are, since the copy has no `.git` and the base usually no git.
+    let mut opts = opts.clone();
+    let scm = info
+        .as_ref()
+        .is_some_and(|i| i.dynamic.iter().any(|d| d == "version"))
+        && crate::scm::uses_scm_version(&crate::read_build_system(project_dir)?.requires);
+    let pretend = "SETUPTOOLS_SCM_PRETEND_VERSION";
+    if scm && !opts.env.iter().any(|(k, _)| k == pretend) {
+        let v = crate::scm::scm_version(project_dir).map_err(|reason| BuildError::Project {
+            dir: project_dir.to_path_buf(),
+            reason,
+        })?;
+        opts.env.push((pretend.to_string(), v));
+    }
     let version = info
         .and_then(|i| i.version)
+        .or_else(|| {
+            opts.env
+                .iter()
+                .find(|(k, _)| k == pretend)
+                .map(|(_, v)| v.clone())
+        })
         .unwrap_or_else(|| "(dynamic version)".into());
     crate::build_tree(
         python,
@@ -116,13 +137,14 @@ pub fn project_wheel(
         scratch,
         requirements,
         target,
-        opts,
+        &opts,
         (&name, &version),
     )
 }
 
 /// Directory names never copied from a project into the build tree.
 const SKIP_DIRS: &[&str] = &[
+    ".git",
     ".venv",
     "venv",
     "node_modules",

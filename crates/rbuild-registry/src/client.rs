@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -19,7 +19,7 @@ use crate::auth::{Anonymous, AuthState, AuthStep, CredentialProvider, Scopes, pa
 use crate::error::{Error, Result};
 use crate::progress::{NoProgress, Progress, ProgressEvent};
 use crate::tls::{self, ClientCert, TlsOptions};
-use rbuild_http::RetryPolicy;
+use rbuild_http::{Meter, RetryPolicy, Timeouts};
 
 /// How blobs are uploaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,10 +66,9 @@ pub struct ClientOptions {
     pub credentials: Arc<dyn CredentialProvider>,
     /// The `User-Agent`.
     pub user_agent: String,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Timeout for each read from the network.
-    pub read_timeout: Duration,
+    /// Time bounds of every request (connect, idle, response head, overall deadline); the default
+    /// honours `RBUILD_HTTP_TIMEOUT` ([`Timeouts::from_env`]).
+    pub timeouts: Timeouts,
 }
 
 impl Default for ClientOptions {
@@ -83,8 +82,7 @@ impl Default for ClientOptions {
             upload: UploadMode::default(),
             credentials: Arc::new(Anonymous),
             user_agent: concat!("rbuild/", env!("CARGO_PKG_VERSION")).to_string(),
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(120),
+            timeouts: Timeouts::from_env(),
         }
     }
 }
@@ -98,6 +96,7 @@ impl fmt::Debug for ClientOptions {
             .field("retry", &self.retry)
             .field("concurrency", &self.concurrency)
             .field("upload", &self.upload)
+            .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +238,9 @@ pub(crate) const NOT_TLS: &str = "the registry does not speak TLS here (a plain-
 
 pub(crate) fn transport_error(what: &str, host: &str, e: reqwest::Error) -> Error {
     let e = e.without_url();
+    if let Some(stalled) = rbuild_http::find_stalled(&e) {
+        return stalled_error(what, host, stalled);
+    }
     match find_in_chain::<rustls::Error>(&e) {
         Some(rustls::Error::InvalidCertificate(c)) => {
             return Error::Certificate {
@@ -261,6 +263,15 @@ pub(crate) fn transport_error(what: &str, host: &str, e: reqwest::Error) -> Erro
         what: what.to_string(),
         host: host.to_string(),
         reason: error_chain(&e),
+    }
+}
+
+/// The (retried) error for a request that broke a time bound: what, where, how long it waited.
+pub(crate) fn stalled_error(what: &str, host: &str, stalled: &rbuild_http::Stalled) -> Error {
+    Error::Stalled {
+        what: what.to_string(),
+        host: host.to_string(),
+        reason: stalled.to_string(),
     }
 }
 
@@ -409,8 +420,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(o.connect_timeout)
-            .read_timeout(o.read_timeout)
+            .connect_timeout(o.timeouts.connect)
             .user_agent(o.user_agent.clone())
             .build()
             .map_err(|e| Error::Invalid(format!("cannot build an HTTP client: {e}")))?;
@@ -450,13 +460,9 @@ impl Client {
                     return Ok(https);
                 }
                 let probe = https.join("v2/").expect("valid");
-                match host
-                    .http
-                    .get(probe)
-                    .timeout(Duration::from_secs(15))
-                    .send()
-                    .await
-                {
+                let t = &self.inner.opts.timeouts;
+                let limit = t.connect.saturating_add(t.headers);
+                match host.http.get(probe).timeout(limit).send().await {
                     Ok(_) => {
                         tracing::debug!("{}: speaks HTTPS", host.name);
                         Ok(https)
@@ -488,7 +494,11 @@ impl Client {
                             return Err(Error::Transport {
                                 what: "connecting".into(),
                                 host: host.name.clone(),
-                                reason: error_chain(&e),
+                                reason: format!(
+                                    "no answer after waiting {} (the time limit; raise it with --timeout SECS or {})",
+                                    rbuild_http::timeout::format_secs(limit),
+                                    rbuild_http::timeout::ENV
+                                ),
                             });
                         }
                         tracing::debug!(
@@ -577,6 +587,18 @@ impl Client {
         req: &Req,
         what: &str,
     ) -> Result<Response> {
+        // Credentials stay with their origin: a URL the registry handed out (an upload Location)
+        // on another scheme, host or port is sent to that host without them.
+        let base = self.base(host).await?;
+        if origin(&req.url) != origin(&base) {
+            let other = self.host_for_url(&req.url)?;
+            tracing::debug!(
+                "{}: {} is another origin; sending no credentials there",
+                host.name,
+                redact(&req.url)
+            );
+            return self.send_raw(&other, req, None, what).await;
+        }
         let mut scopes = scopes.clone();
         for round in 0..2 {
             let auth = self.authorization(host, &scopes).await?;
@@ -633,6 +655,15 @@ impl Client {
             if origin(&url) != first_origin {
                 auth = None;
             }
+            let streamed = match &req.body {
+                Body::File { len, .. } => *len,
+                Body::Empty | Body::Bytes(_) => 0,
+            };
+            let meter = Meter::new(
+                &self.inner.opts.timeouts,
+                streamed,
+                Some(self.waiting_observer(what, &h.name)),
+            );
             let mut rb = h.http.request(req.method.clone(), url.clone());
             for (k, v) in &req.headers {
                 rb = rb.header(*k, v);
@@ -653,15 +684,22 @@ impl Client {
                     offset,
                     len,
                     progress,
-                } => rb
-                    .header("content-length", len.to_string())
-                    .body(self.file_body(path, *offset, *len, *progress).await?),
+                } => rb.header("content-length", len.to_string()).body(
+                    self.file_body(path, *offset, *len, *progress, &meter)
+                        .await?,
+                ),
             };
             tracing::debug!("{} {}", req.method, redact(&url));
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| transport_error(what, &h.name, e))?;
+            let resp = match meter.guard(rb.send()).await {
+                Ok(sent) => sent.map_err(|e| transport_error(what, &h.name, e))?,
+                Err(stalled) => return Err(stalled_error(what, &h.name, &stalled)),
+            };
+            // The body (read by the caller) stays under the same bounds.
+            let resp = if req.method == Method::HEAD {
+                resp
+            } else {
+                meter.response(resp)
+            };
             tracing::debug!(
                 "{} {} -> {}",
                 req.method,
@@ -690,12 +728,53 @@ impl Client {
         })
     }
 
+    /// Tells the progress reporter once when a request of `what` to `host` has waited a while.
+    fn waiting_observer(&self, what: &str, host: &str) -> rbuild_http::timeout::Observer {
+        let (what, host) = (what.to_string(), host.to_string());
+        let sink = self.inner.progress.clone();
+        Arc::new(move |waited, limit| {
+            sink.event(ProgressEvent::Waiting {
+                what: what.clone(),
+                host: host.clone(),
+                waited,
+                limit,
+            })
+        })
+    }
+
+    /// Runs `op` with the retry policy, telling the progress reporter about every retry.
+    pub(crate) async fn retried<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let policy = &self.inner.opts.retry;
+        policy
+            .run_observed(op, |attempt, e: &Error, delay| {
+                tracing::info!(
+                    "{what}: attempt {attempt} failed, retrying in {:.1}s: {e}",
+                    delay.as_secs_f64()
+                );
+                self.progress(ProgressEvent::Retrying {
+                    what: what.to_string(),
+                    attempt,
+                    max_attempts: policy.max_attempts,
+                    delay,
+                    elapsed: started.elapsed(),
+                    reason: e.to_string(),
+                });
+            })
+            .await
+    }
+
     async fn file_body(
         &self,
         path: &std::path::Path,
         offset: u64,
         len: u64,
         progress: Option<Digest>,
+        meter: &Meter,
     ) -> Result<reqwest::Body> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let io = |e: std::io::Error| {
@@ -717,7 +796,7 @@ impl Client {
                 });
             }
         });
-        Ok(reqwest::Body::wrap_stream(stream))
+        Ok(reqwest::Body::wrap_stream(meter.sending(stream)))
     }
 }
 

@@ -28,6 +28,17 @@ pub enum Error {
         /// The error chain, without URLs.
         reason: String,
     },
+    /// A request broke a time bound (no answer, a stalled or trickling body): retried once, so
+    /// that a hung registry costs at most about twice the bound.
+    #[error("{what}: {host}: {reason}")]
+    Stalled {
+        /// What was being done.
+        what: String,
+        /// The host.
+        host: String,
+        /// Which bound, and how long it waited.
+        reason: String,
+    },
     /// The server's certificate is not trusted.
     #[error("{host}: the server's TLS certificate is not trusted: {reason}")]
     Certificate {
@@ -121,6 +132,18 @@ pub enum Error {
     /// A request that cannot be done as asked.
     #[error("{0}")]
     Invalid(String),
+    /// A push to several references failed part way: `updated` were moved to the new image (their
+    /// tags point at it), `not_updated` were not (they still point where they did before).
+    #[error("{source}\n{}", partial_lines(updated, not_updated))]
+    Partial {
+        /// References that now point at the pushed image.
+        updated: Vec<String>,
+        /// References left as they were.
+        not_updated: Vec<String>,
+        /// The failure that stopped the push.
+        #[source]
+        source: Box<Error>,
+    },
     /// A retryable error persisted.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
@@ -136,9 +159,10 @@ impl Error {
     /// timeouts, resets, 408, 429, 5xx, and content that did not match its digest or size.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport { .. } | Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
-                true
-            }
+            Error::Transport { .. }
+            | Error::Stalled { .. }
+            | Error::DigestMismatch { .. }
+            | Error::SizeMismatch { .. } => true,
             Error::Status { status, .. } => rbuild_http::is_transient_status(*status),
             _ => false,
         }
@@ -160,6 +184,7 @@ impl Error {
                 (400..500).contains(status) && detail.contains("BLOB_UNKNOWN")
             }
             Error::GaveUp { last, .. } => last.is_blob_unknown(),
+            Error::Partial { source, .. } => source.is_blob_unknown(),
             _ => false,
         }
     }
@@ -169,6 +194,7 @@ impl Error {
         match self {
             Error::Status { status, .. } => Some(*status),
             Error::GaveUp { last, .. } => last.status(),
+            Error::Partial { source, .. } => source.status(),
             _ => None,
         }
     }
@@ -182,6 +208,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::GaveUp { last, .. } => last.hint(),
+            Error::Partial { source, .. } => source.hint(),
             Error::Certificate { host, .. } => Some(format!(
                 "pass the registry's CA certificate with --ca-file FILE (or put it in /etc/containers/certs.d/{host}/ca.crt); --insecure-registry {host} skips verification"
             )),
@@ -219,6 +246,10 @@ impl rbuild_http::Transient for Error {
         Error::retry_after(self)
     }
 
+    fn is_stall(&self) -> bool {
+        matches!(self, Error::Stalled { .. })
+    }
+
     /// A failure that persisted through more than one attempt becomes [`Error::GaveUp`].
     fn gave_up(self, attempts: u32) -> Self {
         if attempts > 1 {
@@ -230,6 +261,22 @@ impl rbuild_http::Transient for Error {
             self
         }
     }
+}
+
+/// `updated: a, b` / `not updated: c` lines (`none` for an empty list).
+fn partial_lines(updated: &[String], not_updated: &[String]) -> String {
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            "none".to_string()
+        } else {
+            l.join(", ")
+        }
+    };
+    format!(
+        "updated: {}\nnot updated: {}",
+        list(updated),
+        list(not_updated)
+    )
 }
 
 /// A `Result` with this crate's [`Error`].

@@ -2,6 +2,8 @@
 //! [`rbuild_oci::progress::Reporter`] wrapped in [`ReportEvents`] (the one event type shared with
 //! the index client and the build).
 
+use std::time::Duration;
+
 use rbuild_oci::Digest;
 use rbuild_oci::progress::{Activity, Event, Reporter};
 
@@ -58,7 +60,38 @@ pub enum ProgressEvent {
         /// Where (`registry/repo:tag` or `@digest`).
         reference: String,
     },
+    /// An operation failed with a transient error and starts again after `delay`.
+    Retrying {
+        /// The operation (`fetching manifest registry/repo:tag`).
+        what: String,
+        /// The attempt that failed (from 1).
+        attempt: u32,
+        /// Attempts in all at most.
+        max_attempts: u32,
+        /// The pause before the next attempt.
+        delay: Duration,
+        /// Time since the operation's first attempt started.
+        elapsed: Duration,
+        /// Why the attempt failed.
+        reason: String,
+    },
+    /// A request has waited this long without progress (told once per request, after
+    /// [`rbuild_http::Timeouts::notice_after`]); it fails when `limit` is reached.
+    Waiting {
+        /// The operation.
+        what: String,
+        /// The host waited for.
+        host: String,
+        /// How long it has waited.
+        waited: Duration,
+        /// The bound it fails at.
+        limit: Duration,
+    },
 }
+
+/// Retries of an operation that has run at least this long are shown at default verbosity
+/// ([`Event::Notice`]); quicker ones only in the log (`-v`).
+pub const NOTICE_AFTER: Duration = Duration::from_secs(3);
 
 /// Receives [`ProgressEvent`]s, from several tasks at once.
 pub trait Progress: Send + Sync {
@@ -120,6 +153,19 @@ impl ProgressEvent {
             | ProgressEvent::ManifestPushed { .. } => Event::Info {
                 message: self.describe(),
             },
+            ProgressEvent::Retrying { elapsed, delay, .. }
+                if elapsed.saturating_add(*delay) >= NOTICE_AFTER =>
+            {
+                Event::Notice {
+                    message: self.describe(),
+                }
+            }
+            ProgressEvent::Retrying { .. } => Event::Info {
+                message: self.describe(),
+            },
+            ProgressEvent::Waiting { .. } => Event::Notice {
+                message: self.describe(),
+            },
         })
     }
 
@@ -153,6 +199,28 @@ impl ProgressEvent {
             ProgressEvent::ManifestPushed { digest, reference } => {
                 format!("pushed {reference} ({digest})")
             }
+            ProgressEvent::Retrying {
+                what,
+                attempt,
+                max_attempts,
+                delay,
+                reason,
+                ..
+            } => format!(
+                "{what}: attempt {attempt} of {max_attempts} failed ({reason}); retrying in {}",
+                rbuild_http::timeout::format_secs(*delay)
+            ),
+            ProgressEvent::Waiting {
+                what,
+                host,
+                waited,
+                limit,
+            } => format!(
+                "{what}: still waiting for {host} after {} (gives up after {}; --timeout SECS or {} changes that)",
+                rbuild_http::timeout::format_secs(*waited),
+                rbuild_http::timeout::format_secs(*limit),
+                rbuild_http::timeout::ENV
+            ),
         }
     }
 }
@@ -196,6 +264,39 @@ mod tests {
         });
         let got = c.0.0.into_inner().unwrap();
         let id = d.to_string()[..19].to_string();
+        // A quick retry goes to the log; a slow one and a long wait are shown.
+        let retry = |elapsed| ProgressEvent::Retrying {
+            what: "fetching manifest r/x:1".into(),
+            attempt: 1,
+            max_attempts: 5,
+            delay: Duration::from_millis(250),
+            elapsed,
+            reason: "503".into(),
+        };
+        assert!(matches!(
+            retry(Duration::ZERO).to_event(),
+            Some(Event::Info { .. })
+        ));
+        let Some(Event::Notice { message }) = retry(Duration::from_secs(4)).to_event() else {
+            panic!("a slow retry is a notice")
+        };
+        assert!(
+            message.contains("attempt 1 of 5") && message.contains("r/x:1"),
+            "{message}"
+        );
+        let waiting = ProgressEvent::Waiting {
+            what: "pushing manifest r/x:1".into(),
+            host: "h:5000".into(),
+            waited: Duration::from_secs(5),
+            limit: Duration::from_secs(60),
+        };
+        let Some(Event::Notice { message }) = waiting.to_event() else {
+            panic!("a wait is a notice")
+        };
+        assert!(
+            message.contains("still waiting for h:5000 after 5 s"),
+            "{message}"
+        );
         assert_eq!(
             got,
             [

@@ -12,6 +12,11 @@
 //! manifests are pushed by digest, the index, the tag last (so a failure never leaves a tag pointing
 //! at missing blobs), then attachments by digest. When a blob assumed present turns out to be gone
 //! (`BLOB_UNKNOWN` on the manifest), every blob is checked again and the manifests pushed again.
+//!
+//! With several destinations, the blobs go to every destination before any manifest, so a
+//! destination that is down or refuses the push fails it before any tag moves; a failure while
+//! the tags are pushed is reported with the references that were updated and those that were not
+//! ([`Error::Partial`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -127,7 +132,7 @@ impl BlobSource for RegistryBlobs {
     ) -> BoxFuture<'a, std::result::Result<BlobReader, SinkError>> {
         Box::pin(async move {
             self.localize(descriptor).await.map_err(sink_error)?;
-            Ok(Box::new(self.store.open_blob(&descriptor.digest)?) as BlobReader)
+            Ok(Box::new(self.store.open_verified(&descriptor.digest)?) as BlobReader)
         })
     }
 
@@ -185,7 +190,9 @@ impl RegistrySink {
     }
 
     /// Pushes `artifact` to every destination (what [`Sink::write`] does, with the registry's own
-    /// error type).
+    /// error type): the blobs to every destination first, then the manifests, each destination's
+    /// tag last. With several destinations, a failure is an [`Error::Partial`] that lists which
+    /// references were updated (a failure while pushing blobs updates none).
     pub async fn push(&self, artifact: &Artifact, blobs: &dyn BlobSource) -> Result<SinkReport> {
         let mut report = SinkReport::default();
         let all: Vec<Descriptor> = artifact
@@ -193,6 +200,13 @@ impl RegistrySink {
             .into_iter()
             .filter(|d| !is_foreign(d))
             .collect();
+        struct Prepared<'a> {
+            dst: &'a Reference,
+            repo: Repository,
+            skip: BTreeSet<Digest>,
+            mount_from: Option<&'a Reference>,
+        }
+        let mut prepared: Vec<Prepared<'_>> = Vec::new();
         let mut pushed: Vec<&Reference> = Vec::new();
         for dst in &self.destinations {
             let same_repo_done = pushed.iter().any(|r| same_repository(r, dst));
@@ -200,7 +214,7 @@ impl RegistrySink {
                 .iter()
                 .find(|r| r.registry() == dst.registry() && r.repository() != dst.repository())
                 .copied();
-            let mut skip: BTreeSet<Digest> = self
+            let skip: BTreeSet<Digest> = self
                 .known
                 .get(&(dst.registry().to_string(), dst.repository().to_string()))
                 .cloned()
@@ -212,29 +226,49 @@ impl RegistrySink {
                 .iter()
                 .filter_map(|d| mount_source(blobs, &d.digest, dst, mount_from))
                 .collect();
-            let repo = self.client.repository(
+            let repo = self
+                .client
+                .repository(
+                    dst,
+                    Access::PushMountingFromAll(sources.into_iter().collect()),
+                )
+                .map_err(|e| self.partial(&[], e))?;
+            if !same_repo_done {
+                self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip)
+                    .await
+                    .map_err(|e| self.partial(&[], e))?;
+                pushed.push(dst);
+            }
+            prepared.push(Prepared {
                 dst,
-                Access::PushMountingFromAll(sources.into_iter().collect()),
-            )?;
-            let mut check_blobs = !same_repo_done;
+                repo,
+                skip,
+                mount_from,
+            });
+        }
+        let mut updated: Vec<&Reference> = Vec::new();
+        for p in prepared {
+            let Prepared {
+                dst,
+                repo,
+                mut skip,
+                mount_from,
+            } = p;
             loop {
-                if check_blobs {
-                    self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip)
-                        .await?;
-                }
                 match push_manifests(&repo, artifact, dst).await {
                     Err(e) if e.is_blob_unknown() && !skip.is_empty() => {
                         // A blob the previous manifest named is gone (deleted since): check every
                         // blob, upload what is missing, and push the manifests again.
                         skip.clear();
-                        check_blobs = true;
+                        self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip)
+                            .await
+                            .map_err(|e| self.partial(&updated, e))?;
                     }
-                    r => break r?,
+                    Err(e) => return Err(self.partial(&updated, e)),
+                    Ok(()) => break,
                 }
             }
-            if !same_repo_done {
-                pushed.push(dst);
-            }
+            updated.push(dst);
             report.references.push(format!(
                 "{}{}@{}",
                 dst.name(),
@@ -246,6 +280,30 @@ impl RegistrySink {
             ));
         }
         Ok(report)
+    }
+
+    /// `e` as it is for a single destination; for several, an [`Error::Partial`] that says which
+    /// were `updated` and which not.
+    fn partial(&self, updated: &[&Reference], e: Error) -> Error {
+        let names: Vec<String> = self.destinations.iter().map(|d| d.to_string()).collect();
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() < 2 {
+            return e;
+        }
+        let updated: Vec<String> = updated.iter().map(|d| d.to_string()).collect();
+        let mut not_updated: Vec<String> = Vec::new();
+        for n in names {
+            if !updated.contains(&n) && !not_updated.contains(&n) {
+                not_updated.push(n);
+            }
+        }
+        Error::Partial {
+            updated,
+            not_updated,
+            source: Box::new(e),
+        }
     }
 
     async fn push_blobs(
@@ -372,8 +430,12 @@ async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference)
         _ => repo.push_manifest(top, None).await?,
     };
     for a in &artifact.attachments {
-        repo.push_manifest(a.manifest(), None).await?;
+        repo.push_manifest(a.manifest(), artifact.attachment_tag(&a.digest()))
+            .await?;
     }
+    // Registries without the referrers API (distribution 2.8) find attachments by subject
+    // through the referrers tag schema.
+    repo.add_referrers(&artifact.attachments).await?;
     Ok(())
 }
 

@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 use crate::progress::ProgressEvent;
 use crate::reference::Reference;
 
+mod referrers;
+
 /// The largest manifest rbuild reads (distribution's own limit is 4 MiB).
 pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
@@ -143,9 +145,8 @@ impl Repository {
         let expected = Digest::parse(identifier).ok();
         let sep = if expected.is_some() { "@" } else { ":" };
         let what = format!("fetching manifest {}{sep}{identifier}", self.name());
-        let retry = self.client.options().retry.clone();
-        retry
-            .run(&what, |_| async {
+        self.client
+            .retried(&what, |_| async {
                 let mut req = Self::req(
                     Method::GET,
                     self.url(&format!("manifests/{identifier}")).await?,
@@ -178,9 +179,9 @@ impl Repository {
     /// Asks for a manifest's descriptor (`HEAD`); `None` when it does not exist. Retried.
     pub async fn head_manifest(&self, identifier: &str) -> Result<Option<Descriptor>> {
         let what = format!("checking manifest {}:{identifier}", self.name());
-        let retry = self.client.options().retry.clone();
-        let found = retry
-            .run(&what, |_| async {
+        let found = self
+            .client
+            .retried(&what, |_| async {
                 let mut req = Self::req(
                     Method::HEAD,
                     self.url(&format!("manifests/{identifier}")).await?,
@@ -231,12 +232,11 @@ impl Repository {
             return Ok(store.blob_path(&digest));
         }
         let what = format!("fetching blob {digest} from {}", self.name());
-        let retry = self.client.options().retry.clone();
         // What earlier attempts received, kept across them (attempts run one after another).
         let partial = rbuild_http::Partial::new();
         let partial = &partial;
-        retry
-            .run(&what, |attempt| {
+        self.client
+            .retried(&what, |attempt| {
                 let what = &what;
                 async move {
                     if attempt == 1 {
@@ -349,9 +349,8 @@ impl Repository {
             )));
         }
         let what = format!("fetching blob {digest} from {}", self.name());
-        let retry = self.client.options().retry.clone();
-        retry
-            .run(&what, |_| async {
+        self.client
+            .retried(&what, |_| async {
                 let req = Self::req(Method::GET, self.url(&format!("blobs/{digest}")).await?);
                 let resp = self.send(&req, &what).await?;
                 if resp.status().as_u16() != 200 {
@@ -375,9 +374,8 @@ impl Repository {
     /// True when the repository has the blob (`HEAD`). Retried.
     pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
         let what = format!("checking blob {digest} in {}", self.name());
-        let retry = self.client.options().retry.clone();
-        retry
-            .run(&what, |_| async {
+        self.client
+            .retried(&what, |_| async {
                 let req = Self::req(Method::HEAD, self.url(&format!("blobs/{digest}")).await?);
                 let resp = self.send(&req, &what).await?;
                 match resp.status().as_u16() {
@@ -395,9 +393,8 @@ impl Repository {
             "mounting blob {digest} from {from_repo} into {}",
             self.name()
         );
-        let retry = self.client.options().retry.clone();
-        retry
-            .run(&what, |_| async {
+        self.client
+            .retried(&what, |_| async {
                 let mut url = self.url("blobs/uploads/").await?;
                 url.query_pairs_mut()
                     .append_pair("mount", &digest.to_string())
@@ -461,9 +458,8 @@ impl Repository {
         let what = format!("uploading blob {digest} to {}", self.name());
         let session = std::sync::Mutex::new(session);
         let mode = std::sync::Mutex::new(self.client.options().upload);
-        let retry = self.client.options().retry.clone();
-        retry
-            .run(&what, |attempt| {
+        self.client
+            .retried(&what, |attempt| {
                 let path = path.clone();
                 let what = &what;
                 let session = &session;
@@ -628,10 +624,9 @@ impl Repository {
             None => format!("{}@{}", self.name(), manifest.digest),
         };
         let what = format!("pushing manifest {shown}");
-        let retry = self.client.options().retry.clone();
         let bytes = Bytes::from(manifest.bytes.clone());
-        retry
-            .run(&what, |_| async {
+        self.client
+            .retried(&what, |_| async {
                 let req = Req {
                     method: Method::PUT,
                     url: self.url(&format!("manifests/{target}")).await?,

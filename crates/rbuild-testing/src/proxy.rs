@@ -39,6 +39,17 @@
 //! header is refused with 400 (as S3 does: "only one auth mechanism allowed") and recorded, so
 //! tests can check [`FaultProxy::cdn_requests`] as well.
 //!
+//! [`Fault::UploadElsewhere`] does the same for uploads: the `Location` of an upload session the
+//! registry opens is rewritten to `http://127.0.0.1:CDN_PORT/cdn/ID/<original path and query>`,
+//! and the CDN passes the session's `PATCH`es and `PUT` on to the registry with the `POST`'s
+//! credentials (rewriting the `Location`s it answers with again).
+//!
+//! # Time faults
+//!
+//! [`Fault::Stall`] accepts and then never answers; [`Fault::Trickle`] sends a body at a few bytes
+//! a second; [`Fault::StallAfter`] stops part way; [`Fault::Throttle`] moves both bodies at a
+//! steady rate (a slow but honest link, for uploads as well as downloads).
+//!
 //! # Counting
 //!
 //! [`FaultProxy::requests`] lists every request each listener saw, with its headers and the status
@@ -99,6 +110,26 @@ pub enum Fault {
     /// Answer `307` redirecting to the CDN listener, which serves the same bytes (see the module
     /// docs). Meant for blob GETs.
     RedirectToCdn,
+    /// Accept the connection and read the request head, then neither read the body nor answer
+    /// for this long (then close): a registry that hangs.
+    Stall(Duration),
+    /// Forward, send the response head at once, then the body at this many bytes per second
+    /// (`1`: one byte a second).
+    Trickle {
+        /// Body bytes per second.
+        bytes_per_sec: u64,
+    },
+    /// Forward at a steady rate: the request body is read from the client and the response body
+    /// sent to it at this many bytes per second (a slow but honest link).
+    Throttle {
+        /// Bytes per second, each way.
+        bytes_per_sec: u64,
+    },
+    /// Forward, and point the upload `Location` of the answer (`202` to a `POST
+    /// .../blobs/uploads/`) at the CDN listener, which passes the session's `PATCH`/`PUT`s on to
+    /// the registry with the credentials of the `POST` (like object storage with a signed URL)
+    /// and refuses any request that brings its own `Authorization` (see the module docs).
+    UploadElsewhere,
 }
 
 /// How many matching requests a rule applies to.
@@ -183,6 +214,8 @@ struct Rule {
 struct CdnEntry {
     target: String,
     authorization: Option<String>,
+    /// An upload session: the upstream target is the CDN path after `/cdn/ID`.
+    passthrough: bool,
 }
 
 struct State {
@@ -529,18 +562,28 @@ fn serve(
     };
     let mut upstream_target = head.start[1].clone();
     let mut extra_auth = None;
+    let mut relocate = None;
     if listener == Listener::Cdn {
-        drain(reader, &head);
         let entry = head.start[1]
             .strip_prefix("/cdn/")
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|id| id.parse::<usize>().ok())
-            .and_then(|id| {
-                lock(&state.cdn_entries)
-                    .get(id)
-                    .map(|e| (e.target.clone(), e.authorization.clone()))
+            .and_then(|rest| {
+                let (id, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                Some((id.parse::<usize>().ok()?, tail.to_string()))
+            })
+            .and_then(|(id, tail)| {
+                lock(&state.cdn_entries).get(id).map(|e| {
+                    let target = if e.passthrough {
+                        tail
+                    } else {
+                        e.target.clone()
+                    };
+                    (id, e.passthrough, target, e.authorization.clone())
+                })
             });
-        let Some((target, auth)) = entry else {
+        if !entry.as_ref().is_some_and(|e| e.1) || head.header("authorization").is_some() {
+            drain(reader, &head);
+        }
+        let Some((id, passthrough, target, auth)) = entry else {
             set_status(404);
             let _ = respond(&mut out, 404, "Not Found", &[], b"no such CDN object\n");
             return done(404);
@@ -560,6 +603,9 @@ fn serve(
         }
         upstream_target = target;
         extra_auth = auth;
+        if passthrough {
+            relocate = Some(id);
+        }
     }
     match &fault {
         Some(Fault::Status(code)) => {
@@ -600,6 +646,7 @@ fn serve(
                 entries.push(CdnEntry {
                     target: head.start[1].clone(),
                     authorization: head.header("authorization").map(str::to_string),
+                    passthrough: false,
                 });
                 entries.len() - 1
             };
@@ -616,6 +663,19 @@ fn serve(
             return done(307);
         }
         Some(Fault::Delay(d)) => std::thread::sleep(*d),
+        Some(Fault::Stall(d)) => {
+            std::thread::sleep(*d);
+            return done(0);
+        }
+        Some(Fault::UploadElsewhere) if listener == Listener::Main => {
+            let mut entries = lock(&state.cdn_entries);
+            entries.push(CdnEntry {
+                target: String::new(),
+                authorization: head.header("authorization").map(str::to_string),
+                passthrough: true,
+            });
+            relocate = Some(entries.len() - 1);
+        }
         _ => {}
     }
     let mut head = head;
@@ -623,7 +683,15 @@ fn serve(
     if let Some(auth) = extra_auth {
         head.set("Authorization", auth);
     }
-    match forward(state, head, reader, client, fault.as_ref(), set_status) {
+    match forward(
+        state,
+        head,
+        reader,
+        client,
+        fault.as_ref(),
+        relocate,
+        set_status,
+    ) {
         Ok(outcome) => outcome,
         Err((status, _err)) => {
             if status == 0 {
@@ -657,8 +725,38 @@ const HOP_BY_HOP: &[&str] = &[
     "expect",
 ];
 
+/// The path and query of a `Location` (absolute or not).
+fn path_and_query(location: &str) -> &str {
+    match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => location,
+    }
+}
+
+/// Copies `from` to `to`, at most `rate` bytes per second when given (in pieces of a tenth of a
+/// second's worth).
+fn copy_paced(from: &mut dyn Read, to: &mut dyn Write, rate: Option<u64>) -> std::io::Result<u64> {
+    let Some(rate) = rate else {
+        return std::io::copy(from, to);
+    };
+    let piece = (rate / 10).clamp(1, 64 * 1024) as usize;
+    let mut buf = vec![0u8; piece];
+    let mut total = 0;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        to.write_all(&buf[..n])?;
+        to.flush()?;
+        total += n as u64;
+        std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+    }
+}
+
 /// Forwards the request (`head` already carries the upstream target and credentials) and streams
-/// the answer back, applying body faults.
+/// the answer back, applying body faults; with `relocate`, the answer's `Location` points at the
+/// CDN entry of that id.
 /// `Err((status, e))`: status 0 if nothing was sent to the client yet.
 fn forward(
     state: &State,
@@ -666,8 +764,13 @@ fn forward(
     reader: &mut BufReader<TcpStream>,
     client: &TcpStream,
     fault: Option<&Fault>,
+    relocate: Option<usize>,
     set_status: &dyn Fn(u16),
 ) -> Result<Outcome, (u16, std::io::Error)> {
+    let request_rate = match fault {
+        Some(Fault::Throttle { bytes_per_sec }) => Some((*bytes_per_sec).max(1)),
+        _ => None,
+    };
     let method = head.start[0].clone();
     let req_framing = head.request_framing();
     let upstream = TcpStream::connect(state.upstream).map_err(|e| (0, e))?;
@@ -687,8 +790,12 @@ fn forward(
     up_w.write_all(&head.to_bytes()).map_err(|e| (0, e))?;
     {
         let mut body_out = BodyWriter::new(&upstream, chunked_req);
-        std::io::copy(&mut BodyReader::new(reader, req_framing), &mut body_out)
-            .map_err(|e| (0, e))?;
+        copy_paced(
+            &mut BodyReader::new(reader, req_framing),
+            &mut body_out,
+            request_rate,
+        )
+        .map_err(|e| (0, e))?;
         body_out.finish().map_err(|e| (0, e))?;
     }
     let mut up_r = BufReader::new(&upstream);
@@ -708,6 +815,12 @@ fn forward(
         resp.remove(h);
     }
     resp.set("Connection", "close");
+    if let (Some(id), Some(loc)) = (relocate, resp.header("location").map(str::to_string)) {
+        resp.set(
+            "Location",
+            format!("http://{}/cdn/{id}{}", state.cdn, path_and_query(&loc)),
+        );
+    }
     let chunked_resp = matches!(framing, Framing::Chunked | Framing::UntilClose);
     if chunked_resp {
         resp.remove("content-length");
@@ -745,6 +858,12 @@ fn forward(
                     status,
                     reset: matches!(fault, Some(Fault::ResetAfter { .. })),
                 });
+            }
+            Some(Fault::Trickle { bytes_per_sec } | Fault::Throttle { bytes_per_sec }) => {
+                let rate = (*bytes_per_sec).max(1);
+                copy_paced(&mut &chunk[..], &mut body_out, Some(rate)).map_err(|e| (status, e))?;
+                sent += n as u64;
+                continue;
             }
             Some(Fault::StallAfter { bytes, duration }) if range.contains(bytes) => {
                 let keep = (bytes - sent) as usize;

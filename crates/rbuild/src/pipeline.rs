@@ -2,8 +2,9 @@
 //! cache lookups) before anything is downloaded or built; then the wheels of every dependency layer
 //! to build are fetched in one batch; then each platform's layers and image are made side by side.
 //!
-//! Layers, base first: the base image's layers, the dependency layer (every locked wheel installed
-//! without Python), the user layer (`/etc/passwd` and `/etc/group` with the app user, only when the
+//! Layers, base first: the base image's layers, the dependency layers (every locked wheel installed
+//! without Python, split under a budget by [`crate::layers::deps::partition`]: heavy wheels alone,
+//! the rest in name-hash groups; each layer cached under its own key), the user layer (`/etc/passwd` and `/etc/group` with the app user, only when the
 //! base lacks the uid) and the app layer (the filtered context under the app directory).
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use crate::layers::bytecode::Bytecode;
 use crate::layers::deps::DepsLayer;
 use crate::layers::deps::LABEL_SDISTS;
 use crate::layers::deps::wheel_request;
+use crate::layers::deps::{DepsGroup, DepsPart};
 use crate::layers::user::UserLayer;
 use crate::plan::PlatformPlan;
 use crate::plan::base::ResolvedBase;
@@ -75,10 +77,27 @@ pub struct Builder {
     pub(crate) progress: Arc<dyn BuildProgress>,
 }
 
-/// The dependency layer of one platform: its cache key and, when found, the cached layer.
+/// The dependency layers of one platform ([`crate::layers::deps::partition`]), in image order.
 pub(crate) struct DepsPlan {
+    pub(crate) layers: Vec<DepsLayerPlan>,
+}
+
+/// One dependency layer of a platform: its share of the wheels, its cache key and, when found,
+/// the cached layer.
+pub(crate) struct DepsLayerPlan {
     pub(crate) key: String,
+    pub(crate) group: DepsGroup,
     pub(crate) cached: Option<BuiltLayer>,
+}
+
+impl DepsPlan {
+    /// The wheels of the layers that are not cached (to download and build).
+    pub(crate) fn wheels_to_build(&self) -> impl Iterator<Item = &ChosenWheel> {
+        self.layers
+            .iter()
+            .filter(|l| l.cached.is_none())
+            .flat_map(|l| l.group.wheels.iter())
+    }
 }
 
 /// One platform after phase 1 of a build (planned, nothing built yet).
@@ -207,6 +226,7 @@ impl Builder {
         // 1. Every platform planned: a platform that cannot be built fails here, before any
         //    wheel is downloaded or layer written.
         let (mut prepared, skipped) = self.prepare_all(req, &project).await?;
+        let locals = local_installs(req, &prepared)?;
         // 2. The wheels of every dependency layer to build, in one batch.
         self.download_shared(&prepared).await?;
         let present = previous_blobs(&prepared);
@@ -218,20 +238,30 @@ impl Builder {
             app_dir: req.app_dir.clone(),
             options: layer_options(req),
             bytecode: bytecode.clone(),
-            project: self.project_install(req, &project, &mut prepared).await?,
+            project: self
+                .project_install(req, &project, &locals, &mut prepared)
+                .await?,
+            python: python.clone(),
         };
         let app_layer = self
             .layer(&app, &None, req.format, "all")
             .await?
             .expect("the app layer is always written");
         let (images, plans) = self
-            .finish_all(req, prepared, app_layer, &project, (bytecode, python))
+            .finish_all(
+                req,
+                prepared,
+                app_layer,
+                (&project, locals),
+                (bytecode, python),
+            )
             .await?;
         let index = (req.platforms.len() > 1).then(|| index_of(&images, req.format));
         let image = BuiltImage {
             images,
             index,
             present,
+            attachments: Vec::new(),
         };
         self.store_metadata(&image).await?;
         Ok(BuildOutput {
@@ -241,14 +271,21 @@ impl Builder {
         })
     }
 
-    /// Where the project's own wheel goes, when the context is a packaged project.
+    /// Which projects the app layer installs (the context itself when it is packaged, and the
+    /// local projects its lock names), and where.
     async fn project_install(
         &self,
         req: &BuildRequest,
         project: &Project,
+        locals: &[LocalInstall],
         prepared: &mut [PreparedPlatform],
     ) -> Result<Option<ProjectInstall>, BuildError> {
-        if !project.meta.as_ref().is_some_and(|m| m.packaged) {
+        let mut dirs = Vec::new();
+        if project.meta.as_ref().is_some_and(|m| m.packaged) {
+            dirs.push((req.context.clone(), "the project itself".to_string()));
+        }
+        dirs.extend(locals.iter().map(|l| (l.dir.clone(), l.describe())));
+        if dirs.is_empty() {
             return Ok(None);
         }
         let Some(p) = prepared.first_mut() else {
@@ -258,6 +295,7 @@ impl Builder {
         Ok(Some(ProjectInstall {
             target: p.target.clone(),
             facts,
+            dirs,
         }))
     }
 
@@ -321,7 +359,11 @@ impl Builder {
         .await
         .map_err(other)??;
         for w in &ctx.warnings {
-            self.progress.warning(&w.to_string());
+            if w.is_note() {
+                self.progress.notice(&w.to_string());
+            } else {
+                self.progress.warning(&w.to_string());
+            }
         }
         let facts = ProjectFacts::from_context(&ctx, Vec::new());
         if let Some(w) = unlocked_imports_warning(req, &facts) {
@@ -412,7 +454,11 @@ impl Builder {
     async fn download_shared(&self, prepared: &[PreparedPlatform]) -> Result<(), BuildError> {
         let to_build: Vec<&PreparedPlatform> = prepared
             .iter()
-            .filter(|p| p.deps.as_ref().is_some_and(|d| d.cached.is_none()))
+            .filter(|p| {
+                p.deps
+                    .as_ref()
+                    .is_some_and(|d| d.wheels_to_build().next().is_some())
+            })
             .collect();
         if to_build.len() < 2 {
             return Ok(());
@@ -420,7 +466,12 @@ impl Builder {
         let t1 = Instant::now();
         let requests: Vec<WheelRequest> = to_build
             .iter()
-            .flat_map(|p| p.wheels.iter().map(wheel_request))
+            .flat_map(|p| {
+                p.deps
+                    .iter()
+                    .flat_map(|d| d.wheels_to_build())
+                    .map(wheel_request)
+            })
             .collect();
         let wanted = requests.len();
         let downloaded = self
@@ -458,23 +509,29 @@ impl Builder {
         req: &BuildRequest,
         prepared: Vec<PreparedPlatform>,
         app_layer: BuiltLayer,
-        project: &Arc<Project>,
+        (project, locals): (&Arc<Project>, Vec<LocalInstall>),
         (bytecode, python): (Option<Arc<Bytecode>>, Option<Arc<BasePython>>),
     ) -> Result<(Vec<PlatformImage>, Vec<PlatformPlan>), BuildError> {
         let names: Vec<String> = prepared.iter().map(|p| p.platform.to_string()).collect();
-        let shared = Arc::new((req.clone(), app_layer, project.clone(), bytecode, python));
+        let shared = Arc::new((
+            req.clone(),
+            app_layer,
+            (project.clone(), locals),
+            bytecode,
+            python,
+        ));
         let results: Vec<Result<(PlatformImage, PlatformPlan), BuildError>> =
             futures::stream::iter(prepared)
                 .map(|p| {
                     let (builder, shared) = (self.clone(), shared.clone());
                     spawn_scoped(async move {
-                        let (req, app_layer, project, bytecode, python) = &*shared;
+                        let (req, app_layer, (project, locals), bytecode, python) = &*shared;
                         builder
                             .finish_platform(
                                 req,
                                 p,
                                 app_layer,
-                                project,
+                                (project, locals),
                                 (bytecode.as_ref(), python.as_ref()),
                             )
                             .await
@@ -549,17 +606,22 @@ impl Builder {
         let plan = self.wheels_for(req, &target, &base, &prev, read).await?;
         let deps = match &plan.lock_digest {
             None => None,
-            Some(lock_digest) => {
-                let key = Self::deps_key(
+            Some(_) => {
+                let layers = Self::deps_layers_plan(
                     req,
-                    lock_digest,
                     &plan.chosen,
                     &plan.sdists,
                     &target,
                     base.image.manifest_digest,
-                );
-                let cached = self.cached_layer(LayerKind::Deps, &key, &prev, req.format, &plat)?;
-                Some(DepsPlan { key, cached })
+                )
+                .into_iter()
+                .map(|(key, group)| {
+                    let cached =
+                        self.cached_layer(LayerKind::Deps, &key, &prev, req.format, &plat)?;
+                    Ok(DepsLayerPlan { key, group, cached })
+                })
+                .collect::<Result<Vec<_>, BuildError>>()?;
+                Some(DepsPlan { layers })
             }
         };
         Ok(PreparedPlatform {
@@ -664,17 +726,24 @@ impl Builder {
             .and_then(|(_, _, cfg)| RecordedWheels::from_config(cfg));
         let mut plan = self.choose_wheels(&read, recorded.as_ref()).await?;
         if plan.from_record {
-            // The record only names the wheels (no URLs): it serves when it finds the layer. If
-            // not, the layer is built, and the index is asked where the files are.
-            let key = Self::deps_key(
+            // The record only names the wheels (no URLs): it serves when it finds every
+            // dependency layer. If not, a layer is built, and the index is asked where the files
+            // are.
+            let layers = Self::deps_layers_plan(
                 req,
-                &read.digest,
                 &plan.chosen,
                 &plan.sdists,
                 target,
                 base.image.manifest_digest,
             );
-            if self.local_layer(&key)?.is_none() && Self::remote_layer(prev, &key).is_none() {
+            let mut all_found = true;
+            for (key, _) in &layers {
+                if self.local_layer(key)?.is_none() && Self::remote_layer(prev, key).is_none() {
+                    all_found = false;
+                    break;
+                }
+            }
+            if !all_found {
                 plan = self.choose_wheels(&read, None).await?;
             }
         }
@@ -696,41 +765,75 @@ impl Builder {
         req: &BuildRequest,
         mut p: PreparedPlatform,
         app_layer: &BuiltLayer,
-        project: &Project,
+        (project, locals): (&Project, &[LocalInstall]),
         (bytecode, python): (Option<&Arc<Bytecode>>, Option<&Arc<BasePython>>),
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
         let plat = p.platform.to_string();
         let mut layers: Vec<(BuiltLayer, String)> = Vec::new();
-        if let Some(DepsPlan { key, cached }) = p.deps.take() {
-            let layer = match cached {
-                Some(layer) => layer,
-                None => {
-                    let deps = DepsLayer {
-                        key: key.clone(),
-                        wheels: p.wheels.clone(),
-                        sdists: p.sdists.clone(),
-                        python: python.cloned(),
-                        target: p.target.clone(),
-                        facts: self.facts_of(req, &mut p).await?,
-                        platform: plat.clone(),
-                        strict: req.strict,
-                        options: layer_options(req),
-                        bytecode: bytecode.cloned(),
-                    };
-                    self.layer(&deps, &p.prev, req.format, &plat)
-                        .await?
-                        .expect("a dependency layer is always written")
-                }
+        if let Some(DepsPlan { layers: plans }) = p.deps.take() {
+            let facts = if plans.iter().any(|l| l.cached.is_none()) {
+                Some(self.facts_of(req, &mut p).await?)
+            } else {
+                None
             };
+            let count = plans.len();
+            let (prev, target, plat) = (&p.prev, &p.target, &plat);
+            // The layers to build, side by side (each installs and compresses on a blocking
+            // thread); cached ones are taken as they are.
+            let to_build: Vec<DepsLayer> = plans
+                .iter()
+                .filter(|l| l.cached.is_none())
+                .map(|l| DepsLayer {
+                    key: l.key.clone(),
+                    part: l.group.part.clone(),
+                    wheels: l.group.wheels.clone(),
+                    sdists: l.group.sdists.clone(),
+                    python: python.cloned(),
+                    target: target.clone(),
+                    facts: facts.clone().expect("read when a layer is built"),
+                    platform: plat.clone(),
+                    strict: req.strict,
+                    options: layer_options(req),
+                    bytecode: bytecode.cloned(),
+                })
+                .collect();
+            let mut futures = Vec::new();
+            for deps in &to_build {
+                futures.push(self.layer(deps, prev, req.format, plat));
+            }
+            let mut new_layers = futures::stream::iter(futures)
+                .buffered(deps_build_concurrency())
+                .collect::<Vec<_>>()
+                .await
+                .into_iter();
+            let mut built = Vec::new();
+            for l in &plans {
+                built.push(match &l.cached {
+                    Some(layer) => layer.clone(),
+                    None => new_layers
+                        .next()
+                        .expect("one result per layer built")?
+                        .expect("a dependency layer is always written"),
+                });
+            }
             let prev_label = p
                 .prev
                 .as_ref()
                 .and_then(|(_, _, cfg)| cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_SDISTS));
-            p.sdist_label = self.sdist_label(&key, &p.sdists, prev_label)?;
+            let with_sdists: Vec<(&str, &[rbuild_lock::SdistBuild])> = plans
+                .iter()
+                .map(|l| (l.key.as_str(), l.group.sdists.as_slice()))
+                .collect();
+            p.sdist_label = self.sdist_label(&with_sdists, prev_label)?;
             if let Some(lock) = &p.lock {
-                self.check_lock_closure(req, &key, lock, &p.target, project.meta.as_ref())?;
+                let keys: Vec<&str> = plans.iter().map(|l| l.key.as_str()).collect();
+                let locals: Vec<&ProjectMeta> = locals.iter().map(|l| &l.meta).collect();
+                let projects = (project.meta.as_ref(), locals.as_slice());
+                self.check_lock_closure(req, &keys, lock, &p.target, projects)?;
             }
-            layers.push((layer, deps_history(&p)));
+            for (i, (plan, layer)) in plans.iter().zip(built).enumerate() {
+                layers.push((layer, deps_history(&p, &plan.group, i, count)));
+            }
         }
         let (uid, gid) = (p.settings.uid, p.settings.gid);
         if p.base.reference.is_some() && uid != 0 && !p.settings.base_user {
@@ -841,6 +944,7 @@ impl Builder {
         };
         let plan = PlatformPlan {
             platform: p.platform.to_string(),
+            base_digest: p.base.image.manifest_digest.map(|d| d.to_string()),
             target: p.target,
             lockfile: p.lock.as_ref().map(|l| l.path.clone()),
             notes: p.lock.map(|l| l.notes).unwrap_or_default(),
@@ -927,6 +1031,73 @@ impl ProjectMeta {
     }
 }
 
+/// A project the lock installs from a directory of the context (a uv workspace member, a path
+/// dependency): built from its source into the app layer, like the project itself.
+pub(crate) struct LocalInstall {
+    /// Its directory (inside the context).
+    pub(crate) dir: std::path::PathBuf,
+    /// The directory as the lock writes it.
+    pub(crate) path: String,
+    /// Its `[project]` (name and requirements for the closure check).
+    pub(crate) meta: ProjectMeta,
+}
+
+impl LocalInstall {
+    /// How messages name it: "`mylib` (packages/mylib)".
+    pub(crate) fn describe(&self) -> String {
+        format!("`{}` ({})", self.meta.requires.name, self.path)
+    }
+}
+
+/// The local projects of the build's lock, each checked to be a project directory inside the
+/// context: the image is built from the context only, as `docker build` is.
+fn local_installs(
+    req: &BuildRequest,
+    prepared: &[PreparedPlatform],
+) -> Result<Vec<LocalInstall>, BuildError> {
+    let Some(lock) = prepared.iter().find_map(|p| p.lock.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    if lock.local_projects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let root = req.context.canonicalize().map_err(other)?;
+    let lock_dir = lock.path.parent().unwrap_or(&req.context);
+    let mut out = Vec::new();
+    for l in &lock.local_projects {
+        let what = format!(
+            "`{}` (a workspace member or path dependency in {}, at {})",
+            l.name,
+            lock.path.display(),
+            l.path
+        );
+        let dir = lock_dir
+            .join(&l.path)
+            .canonicalize()
+            .map_err(|e| other(format!("{what}: its directory cannot be read: {e}")))?;
+        if !dir.starts_with(&root) {
+            return Err(other(format!(
+                "{what} is outside the build context {}: rbuild builds the image from the context \
+                 only; move the project inside it (or build from a directory that contains both), \
+                 or publish it to an index and lock it from there",
+                req.context.display()
+            )));
+        }
+        let meta = ProjectMeta::read(&dir).ok_or_else(|| {
+            other(format!(
+                "{what}: {} has no [project] table with a name; give it PEP 621 metadata",
+                dir.join("pyproject.toml").display()
+            ))
+        })?;
+        out.push(LocalInstall {
+            dir,
+            path: l.path.clone(),
+            meta,
+        });
+    }
+    Ok(out)
+}
+
 fn layer_options(req: &BuildRequest) -> LayerOptions {
     LayerOptions {
         compression: req.compression,
@@ -934,21 +1105,43 @@ fn layer_options(req: &BuildRequest) -> LayerOptions {
     }
 }
 
-/// The history line of the dependency layer.
-fn deps_history(p: &PreparedPlatform) -> String {
-    format!(
-        "rbuild: install {} locked wheels from {}",
-        p.wheels.len(),
-        p.lock
-            .as_ref()
-            .map(|l| l
-                .path
+/// The history line of dependency layer `index` of `count`: how many wheels it installs from
+/// which lockfile and, with several layers, which part it holds.
+fn deps_history(p: &PreparedPlatform, group: &DepsGroup, index: usize, count: usize) -> String {
+    let lockfile = p
+        .lock
+        .as_ref()
+        .map(|l| {
+            l.path
                 .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
-                .to_string())
-            .unwrap_or_default()
-    )
+                .to_string()
+        })
+        .unwrap_or_default();
+    match &group.part {
+        DepsPart::All => format!(
+            "rbuild: install {} locked wheels from {lockfile}",
+            group.wheels.len()
+        ),
+        part => format!(
+            "rbuild: install {} from {lockfile} (dependency layer {}/{count}: {part})",
+            crate::progress::count(
+                group.wheels.len() + group.sdists.len(),
+                "locked wheel",
+                "locked wheels"
+            ),
+            index + 1
+        ),
+    }
+}
+
+/// How many dependency layers of one platform are built at once: one per CPU, at most four.
+fn deps_build_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// The base image's layers, where their bytes are.

@@ -19,7 +19,9 @@ pub use rbuild_python::rootfs::BaseFacts;
 pub fn open_layer(store: &Store, desc: &Descriptor) -> io::Result<Box<dyn Read + Send>> {
     let f = io::BufReader::with_capacity(
         256 * 1024,
-        store.open_blob(&desc.digest).map_err(io::Error::other)?,
+        store
+            .open_verified(&desc.digest)
+            .map_err(io::Error::other)?,
     );
     Ok(match desc.media_type.layer_compression() {
         Some(LayerCompression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(f)),

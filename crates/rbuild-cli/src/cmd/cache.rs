@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -24,8 +24,9 @@ pub enum CacheAction {
     /// Show where the store is and its size by kind.
     Info,
     /// Free space: leftovers of interrupted writes, and entries not used for --older-than days.
+    /// Safe beside running builds: what they use is kept.
     Prune {
-        /// Remove everything (the next build downloads again).
+        /// Remove everything no running build uses (the next build downloads again).
         #[arg(long)]
         all: bool,
         /// Remove entries not written or used for this many days.
@@ -162,37 +163,32 @@ pub async fn run(global: &GlobalArgs, args: CacheArgs) -> anyhow::Result<()> {
             output::lines(&text)
         }
         CacheAction::Prune { all, older_than } => {
-            let cutoff = SystemTime::now() - Duration::from_secs(older_than * 86_400);
-            let tmp_cutoff = SystemTime::now() - Duration::from_secs(3600);
-            let mut freed = 0u64;
-            let mut removed = 0u64;
-            let mut remove = |p: &Path, size: u64| {
-                if std::fs::remove_file(p).is_ok() {
-                    freed += size;
-                    removed += 1;
-                }
-            };
-            // Unfinished writes older than an hour (another rbuild may be writing newer ones).
-            for (p, m) in read_dir_files(&root.join("tmp")) {
-                if all || m.modified().map(|t| t < tmp_cutoff).unwrap_or(true) {
-                    remove(&p, m.len());
-                }
-            }
-            for sub in ["blobs/sha256", "keys"] {
-                for (p, m) in read_dir_files(&root.join(sub)) {
-                    let used = m.accessed().ok().max(m.modified().ok());
-                    if all || used.map(|t| t < cutoff).unwrap_or(true) {
-                        remove(&p, m.len());
-                    }
-                }
-            }
+            // Entries a running build uses (since it started) are kept, even with --all.
+            let report = store.prune(rbuild_oci::PruneOptions {
+                all,
+                older_than: Duration::from_secs(older_than.saturating_mul(86_400)),
+            })?;
+            let (removed, freed) = (report.removed, report.freed);
             if global.json {
-                return output::json_doc(
-                    json!({"path": root, "removed": removed, "freed_bytes": freed}),
-                );
+                return output::json_doc(json!({
+                    "path": root,
+                    "removed": removed,
+                    "freed_bytes": freed,
+                    "kept_in_use": report.in_use,
+                    "running_builds": report.running,
+                }));
             }
+            let kept = if report.in_use > 0 {
+                format!(
+                    "; kept {} in use by {} running",
+                    rbuild::progress::count(report.in_use as usize, "entry", "entries"),
+                    rbuild::progress::count(report.running as usize, "build", "builds"),
+                )
+            } else {
+                String::new()
+            };
             output::lines(&format!(
-                "removed {}, freed {} from {}",
+                "removed {}, freed {} from {}{kept}",
                 rbuild::progress::count(removed as usize, "entry", "entries"),
                 output::human_size(freed),
                 root.display()

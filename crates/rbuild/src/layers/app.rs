@@ -29,16 +29,32 @@ pub(crate) struct AppLayer {
     /// Compiles the app's `.py` files into the layer, when the build ships bytecode (the
     /// context's own `__pycache__` directories are then left out).
     pub(crate) bytecode: Option<Arc<Bytecode>>,
-    /// Installs the project itself (its own wheel, written natively from static PEP 621
-    /// metadata) into the target's site-packages, as `uv sync --no-editable` would.
+    /// Installs the project itself and the local projects the lock names (workspace members,
+    /// path dependencies) — each a wheel written natively from static PEP 621 metadata — into
+    /// the target's site-packages, as `uv sync --no-editable` would.
     pub(crate) project: Option<ProjectInstall>,
+    /// The base's interpreter, which runs the build backend of a project whose metadata is
+    /// dynamic (a version from git).
+    pub(crate) python: Option<Arc<crate::runner::BasePython>>,
 }
 
-/// Where the project's own wheel is installed: the target and base of the build's platforms
-/// (their install schemes are the same across the platforms of one base).
+/// What building a project with its backend needs (run on the blocking pool).
+struct Backend {
+    python: Arc<crate::runner::BasePython>,
+    index: rbuild_index::IndexClient,
+    store: rbuild_oci::Store,
+    handle: tokio::runtime::Handle,
+    target: rbuild_pep517::BuildTarget,
+}
+
+/// Which projects are installed from the context, and where: the target and base of the
+/// build's platforms (their install schemes are the same across the platforms of one base).
 pub(crate) struct ProjectInstall {
     pub(crate) target: Target,
     pub(crate) facts: BaseFacts,
+    /// The projects' directories (the context itself first, when it is packaged), each with
+    /// how messages name it.
+    pub(crate) dirs: Vec<(std::path::PathBuf, String)>,
 }
 
 impl LayerBuilder for AppLayer {
@@ -64,7 +80,7 @@ impl LayerBuilder for AppLayer {
         let project = self
             .project
             .as_ref()
-            .map(|p| install_target(&p.target, &p.facts));
+            .map(|p| (install_target(&p.target, &p.facts), p.dirs.clone()));
         let site_dirs: Vec<String> = self
             .project
             .as_ref()
@@ -76,6 +92,19 @@ impl LayerBuilder for AppLayer {
             })
             .unwrap_or_default();
         let scratch_root = builder.store.root().join("tmp");
+        let backend = match (&self.python, &self.project) {
+            (Some(python), Some(p)) => Some(Backend {
+                python: python.clone(),
+                index: builder.index.clone(),
+                store: builder.store.clone(),
+                handle: tokio::runtime::Handle::current(),
+                target: rbuild_pep517::BuildTarget {
+                    markers: p.target.marker_env(),
+                    tags: p.target.tags(),
+                },
+            }),
+            _ => None,
+        };
         let (blob, info, compiled, installed) = tokio::task::spawn_blocking(move || {
             write_app_layer(AppInputs {
                 ctx: &ctx,
@@ -86,13 +115,15 @@ impl LayerBuilder for AppLayer {
                 project: project.as_ref(),
                 site_dirs,
                 scratch_root: &scratch_root,
+                backend: backend.as_ref(),
             })
         })
         .await
         .map_err(other)??;
-        if let Some(name) = installed {
+        if !installed.is_empty() {
             builder.progress.info(&format!(
-                "the project itself ({name}) is installed in the app layer"
+                "installed in the app layer: {}",
+                installed.join(", ")
             ));
         }
         if let Some((line, seconds)) = compiled {
@@ -120,6 +151,39 @@ fn in_pycache(path: &str) -> bool {
     path.split('/').any(|c| c == "__pycache__")
 }
 
+/// A project's wheel: written natively from static metadata, else built by its backend with the
+/// base's interpreter (a dynamic version from git: see `rbuild_pep517::scm`).
+fn project_wheel(
+    dir: &std::path::Path,
+    what: &str,
+    out: &std::path::Path,
+    backend: Option<&Backend>,
+) -> Result<rbuild_pep517::BuiltWheel, BuildError> {
+    let why = match rbuild_pep517::native_project_wheel(dir, out)
+        .map_err(|e| other(format!("{what}: {e}")))?
+    {
+        Ok(wheel) => return Ok(wheel),
+        Err(why) => why,
+    };
+    let Some(b) = backend else {
+        return Err(other(format!(
+            "{what} needs its build backend ({why}), which runs with the base image's Python, and \
+             this build has none (a scratch base); give it static metadata ([project] with name \
+             and version)"
+        )));
+    };
+    let env = rbuild_pep517::IndexBuildEnv::new(&b.index, &b.store, b.handle.clone());
+    rbuild_pep517::project_wheel(
+        Some(b.python.as_ref()),
+        dir,
+        out,
+        &env,
+        &b.target,
+        &rbuild_pep517::BuildOptions::default(),
+    )
+    .map_err(|e| other(format!("{what}: {e}")))
+}
+
 /// What [`write_app_layer`] needs.
 struct AppInputs<'a, W: std::io::Write> {
     ctx: &'a Context,
@@ -127,9 +191,14 @@ struct AppInputs<'a, W: std::io::Write> {
     opts: &'a LayerOptions,
     writer: W,
     bytecode: Option<&'a Bytecode>,
-    project: Option<&'a (rbuild_wheel::InstallTarget, rbuild_wheel::BaseInfo)>,
+    #[allow(clippy::type_complexity)]
+    project: Option<&'a (
+        (rbuild_wheel::InstallTarget, rbuild_wheel::BaseInfo),
+        Vec<(std::path::PathBuf, String)>,
+    )>,
     site_dirs: Vec<String>,
     scratch_root: &'a std::path::Path,
+    backend: Option<&'a Backend>,
 }
 
 /// The app layer: the context under the app directory, the project's own wheel installed (when
@@ -142,7 +211,7 @@ fn write_app_layer<W: std::io::Write>(
         W,
         rbuild_layer::LayerInfo,
         Option<(String, f64)>,
-        Option<String>,
+        Vec<String>,
     ),
     BuildError,
 > {
@@ -156,37 +225,32 @@ fn write_app_layer<W: std::io::Write>(
         .map_err(other)?;
     // The project's own wheel, installed like any wheel (its .py files spooled for bytecode).
     let mut spooled: Vec<Source> = Vec::new();
-    let mut dirs: BTreeSet<String> = BTreeSet::new();
-    let mut installed = None;
-    if let Some((target, base)) = a.project {
-        let out = scratch.path().join("wheel");
-        std::fs::create_dir_all(&out).map_err(other)?;
-        let wheel = rbuild_pep517::native_project_wheel(&a.ctx.root, &out)
-            .map_err(|e| other(format!("the project itself: {e}")))?
-            .map_err(|why| {
-                other(format!(
-                    "the project itself cannot be installed without its build backend yet: {why}; \
-                     give it static metadata, or remove [build-system] if it is not meant to be \
-                     installed"
-                ))
-            })?;
-        let input = rbuild_wheel::WheelInput {
-            path: wheel.path.clone(),
-            filename: wheel.filename.clone(),
-            expected_name: wheel.name.clone(),
-            expected_version: wheel.version.clone(),
-        };
+    let mut dirs_written: BTreeSet<String> = BTreeSet::new();
+    let mut installed = Vec::new();
+    if let Some(((target, base), dirs)) = a.project {
+        let mut inputs = Vec::new();
+        for (i, (dir, what)) in dirs.iter().enumerate() {
+            let out = scratch.path().join(format!("wheel-{i}"));
+            std::fs::create_dir_all(&out).map_err(other)?;
+            let wheel = project_wheel(dir, what, &out, a.backend)?;
+            installed.push(format!("{} {}", wheel.name, wheel.version));
+            inputs.push(rbuild_wheel::WheelInput {
+                path: wheel.path.clone(),
+                filename: wheel.filename.clone(),
+                expected_name: wheel.name.clone(),
+                expected_version: wheel.version.clone(),
+            });
+        }
         let opts = rbuild_wheel::InstallOptions::default();
         if a.bytecode.is_some() {
             let mut spool =
                 SpoolSink::new(&mut w, a.site_dirs.clone(), scratch.path().join("spool"))
                     .map_err(other)?;
-            rbuild_wheel::install_wheels(&[input], target, base, &opts, &mut spool)?;
-            (spooled, dirs) = spool.finish();
+            rbuild_wheel::install_wheels(&inputs, target, base, &opts, &mut spool)?;
+            (spooled, dirs_written) = spool.finish();
         } else {
-            rbuild_wheel::install_wheels(&[input], target, base, &opts, &mut w)?;
+            rbuild_wheel::install_wheels(&inputs, target, base, &opts, &mut w)?;
         }
-        installed = Some(format!("{} {}", wheel.name, wheel.version));
     }
     let Some(bc) = a.bytecode else {
         let (blob, info) = w.finish()?;
@@ -221,7 +285,7 @@ fn write_app_layer<W: std::io::Write>(
                 .to_string()
         })
         .chain(std::iter::once(prefix.to_string()))
-        .chain(dirs)
+        .chain(dirs_written)
         .collect();
     let bytes = append_pycs(&mut w, &out, &written, &|_, mode| (mode, (0, 0)))?;
     let (blob, info) = w.finish()?;
