@@ -386,3 +386,84 @@ fn a_failing_json_build_prints_a_json_error() {
     assert_eq!(doc["schema"], 1, "{doc}");
     assert!(doc["error"]["exit_code"].as_u64().unwrap() > 0, "{doc}");
 }
+
+#[test]
+fn builds_killed_while_downloading_leave_no_partial_file_behind() {
+    use rbuild_testing::{Fault, FaultProxy, Times};
+    let registry = Registry::plain().expect("registry");
+    push_fixture(&registry);
+    // A slow link (2 MB/s) to the registry, so each kill lands while base blobs stream in.
+    let proxy = FaultProxy::in_front_of(&registry).expect("proxy");
+    proxy.inject(
+        "GET",
+        r"/blobs/sha256:",
+        Fault::Throttle {
+            bytes_per_sec: 2_000_000,
+        },
+        Times::Always,
+    );
+    let slow_base = format!("{}/library/python:3.11-slim", proxy.host());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    let cache = tmp.path().join("cache");
+    let layout = tmp.path().join("layout");
+    for k in 0..10u64 {
+        let out = format!("oci:{}:k{k}", layout.display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+            .args([
+                "build",
+                dir.to_str().unwrap(),
+                "--platform",
+                "linux/amd64",
+                "--base",
+                &slow_base,
+                "--output",
+                &out,
+            ])
+            .env("RBUILD_CACHE_DIR", &cache)
+            .env("HOME", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1200 + 150 * k));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let partial_before: Vec<PathBuf> = files_under(&cache.join("tmp"));
+    assert!(
+        !partial_before.is_empty(),
+        "the kills left partial downloads to clean up (else this test tests nothing)"
+    );
+    // Files older than the next run must be gone after it and `cache prune`.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run_start = std::time::SystemTime::now();
+    let base = format!("{}/library/python:3.11-slim", registry.host());
+    ok(&build_into(&dir, &base, &layout, "after", &cache));
+    ok(&rbuild(&["cache", "prune"], &cache));
+    let old: Vec<String> = files_under(&cache.join("tmp"))
+        .into_iter()
+        .chain(files_under(&cache.join("blobs")))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let stale = std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < run_start);
+            // In blobs/ only complete blobs (named by their digest) may stay.
+            stale && (p.starts_with(cache.join("tmp")) || name.starts_with('.'))
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(old.is_empty(), "partial files left behind: {old:?}");
+    // What stayed in blobs/ is whole: every blob hashes to its name.
+    for p in files_under(&cache.join("blobs/sha256")) {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(
+            rbuild_oci::Digest::of(&bytes).hex(),
+            name,
+            "{} is whole",
+            p.display()
+        );
+    }
+}
