@@ -207,7 +207,7 @@ mod tests {
         let dpkg = b"Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n";
         let l1 = layer(&[
             ("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
-            ("usr/local/bin/python3.12", b"not an ELF"),
+            ("usr/local/bin/python3.12", b"\x7fELF, not a real one"),
             ("var/lib/dpkg/status", dpkg),
         ]);
         let l2 = layer(&[(
