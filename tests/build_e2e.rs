@@ -199,12 +199,12 @@ fn fastapi_example_builds_pushes_and_serves_as_non_root() {
             .ends_with(&format!("demo/fastapi:v1@{digest}"))
     );
     let l = layers(&doc);
-    assert_eq!(
-        l.iter()
-            .map(|x| x["kind"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["base", "base", "deps", "user", "app"]
-    );
+    let mut kinds: Vec<&str> = l.iter().map(|x| x["kind"].as_str().unwrap()).collect();
+    let deps = kinds.iter().filter(|k| **k == "deps").count();
+    // pydantic-core (2 MB) alone, the small wheels in the name-hash groups (8 layers at most).
+    assert!((2..=8).contains(&deps), "{kinds:?}");
+    kinds.dedup();
+    assert_eq!(kinds, ["base", "deps", "user", "app"]);
     assert_eq!(layer_of(&l, "deps")["status"], "built");
     // skopeo sees the same manifest digest.
     let inspect = sh(
@@ -320,11 +320,16 @@ fn builds_are_reproducible_and_layers_change_only_with_their_inputs() {
     std::fs::write(a.join("requirements.txt"), req).unwrap();
     let deps_changed = env.build(&a, &[]).ok().json();
     let l3 = layers(&deps_changed);
-    assert_eq!(layer_of(&l3, "deps")["status"], "built");
-    assert_ne!(
-        layer_of(&l1, "deps")["digest"],
-        layer_of(&l3, "deps")["digest"]
-    );
+    // One dependency layer (six's group) is built anew; the others are the same.
+    let deps_of =
+        |l: &[Value]| -> Vec<Value> { l.iter().filter(|x| x["kind"] == "deps").cloned().collect() };
+    let (d1, d3) = (deps_of(&l1), deps_of(&l3));
+    let changed: Vec<&Value> = d3
+        .iter()
+        .filter(|x| !d1.iter().any(|y| y["digest"] == x["digest"]))
+        .collect();
+    assert_eq!(changed.len(), 1, "{d1:?}\n{d3:?}");
+    assert_eq!(changed[0]["status"], "built");
     // requirements.txt is part of the context, so the app layer changes with it too; the user layer
     // and the base layers never do.
     assert_eq!(
@@ -545,7 +550,14 @@ fn oci_layout_and_docker_archive_sinks_are_readable_by_skopeo_and_umoci() {
         .ok();
     let index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    // Two tagged entries (the SBOM and provenance attachments are listed untagged, once).
+    let manifests = index["manifests"].as_array().unwrap();
+    let tagged = manifests
+        .iter()
+        .filter(|m| m["annotations"]["org.opencontainers.image.ref.name"].is_string())
+        .count();
+    assert_eq!(tagged, 2, "{index}");
+    assert_eq!(manifests.len(), 4, "{index}");
 }
 
 #[test]
@@ -701,6 +713,15 @@ fn stored_wheels_rebuild_with_the_index_unreachable_and_offline_says_what_is_mis
     assert_eq!(plan["targets"][0]["python_version"], "3.11");
     assert_eq!(plan["targets"][0]["interpreter"], "/usr/bin/python3.11");
     assert_eq!(plan["targets"][0]["libc"]["version"], "2.36");
+    // The base digest the build would use, in the target and in the decisions (#18 item 2).
+    let base_digest = plan["targets"][0]["base_digest"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(base_digest.starts_with("sha256:"), "{plan}");
+    assert_eq!(
+        plan["targets"][0]["decisions"]["base_digest"], base_digest,
+        "{plan}"
+    );
     assert!(
         plan["targets"][0]["packages"]
             .as_array()
@@ -844,6 +865,9 @@ fn a_300_mb_dependency_layer_builds_in_under_150_mb_of_memory() {
                 "none",
                 "--entrypoint",
                 r#"["python3"]"#,
+                // One dependency layer of about 300 MB, as the test is about.
+                "--deps-layers",
+                "1",
                 "--output",
                 &format!("oci:{}", out.path().join("l").display()),
             ],
@@ -972,7 +996,12 @@ fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
     let env = Env::new();
     let (_t, dir) = example("fastapi-app");
     let to = env.to("demo/present:latest");
-    let first = env.build(&dir, &["--to", &to]).ok().json();
+    // The HEAD counts below are of the image's own blobs (a new image has a new SBOM and
+    // provenance: tests/supply_chain_e2e.rs).
+    let first = env
+        .build(&dir, &["--to", &to, "--sbom", "none", "--no-provenance"])
+        .ok()
+        .json();
     let known: Vec<String> = layers(&first)
         .iter()
         .filter(|l| l["kind"] != "app")
@@ -995,7 +1024,10 @@ fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
     // One app file changed: only the new app layer and config are looked up.
     edit(1);
     let before = env.registry.access_log().len();
-    let second = env.build(&dir, &["--to", &to]).ok().json();
+    let second = env
+        .build(&dir, &["--to", &to, "--sbom", "none", "--no-provenance"])
+        .ok()
+        .json();
     let heads = heads_since(before);
     assert!(
         heads.iter().all(|d| !known.contains(d)),
@@ -1030,7 +1062,10 @@ fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
 
     edit(2);
     let before = env.registry.access_log().len();
-    let third = env.build(&dir, &["--to", &to]).ok().json();
+    let third = env
+        .build(&dir, &["--to", &to, "--sbom", "none", "--no-provenance"])
+        .ok()
+        .json();
     let log = env.registry.access_log();
     let refused = log[before..]
         .iter()

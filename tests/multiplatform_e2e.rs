@@ -268,6 +268,11 @@ fn fastapi_builds_one_index_with_native_wheels_per_platform_and_one_shared_app_l
                 "linux/amd64,linux/arm64",
                 "--to",
                 &to,
+                // The blob count below is of the images' own blobs (attachments:
+                // tests/supply_chain_e2e.rs).
+                "--sbom",
+                "none",
+                "--no-provenance",
             ],
         )
         .ok()
@@ -618,6 +623,9 @@ fn a_package_without_an_aarch64_wheel_fails_the_build_and_pushes_nothing_unless_
                 "--entrypoint",
                 r#"["python3","main.py"]"#,
                 "--skip-unsupported-platforms",
+                // One dependency layer: the check below reads psutil's extension from it.
+                "--deps-layers",
+                "1",
             ],
         )
         .ok()
@@ -667,6 +675,9 @@ fn a_package_without_an_aarch64_wheel_fails_the_build_and_pushes_nothing_unless_
                 "--entrypoint",
                 r#"["python3","main.py"]"#,
                 "--skip-unsupported-platforms",
+                // One dependency layer: the check below reads psutil's extension from it.
+                "--deps-layers",
+                "1",
             ],
         )
         .ok();
@@ -913,6 +924,9 @@ fn both_platforms_carry_identical_bytecode_for_identical_sources() {
                 "linux/amd64,linux/arm64",
                 "--to",
                 &to,
+                // One dependency layer per platform: every .pyc of each is compared below.
+                "--deps-layers",
+                "1",
             ],
         )
         .ok()

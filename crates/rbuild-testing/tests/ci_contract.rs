@@ -55,3 +55,38 @@ fn scripts_are_executable_and_strict() {
         assert!(text.contains("\nset -euo pipefail\n"), "{script}");
     }
 }
+
+/// The README's set-up command and CI install the same packages through one script, so the test
+/// command passes after the set-up command as it does in CI (issue #18, item 10).
+#[test]
+fn setup_and_ci_share_one_install_step() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let (ci, job) = (read(".ci/run"), read("tests/fixtures/main-job.sh"));
+    for (name, text) in [(".ci/run", &ci), ("main-job.sh", &job)] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == "tests/fixtures/install-packages.sh"),
+            "{name} runs tests/fixtures/install-packages.sh"
+        );
+        assert!(
+            !text.contains("apt-get install"),
+            "{name} installs nothing on its own"
+        );
+    }
+    let out = std::process::Command::new(root.join("tests/fixtures/install-packages.sh"))
+        .arg("--list")
+        .output()
+        .unwrap();
+    let list = String::from_utf8(out.stdout).unwrap();
+    // What the tests need beyond the main job: the packaging oracle (tags_oracle) among them.
+    for p in [
+        "python3-packaging",
+        "docker-registry",
+        "umoci",
+        "runc",
+        "git",
+    ] {
+        assert!(list.lines().any(|l| l == p), "{p} is installed: {list}");
+    }
+}

@@ -275,6 +275,13 @@ impl Build {
         self
     }
 
+    /// The most dependency layers per image and platform (`--deps-layers`; 1 puts every
+    /// dependency in one layer).
+    pub fn deps_layers(mut self, n: usize) -> Self {
+        self.flags.settings.deps_layers = Some(n);
+        self
+    }
+
     /// Layer compression.
     pub fn compression(mut self, c: Compression) -> Self {
         self.flags.settings.compression = Some(c.as_str().to_string());

@@ -19,6 +19,7 @@
 //! | `index-url`, `extra-index-url`, `find-links` | string, list, list | same names | `RBUILD_INDEX_URL`, ... |
 //! | `compression`, `format` | string | `--compression`, `--format` | `RBUILD_COMPRESSION`, `RBUILD_FORMAT` |
 //! | `compile-bytecode` | bool | `--compile-bytecode`, `--no-compile-bytecode` | `RBUILD_COMPILE_BYTECODE` (`true`/`false`, `1`/`0`) |
+//! | `deps-layers` | integer | `--deps-layers N` | `RBUILD_DEPS_LAYERS` (the most dependency layers per image, 1 to 64; default 8) |
 //! | `default-ignores` | bool | `--no-default-ignores` | `RBUILD_DEFAULT_IGNORES` (without an ignore file: rbuild's Python ignore list and `.gitignore`; default true) |
 //!
 //! Maps (`env`, `labels`, `annotations`) merge across levels, the higher level winning per key.
@@ -79,10 +80,12 @@ pub struct Settings {
     pub compile_bytecode: Option<bool>,
     /// Without an ignore file, apply rbuild's default Python ignore list and `.gitignore`.
     pub default_ignores: Option<bool>,
+    /// The most dependency layers per image (heavy distributions alone, the rest in groups).
+    pub deps_layers: Option<usize>,
 }
 
 /// The known keys, as spelled in files.
-pub const KEYS: [&str; 22] = [
+pub const KEYS: [&str; 23] = [
     "base",
     "to",
     "platforms",
@@ -105,6 +108,7 @@ pub const KEYS: [&str; 22] = [
     "format",
     "compile-bytecode",
     "default-ignores",
+    "deps-layers",
 ];
 
 /// Configuration errors.
@@ -210,7 +214,8 @@ impl Settings {
             compression,
             format,
             compile_bytecode,
-            default_ignores
+            default_ignores,
+            deps_layers
         );
         self
     }
@@ -303,6 +308,13 @@ impl Settings {
                 }
                 "default-ignores" => {
                     s.default_ignores = Some(v.as_bool().ok_or_else(|| ty(key, "true or false"))?)
+                }
+                "deps-layers" => {
+                    s.deps_layers = Some(
+                        v.as_integer()
+                            .and_then(|i| usize::try_from(i).ok())
+                            .ok_or_else(|| ty(key, "a number of layers, e.g. 8"))?,
+                    )
                 }
                 other => {
                     return Err(ConfigError::UnknownKey {
@@ -471,6 +483,15 @@ impl Settings {
             format: var("RBUILD_FORMAT"),
             compile_bytecode: boolean("RBUILD_COMPILE_BYTECODE")?,
             default_ignores: boolean("RBUILD_DEFAULT_IGNORES")?,
+            deps_layers: var("RBUILD_DEPS_LAYERS")
+                .map(|v| {
+                    v.trim().parse::<usize>().map_err(|_| ConfigError::Type {
+                        file: "environment".into(),
+                        key: "RBUILD_DEPS_LAYERS".into(),
+                        expected: "a number of layers, e.g. 8",
+                    })
+                })
+                .transpose()?,
         })
     }
 }

@@ -2,8 +2,9 @@
 //! cache lookups) before anything is downloaded or built; then the wheels of every dependency layer
 //! to build are fetched in one batch; then each platform's layers and image are made side by side.
 //!
-//! Layers, base first: the base image's layers, the dependency layer (every locked wheel installed
-//! without Python), the user layer (`/etc/passwd` and `/etc/group` with the app user, only when the
+//! Layers, base first: the base image's layers, the dependency layers (every locked wheel installed
+//! without Python, split under a budget by [`crate::layers::deps::partition`]: heavy wheels alone,
+//! the rest in name-hash groups; each layer cached under its own key), the user layer (`/etc/passwd` and `/etc/group` with the app user, only when the
 //! base lacks the uid) and the app layer (the filtered context under the app directory).
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use crate::layers::bytecode::Bytecode;
 use crate::layers::deps::DepsLayer;
 use crate::layers::deps::LABEL_SDISTS;
 use crate::layers::deps::wheel_request;
+use crate::layers::deps::{DepsGroup, DepsPart};
 use crate::layers::user::UserLayer;
 use crate::plan::PlatformPlan;
 use crate::plan::base::ResolvedBase;
@@ -53,7 +55,7 @@ use crate::runner::BasePython;
 use crate::spec::ContextInfo;
 use crate::spec::ImageSettings;
 use crate::spec::choose_recipe;
-use crate::spec::image_settings;
+use crate::spec::image_settings_on;
 
 /// What a build produced.
 #[derive(Clone, Debug)]
@@ -75,10 +77,27 @@ pub struct Builder {
     pub(crate) progress: Arc<dyn BuildProgress>,
 }
 
-/// The dependency layer of one platform: its cache key and, when found, the cached layer.
+/// The dependency layers of one platform ([`crate::layers::deps::partition`]), in image order.
 pub(crate) struct DepsPlan {
+    pub(crate) layers: Vec<DepsLayerPlan>,
+}
+
+/// One dependency layer of a platform: its share of the wheels, its cache key and, when found,
+/// the cached layer.
+pub(crate) struct DepsLayerPlan {
     pub(crate) key: String,
+    pub(crate) group: DepsGroup,
     pub(crate) cached: Option<BuiltLayer>,
+}
+
+impl DepsPlan {
+    /// The wheels of the layers that are not cached (to download and build).
+    pub(crate) fn wheels_to_build(&self) -> impl Iterator<Item = &ChosenWheel> {
+        self.layers
+            .iter()
+            .filter(|l| l.cached.is_none())
+            .flat_map(|l| l.group.wheels.iter())
+    }
 }
 
 /// One platform after phase 1 of a build (planned, nothing built yet).
@@ -242,6 +261,7 @@ impl Builder {
             images,
             index,
             present,
+            attachments: Vec::new(),
         };
         self.store_metadata(&image).await?;
         Ok(BuildOutput {
@@ -342,7 +362,11 @@ impl Builder {
         .await
         .map_err(other)??;
         for w in &ctx.warnings {
-            self.progress.warning(&w.to_string());
+            if w.is_note() {
+                self.progress.notice(&w.to_string());
+            } else {
+                self.progress.warning(&w.to_string());
+            }
         }
         let facts = ProjectFacts::from_context(&ctx, Vec::new());
         if let Some(w) = unlocked_imports_warning(req, &facts) {
@@ -433,7 +457,11 @@ impl Builder {
     async fn download_shared(&self, prepared: &[PreparedPlatform]) -> Result<(), BuildError> {
         let to_build: Vec<&PreparedPlatform> = prepared
             .iter()
-            .filter(|p| p.deps.as_ref().is_some_and(|d| d.cached.is_none()))
+            .filter(|p| {
+                p.deps
+                    .as_ref()
+                    .is_some_and(|d| d.wheels_to_build().next().is_some())
+            })
             .collect();
         if to_build.len() < 2 {
             return Ok(());
@@ -441,7 +469,12 @@ impl Builder {
         let t1 = Instant::now();
         let requests: Vec<WheelRequest> = to_build
             .iter()
-            .flat_map(|p| p.wheels.iter().map(wheel_request))
+            .flat_map(|p| {
+                p.deps
+                    .iter()
+                    .flat_map(|d| d.wheels_to_build())
+                    .map(wheel_request)
+            })
             .collect();
         let wanted = requests.len();
         let downloaded = self
@@ -568,21 +601,30 @@ impl Builder {
         };
         let (target, facts) = self.target_for(req, platform, &base, &prev).await?;
         let read = self.read_lock_for(req, &target).await?;
-        let settings = self.settings_for(req, &target, project, read.as_ref())?;
+        let base_defaults = crate::spec::BaseDefaults::of(
+            &base.image.config,
+            facts.as_ref().and_then(|f| f.passwd.as_deref()),
+        );
+        let settings = self.settings_for(req, &target, project, read.as_ref(), &base_defaults)?;
         let plan = self.wheels_for(req, &target, &base, &prev, read).await?;
         let deps = match &plan.lock_digest {
             None => None,
-            Some(lock_digest) => {
-                let key = Self::deps_key(
+            Some(_) => {
+                let layers = Self::deps_layers_plan(
                     req,
-                    lock_digest,
                     &plan.chosen,
                     &plan.sdists,
                     &target,
                     base.image.manifest_digest,
-                );
-                let cached = self.cached_layer(LayerKind::Deps, &key, &prev, req.format, &plat)?;
-                Some(DepsPlan { key, cached })
+                )
+                .into_iter()
+                .map(|(key, group)| {
+                    let cached =
+                        self.cached_layer(LayerKind::Deps, &key, &prev, req.format, &plat)?;
+                    Ok(DepsLayerPlan { key, group, cached })
+                })
+                .collect::<Result<Vec<_>, BuildError>>()?;
+                Some(DepsPlan { layers })
             }
         };
         Ok(PreparedPlatform {
@@ -643,6 +685,7 @@ impl Builder {
         target: &Target,
         project: &Project,
         read: Option<&LockRead>,
+        base: &crate::spec::BaseDefaults,
     ) -> Result<ImageSettings, BuildError> {
         let facts = ProjectFacts {
             packages: read
@@ -660,7 +703,11 @@ impl Builder {
         if let Some(w) = warning {
             self.progress.warning(&w);
         }
-        image_settings(req, recipe, target, &facts, &project.info)
+        let settings = image_settings_on(req, recipe, target, &facts, &project.info, base)?;
+        for note in &settings.notes {
+            self.progress.info(note);
+        }
+        Ok(settings)
     }
 
     /// The wheels: the previous image's choice stands in for index listings the store lacks when
@@ -682,17 +729,24 @@ impl Builder {
             .and_then(|(_, _, cfg)| RecordedWheels::from_config(cfg));
         let mut plan = self.choose_wheels(&read, recorded.as_ref()).await?;
         if plan.from_record {
-            // The record only names the wheels (no URLs): it serves when it finds the layer. If
-            // not, the layer is built, and the index is asked where the files are.
-            let key = Self::deps_key(
+            // The record only names the wheels (no URLs): it serves when it finds every
+            // dependency layer. If not, a layer is built, and the index is asked where the files
+            // are.
+            let layers = Self::deps_layers_plan(
                 req,
-                &read.digest,
                 &plan.chosen,
                 &plan.sdists,
                 target,
                 base.image.manifest_digest,
             );
-            if self.local_layer(&key)?.is_none() && Self::remote_layer(prev, &key).is_none() {
+            let mut all_found = true;
+            for (key, _) in &layers {
+                if self.local_layer(key)?.is_none() && Self::remote_layer(prev, key).is_none() {
+                    all_found = false;
+                    break;
+                }
+            }
+            if !all_found {
                 plan = self.choose_wheels(&read, None).await?;
             }
         }
@@ -719,41 +773,73 @@ impl Builder {
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
         let plat = p.platform.to_string();
         let mut layers: Vec<(BuiltLayer, String)> = Vec::new();
-        if let Some(DepsPlan { key, cached }) = p.deps.take() {
-            let layer = match cached {
-                Some(layer) => layer,
-                None => {
-                    let deps = DepsLayer {
-                        key: key.clone(),
-                        wheels: p.wheels.clone(),
-                        sdists: p.sdists.clone(),
-                        python: python.cloned(),
-                        target: p.target.clone(),
-                        facts: self.facts_of(req, &mut p).await?,
-                        platform: plat.clone(),
-                        strict: req.strict,
-                        options: layer_options(req),
-                        bytecode: bytecode.cloned(),
-                    };
-                    self.layer(&deps, &p.prev, req.format, &plat)
-                        .await?
-                        .expect("a dependency layer is always written")
-                }
+        if let Some(DepsPlan { layers: plans }) = p.deps.take() {
+            let facts = if plans.iter().any(|l| l.cached.is_none()) {
+                Some(self.facts_of(req, &mut p).await?)
+            } else {
+                None
             };
+            let count = plans.len();
+            let (prev, target, plat) = (&p.prev, &p.target, &plat);
+            // The layers to build, side by side (each installs and compresses on a blocking
+            // thread); cached ones are taken as they are.
+            let to_build: Vec<DepsLayer> = plans
+                .iter()
+                .filter(|l| l.cached.is_none())
+                .map(|l| DepsLayer {
+                    key: l.key.clone(),
+                    part: l.group.part.clone(),
+                    wheels: l.group.wheels.clone(),
+                    sdists: l.group.sdists.clone(),
+                    python: python.cloned(),
+                    target: target.clone(),
+                    facts: facts.clone().expect("read when a layer is built"),
+                    platform: plat.clone(),
+                    strict: req.strict,
+                    options: layer_options(req),
+                    bytecode: bytecode.cloned(),
+                })
+                .collect();
+            let mut futures = Vec::new();
+            for deps in &to_build {
+                futures.push(self.layer(deps, prev, req.format, plat));
+            }
+            let mut new_layers = futures::stream::iter(futures)
+                .buffered(deps_build_concurrency())
+                .collect::<Vec<_>>()
+                .await
+                .into_iter();
+            let mut built = Vec::new();
+            for l in &plans {
+                built.push(match &l.cached {
+                    Some(layer) => layer.clone(),
+                    None => new_layers
+                        .next()
+                        .expect("one result per layer built")?
+                        .expect("a dependency layer is always written"),
+                });
+            }
             let prev_label = p
                 .prev
                 .as_ref()
                 .and_then(|(_, _, cfg)| cfg.config.as_ref()?.labels.as_ref()?.get(LABEL_SDISTS));
-            p.sdist_label = self.sdist_label(&key, &p.sdists, prev_label)?;
+            let with_sdists: Vec<(&str, &[rbuild_lock::SdistBuild])> = plans
+                .iter()
+                .map(|l| (l.key.as_str(), l.group.sdists.as_slice()))
+                .collect();
+            p.sdist_label = self.sdist_label(&with_sdists, prev_label)?;
             if let Some(lock) = &p.lock {
+                let keys: Vec<&str> = plans.iter().map(|l| l.key.as_str()).collect();
                 let locals: Vec<&ProjectMeta> = locals.iter().map(|l| &l.meta).collect();
                 let projects = (project.meta.as_ref(), locals.as_slice());
-                self.check_lock_closure(req, &key, lock, &p.target, projects)?;
+                self.check_lock_closure(req, &keys, lock, &p.target, projects)?;
             }
-            layers.push((layer, deps_history(&p)));
+            for (i, (plan, layer)) in plans.iter().zip(built).enumerate() {
+                layers.push((layer, deps_history(&p, &plan.group, i, count)));
+            }
         }
         let (uid, gid) = (p.settings.uid, p.settings.gid);
-        if p.base.reference.is_some() && uid != 0 {
+        if p.base.reference.is_some() && uid != 0 && !p.settings.base_user {
             let options = layer_options(req);
             let key = UserLayer::key_for(
                 p.base.image.manifest_digest,
@@ -861,6 +947,7 @@ impl Builder {
         };
         let plan = PlatformPlan {
             platform: p.platform.to_string(),
+            base_digest: p.base.image.manifest_digest.map(|d| d.to_string()),
             target: p.target,
             lockfile: p.lock.as_ref().map(|l| l.path.clone()),
             notes: p.lock.map(|l| l.notes).unwrap_or_default(),
@@ -1021,21 +1108,43 @@ fn layer_options(req: &BuildRequest) -> LayerOptions {
     }
 }
 
-/// The history line of the dependency layer.
-fn deps_history(p: &PreparedPlatform) -> String {
-    format!(
-        "rbuild: install {} locked wheels from {}",
-        p.wheels.len(),
-        p.lock
-            .as_ref()
-            .map(|l| l
-                .path
+/// The history line of dependency layer `index` of `count`: how many wheels it installs from
+/// which lockfile and, with several layers, which part it holds.
+fn deps_history(p: &PreparedPlatform, group: &DepsGroup, index: usize, count: usize) -> String {
+    let lockfile = p
+        .lock
+        .as_ref()
+        .map(|l| {
+            l.path
                 .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
-                .to_string())
-            .unwrap_or_default()
-    )
+                .to_string()
+        })
+        .unwrap_or_default();
+    match &group.part {
+        DepsPart::All => format!(
+            "rbuild: install {} locked wheels from {lockfile}",
+            group.wheels.len()
+        ),
+        part => format!(
+            "rbuild: install {} from {lockfile} (dependency layer {}/{count}: {part})",
+            crate::progress::count(
+                group.wheels.len() + group.sdists.len(),
+                "locked wheel",
+                "locked wheels"
+            ),
+            index + 1
+        ),
+    }
+}
+
+/// How many dependency layers of one platform are built at once: one per CPU, at most four.
+fn deps_build_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// The base image's layers, where their bytes are.

@@ -133,6 +133,11 @@ pub struct BuildRequest {
     /// Without a `.dockerignore`/`.containerignore`, leave out what rbuild's default Python
     /// ignore list and the project's `.gitignore` name (default on).
     pub default_ignores: bool,
+    /// The most dependency layers per image and platform
+    /// ([`crate::layers::deps::partition`]; default
+    /// [`crate::layers::deps::DEFAULT_DEPS_LAYERS`], 1 to
+    /// [`crate::layers::deps::MAX_DEPS_LAYERS`]).
+    pub deps_layers: usize,
 }
 
 /// The caller's own settings: the highest level of a request (the CLI's flags, or the methods of
@@ -275,6 +280,13 @@ pub enum RequestError {
     /// An unknown format.
     #[error("--format {0}: expected oci or docker")]
     Format(String),
+    /// A dependency-layer budget out of range.
+    #[error(
+        "--deps-layers {0}: expected 1 to {max} (containerd allows 127 layers per image, base included); the default is {default}",
+        max = crate::layers::deps::MAX_DEPS_LAYERS,
+        default = crate::layers::deps::DEFAULT_DEPS_LAYERS
+    )]
+    DepsLayers(usize),
     /// zstd layers in Docker's format.
     #[error(
         "--format docker cannot hold zstd-compressed layers; use --format oci or --compression gzip"
@@ -328,6 +340,7 @@ impl BuildRequest {
             allow_incomplete_lock: false,
             compile_bytecode: true,
             default_ignores: true,
+            deps_layers: crate::layers::deps::DEFAULT_DEPS_LAYERS,
         }
     }
 
@@ -533,6 +546,9 @@ impl BuildRequest {
         };
         request.compile_bytecode = settings.compile_bytecode.unwrap_or(true);
         request.default_ignores = settings.default_ignores.unwrap_or(true);
+        request.deps_layers = settings
+            .deps_layers
+            .unwrap_or(crate::layers::deps::DEFAULT_DEPS_LAYERS);
         request.format = match settings.format.as_deref() {
             None | Some("oci") => ImageFormat::Oci,
             Some("docker") => ImageFormat::Docker,
@@ -581,6 +597,9 @@ impl BuildRequest {
         }
         if self.format == ImageFormat::Docker && self.compression == Compression::Zstd {
             return Err(RequestError::ZstdInDocker);
+        }
+        if !(1..=crate::layers::deps::MAX_DEPS_LAYERS).contains(&self.deps_layers) {
+            return Err(RequestError::DepsLayers(self.deps_layers));
         }
         Ok(())
     }
@@ -874,6 +893,33 @@ mod tests {
         assert!(e.contains("--compression gzip"), "{e}");
         assert!(err(flags_with(|s| s.platforms = Some(vec!["linux".into()]))).contains("platform"));
         assert!(err(flags_with(|s| s.base = Some("UPPER/Case".into()))).contains("base"));
+        for n in [0, 65] {
+            let e = err(flags_with(|s| s.deps_layers = Some(n)));
+            assert!(e.contains("--deps-layers") && e.contains("1 to 64"), "{e}");
+        }
+    }
+
+    #[test]
+    fn deps_layers_come_from_the_file_and_default_to_the_budget() {
+        let dir = project("[tool.rbuild]\ndeps-layers = 3\n");
+        let r = resolve(dir.path(), RequestFlags::default(), &[]).unwrap();
+        assert_eq!(r.request.deps_layers, 3);
+        let r = resolve(dir.path(), flags_with(|s| s.deps_layers = Some(1)), &[]).unwrap();
+        assert_eq!(r.request.deps_layers, 1);
+        let dir = project("");
+        let r = resolve(dir.path(), RequestFlags::default(), &[]).unwrap();
+        assert_eq!(
+            r.request.deps_layers,
+            crate::layers::deps::DEFAULT_DEPS_LAYERS
+        );
+        let dir = project("[tool.rbuild]\ndeps-layers = \"many\"\n");
+        let e = resolve(dir.path(), RequestFlags::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("deps-layers") && e.contains("a number of layers"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,5 +1,10 @@
-//! The dependency layer: every locked wheel installed without Python, plus the wheels built
-//! from hash-pinned sdists (packages with no fitting wheel) by the base image's own Python.
+//! The dependency layers: every locked wheel installed without Python, plus the wheels built
+//! from hash-pinned sdists (packages with no fitting wheel) by the base image's own Python,
+//! split into at most `--deps-layers` layers by [`partition`] (heavy wheels alone, the rest in
+//! groups by name hash). Each layer is installed on its own with the whole base in view: a base
+//! distribution is replaced (whited out) in the layer of the wheel that replaces it, parent
+//! directories get the same modes in every layer, and bytecode is compiled per file, so the
+//! merged filesystem is the one a single layer gives.
 //!
 //! A built wheel is kept in the store under an `sdist-wheel` key: the sdist's sha256, the target
 //! Python version, the interpreter ([`rbuild_runner::Python::describe`]),
@@ -30,9 +35,10 @@ use crate::request::BuildRequest;
 use crate::rootfs::BaseFacts;
 use crate::runner::BasePython;
 
-/// The version of the dependency layer's key (its inputs: [`LAYER_FORMAT_VERSION`],
-/// [`rbuild_wheel::FORMAT_VERSION`], the lock, the wheels, the target, the base, the options).
-pub const DEPS_KEY_VERSION: u32 = 1;
+/// The version of the dependency layers' keys (their inputs: [`LAYER_FORMAT_VERSION`],
+/// [`rbuild_wheel::FORMAT_VERSION`], the layer's wheels, the target, the base, the options).
+/// 2: one key per dependency layer ([`partition`]), without the lockfile.
+pub const DEPS_KEY_VERSION: u32 = 2;
 
 pub(crate) fn wheel_request(w: &ChosenWheel) -> WheelRequest {
     // A file from a --find-links directory is copied from its path, not downloaded.
@@ -54,9 +60,12 @@ pub(crate) fn wheel_request(w: &ChosenWheel) -> WheelRequest {
 }
 
 impl Builder {
+    /// The cache key of one dependency layer: exactly its wheels (name, file, sha256) and sdists,
+    /// the target, the base image (its directories and installed distributions shape the
+    /// layer), the options and the format versions. Not the lockfile: a change to the lock that
+    /// leaves a layer's wheels alone leaves its key alone.
     pub(crate) fn deps_key(
         req: &BuildRequest,
-        lock_digest: &Digest,
         wheels: &[ChosenWheel],
         sdists: &[SdistBuild],
         target: &Target,
@@ -66,7 +75,6 @@ impl Builder {
         struct Inputs<'a> {
             layer_format: u32,
             wheel_format: u32,
-            lock: String,
             wheels: Vec<(&'a str, &'a str, Option<String>)>,
             target: &'a Target,
             base: Option<String>,
@@ -76,26 +84,33 @@ impl Builder {
             #[serde(skip_serializing_if = "Option::is_none")]
             bytecode: Option<u32>,
             /// Sdists built into wheels (name, file, sha256) and the builder; absent without
-            /// sdists, so such keys are unchanged.
+            /// sdists.
             #[serde(skip_serializing_if = "Vec::is_empty")]
             sdists: Vec<(&'a str, &'a str, String)>,
             #[serde(skip_serializing_if = "Option::is_none")]
             sdist_builder: Option<u32>,
         }
+        let mut wheels: Vec<(&str, &str, Option<String>)> = wheels
+            .iter()
+            .map(|w| {
+                (
+                    w.name.as_str(),
+                    w.filename.as_str(),
+                    w.sha256.map(|d| d.to_string()),
+                )
+            })
+            .collect();
+        // The installer orders wheels by name itself: the lock's order does not matter.
+        wheels.sort();
+        let mut sdists: Vec<(&str, &str, String)> = sdists
+            .iter()
+            .map(|s| (s.name.as_str(), s.filename.as_str(), s.sha256.to_string()))
+            .collect();
+        sdists.sort();
         let inputs = Inputs {
             layer_format: LAYER_FORMAT_VERSION,
             wheel_format: rbuild_wheel::FORMAT_VERSION,
-            lock: lock_digest.to_string(),
-            wheels: wheels
-                .iter()
-                .map(|w| {
-                    (
-                        w.name.as_str(),
-                        w.filename.as_str(),
-                        w.sha256.map(|d| d.to_string()),
-                    )
-                })
-                .collect(),
+            wheels,
             target,
             base: base_digest.map(|d| d.to_string()),
             epoch: req.epoch,
@@ -104,13 +119,30 @@ impl Builder {
             bytecode: req
                 .ships_bytecode()
                 .then_some(rbuild_bytecode::FORMAT_VERSION),
-            sdists: sdists
-                .iter()
-                .map(|s| (s.name.as_str(), s.filename.as_str(), s.sha256.to_string()))
-                .collect(),
             sdist_builder: (!sdists.is_empty()).then_some(rbuild_pep517::BUILDER_VERSION),
+            sdists,
         };
         cache_key("deps", DEPS_KEY_VERSION, &inputs)
+    }
+
+    /// The dependency layers of one platform: its wheels and sdists split by [`partition`] under
+    /// the request's budget, each with its cache key.
+    pub(crate) fn deps_layers_plan(
+        req: &BuildRequest,
+        wheels: &[ChosenWheel],
+        sdists: &[SdistBuild],
+        target: &Target,
+        base_digest: Option<Digest>,
+    ) -> Vec<(String, DepsGroup)> {
+        partition(wheels, sdists, req.deps_layers)
+            .into_iter()
+            .map(|g| {
+                (
+                    Self::deps_key(req, &g.wheels, &g.sdists, target, base_digest),
+                    g,
+                )
+            })
+            .collect()
     }
 
     /// Downloads the wheels (verified, into the store) and says how many were fetched.
@@ -201,7 +233,8 @@ impl Builder {
                         let (sources, dirs) = spool.finish();
                         let t = Instant::now();
                         let out = bc.compile(&scratch.path().join("compile"), &sources)?;
-                        let bytes = append_pycs(&mut w, &out, &dirs)?;
+                        let owner_of = |p: &str, m: u32| rbuild_wheel::inherited(&base_info, p, m);
+                        let bytes = append_pycs(&mut w, &out, &dirs, &owner_of)?;
                         (report, Some((summary(&out, bytes), elapsed(t))))
                     }
                 };
@@ -244,7 +277,11 @@ impl Builder {
             &layer.platform,
             "deps",
             &format!(
-                "installed {}, {}, {} → {} ({} {})",
+                "{}installed {}, {}, {} → {} ({} {})",
+                match &layer.part {
+                    DepsPart::All => String::new(),
+                    part => format!("{part}: "),
+                },
                 crate::progress::count(report.distributions.len(), "distribution", "distributions"),
                 crate::progress::count(report.files as usize, "file", "files"),
                 crate::progress::human_size(info.uncompressed_size),
@@ -299,15 +336,19 @@ pub(crate) fn install_target(
         .collect();
     let base_info = rbuild_wheel::BaseInfo {
         dir_modes: facts.dir_modes.clone(),
+        dir_owners: facts.dir_owners.clone(),
         installed,
     };
     (install_target, base_info)
 }
 
-/// The dependency layer of one platform: the chosen wheels installed for the target.
+/// One dependency layer of one platform: its share of the chosen wheels installed for the
+/// target.
 pub(crate) struct DepsLayer {
     /// The cache key ([`Builder::deps_key`]).
     pub(crate) key: String,
+    /// Which part of the dependencies it holds.
+    pub(crate) part: DepsPart,
     pub(crate) wheels: Vec<ChosenWheel>,
     /// Sdists to build into wheels (with `python`) and install with the wheels.
     pub(crate) sdists: Vec<SdistBuild>,
@@ -345,14 +386,15 @@ struct StoredRequires {
 }
 
 impl Builder {
-    /// Fails when a distribution of the dependency layer `key` requires something that neither
+    /// Fails when a distribution of the dependency layers `keys` requires something that neither
     /// the lock, the base image nor the project provides (for the target's markers), unless the
-    /// request allows an incomplete lock (then a warning lists them). A layer found only in the
-    /// previous image was checked when it was built: its key covers the lock and the target.
+    /// request allows an incomplete lock (then a warning lists them). The distributions of a
+    /// layer found only in the previous image are not known here: they were checked against the
+    /// lock of the build that made that image.
     pub(crate) fn check_lock_closure(
         &self,
         req: &BuildRequest,
-        key: &str,
+        keys: &[&str],
         lock: &rbuild_lock::Lock,
         target: &Target,
         (root, locals): (Option<&ProjectMeta>, &[&ProjectMeta]),
@@ -361,12 +403,20 @@ impl Builder {
         use rbuild_python::closure::{
             Available, DistRequirements, IncompleteLock, MissingKind, Origin, check_closure,
         };
-        let Some(bytes) = self.store.get_key("deps-requires", key)? else {
+        let mut stored = Vec::new();
+        let mut found = false;
+        for key in keys {
+            if let Some(bytes) = self.store.get_key("deps-requires", key)?
+                && let Ok(layer) = serde_json::from_slice::<Vec<StoredRequires>>(&bytes)
+            {
+                stored.extend(layer);
+                found = true;
+            }
+        }
+        // Every layer from the previous image: checked by the build that made it.
+        if !found {
             return Ok(());
-        };
-        let Ok(stored) = serde_json::from_slice::<Vec<StoredRequires>>(&bytes) else {
-            return Ok(());
-        };
+        }
         // The project's own requirements count too: the image runs the project.
         let dists: Vec<DistRequirements> = stored
             .into_iter()
@@ -640,35 +690,332 @@ impl Builder {
         .map_err(other)?
     }
 
-    /// The [`LABEL_SDISTS`] value for a dependency layer with sdists: as recorded when the layer
-    /// was built (store `deps-sdists`), else the previous image's label, else the plan alone.
+    /// The [`LABEL_SDISTS`] value for the dependency layers `(key, sdists)` of one platform: the
+    /// records of every layer with sdists, as stored when it was built (store `deps-sdists`),
+    /// sorted by name; else the previous image's label; else the plan alone.
     pub(crate) fn sdist_label(
         &self,
-        key: &str,
-        sdists: &[SdistBuild],
+        layers: &[(&str, &[SdistBuild])],
         prev_label: Option<&String>,
     ) -> Result<Option<String>, BuildError> {
-        if sdists.is_empty() {
+        let with_sdists: Vec<&(&str, &[SdistBuild])> =
+            layers.iter().filter(|(_, s)| !s.is_empty()).collect();
+        if with_sdists.is_empty() {
             return Ok(None);
         }
-        if let Some(b) = self.store.get_key("deps-sdists", key)? {
-            return Ok(Some(String::from_utf8(b).map_err(other)?));
+        let mut stored: Vec<BuiltSdist> = Vec::new();
+        let mut all_stored = true;
+        for (key, _) in &with_sdists {
+            match self
+                .store
+                .get_key("deps-sdists", key)?
+                .and_then(|b| serde_json::from_slice::<Vec<BuiltSdist>>(&b).ok())
+            {
+                Some(records) => stored.extend(records),
+                None => all_stored = false,
+            }
         }
-        if let Some(l) = prev_label {
-            return Ok(Some(l.clone()));
+        if !all_stored {
+            if let Some(l) = prev_label {
+                return Ok(Some(l.clone()));
+            }
+            stored = with_sdists
+                .iter()
+                .flat_map(|(_, sdists)| sdists.iter())
+                .map(|s| BuiltSdist {
+                    name: s.name.clone(),
+                    version: s.version.clone(),
+                    sdist_sha256: s.sha256.to_string(),
+                    wheel: None,
+                    wheel_sha256: None,
+                    build_requirements: Vec::new(),
+                })
+                .collect();
         }
-        let records: Vec<BuiltSdist> = sdists
-            .iter()
-            .map(|s| BuiltSdist {
-                name: s.name.clone(),
-                version: s.version.clone(),
-                sdist_sha256: s.sha256.to_string(),
-                wheel: None,
-                wheel_sha256: None,
-                build_requirements: Vec::new(),
-            })
-            .collect();
-        let json = rbuild_oci::canonical_json(&records).map_err(other)?;
+        stored.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        let json = rbuild_oci::canonical_json(&stored).map_err(other)?;
         Ok(Some(String::from_utf8(json).map_err(other)?))
+    }
+}
+
+/// The default budget of dependency layers per image ([`partition`]): far below containerd's
+/// limit of 127 layers per image, leaving room for the base image's layers.
+pub const DEFAULT_DEPS_LAYERS: usize = 8;
+
+/// The most dependency layers a build may ask for (`--deps-layers`).
+pub const MAX_DEPS_LAYERS: usize = 64;
+
+/// A wheel at least this large (bytes, as the lock or the index records its size) is *heavy*:
+/// it gets a dependency layer of its own while the budget allows ([`partition`]).
+pub const HEAVY_WHEEL_BYTES: u64 = 1 << 20;
+
+/// Which part of the dependencies a dependency layer holds ([`partition`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum DepsPart {
+    /// Every dependency (a budget of one layer).
+    All,
+    /// One heavy distribution alone (its normalized name).
+    Heavy {
+        /// The normalized name.
+        name: String,
+    },
+    /// The distributions whose name hashes to group `index` of `of`.
+    Group {
+        /// The group (0-based).
+        index: usize,
+        /// How many groups there are.
+        of: usize,
+    },
+}
+
+impl std::fmt::Display for DepsPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DepsPart::All => f.write_str("all dependencies"),
+            DepsPart::Heavy { name } => write!(f, "{name}"),
+            DepsPart::Group { index, of } => write!(f, "group {}/{of}", index + 1),
+        }
+    }
+}
+
+/// One dependency layer's share of a platform's wheels and sdists ([`partition`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DepsGroup {
+    /// Which part it is.
+    pub part: DepsPart,
+    /// Its wheels, in the plan's order.
+    pub wheels: Vec<ChosenWheel>,
+    /// Its sdists (built into wheels), in the plan's order.
+    pub sdists: Vec<SdistBuild>,
+}
+
+/// How many name-hash groups a budget of `budget` dependency layers has: one for a budget up to
+/// 7, then one more for every 4 layers (8 → 2, 16 → 4).
+pub fn group_count(budget: usize) -> usize {
+    (budget / 4).max(1)
+}
+
+/// The group (of `groups`) a distribution falls in: the first 8 bytes of the sha256 of its
+/// normalized name, big-endian, modulo `groups`. Depends on nothing but the name, so a
+/// distribution stays in its group whatever else the lock holds.
+pub fn name_group(name: &str, groups: usize) -> usize {
+    let d = Digest::of(rbuild_python::normalize_name(name).as_bytes());
+    let prefix = u64::from_str_radix(&d.hex()[..16], 16).expect("a sha256 hex digest");
+    (prefix % groups.max(1) as u64) as usize
+}
+
+/// Splits one platform's wheels and sdists into at most `budget` dependency layers, by a rule
+/// that depends only on each distribution's name and recorded wheel size:
+///
+/// - a budget of 1 (or less), or nothing to install: one layer with everything
+///   ([`DepsPart::All`]);
+/// - otherwise there are `G` = [`group_count`]`(budget)` groups and `budget - G` slots for heavy
+///   wheels: the wheels of at least [`HEAVY_WHEEL_BYTES`] (size known from the lock or the
+///   index), largest first (ties by name), each get a layer of their own until the slots run out;
+/// - every other wheel, every wheel of unknown size and every sdist (its wheel's size is not
+///   known before it is built) goes to group [`name_group`]`(name, G)`.
+///
+/// Layers come heavy first (largest first), then the groups in order; empty groups are left
+/// out. Adding, removing or bumping one small distribution thus changes one group's layer and
+/// leaves the heavy layers alone.
+pub fn partition(wheels: &[ChosenWheel], sdists: &[SdistBuild], budget: usize) -> Vec<DepsGroup> {
+    if budget <= 1 || (wheels.is_empty() && sdists.is_empty()) {
+        return vec![DepsGroup {
+            part: DepsPart::All,
+            wheels: wheels.to_vec(),
+            sdists: sdists.to_vec(),
+        }];
+    }
+    let norm = |n: &str| rbuild_python::normalize_name(n);
+    let groups = group_count(budget);
+    let slots = budget - groups;
+    let mut heavy: Vec<&ChosenWheel> = wheels
+        .iter()
+        .filter(|w| w.size.is_some_and(|s| s >= HEAVY_WHEEL_BYTES))
+        .collect();
+    heavy.sort_by(|a, b| {
+        b.size
+            .cmp(&a.size)
+            .then_with(|| norm(&a.name).cmp(&norm(&b.name)))
+    });
+    heavy.truncate(slots);
+    let solo: std::collections::BTreeSet<String> = heavy.iter().map(|w| norm(&w.name)).collect();
+    let mut out: Vec<DepsGroup> = heavy
+        .iter()
+        .map(|w| DepsGroup {
+            part: DepsPart::Heavy {
+                name: norm(&w.name),
+            },
+            wheels: vec![(*w).clone()],
+            sdists: Vec::new(),
+        })
+        .collect();
+    let mut shared: Vec<DepsGroup> = (0..groups)
+        .map(|index| DepsGroup {
+            part: DepsPart::Group { index, of: groups },
+            wheels: Vec::new(),
+            sdists: Vec::new(),
+        })
+        .collect();
+    for w in wheels {
+        if !solo.contains(&norm(&w.name)) {
+            shared[name_group(&w.name, groups)].wheels.push(w.clone());
+        }
+    }
+    for s in sdists {
+        shared[name_group(&s.name, groups)].sdists.push(s.clone());
+    }
+    out.extend(
+        shared
+            .into_iter()
+            .filter(|g| !g.wheels.is_empty() || !g.sdists.is_empty()),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wheel(name: &str, size: Option<u64>) -> ChosenWheel {
+        ChosenWheel {
+            name: name.into(),
+            version: "1.0".into(),
+            filename: format!("{name}-1.0-py3-none-any.whl"),
+            url: None,
+            path: None,
+            index: None,
+            sha256: Some(Digest::of(name.as_bytes())),
+            size,
+            tag: "py3-none-any".into(),
+            rank: 0,
+            origin: Default::default(),
+        }
+    }
+
+    const MB: u64 = 1 << 20;
+
+    fn heavy_set() -> Vec<ChosenWheel> {
+        vec![
+            wheel("numpy", Some(16 * MB)),
+            wheel("pandas", Some(12 * MB)),
+            wheel("python-dateutil", Some(229_000)),
+            wheel("pytz", Some(509_000)),
+            wheel("scipy", Some(35 * MB)),
+            wheel("six", Some(11_000)),
+            wheel("tzdata", Some(347_000)),
+        ]
+    }
+
+    fn names(g: &DepsGroup) -> Vec<&str> {
+        g.wheels.iter().map(|w| w.name.as_str()).collect()
+    }
+
+    #[test]
+    fn heavy_wheels_get_their_own_layers_largest_first_and_the_rest_share_groups() {
+        let parts = partition(&heavy_set(), &[], 8);
+        let heavy: Vec<&DepsPart> = parts.iter().map(|g| &g.part).take(3).collect();
+        assert_eq!(
+            heavy,
+            ["scipy", "numpy", "pandas"]
+                .map(|n| DepsPart::Heavy { name: n.into() })
+                .iter()
+                .collect::<Vec<_>>()
+        );
+        assert!(parts.len() <= 8);
+        let grouped: Vec<&str> = parts[3..].iter().flat_map(names).collect();
+        assert_eq!(grouped.len(), 4);
+        for g in &parts[3..] {
+            let DepsPart::Group { index, of } = g.part else {
+                panic!("expected a group, got {:?}", g.part)
+            };
+            assert_eq!(of, 2);
+            for w in &g.wheels {
+                assert_eq!(name_group(&w.name, 2), index);
+            }
+        }
+    }
+
+    #[test]
+    fn adding_a_small_pin_changes_one_group_only() {
+        let before = partition(&heavy_set(), &[], 8);
+        let mut wheels = heavy_set();
+        wheels.push(wheel("idna", Some(70_000)));
+        let after = partition(&wheels, &[], 8);
+        let changed: Vec<&DepsGroup> = after.iter().filter(|g| !before.contains(g)).collect();
+        assert_eq!(changed.len(), 1, "{after:?}");
+        assert!(names(changed[0]).contains(&"idna"));
+        assert!(matches!(changed[0].part, DepsPart::Group { .. }));
+        // Every heavy layer is the same.
+        for g in before
+            .iter()
+            .filter(|g| matches!(g.part, DepsPart::Heavy { .. }))
+        {
+            assert!(after.contains(g));
+        }
+    }
+
+    #[test]
+    fn the_budget_bounds_the_layers_and_one_means_everything_together() {
+        let wheels: Vec<ChosenWheel> = (0..40)
+            .map(|i| wheel(&format!("pkg{i}"), Some((i + 1) * MB)))
+            .collect();
+        for budget in [2, 3, 8, 16, 64] {
+            let parts = partition(&wheels, &[], budget);
+            assert!(parts.len() <= budget, "{budget}: {}", parts.len());
+            let total: usize = parts.iter().map(|g| g.wheels.len()).sum();
+            assert_eq!(total, 40);
+        }
+        let one = partition(&wheels, &[], 1);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].part, DepsPart::All);
+        assert_eq!(one[0].wheels, wheels);
+        // Nothing to install: still one (empty) layer, as before.
+        assert_eq!(partition(&[], &[], 8).len(), 1);
+    }
+
+    #[test]
+    fn unknown_sizes_and_sdists_go_to_groups_by_name() {
+        let sdist = SdistBuild {
+            name: "docopt".into(),
+            version: "0.6.2".into(),
+            filename: "docopt-0.6.2.tar.gz".into(),
+            url: None,
+            path: None,
+            index: None,
+            sha256: Digest::of(b"docopt"),
+            size: Some(50 * MB),
+        };
+        let parts = partition(&[wheel("big", None)], std::slice::from_ref(&sdist), 8);
+        assert!(
+            parts
+                .iter()
+                .all(|g| matches!(g.part, DepsPart::Group { .. }))
+        );
+        let with_sdist = parts.iter().find(|g| !g.sdists.is_empty()).unwrap();
+        assert_eq!(
+            with_sdist.part,
+            DepsPart::Group {
+                index: name_group("docopt", 2),
+                of: 2
+            }
+        );
+    }
+
+    #[test]
+    fn the_name_group_is_stable_and_normalized() {
+        // Fixed values: changing the rule moves layers and must bump the key version.
+        assert_eq!(
+            name_group("Python_Dateutil", 4),
+            name_group("python-dateutil", 4)
+        );
+        let spread: std::collections::BTreeSet<usize> =
+            (0..64).map(|i| name_group(&format!("p{i}"), 4)).collect();
+        assert_eq!(spread.len(), 4);
+        assert_eq!(group_count(1), 1);
+        assert_eq!(group_count(7), 1);
+        assert_eq!(group_count(8), 2);
+        assert_eq!(group_count(16), 4);
     }
 }
