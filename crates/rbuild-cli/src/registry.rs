@@ -62,7 +62,7 @@ pub fn client_options_for(global: &GlobalArgs, explicit: StaticCredentials) -> C
         ],
         credentials: Arc::new(ChainCredentials(vec![
             Box::new(explicit),
-            Box::new(DefaultCredentials::from_env()),
+            Box::new(DefaultCredentials::from_env().with_helper_timeout(global.timeouts().idle)),
         ])),
         timeouts: global.timeouts(),
         ..Default::default()

@@ -373,6 +373,44 @@ pub enum Error {
         version: String,
     },
 
+    /// The lock records no file at all for a package (`files = []` in poetry.lock, a uv.lock
+    /// package without `wheels` or `sdist`): nothing may be installed for it.
+    #[error(
+        "{location}: the lock records no file for {package} {version} (no wheel, no source \
+         distribution), so there is nothing rbuild may install for it; relock ({relock}) so that \
+         the lock lists its files with their hashes, or pass --find-links DIR with its wheel"
+    )]
+    NoFilesLocked {
+        /// The lockfile.
+        location: Location,
+        /// The package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// The command that relocks (e.g. `poetry lock --regenerate`).
+        relock: String,
+    },
+
+    /// None of the files the index serves for a hash-pinned version has one of the lock's hashes.
+    #[error(
+        "{location}: {package}=={version} is pinned by {hashes}, but none of the files the index \
+         serves for {version} has that hash: it serves {served}; the hashes are stale or the files \
+         changed: regenerate the file with hashes (`uv pip compile --generate-hashes` or \
+         `pip-compile --generate-hashes`), or check --index-url"
+    )]
+    HashMismatch {
+        /// The line that pins it.
+        location: Location,
+        /// The package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// The expected hashes (`--hash=sha256:…`, joined).
+        hashes: String,
+        /// What the index serves: file names with their sha256.
+        served: String,
+    },
+
     /// Extras or groups were asked for with a format that records one fixed selection.
     #[error("{location}: {message}")]
     SelectionNotSupported {

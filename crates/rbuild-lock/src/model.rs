@@ -156,6 +156,10 @@ pub struct LockedPackage {
     /// when no locked file fits the target (or the package is locked as sdist-only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub find_links_files: Vec<LockedFile>,
+    /// Where the lock pins it (the file, and the line for requirements files), for messages;
+    /// `None` when the reader does not say.
+    #[serde(skip)]
+    pub location: Option<crate::Location>,
 }
 
 impl LockedPackage {

@@ -278,6 +278,7 @@ pub(crate) fn read_str(
                         files_listed: true,
                         files_from_index: false,
                         find_links_files: Vec::new(),
+                        location: None,
                     },
                 );
             }

@@ -289,6 +289,7 @@ pub(crate) fn read_str(
                 files_listed: false,
                 files_from_index: false,
                 find_links_files: Vec::new(),
+                location: None,
             };
             if let Some((prev, prev_section)) = packages.get_mut(&name) {
                 if !crate::util::same_version(&prev.version, &version) {

@@ -965,6 +965,7 @@ fn locked_package(
         files_listed: true,
         files_from_index: false,
         find_links_files: Vec::new(),
+        location: Some(loc.clone()),
     })
 }
 

@@ -740,6 +740,7 @@ pub(crate) fn read_str(
             files_listed: false,
             files_from_index: false,
             find_links_files: Vec::new(),
+            location: Some(l.location.clone()),
         };
         if let Some((prev, prev_line)) = by_name.get_mut(&name) {
             if !same_version(&prev.version, &version) {

@@ -192,6 +192,13 @@ pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
     } else {
         WheelOrigin::Lock
     };
+    if pkg.files.is_empty()
+        && !pkg.files_from_index
+        && pkg.find_links_files.is_empty()
+        && let Some(location) = &pkg.location
+    {
+        return Err(no_files_locked(pkg, location));
+    }
     let (best, wheels) = best_wheel(pkg, &pkg.files, tags);
     if let Some(c) = best {
         return Ok(ChosenWheel { origin, ..c });
@@ -234,6 +241,28 @@ pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
             .unwrap_or_default(),
         available,
     })
+}
+
+/// [`Error::NoFilesLocked`], with the command that relocks the lock at `location`.
+fn no_files_locked(pkg: &LockedPackage, location: &crate::Location) -> Error {
+    let file = location
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let relock = match file.as_str() {
+        "poetry.lock" => "`poetry lock --regenerate`, or `poetry lock --no-update` with Poetry 1".into(),
+        "uv.lock" => format!("`uv lock --refresh-package {}`", pkg.name),
+        "pdm.lock" => "`pdm lock --refresh`".into(),
+        "Pipfile.lock" => "`pipenv lock`".into(),
+        _ => "with the tool that wrote it".into(),
+    };
+    Error::NoFilesLocked {
+        location: location.clone(),
+        package: pkg.name.clone(),
+        version: pkg.version.clone(),
+        relock,
+    }
 }
 
 /// The best wheel among `files` for the target, and every wheel of the package's name and version.
@@ -325,6 +354,7 @@ mod sdist_tests {
             files_listed: listed,
             files_from_index: false,
             find_links_files: Vec::new(),
+            location: None,
         }
     }
 
@@ -353,5 +383,31 @@ mod sdist_tests {
         assert!(choose_sdist(&pkg(vec![sdist(None)], true)).is_none());
         assert!(choose_sdist(&pkg(vec![sdist(Some(Digest::of(b"x")))], false)).is_none());
         assert!(choose_sdist(&pkg(Vec::new(), true)).is_none());
+    }
+
+    #[test]
+    fn a_lock_entry_without_files_says_so_and_how_to_relock() {
+        use rbuild_python::tags::{TagTarget, Tags};
+        use rbuild_python::target::{Libc, MajorMinor};
+        let tags = Tags::for_target(&TagTarget::new(
+            MajorMinor::new(3, 11),
+            Libc::glibc(2, 36),
+            "x86_64",
+        ));
+        for (file, relock) in [
+            ("poetry.lock", "`poetry lock --regenerate`"),
+            ("uv.lock", "`uv lock --refresh-package docopt`"),
+        ] {
+            let mut p = pkg(Vec::new(), true);
+            p.location = Some(crate::Location::file(format!("/ctx/{file}")));
+            let e = choose_wheel(&p, &tags).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "/ctx/{file}: the lock records no file for docopt 0.6.2 (no wheel, no source \
+                     distribution), so there is nothing rbuild may install for it; relock ({relock}"
+                )),
+                "{e}"
+            );
+        }
     }
 }

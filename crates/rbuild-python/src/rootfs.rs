@@ -317,8 +317,16 @@ where
     Ok(count)
 }
 
-/// Applies one uncompressed layer tar stream to the views.
-fn apply_layer(reader: impl Read, views: &mut [&mut dyn Apply]) -> io::Result<()> {
+/// Applies one uncompressed layer tar stream to the views, then reads the stream to its end (the
+/// padding after the tar's end marker), so a reader that checks the whole stream (a layer's
+/// `diff_id`) sees all of it.
+fn apply_layer(mut reader: impl Read, views: &mut [&mut dyn Apply]) -> io::Result<()> {
+    apply_entries(&mut reader, views)?;
+    io::copy(&mut reader, &mut io::sink())?;
+    Ok(())
+}
+
+fn apply_entries(reader: impl Read, views: &mut [&mut dyn Apply]) -> io::Result<()> {
     let mut archive = tar::Archive::new(reader);
     let mut wants = vec![false; views.len()];
     for entry in archive.entries()? {
@@ -669,6 +677,34 @@ mod tests {
         let truncated = &good[..700];
         let err = read_layers([Ok(truncated)], &mut [&mut Merged::new(All)]).unwrap_err();
         assert_eq!(err.index, 0);
+    }
+
+    /// Counts the bytes read and fails at the end of the stream, as a diff_id check does.
+    struct FailsAtEnd<'a>(&'a [u8]);
+    impl Read for FailsAtEnd<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(buf)?;
+            if n == 0 && !buf.is_empty() {
+                return Err(io::Error::other("checked at the end"));
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn each_layer_is_read_to_its_end() {
+        // tar::Builder pads the archive past its end marker; the padding is read too, so a check
+        // at the end of the stream (the diff_id) always runs.
+        let l = layer(&[File("a", "x")]);
+        let err = read_layers(
+            [Ok::<_, io::Error>(FailsAtEnd(&l))],
+            &mut [&mut Merged::new(All)],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read layer 0 of the base image: checked at the end"
+        );
     }
 
     #[test]

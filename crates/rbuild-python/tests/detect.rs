@@ -708,6 +708,37 @@ proptest::proptest! {
     }
 }
 
+#[test]
+fn an_interpreter_that_cannot_start_is_refused_naming_its_path() {
+    let o = TargetOverrides::default();
+    // A later layer removes the file python3 links to: a dangling link.
+    let gone = layer(&[text("usr/bin/.wh.python3.11", "")]);
+    let err = detect(vec![debian_base(), debian_python(), gone], &[], &o).unwrap_err();
+    assert!(matches!(err, TargetError::BadInterpreter { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "the interpreter /usr/bin/python3 of the base image for linux/amd64 cannot run: it is a \
+         dangling symbolic link: /usr/bin/python3.11 does not exist in the image; fix the base \
+         image, or pass --interpreter with the path of its real Python"
+    );
+    // A later layer makes python3.11 a link back to python3 (through the merged-/usr link): a loop.
+    let looping = layer(&[Link("usr/bin/python3.11", "/bin/python3")]);
+    let err = detect(vec![debian_base(), debian_python(), looping], &[], &o).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("the interpreter /usr/bin/python3")
+            && msg.contains("its symbolic links loop"),
+        "{msg}"
+    );
+    // A 13-byte script in its place.
+    let script = layer(&[text("usr/bin/python3.11", "#!/bin/sh\nexit")]);
+    let err = detect(vec![debian_base(), debian_python(), script], &[], &o).unwrap_err();
+    assert!(
+        err.to_string().contains("is not an ELF executable"),
+        "{err}"
+    );
+}
+
 /// Debian's python with `/usr/lib/python3/dist-packages` and the dpkg database removed (as
 /// trimmed or chiselled images are): its `sysconfig.py` still defines `posix_local`, the scheme the
 /// interpreter uses, so packages go to `/usr/local/lib/python3.11/dist-packages`, on its sys.path.

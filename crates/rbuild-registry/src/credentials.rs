@@ -21,15 +21,20 @@
 //! Credential helpers are programs named `docker-credential-NAME` on `PATH`, run as
 //! `docker-credential-NAME get` with the server name on stdin, answering
 //! `{"Username": ..., "Secret": ...}` (`Username` `<token>` means `Secret` is an identity token).
-//! A missing or failing helper is an error that names it; its output is never shown.
+//! A missing or failing helper is an error that names it; its output is never shown. A helper
+//! gets [`DefaultCredentials::helper_timeout`] to answer (the HTTP idle bound, `--timeout` /
+//! `RBUILD_HTTP_TIMEOUT`, 30 s by default): one that hangs (waiting for a keychain to unlock, a
+//! prompt no one sees) is killed, with its children, and the error names it and the registry.
 //!
 //! [`StaticCredentials`] holds explicit credentials (`--creds`, environment) and is consulted before
 //! the files ([`ChainCredentials`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -101,6 +106,9 @@ impl CredentialProvider for ChainCredentials {
     }
 }
 
+/// How long a credential helper may take to answer unless told otherwise.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// podman's and Docker's files (see the module docs).
 #[derive(Clone, Debug)]
 pub struct DefaultCredentials {
@@ -108,6 +116,8 @@ pub struct DefaultCredentials {
     pub auth_files: Vec<PathBuf>,
     /// Docker's `config.json`.
     pub docker_config: Option<PathBuf>,
+    /// How long a credential helper may take to answer before it is killed.
+    pub helper_timeout: Duration,
 }
 
 impl DefaultCredentials {
@@ -139,7 +149,15 @@ impl DefaultCredentials {
         DefaultCredentials {
             auth_files,
             docker_config,
+            helper_timeout: rbuild_http::Timeouts::from_env().idle,
         }
+    }
+
+    /// The same files, with credential helpers given `timeout` to answer (the CLI passes the
+    /// `--timeout` idle bound).
+    pub fn with_helper_timeout(mut self, timeout: Duration) -> Self {
+        self.helper_timeout = timeout;
+        self
     }
 }
 
@@ -281,18 +299,59 @@ fn find_scoped_entry<'a, T>(
     }
 }
 
-/// Runs `docker-credential-NAME get` for `server`.
+/// Runs `docker-credential-NAME get` for `server`, given [`HELPER_TIMEOUT`] to answer.
 pub fn run_helper(name: &str, registry: &str, server: &str) -> Result<Option<Credential>> {
-    let program = format!("docker-credential-{name}");
+    run_helper_within(name, registry, server, HELPER_TIMEOUT)
+}
+
+/// Kills a helper and every process of its group (a shell script's `sleep` too).
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the process group the child leads (it was
+        // spawned with process_group(0)); no memory is involved.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs `docker-credential-NAME get` for `server`; a helper that has not answered (exited and
+/// closed its output) within `timeout` is killed with its process group, and the error names it,
+/// the registry and what to do.
+pub fn run_helper_within(
+    name: &str,
+    registry: &str,
+    server: &str,
+    timeout: Duration,
+) -> Result<Option<Credential>> {
+    run_program(
+        &format!("docker-credential-{name}"),
+        registry,
+        server,
+        timeout,
+    )
+}
+
+/// [`run_helper_within`] for a program name or path.
+fn run_program(
+    program: &str,
+    registry: &str,
+    server: &str,
+    timeout: Duration,
+) -> Result<Option<Credential>> {
     let err = |reason: String| Error::Credentials {
         registry: registry.to_string(),
         reason,
     };
-    let mut child = Command::new(&program)
+    let start = Instant::now();
+    let mut child = Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             err(if e.kind() == std::io::ErrorKind::NotFound {
@@ -302,20 +361,61 @@ pub fn run_helper(name: &str, registry: &str, server: &str) -> Result<Option<Cre
             })
         })?;
     if let Some(mut stdin) = child.stdin.take() {
+        // The server name fits in a pipe's buffer: this does not block on a helper that reads
+        // nothing.
         let _ = stdin.write_all(server.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| err(format!("credential helper {program} failed: {e}")))?;
-    if !out.status.success() {
-        let stdout = String::from_utf8_lossy(&out.stdout);
+    // The answer is read on a thread, so a helper that never closes its output cannot hold us.
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let read = stdout.take(1 << 20).read_to_end(&mut buf);
+            let _ = tx.send(read.map(|_| buf));
+        });
+    }
+    let timed_out = |child: &mut Child| {
+        kill_group(child);
+        err(format!(
+            "credential helper {program} did not answer within {:.0?} and was stopped; check \
+             that it works on its own (`echo {server} | {program} get`: it may be waiting for a \
+             keychain to unlock or for a prompt no one sees), or remove it from the Docker config \
+             (credHelpers/credsStore) to use other credentials; --timeout SECS or \
+             RBUILD_HTTP_TIMEOUT sets this bound",
+            timeout
+        ))
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                kill_group(&mut child);
+                return Err(err(format!("credential helper {program} failed: {e}")));
+            }
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            return Err(timed_out(&mut child));
+        }
+        std::thread::sleep((timeout - elapsed).min(Duration::from_millis(20)));
+    };
+    let left = timeout.saturating_sub(start.elapsed());
+    let stdout = match rx.recv_timeout(left.max(Duration::from_millis(100))) {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err(err(format!("credential helper {program} failed: {e}"))),
+        // Exited, but something it started still holds its output open.
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(timed_out(&mut child)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Vec::new(),
+    };
+    if !status.success() {
+        let stdout = String::from_utf8_lossy(&stdout);
         // "credentials not found in native keychain" means: no entry, anonymous.
         if stdout.contains("credentials not found") {
             return Ok(None);
         }
         return Err(err(format!(
-            "credential helper {program} failed ({})",
-            out.status
+            "credential helper {program} failed ({status})"
         )));
     }
     #[derive(serde::Deserialize)]
@@ -325,7 +425,7 @@ pub fn run_helper(name: &str, registry: &str, server: &str) -> Result<Option<Cre
         #[serde(rename = "Secret", default)]
         secret: String,
     }
-    let ans: HelperAnswer = serde_json::from_slice(&out.stdout).map_err(|_| {
+    let ans: HelperAnswer = serde_json::from_slice(&stdout).map_err(|_| {
         err(format!(
             "credential helper {program} did not answer with {{\"Username\": ..., \"Secret\": ...}}"
         ))
@@ -361,16 +461,17 @@ fn from_file(
     registry: &str,
     repository: Option<&str>,
     use_stores: bool,
+    timeout: Duration,
 ) -> Result<Option<Credential>> {
     let Some(cfg) = read_config(path)? else {
         return Ok(None);
     };
     if let Some(helper) = find_entry(&cfg.cred_helpers, registry) {
-        return run_helper(helper, registry, &helper_server(registry));
+        return run_helper_within(helper, registry, &helper_server(registry), timeout);
     }
     if use_stores
         && let Some(store) = cfg.creds_store.as_deref().filter(|s| !s.is_empty())
-        && let Some(c) = run_helper(store, registry, &helper_server(registry))?
+        && let Some(c) = run_helper_within(store, registry, &helper_server(registry), timeout)?
     {
         return Ok(Some(c));
     }
@@ -389,13 +490,13 @@ impl DefaultCredentials {
     /// keys name whole registries, as Docker reads them).
     fn lookup(&self, registry: &str, repository: Option<&str>) -> Result<Option<Credential>> {
         for f in &self.auth_files {
-            if let Some(c) = from_file(f, registry, repository, false)? {
+            if let Some(c) = from_file(f, registry, repository, false, self.helper_timeout)? {
                 tracing::debug!("credentials for {registry} from {}", f.display());
                 return Ok(Some(c));
             }
         }
         if let Some(f) = &self.docker_config
-            && let Some(c) = from_file(f, registry, None, true)?
+            && let Some(c) = from_file(f, registry, None, true, self.helper_timeout)?
         {
             tracing::debug!("credentials for {registry} from {}", f.display());
             return Ok(Some(c));
@@ -455,6 +556,7 @@ mod tests {
         let p = DefaultCredentials {
             auth_files: vec![podman],
             docker_config: Some(docker),
+            helper_timeout: HELPER_TIMEOUT,
         };
         assert_eq!(
             p.get("both.example").unwrap(),
@@ -500,6 +602,7 @@ mod tests {
         let p = DefaultCredentials {
             auth_files: vec![podman],
             docker_config: Some(docker),
+            helper_timeout: HELPER_TIMEOUT,
         };
         let user = |registry: &str, repo: &str| match p.get_for_repository(registry, repo).unwrap()
         {
@@ -534,12 +637,69 @@ mod tests {
         let p = DefaultCredentials {
             auth_files: vec![],
             docker_config: Some(docker),
+            helper_timeout: HELPER_TIMEOUT,
         };
         let e = p.get("h.example").unwrap_err().to_string();
         assert!(
             e.contains("docker-credential-rbuild-test-nonexistent"),
             "{e}"
         );
+    }
+
+    fn script(dir: &Path, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt as _;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_hanging_helper_is_killed_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        // Sleeps in a child process that holds the output open: the whole group is killed.
+        let hang = script(dir.path(), "docker-credential-hang", "sleep 1000");
+        let t0 = Instant::now();
+        let e = run_program(&hang, "h.example", "h.example", Duration::from_millis(500))
+            .unwrap_err()
+            .to_string();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(
+            e.starts_with(&format!(
+                "credentials for h.example: credential helper {hang} did not answer within 500ms \
+                 and was stopped"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("--timeout"), "{e}");
+
+        // A helper that answers in time is read as before.
+        let ok = script(
+            dir.path(),
+            "docker-credential-ok",
+            r#"read server; echo "{\"Username\": \"u\", \"Secret\": \"$server\"}""#,
+        );
+        assert_eq!(
+            run_program(&ok, "h.example", "h.example", Duration::from_secs(10)).unwrap(),
+            Some(Credential::basic("u", "h.example"))
+        );
+        // One that exits but leaves a child holding its output fails within the bound too.
+        let daemon = script(
+            dir.path(),
+            "docker-credential-daemon",
+            "sleep 1000 &\necho '{}'",
+        );
+        let t0 = Instant::now();
+        let e = run_program(
+            &daemon,
+            "h.example",
+            "h.example",
+            Duration::from_millis(500),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(e.contains("did not answer within"), "{e}");
     }
 
     #[test]

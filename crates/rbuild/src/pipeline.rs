@@ -318,10 +318,13 @@ impl Builder {
         let v = &p.target.python_version;
         let host_image = (p.platform == host)
             .then(|| {
-                p.base
-                    .image
-                    .manifest_digest
-                    .map(|d| (d, p.base.image.layers.clone()))
+                p.base.image.manifest_digest.map(|d| {
+                    (
+                        d,
+                        p.base.image.layers.clone(),
+                        p.base.image.config.rootfs.diff_ids.clone(),
+                    )
+                })
             })
             .flatten();
         Some(Arc::new(BasePython::new(

@@ -17,7 +17,7 @@ use rbuild_oci::{Digest, Platform, Store};
 use rbuild_registry::{Client, Reference};
 use rbuild_runner::{PyVersion, Python, TargetPython, UnpackedBase};
 
-use crate::rootfs::open_layer;
+use crate::rootfs::open_layer_checked;
 
 /// The base image's interpreter for this machine's platform, prepared on first use: the
 /// platform's image resolved, its layers fetched into the store and unpacked (cached by its
@@ -30,10 +30,14 @@ pub(crate) struct BasePython {
     version: PyVersion,
     handle: tokio::runtime::Handle,
     ready: OnceLock<Result<TargetPython, String>>,
-    /// This machine's platform's image of the base (manifest digest, layers), when the build
-    /// resolved it already: a warm build then asks the registry nothing more.
-    host_image: Option<(Digest, Vec<rbuild_oci::Descriptor>)>,
+    /// This machine's platform's image of the base, when the build resolved it already: a warm
+    /// build then asks the registry nothing more.
+    host_image: Option<HostImage>,
 }
+
+/// A resolved image of the base: its manifest digest, its layers and its config's diff_ids (each
+/// layer is checked against its diff_id as it is unpacked).
+pub(crate) type HostImage = (Digest, Vec<rbuild_oci::Descriptor>, Vec<Digest>);
 
 impl BasePython {
     /// The interpreter at `interpreter` (its path in the image) of the base `reference`, for
@@ -44,7 +48,7 @@ impl BasePython {
         reference: Reference,
         interpreter: String,
         version: PyVersion,
-        host_image: Option<(Digest, Vec<rbuild_oci::Descriptor>)>,
+        host_image: Option<HostImage>,
     ) -> BasePython {
         BasePython {
             client,
@@ -64,7 +68,7 @@ impl BasePython {
     pub(crate) fn info_key(&self) -> Option<String> {
         self.host_image
             .as_ref()
-            .map(|(d, _)| format!("{d}|{}", self.interpreter.replace('|', "")))
+            .map(|(d, _, _)| format!("{d}|{}", self.interpreter.replace('|', "")))
     }
 
     fn prepare(&self) -> Result<TargetPython, String> {
@@ -77,12 +81,19 @@ impl BasePython {
                 self.reference
             )
         };
-        let (digest, layers) = match &self.host_image {
+        let (digest, layers, diff_ids) = match &self.host_image {
             Some(known) => known.clone(),
             None => self
                 .handle
-                .block_on(self.client.resolve_image(&self.reference, &host))
-                .map(|r| (r.manifest.digest, r.image.layers.clone()))
+                .block_on(async {
+                    let r = self.client.resolve_image(&self.reference, &host).await?;
+                    let (_, config) = self.client.fetch_config(&r, &self.store).await?;
+                    Ok::<_, rbuild_registry::Error>((
+                        r.manifest.digest,
+                        r.image.layers.clone(),
+                        config.rootfs.diff_ids,
+                    ))
+                })
                 .map_err(|e| unusable(&e))?,
         };
         let key = digest.to_string();
@@ -98,7 +109,10 @@ impl BasePython {
         let base = UnpackedBase::open_or_unpack(
             &unpacked,
             &key,
-            layers.iter().map(|d| open_layer(&self.store, d)),
+            layers
+                .iter()
+                .enumerate()
+                .map(|(i, d)| open_layer_checked(&self.store, i, d, &diff_ids)),
         )
         .map_err(|e| format!("unpacking the base image's Python: {e}"))?;
         let python = TargetPython::locate(base.root(), &self.interpreter)

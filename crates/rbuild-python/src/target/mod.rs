@@ -38,6 +38,7 @@
 //! `--interpreter`). With no layers at all (`--base scratch`), the Python version and libc must be given
 //! and the scheme is Docker Hub's unless `--interpreter`/`--site-packages` say otherwise.
 
+mod interp;
 mod scan;
 mod types;
 
@@ -111,6 +112,20 @@ pub enum TargetError {
         platform: String,
         /// What was found.
         found: String,
+    },
+    /// The interpreter does not resolve, inside the image, to an ELF executable: a dangling or
+    /// looping link, a script, a directory.
+    #[error(
+        "the interpreter {path} of the base image for {platform} cannot run: {reason}; fix the \
+         base image, or pass --interpreter with the path of its real Python"
+    )]
+    BadInterpreter {
+        /// The platform.
+        platform: String,
+        /// The interpreter, as the image's `PATH` (or `--interpreter`) spells it.
+        path: String,
+        /// What it leads to.
+        reason: String,
     },
     /// The interpreter's install scheme could not be told with confidence.
     #[error(
@@ -739,12 +754,15 @@ where
 /// What target detection keeps of a base image's files: a view for [`crate::rootfs::read_layers`]
 /// (so that one pass over the layers can feed other visitors too), then given to
 /// [`detect_target_in`].
-pub struct TargetFiles(Merged<scan::TargetVisitor>);
+pub struct TargetFiles(Merged<scan::TargetVisitor>, Merged<interp::LinkVisitor>);
 
 impl TargetFiles {
     /// An empty view (no layers read).
     pub fn new() -> TargetFiles {
-        TargetFiles(Merged::new(scan::TargetVisitor))
+        TargetFiles(
+            Merged::new(scan::TargetVisitor),
+            Merged::new(interp::LinkVisitor),
+        )
     }
 }
 
@@ -755,20 +773,27 @@ impl Default for TargetFiles {
 }
 
 impl Apply for TargetFiles {
+    // The link view never reads content: the content goes to the detection view alone.
     fn wants_content(&mut self, entry: &Entry<'_>) -> bool {
+        let links = self.1.wants_content(entry);
+        debug_assert!(!links, "the link view reads no content");
         self.0.wants_content(entry)
     }
     fn entry(&mut self, entry: &Entry<'_>, content: &mut dyn Read) -> io::Result<()> {
+        self.1.entry(entry, &mut io::empty())?;
         self.0.entry(entry, content)
     }
     fn whiteout(&mut self, path: &str) {
         self.0.whiteout(path);
+        self.1.whiteout(path);
     }
     fn opaque(&mut self, dir: &str) {
         self.0.opaque(dir);
+        self.1.opaque(dir);
     }
     fn end_layer(&mut self) {
         self.0.end_layer();
+        self.1.end_layer();
     }
 }
 
@@ -793,6 +818,7 @@ pub fn detect_target_in(
     let tree = Tree {
         nodes: files.0.into_parts().1,
     };
+    let links = files.1.into_parts().1;
     // The interpreter.
     let path_var = env_lookup(config_env, "PATH")
         .map(str::to_string)
@@ -879,6 +905,16 @@ pub fn detect_target_in(
             });
         }
     };
+
+    if let Some(i) = &interp {
+        interp::check_interpreter(
+            &links,
+            &tree,
+            &plat,
+            &i.path,
+            overrides.interpreter.is_none(),
+        )?;
+    }
 
     let pkgs = packages(&tree);
     let python_full_version = overrides

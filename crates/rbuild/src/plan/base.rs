@@ -17,7 +17,7 @@ use crate::layers::cache_key;
 use crate::plan::record::Overrides;
 use crate::progress::elapsed;
 use crate::request::{BaseRef, BuildRequest};
-use crate::rootfs::{BaseFacts, open_layer, read_base};
+use crate::rootfs::{BaseFacts, open_layer_checked, read_base};
 
 /// The base of one platform, resolved.
 pub(crate) struct ResolvedBase {
@@ -136,6 +136,7 @@ impl Builder {
             .await?;
         let store = self.store.clone();
         let layers = base.image.layers.clone();
+        let diff_ids = base.image.config.rootfs.diff_ids.clone();
         let env = base
             .image
             .config
@@ -145,9 +146,13 @@ impl Builder {
             .unwrap_or_default();
         let overrides = req.target_overrides.clone();
         let (target, facts) = tokio::task::spawn_blocking(move || {
-            // One decompression of each layer, one pass with both visitors.
+            // One decompression of each layer (checked against its diff_id as it streams), one
+            // pass with both visitors.
             read_base(
-                layers.iter().map(|d| open_layer(&store, d)),
+                layers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| open_layer_checked(&store, i, d, &diff_ids)),
                 &plat,
                 &env,
                 &overrides,

@@ -161,6 +161,54 @@ pub(crate) fn sha256_file(path: &Path) -> Result<Digest, BuildError> {
         .0)
 }
 
+/// [`rbuild_lock::Error::HashMismatch`] when `pkg` is pinned by hashes (a requirements file) and
+/// the index serves files for its version but none with one of those hashes: the lock and the
+/// index disagree, which "no wheel fits the target" would misreport.
+pub(crate) fn hash_mismatch(
+    pkg: &rbuild_lock::LockedPackage,
+    served: &[LockedFile],
+) -> Option<rbuild_lock::Error> {
+    if pkg.files_listed
+        || pkg.hashes.is_empty()
+        || served.is_empty()
+        || served
+            .iter()
+            .any(|f| pkg.allows(&f.filename, f.sha256.as_ref()))
+    {
+        return None;
+    }
+    let mut served: Vec<String> = served
+        .iter()
+        .map(|f| match &f.sha256 {
+            Some(d) => format!("{} ({d})", f.filename),
+            None => format!("{} (no sha256 given)", f.filename),
+        })
+        .collect();
+    served.sort();
+    let more = served.len().saturating_sub(12);
+    served.truncate(12);
+    let mut served = served.join(", ");
+    if more > 0 {
+        served.push_str(&format!(", and {more} more"));
+    }
+    let hashes = pkg
+        .hashes
+        .iter()
+        .map(|h| format!("--hash={h}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(rbuild_lock::Error::HashMismatch {
+        location: pkg
+            .location
+            .clone()
+            .unwrap_or_else(|| rbuild_lock::Location::file("the requirements file")),
+        package: pkg.name.clone(),
+        version: pkg.version.clone(),
+        hashes,
+        served,
+    })
+}
+
 impl Builder {
     /// Reads the lock for `target` and chooses each package's wheel.
     ///
@@ -446,7 +494,10 @@ impl Builder {
                 path: None,
                 size: f.size,
             })
-            .collect();
+            .collect::<Vec<LockedFile>>();
+        if let Some(e) = hash_mismatch(&pkg, &files) {
+            return Err(e.into());
+        }
         let out = pkg.with_index_files(files);
         if let Some(k) = &cache_key
             && !out.files.is_empty()
@@ -469,5 +520,58 @@ impl Builder {
             )?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, content: &[u8]) -> LockedFile {
+        LockedFile {
+            filename: name.into(),
+            kind: rbuild_lock::FileKind::Wheel,
+            url: None,
+            path: None,
+            sha256: Some(Digest::of(content)),
+            size: None,
+        }
+    }
+
+    #[test]
+    fn a_hash_matching_no_served_file_names_the_line_and_what_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let req = dir.path().join("requirements.txt");
+        let wanted = Digest::of(b"what the lock expects");
+        std::fs::write(&req, format!("# pinned\nidna==3.10 --hash={wanted}\n")).unwrap();
+        let env = rbuild_python::markers::MarkerEnv::cpython_linux(
+            rbuild_python::target::MajorMinor::new(3, 11),
+            None,
+            "x86_64",
+        );
+        let lock = rbuild_lock::read_lock(&req, &env, &Default::default()).unwrap();
+        let pkg = &lock.packages[0];
+        let served = [
+            file("idna-3.10-py3-none-any.whl", b"wheel"),
+            file("idna-3.10.tar.gz", b"sdist"),
+        ];
+        let e = hash_mismatch(pkg, &served).expect("a mismatch").to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:2: idna==3.10 is pinned by --hash={wanted}, but none of the files the index \
+                 serves for 3.10 has that hash: it serves idna-3.10-py3-none-any.whl ({}), \
+                 idna-3.10.tar.gz ({}); the hashes are stale or the files changed: regenerate \
+                 the file with hashes (`uv pip compile --generate-hashes` or `pip-compile \
+                 --generate-hashes`), or check --index-url",
+                req.display(),
+                Digest::of(b"wheel"),
+                Digest::of(b"sdist")
+            )
+        );
+        // One served file with a pinned hash: no mismatch; nothing served: another message.
+        let ok = [file("idna-3.10-py3-none-any.whl", b"what the lock expects")];
+        assert!(hash_mismatch(pkg, &ok).is_none());
+        assert!(hash_mismatch(pkg, &[]).is_none());
     }
 }
