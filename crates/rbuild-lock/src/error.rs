@@ -393,18 +393,16 @@ pub enum Error {
 
     /// None of the files the index serves for a hash-pinned version has one of the lock's hashes.
     #[error(
-        "{location}: {package}=={version} is pinned by {hashes}, but none of the files the index \
-         serves for {version} has that hash: it serves {served}; the hashes are stale or the files \
-         changed: regenerate the file with hashes (`uv pip compile --generate-hashes` or \
-         `pip-compile --generate-hashes`), or check --index-url"
+        "{location}: {pin} is pinned by {hashes}, but none of the files the index serves for it \
+         has that hash: it serves {served}; the hashes are stale or the files changed: regenerate \
+         the file with hashes (`uv pip compile --generate-hashes` or `pip-compile \
+         --generate-hashes`), or check --index-url"
     )]
     HashMismatch {
         /// The line that pins it.
         location: Location,
-        /// The package.
-        package: String,
-        /// Its version.
-        version: String,
+        /// The package and its version (`idna==3.10`).
+        pin: String,
         /// The expected hashes (`--hash=sha256:…`, joined).
         hashes: String,
         /// What the index serves: file names with their sha256.

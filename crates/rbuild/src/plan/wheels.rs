@@ -202,8 +202,7 @@ pub(crate) fn hash_mismatch(
             .location
             .clone()
             .unwrap_or_else(|| rbuild_lock::Location::file("the requirements file")),
-        package: pkg.name.clone(),
-        version: pkg.version.clone(),
+        pin: format!("{}=={}", pkg.name, pkg.version),
         hashes,
         served,
     })
@@ -560,7 +559,7 @@ mod tests {
             e,
             format!(
                 "{}:2: idna==3.10 is pinned by --hash={wanted}, but none of the files the index \
-                 serves for 3.10 has that hash: it serves idna-3.10-py3-none-any.whl ({}), \
+                 serves for it has that hash: it serves idna-3.10-py3-none-any.whl ({}), \
                  idna-3.10.tar.gz ({}); the hashes are stale or the files changed: regenerate \
                  the file with hashes (`uv pip compile --generate-hashes` or `pip-compile \
                  --generate-hashes`), or check --index-url",
