@@ -102,7 +102,20 @@ fn django_recipe_serves_with_gunicorn() {
         "demo/django:v1",
         &["--env", &format!("PORT={port}")],
     );
-    assert_eq!(doc["platforms"][0]["layers"].as_array().unwrap().len(), 5);
+    let kinds: Vec<&str> = doc["platforms"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    // The base's two layers, the user, the dependencies (split under --deps-layers), the app.
+    assert_eq!(kinds[..3], ["base", "base", "user"], "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"app"), "{kinds:?}");
+    let deps = &kinds[3..kinds.len() - 1];
+    assert!(
+        !deps.is_empty() && deps.iter().all(|k| *k == "deps"),
+        "{kinds:?}"
+    );
     let bundle = Bundle::pull(&format!("{}/demo/django:v1", registry.host()));
     assert!(
         bundle.config()["process"]["args"][2]

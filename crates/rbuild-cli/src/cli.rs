@@ -85,12 +85,13 @@ pub struct GlobalArgs {
     pub creds: Option<String>,
     /// Give up on a registry or index request after SECS seconds without progress (no answer, or
     /// a stalled or trickling transfer; slow but steady transfers go on). Retried like other
-    /// network faults. Default 60.
+    /// network faults. Default 30.
     #[arg(
         long,
         value_name = "SECS",
         global = true,
         env = "RBUILD_HTTP_TIMEOUT",
+        hide_env_values = true,
         value_parser = parse_timeout
     )]
     pub timeout: Option<std::time::Duration>,

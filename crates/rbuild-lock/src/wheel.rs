@@ -251,7 +251,9 @@ fn no_files_locked(pkg: &LockedPackage, location: &crate::Location) -> Error {
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let relock = match file.as_str() {
-        "poetry.lock" => "`poetry lock --regenerate`, or `poetry lock --no-update` with Poetry 1".into(),
+        "poetry.lock" => {
+            "`poetry lock --regenerate`, or `poetry lock --no-update` with Poetry 1".into()
+        }
         "uv.lock" => format!("`uv lock --refresh-package {}`", pkg.name),
         "pdm.lock" => "`pdm lock --refresh`".into(),
         "Pipfile.lock" => "`pipenv lock`".into(),

@@ -236,11 +236,12 @@ pub struct BuildArgs {
     #[arg(long = "deps-layers", value_name = "N", help_heading = "Dependencies")]
     pub deps_layers: Option<usize>,
     /// Attach an SBOM to every platform image: spdx (SPDX 2.3 JSON, the default), cyclonedx
-    /// (CycloneDX 1.6 JSON) or none. [env: RBUILD_SBOM]
+    /// (CycloneDX 1.6 JSON) or none.
     #[arg(
         long,
         value_name = "spdx|cyclonedx|none",
         env = "RBUILD_SBOM",
+        hide_env_values = true,
         help_heading = "Supply chain"
     )]
     pub sbom: Option<String>,
@@ -256,11 +257,12 @@ pub struct BuildArgs {
     pub no_provenance: bool,
     /// Sign the pushed image with this ECDSA P-256 key (cosign's format: `cosign
     /// generate-key-pair`, password in COSIGN_PASSWORD; or a PKCS#8 PEM). Keyless signing is
-    /// not supported. [env: RBUILD_SIGN_KEY]
+    /// not supported.
     #[arg(
         long = "sign-key",
         value_name = "FILE",
         env = "RBUILD_SIGN_KEY",
+        hide_env_values = true,
         help_heading = "Supply chain"
     )]
     pub sign_key: Option<std::path::PathBuf>,
