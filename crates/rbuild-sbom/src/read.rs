@@ -78,7 +78,10 @@ fn read_spdx(doc: &Value) -> Result<ReadBack, String> {
         let id = s(p, "SPDXID").unwrap_or_default();
         let dist_name = s(p, "name").ok_or("a Python package without a name")?;
         let version = s(p, "versionInfo").ok_or("a Python package without a version")?;
-        let wheel = match (s(p, "packageFileName"), p.pointer("/checksums/0/checksumValue")) {
+        let wheel = match (
+            s(p, "packageFileName"),
+            p.pointer("/checksums/0/checksumValue"),
+        ) {
             (Some(f), Some(Value::String(h))) => Some(FileRef {
                 filename: f.to_string(),
                 sha256: digest(h)?,
