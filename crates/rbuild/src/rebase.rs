@@ -4,9 +4,9 @@
 //! Like `crane rebase` (go-containerregistry's `mutate.Rebase`) the new image is the old one with
 //! the old base's layers and history replaced by the new base's, but rbuild knows what the kept
 //! layers need, because the image records it (label `dev.rbuild.target`: the target the wheels were
-//! chosen and installed for; `dev.rbuild.wheels`: the wheel files). [`Builder::rebase`] reads the
-//! new base's target with the same detection a build uses, and refuses, naming every reason, unless
-//! for each platform:
+//! chosen and installed for) and its dependency layers say which wheels they installed (each
+//! `.dist-info/WHEEL` file's tags). [`Builder::rebase`] reads the new base's target with the same
+//! detection a build uses, and refuses, naming every reason, unless for each platform:
 //!
 //! - the new base has the platform, with the same CPU (wheel architecture);
 //! - its CPython is the same `X.Y` with the same ABI (flags of the interpreter's name: `3.13t`);
@@ -38,7 +38,6 @@ use rbuild_oci::{
 };
 use rbuild_python::rootfs::{BaseFactsVisitor, Merged, read_layers};
 use rbuild_python::target::{LibcFamily, MajorMinor, Target};
-use rbuild_python::wheel_name::WheelFilename;
 use rbuild_registry::{Access, Reference};
 use rbuild_sbom::{BaseImage as SbomBase, Format, Inventory};
 use serde_json::{Value, json};
@@ -48,7 +47,7 @@ use crate::Builder;
 use crate::error::other;
 use crate::image::{BlobLocation, BuiltImage, BuiltLayer, LayerKind, LayerStatus, PlatformImage};
 use crate::plan::base::ResolvedBase;
-use crate::plan::record::{LABEL_FIND_LINKS, LABEL_TARGET, Recorded, RecordedWheels};
+use crate::plan::record::{LABEL_TARGET, Recorded};
 use crate::rootfs::{BaseFacts, open_layer};
 use crate::supply::{ANNOTATION_PREDICATE_TYPE, Attachment, AttachmentKind};
 
@@ -383,45 +382,18 @@ impl Builder {
             Err(e) => return Err(e),
         };
         let old_t = &recorded.target;
-        // The wheels the dependency layers hold.
-        let wheels: Option<Vec<(String, String, String)>> =
-            label(crate::plan::record::LABEL_WHEELS)
-                .and_then(|l| serde_json::from_str::<RecordedWheels>(&l).ok())
-                .map(|r| {
-                    r.wheels
-                        .into_iter()
-                        .map(|w| (w.name, w.version, w.filename))
-                        .collect()
-                })
-                .or_else(|| {
-                    let fl: Vec<(String, String, String, Option<String>)> =
-                        serde_json::from_str(&label(LABEL_FIND_LINKS)?).ok()?;
-                    Some(fl.into_iter().map(|(n, v, f, _)| (n, v, f)).collect())
-                });
-        let built: Vec<(String, String, String)> = label(crate::layers::deps::LABEL_SDISTS)
-            .and_then(|l| serde_json::from_str::<Vec<Value>>(&l).ok())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|b| {
-                Some((
-                    b["name"].as_str()?.to_string(),
-                    b["version"].as_str()?.to_string(),
-                    b["wheel"].as_str()?.to_string(),
-                ))
-            })
-            .collect();
+        // The wheels the dependency layers hold, as installed (their `WHEEL` files).
         let kinds = layer_kinds(&src.config, old_base_config.history.len());
-        let has_deps = kinds.contains(&LayerKind::Deps);
-        if has_deps && wheels.is_none() && built.is_empty() {
-            reasons.push(format!(
-                "the image does not record the wheels of its dependency layers (label `{}`), so their C library needs cannot be checked",
-                crate::plan::record::LABEL_WHEELS
-            ));
-        }
-        let wheels = wheels.unwrap_or_default();
+        let deps: Vec<Descriptor> = kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k == LayerKind::Deps)
+            .map(|(i, _)| src.parsed.layers[base_count + i].clone())
+            .collect();
+        let wheels = self.installed_wheels(&req.image, &deps).await?;
         reasons.extend(python_reasons(old_t, &target));
-        reasons.extend(libc_reasons(old_t, &target, &wheels, &built));
-        reasons.extend(conflict_reasons(old_t, &target, &wheels, &built));
+        reasons.extend(libc_reasons(old_t, &target, &wheels));
+        reasons.extend(conflict_reasons(old_t, &target, &wheels));
         // The user layer replaces /etc/passwd and /etc/group.
         if let Some(i) = kinds.iter().position(|k| *k == LayerKind::User) {
             let desc = &src.parsed.layers[base_count + i];
@@ -458,6 +430,43 @@ impl Builder {
         req.target_overrides = overrides.clone();
         req.marker_overrides = key.markers().clone();
         self.base_facts(&req, base, platform).await
+    }
+
+    /// Every distribution the dependency layers install: name and version from its
+    /// `.dist-info` directory, platform tags from its `WHEEL` file.
+    async fn installed_wheels(
+        &self,
+        reference: &Reference,
+        layers: &[Descriptor],
+    ) -> Result<Vec<InstalledWheel>, BuildError> {
+        let missing: Vec<Descriptor> = layers
+            .iter()
+            .filter(|d| !self.store.contains(&d.digest))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.client
+                .fetch_blobs(reference, &missing, &self.store)
+                .await?;
+        }
+        let store = self.store.clone();
+        let layers = layers.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut view = Merged::new(WheelFiles);
+            read_layers(
+                layers.iter().map(|d| open_layer(&store, d)),
+                &mut [&mut view],
+            )
+            .map_err(|e| other(format!("reading the dependency layers: {e}")))?;
+            Ok(view
+                .into_parts()
+                .1
+                .into_iter()
+                .filter_map(|(path, text)| InstalledWheel::from_wheel_file(&path, &text))
+                .collect())
+        })
+        .await
+        .map_err(other)?
     }
 
     /// `/etc/passwd` and `/etc/group` of one layer of `reference`'s repository.
@@ -674,6 +683,72 @@ impl Builder {
     }
 }
 
+/// A distribution a dependency layer installs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct InstalledWheel {
+    /// The normalized name.
+    name: String,
+    /// The version.
+    version: String,
+    /// Its `.dist-info` directory in the image.
+    dist_info: String,
+    /// The platform tags of its `WHEEL` file (`manylinux_2_17_x86_64`, `any`).
+    platforms: Vec<String>,
+}
+
+impl InstalledWheel {
+    /// From `…/NAME-VERSION.dist-info/WHEEL` and its text.
+    fn from_wheel_file(path: &str, text: &str) -> Option<InstalledWheel> {
+        let dir = path.strip_suffix("/WHEEL")?;
+        let stem = dir.rsplit('/').next()?.strip_suffix(".dist-info")?;
+        let (name, version) = stem.rsplit_once('-')?;
+        let mut platforms: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Tag:"))
+            .filter_map(|t| t.trim().rsplit('-').next().map(str::to_string))
+            .collect();
+        platforms.sort();
+        platforms.dedup();
+        Some(InstalledWheel {
+            name: rbuild_python::normalize_name(name),
+            version: version.to_string(),
+            dist_info: format!("/{dir}"),
+            platforms,
+        })
+    }
+}
+
+/// The rootfs visitor that keeps the `WHEEL` file of every installed distribution.
+struct WheelFiles;
+
+impl rbuild_python::rootfs::Visitor for WheelFiles {
+    type Node = String;
+
+    fn interest(
+        &mut self,
+        entry: &rbuild_python::rootfs::Entry<'_>,
+    ) -> rbuild_python::rootfs::Interest<String> {
+        if entry.kind == rbuild_python::rootfs::EntryKind::File
+            && entry.path.ends_with(".dist-info/WHEEL")
+            && entry.size <= 64 * 1024
+        {
+            rbuild_python::rootfs::Interest::Read
+        } else {
+            rbuild_python::rootfs::Interest::Skip
+        }
+    }
+
+    fn read(
+        &mut self,
+        _: &rbuild_python::rootfs::Entry<'_>,
+        content: &mut dyn std::io::Read,
+    ) -> std::io::Result<Option<String>> {
+        let mut s = String::new();
+        content.read_to_string(&mut s).ok();
+        Ok(Some(s))
+    }
+}
+
 /// The one layer of an attachment manifest.
 async fn attachment_blob(
     repo: &rbuild_registry::Repository,
@@ -800,13 +875,15 @@ fn python_reasons(old: &Target, new: &Target) -> Vec<String> {
     r
 }
 
-/// The C library a wheel file needs: family and lowest version among its platform tags; `None`
-/// when it needs none (pure Python) or its tags say nothing (`linux_x86_64`).
-fn libc_need(filename: &str) -> Option<(LibcFamily, MajorMinor, String)> {
-    let w = WheelFilename::parse(filename).ok()?;
+/// The C library a wheel needs: family and lowest version among its platform tags; `None` when
+/// it needs none (pure Python). A `linux_*` tag (a wheel built on the old base) needs `built_on`.
+fn libc_need(
+    platforms: &[String],
+    built_on: rbuild_python::target::Libc,
+) -> Option<(LibcFamily, MajorMinor, String)> {
     let mut best: Option<(LibcFamily, MajorMinor, String)> = None;
-    for t in &w.tags {
-        let p = t.platform.as_str();
+    for p in platforms {
+        let p = p.as_str();
         let need = if let Some(rest) = p.strip_prefix("manylinux_") {
             parse_xy(rest).map(|v| (LibcFamily::Glibc, v))
         } else if let Some(rest) = p.strip_prefix("musllinux_") {
@@ -817,6 +894,8 @@ fn libc_need(filename: &str) -> Option<(LibcFamily, MajorMinor, String)> {
             Some((LibcFamily::Glibc, MajorMinor::new(2, 12)))
         } else if p.starts_with("manylinux1_") {
             Some((LibcFamily::Glibc, MajorMinor::new(2, 5)))
+        } else if p.starts_with("linux_") {
+            Some((built_on.family, built_on.version))
         } else {
             None
         };
@@ -837,12 +916,7 @@ fn parse_xy(rest: &str) -> Option<MajorMinor> {
 }
 
 /// The C library: family, and version against what every wheel needs.
-fn libc_reasons(
-    old: &Target,
-    new: &Target,
-    wheels: &[(String, String, String)],
-    built: &[(String, String, String)],
-) -> Vec<String> {
+fn libc_reasons(old: &Target, new: &Target, wheels: &[InstalledWheel]) -> Vec<String> {
     let mut r = Vec::new();
     if old.libc.family != new.libc.family {
         r.push(format!(
@@ -857,25 +931,14 @@ fn libc_reasons(
         return r;
     }
     let mut highest: Option<(MajorMinor, String)> = None;
-    for (name, version, file) in wheels {
-        if let Some((f, v, tag)) = libc_need(file)
+    for w in wheels {
+        if let Some((f, v, tag)) = libc_need(&w.platforms, old.libc)
             && f == new.libc.family
             && highest.as_ref().is_none_or(|(h, _)| v > *h)
         {
-            highest = Some((v, format!("{tag} of {name} {version} ({file})")));
-        }
-    }
-    for (name, version, file) in built {
-        let binary = WheelFilename::parse(file)
-            .map(|w| w.tags.iter().any(|t| t.platform != "any"))
-            .unwrap_or(true);
-        if binary && highest.as_ref().is_none_or(|(h, _)| old.libc.version > *h) {
             highest = Some((
-                old.libc.version,
-                format!(
-                    "{} of {name} {version} ({file}, built from its sdist on the old base)",
-                    old.libc
-                ),
+                v,
+                format!("{tag} of {} {} ({})", w.name, w.version, w.dist_info),
             ));
         }
     }
@@ -892,17 +955,11 @@ fn libc_reasons(
 
 /// Distributions the image installs that the new base has in another copy than the old base had
 /// (the dependency layers white out only the old base's copy).
-fn conflict_reasons(
-    old: &Target,
-    new: &Target,
-    wheels: &[(String, String, String)],
-    built: &[(String, String, String)],
-) -> Vec<String> {
+fn conflict_reasons(old: &Target, new: &Target, wheels: &[InstalledWheel]) -> Vec<String> {
     let mut r = Vec::new();
     let mut names: Vec<(String, String)> = wheels
         .iter()
-        .chain(built)
-        .map(|(n, v, _)| (rbuild_python::normalize_name(n), v.clone()))
+        .map(|w| (w.name.clone(), w.version.clone()))
         .collect();
     names.sort();
     names.dedup();
@@ -1110,22 +1167,51 @@ impl crate::plan::record::Overrides {
 mod tests {
     use super::*;
 
+    fn wheel(name: &str, version: &str, tags: &str) -> InstalledWheel {
+        let text: String = tags.split(',').map(|t| format!("Tag: {t}\n")).collect();
+        InstalledWheel::from_wheel_file(
+            &format!(
+                "usr/local/lib/python3.11/dist-packages/{}-{version}.dist-info/WHEEL",
+                name.replace('-', "_")
+            ),
+            &format!("Wheel-Version: 1.0\nRoot-Is-Purelib: false\n{text}"),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_wheel_needs_the_lowest_of_its_tags() {
-        let (f, v, tag) = libc_need(
-            "pydantic_core-2.27.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        )
-        .unwrap();
+        let glibc = "glibc-2.36".parse().unwrap();
+        let w = wheel(
+            "pydantic-core",
+            "2.27.2",
+            "cp311-cp311-manylinux_2_17_x86_64,cp311-cp311-manylinux2014_x86_64",
+        );
+        assert_eq!(w.name, "pydantic-core");
+        assert_eq!(w.version, "2.27.2");
+        let (f, v, _) = libc_need(&w.platforms, glibc).unwrap();
         assert_eq!((f, v), (LibcFamily::Glibc, MajorMinor::new(2, 17)));
-        assert!(tag.contains("2_17") || tag.contains("2014"), "{tag}");
-        let (f, v, _) = libc_need("x-1-cp311-cp311-musllinux_1_2_x86_64.whl").unwrap();
+        let w = wheel("x", "1", "cp311-cp311-musllinux_1_2_x86_64");
+        let (f, v, _) = libc_need(&w.platforms, glibc).unwrap();
         assert_eq!((f, v), (LibcFamily::Musl, MajorMinor::new(1, 2)));
-        assert_eq!(libc_need("idna-3.7-py3-none-any.whl"), None);
         assert_eq!(
-            libc_need("x-1-cp311-cp311-manylinux_2_28_x86_64.manylinux_2_5_x86_64.whl")
-                .unwrap()
-                .1,
+            libc_need(&wheel("idna", "3.7", "py3-none-any").platforms, glibc),
+            None
+        );
+        let w = wheel(
+            "x",
+            "1",
+            "cp311-cp311-manylinux_2_28_x86_64,cp311-cp311-manylinux_2_5_x86_64",
+        );
+        assert_eq!(
+            libc_need(&w.platforms, glibc).unwrap().1,
             MajorMinor::new(2, 5)
+        );
+        // Built on the old base from an sdist: needs the old base's glibc.
+        let w = wheel("docopt-ext", "0.1", "cp311-cp311-linux_x86_64");
+        assert_eq!(
+            libc_need(&w.platforms, glibc).unwrap().1,
+            MajorMinor::new(2, 36)
         );
     }
 
@@ -1184,23 +1270,22 @@ mod tests {
     #[test]
     fn each_reason_is_named() {
         let old = target("3.11", "/usr/bin/python3.11", "glibc-2.36");
-        let wheels = vec![(
-            "pydantic-core".to_string(),
-            "2.27.2".to_string(),
-            "pydantic_core-2.27.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
-                .to_string(),
+        let wheels = vec![wheel(
+            "pydantic-core",
+            "2.27.2",
+            "cp311-cp311-manylinux_2_17_x86_64,cp311-cp311-manylinux2014_x86_64",
         )];
         assert!(python_reasons(&old, &old).is_empty());
-        assert!(libc_reasons(&old, &old, &wheels, &[]).is_empty());
+        assert!(libc_reasons(&old, &old, &wheels).is_empty());
         let py = target("3.13", "/usr/bin/python3.13", "glibc-2.41");
         let r = python_reasons(&old, &py);
         assert!(r[0].contains("Python 3.13"), "{r:?}");
         let t = target("3.11", "/usr/bin/python3.11t", "glibc-2.36");
         assert!(python_reasons(&old, &t)[0].contains("ABI is cp311t"));
         let musl = target("3.11", "/usr/bin/python3.11", "musl-1.2");
-        assert!(libc_reasons(&old, &musl, &wheels, &[])[0].contains("musl-1.2"));
+        assert!(libc_reasons(&old, &musl, &wheels)[0].contains("musl-1.2"));
         let older = target("3.11", "/usr/bin/python3.11", "glibc-2.12");
-        let r = libc_reasons(&old, &older, &wheels, &[]);
+        let r = libc_reasons(&old, &older, &wheels);
         assert!(r[0].contains("glibc-2.12 is older than 2.17"), "{r:?}");
         assert!(r[0].contains("pydantic-core 2.27.2"), "{r:?}");
     }
@@ -1215,19 +1300,15 @@ mod tests {
             has_record: true,
         };
         old.installed = vec![pip("24.0")];
-        let wheels = vec![(
-            "pip".to_string(),
-            "25.0".to_string(),
-            "pip-25.0-py3-none-any.whl".to_string(),
-        )];
-        assert!(conflict_reasons(&old, &old, &wheels, &[]).is_empty());
+        let wheels = vec![wheel("pip", "25.0", "py3-none-any")];
+        assert!(conflict_reasons(&old, &old, &wheels).is_empty());
         let mut new = old.clone();
         new.installed = vec![pip("23.0")];
-        let r = conflict_reasons(&old, &new, &wheels, &[]);
+        let r = conflict_reasons(&old, &new, &wheels);
         assert_eq!(r.len(), 1);
         assert!(r[0].contains("installs pip 23.0"), "{r:?}");
         new.installed.clear();
-        assert!(conflict_reasons(&old, &new, &wheels, &[]).is_empty());
+        assert!(conflict_reasons(&old, &new, &wheels).is_empty());
     }
 
     #[test]
