@@ -868,7 +868,7 @@ fn python_reasons(old: &Target, new: &Target) -> Vec<String> {
     ] {
         if a != b {
             r.push(format!(
-                "the install scheme differs: the new base's {what} directory is {b}, the image's packages are in {a}"
+                "the install scheme differs: the new base's {what} directory is {b}, the image's is {a}"
             ));
         }
     }
