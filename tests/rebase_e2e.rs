@@ -294,12 +294,80 @@ fn fastapi_rebased_onto_newer_debian_packages_keeps_its_layers_and_serves() {
     assert_eq!(status, 200, "{body}");
     drop(c);
 
-    // Same inputs, same rebased image.
+    // Same inputs, same rebased image; with --sign-key it is signed (an SEC1 key from openssl),
+    // and the signature verifies for it.
+    let key = env.tmp.path().join("sign.pem");
+    let public = env.tmp.path().join("sign.pub");
+    sh(
+        "openssl",
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &key.display().to_string(),
+        ],
+    );
+    sh(
+        "openssl",
+        &[
+            "ec",
+            "-in",
+            &key.display().to_string(),
+            "-pubout",
+            "-out",
+            &public.display().to_string(),
+        ],
+    );
+    let v3 = format!("{}/demo/app:v3", env.registry.host());
     let again = env
-        .rebase(&new_base, &format!("{}/demo/app:v3", env.registry.host()))
+        .rbuild(
+            env.tmp.path(),
+            &[
+                "--json",
+                "rebase",
+                &env.app,
+                "--base",
+                &new_base,
+                "--to",
+                &v3,
+                "--sign-key",
+                &key.display().to_string(),
+            ],
+        )
         .ok()
         .json();
     assert_eq!(again["digest"], new_digest);
+    assert!(
+        env.exists(
+            "demo/app",
+            &format!("{}.sig", new_digest.replace("sha256:", "sha256-"))
+        ),
+        "the signature tag"
+    );
+    let verified = env
+        .rbuild(
+            env.tmp.path(),
+            &[
+                "--json",
+                "verify",
+                &v3,
+                "--key",
+                &public.display().to_string(),
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(verified["verified"], true, "{verified:#}");
+    assert!(
+        !env.exists(
+            "demo/app",
+            &format!("{}.sig", old_digest.replace("sha256:", "sha256-"))
+        ),
+        "the build was not signed"
+    );
 }
 
 /// The version of `package` in A''s dpkg status (read from its layer with tar, not rbuild).
