@@ -368,6 +368,56 @@ fn fastapi_rebased_onto_newer_debian_packages_keeps_its_layers_and_serves() {
         ),
         "the build was not signed"
     );
+
+    // An index is rebased per platform: an OCI index over the built image (put with curl),
+    // rebased, is an index over the rebased platform manifest, which has its own SBOM.
+    let size = env.get("demo/app/manifests/v1", OCI_MANIFEST).len();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": old_digest,
+            "size": size,
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    });
+    let body = env.tmp.path().join("index.json");
+    std::fs::write(&body, serde_json::to_vec(&index).unwrap()).unwrap();
+    sh(
+        "curl",
+        &[
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {OCI_INDEX}"),
+            "--data-binary",
+            &format!("@{}", body.display()),
+            &env.url("demo/app/manifests/multi"),
+        ],
+    );
+    let multi = format!("{}/demo/app:multi", env.registry.host());
+    let multi2 = format!("{}/demo/app:multi-rebased", env.registry.host());
+    let out = env
+        .rbuild(
+            env.tmp.path(),
+            &[
+                "--json", "rebase", &multi, "--base", &new_base, "--to", &multi2,
+            ],
+        )
+        .ok()
+        .json();
+    let rebased_index = env.json("demo/app/manifests/multi-rebased", OCI_INDEX);
+    assert_eq!(rebased_index["mediaType"], OCI_INDEX, "{rebased_index:#}");
+    let entry = &rebased_index["manifests"][0];
+    assert_eq!(entry["platform"]["architecture"], "amd64");
+    assert_eq!(
+        entry["digest"], new_digest,
+        "the same platform manifest as the single rebase"
+    );
+    assert_eq!(out["platforms"][0]["new_manifest"], new_digest);
+    assert_ne!(out["digest"], new_digest, "the top is the new index");
 }
 
 /// The version of `package` in A''s dpkg status (read from its layer with tar, not rbuild).
