@@ -62,6 +62,8 @@ pub enum Command {
     Attestations(cmd::attest::AttestationsArgs),
     /// Verify an image's cosign signature with a public key.
     Verify(cmd::attest::VerifyArgs),
+    /// Swap the base layers of an image rbuild built for another base's, when safe for Python.
+    Rebase(cmd::rebase::RebaseArgs),
 }
 
 /// Flags shared by every subcommand.

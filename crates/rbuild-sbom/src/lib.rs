@@ -8,6 +8,7 @@
 //!   Python distribution ([`PythonDist`]: name, version, wheel file and sha256, and where it came
 //!   from: [`DistSource`]);
 //! - [`spdx_json`]: SPDX 2.3 JSON; [`cyclonedx_json`]: CycloneDX 1.6 JSON;
+//! - [`read_python`]: the Python part of a document rbuild wrote, read back (for a rebase);
 //! - [`os`]: readers of `/var/lib/dpkg/status` (and distroless `status.d/`), `/lib/apk/db/installed`
 //!   and `os-release`; an rpm database is reported as unreadable (rbuild does not run rpm).
 //!
@@ -45,6 +46,7 @@ mod cyclonedx;
 mod inventory;
 pub mod os;
 mod purl;
+pub mod read;
 mod spdx;
 
 pub use cyclonedx::{CYCLONEDX_MEDIA_TYPE, cyclonedx_json};
@@ -53,6 +55,7 @@ pub use inventory::{
     SdistRef,
 };
 pub use purl::{deb_purl, oci_purl, pypi_purl};
+pub use read::{ReadBack, read_python};
 pub use spdx::{SPDX_MEDIA_TYPE, spdx_json};
 
 /// Which SBOM format to write.

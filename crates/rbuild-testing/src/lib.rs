@@ -63,6 +63,7 @@ mod proxy;
 mod registry;
 mod tls;
 mod token;
+mod updated;
 
 pub use error::{Error, Result};
 pub use fixture::{BUILD_SCRIPT, BaseFixture, FIXTURE_TAG, Platform};
@@ -71,6 +72,7 @@ pub use proxy::{Fault, FaultProxy, Listener, SeenRequest, Times};
 pub use registry::{AccessLogEntry, Mode, Registry, parse_access_log};
 pub use tls::tls_client_config;
 pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenRequest, TokenServer};
+pub use updated::{UPDATED_SCRIPT, UPDATED_TAG, UpdatedBaseFixture};
 
 #[cfg(test)]
 mod tests {

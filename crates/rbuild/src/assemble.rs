@@ -124,7 +124,7 @@ pub enum AssembleError {
     Port(String),
 }
 
-fn convert_layer_type(
+pub(crate) fn convert_layer_type(
     mt: &MediaType,
     format: ImageFormat,
     digest: Digest,

@@ -73,6 +73,9 @@ pub enum BuildError {
     /// The request is wrong; found before anything is downloaded.
     #[error(transparent)]
     Request(#[from] crate::request::RequestError),
+    /// A rebase is not safe for Python; every reason of every platform is named.
+    #[error(transparent)]
+    Refused(Box<crate::rebase::RebaseRefused>),
 }
 
 impl BuildError {

@@ -61,6 +61,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod publish;
+pub mod rebase;
 pub mod recipe;
 pub mod request;
 pub mod rootfs;
@@ -78,6 +79,7 @@ pub use pipeline::{BuildOutput, Builder};
 pub use plan::PlatformPlan;
 pub use progress::{BuildProgress, NoBuildProgress};
 pub use publish::{PublishError, PublishReport, Sink};
+pub use rebase::{RebaseOutput, RebaseRefused, RebaseRequest, RebasedPlatform, Refusal};
 pub use recipe::RecipeError;
 pub use request::{
     BaseRef, BuildRequest, ConfigSources, DEFAULT_BASE, RequestError, RequestFlags, ResolvedRequest,

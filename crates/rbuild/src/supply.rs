@@ -237,7 +237,7 @@ impl Builder {
     }
 
     /// Keeps an artifact's blobs in the store (sinks read them there).
-    fn keep(
+    pub(crate) fn keep(
         &self,
         kind: AttachmentKind,
         a: ArtifactManifest,
@@ -272,7 +272,7 @@ impl Builder {
 
     /// The base's OS packages: read once per base (its base layers, whiteouts applied), then
     /// kept in the store by base digest.
-    async fn os_inventory(&self, p: &PlatformImage) -> Result<OsInventory, BuildError> {
+    pub(crate) async fn os_inventory(&self, p: &PlatformImage) -> Result<OsInventory, BuildError> {
         let base_layers: Vec<_> = p
             .layers
             .iter()

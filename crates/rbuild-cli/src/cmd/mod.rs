@@ -7,6 +7,7 @@ pub mod copy;
 pub mod decisions;
 pub mod inspect;
 pub mod login;
+pub mod rebase;
 pub mod recipes;
 
 use crate::cli::{Cli, Command};
@@ -25,5 +26,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sbom(args) => attest::run_sbom(&cli.global, args).await,
         Command::Attestations(args) => attest::run_attestations(&cli.global, args).await,
         Command::Verify(args) => attest::run_verify(&cli.global, args).await,
+        Command::Rebase(args) => rebase::run(&cli.global, args).await,
     }
 }

@@ -35,12 +35,12 @@ pub(crate) struct Recorded {
 /// part of the `dev.rbuild.target` label and of the base-facts key).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Overrides {
-    python_version: Option<String>,
-    python_full_version: Option<String>,
-    libc: Option<String>,
-    site_packages: Option<String>,
-    interpreter: Option<String>,
-    markers: BTreeMap<String, String>,
+    pub(crate) python_version: Option<String>,
+    pub(crate) python_full_version: Option<String>,
+    pub(crate) libc: Option<String>,
+    pub(crate) site_packages: Option<String>,
+    pub(crate) interpreter: Option<String>,
+    pub(crate) markers: BTreeMap<String, String>,
 }
 
 impl Overrides {

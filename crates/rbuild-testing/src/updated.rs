@@ -1,0 +1,91 @@
+//! Fixture A' of the rebase tests: the base fixture with newer and different Debian packages and
+//! the same Python, built by `tests/fixtures/rebase/build-updated.sh` and cached like the others.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::process::run;
+use crate::registry::Registry;
+
+/// The build script, at its place in the workspace.
+pub const UPDATED_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/rebase/build-updated.sh"
+);
+
+/// The tag of the image in the fixture's OCI layout.
+pub const UPDATED_TAG: &str = "updated";
+
+/// Fixture A': Debian bookworm + bookworm-updates + bookworm-security, python3 (3.11),
+/// ca-certificates and `netbase`, plus the base fixture's own pip layer; `linux/amd64`.
+#[derive(Debug, Clone)]
+pub struct UpdatedBaseFixture {
+    layout: PathBuf,
+}
+
+impl UpdatedBaseFixture {
+    /// Builds it unless cached (the first time about a minute after the base fixture; needs
+    /// root and the Debian mirror); runs the script at most once per process.
+    pub fn ensure() -> Result<UpdatedBaseFixture> {
+        static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+        BUILT
+            .get_or_init(|| build().map_err(|e| e.to_string()))
+            .clone()
+            .map(|layout| UpdatedBaseFixture { layout })
+            .map_err(Error::Fixture)
+    }
+
+    /// The OCI image layout directory.
+    pub fn layout_dir(&self) -> &Path {
+        &self.layout
+    }
+
+    /// The skopeo reference of the image: `oci:DIR:updated`.
+    pub fn oci_ref(&self) -> String {
+        format!("oci:{}:{UPDATED_TAG}", self.layout.display())
+    }
+
+    /// Pushes the image to `registry` as `repo_tag` with `skopeo copy --preserve-digests`.
+    pub fn push_to(&self, registry: &Registry, repo_tag: &str) -> Result<()> {
+        let dest = format!("docker://{}/{repo_tag}", registry.host());
+        let src = self.oci_ref();
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--preserve-digests"]);
+        cmd.args(registry.skopeo_flags("dest"));
+        cmd.args([src.as_str(), dest.as_str()]);
+        run(
+            cmd,
+            "skopeo",
+            &format!("skopeo copy --preserve-digests {src} {dest}"),
+        )
+        .map(|_| ())
+    }
+}
+
+fn build() -> Result<PathBuf> {
+    let script = Path::new(UPDATED_SCRIPT);
+    let mut cmd = Command::new("bash");
+    cmd.arg(script);
+    let shown = format!("bash {}", script.display());
+    let out = run(cmd, "bash", &shown)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let layout = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("FIXTURE_DIR="))
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            Error::Fixture(format!(
+                "{shown} printed no FIXTURE_DIR= line; its stdout was:\n{stdout}"
+            ))
+        })?;
+    if !layout.join("index.json").is_file() {
+        return Err(Error::Fixture(format!(
+            "{} has no index.json; delete it and run {shown} again",
+            layout.display()
+        )));
+    }
+    Ok(layout)
+}
