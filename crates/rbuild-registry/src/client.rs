@@ -117,6 +117,12 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
+/// How long a tag read from a registry is trusted to still name what it named: pushing the same
+/// manifest to it within this time sends nothing (the tag already points at it), as
+/// go-containerregistry's `remote.Write` skips a manifest that exists. A build reads its
+/// destination tag (the previous image) at its start, so a no-change build pushes no manifest.
+pub const TAG_MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// One registry (or redirect target) host.
 pub(crate) struct Host {
     pub(crate) name: String,
@@ -125,6 +131,9 @@ pub(crate) struct Host {
     loopback: bool,
     base: tokio::sync::OnceCell<Url>,
     pub(crate) auth: AuthState,
+    /// False once the registry answered a single-request upload (`POST ...?digest=` with the
+    /// body) with anything but `201`: later uploads to it open a session first.
+    pub(crate) single_post: std::sync::atomic::AtomicBool,
 }
 
 /// The HTTP request a retryable operation sends; rebuilt for every attempt.
@@ -151,6 +160,10 @@ pub(crate) enum Body {
 struct Inner {
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// What tags named when this client read them (`registry`, `repository`, `tag`) → (the
+    /// manifest's digest, when it was read): a push of the same digest to the same tag soon after
+    /// is skipped ([`TAG_MEMORY`]).
+    tags: Mutex<HashMap<(String, String, String), (Digest, Instant)>>,
     progress: Arc<dyn Progress>,
 }
 
@@ -342,6 +355,7 @@ impl Client {
             inner: Arc::new(Inner {
                 opts,
                 hosts: Mutex::new(HashMap::new()),
+                tags: Mutex::new(HashMap::new()),
                 progress: Arc::new(NoProgress),
             }),
         })
@@ -353,6 +367,7 @@ impl Client {
             inner: Arc::new(Inner {
                 opts: self.inner.opts.clone(),
                 hosts: Mutex::new(HashMap::new()),
+                tags: Mutex::new(HashMap::new()),
                 progress,
             }),
         }
@@ -361,6 +376,23 @@ impl Client {
     /// The options.
     pub fn options(&self) -> &ClientOptions {
         &self.inner.opts
+    }
+
+    /// Records that `tag` of `repository` on `registry` named the manifest `digest` just now (it
+    /// was read from the registry).
+    pub(crate) fn remember_tag(&self, registry: &str, repository: &str, tag: &str, digest: Digest) {
+        self.inner.tags.lock().expect("tags lock").insert(
+            (registry.to_string(), repository.to_string(), tag.to_string()),
+            (digest, Instant::now()),
+        );
+    }
+
+    /// The digest `tag` named when this client read it, if that was less than [`TAG_MEMORY`] ago.
+    pub(crate) fn known_tag(&self, registry: &str, repository: &str, tag: &str) -> Option<Digest> {
+        let tags = self.inner.tags.lock().expect("tags lock");
+        tags.get(&(registry.to_string(), repository.to_string(), tag.to_string()))
+            .filter(|(_, at)| at.elapsed() < TAG_MEMORY)
+            .map(|(d, _)| *d)
     }
 
     pub(crate) fn progress(&self, e: ProgressEvent) {
@@ -431,6 +463,7 @@ impl Client {
             loopback: is_loopback(name),
             base: tokio::sync::OnceCell::new(),
             auth: AuthState::new(registry),
+            single_post: std::sync::atomic::AtomicBool::new(true),
         });
         hosts.insert(name.to_string(), host.clone());
         Ok(host)

@@ -30,7 +30,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::progress::ProgressEvent;
 use crate::reference::Reference;
-use crate::repository::{Access, MountOutcome, Repository};
+use crate::repository::{Access, MountOutcome, Repository, UploadStart};
 
 /// How many blobs are looked up (`HEAD`) at once while pushing.
 const HEAD_CONCURRENCY: usize = 16;
@@ -342,10 +342,45 @@ impl RegistrySink {
                 // token covers it).
                 let source = mount_source(blobs, &d.digest, dst, mount_from);
                 let mut c = Counts::default();
-                if present.contains(&d.digest) || repo.blob_exists(&d.digest).await? {
+                if present.contains(&d.digest) {
                     client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
                     c.existing = 1;
                     return Ok::<_, Error>(c);
+                }
+                // A blob the previous manifest of this destination does not name, that is in the
+                // store (or is a config) and cannot be mounted, is most likely new (the app layer
+                // and the config of a warm build): its upload starts together with the `HEAD`
+                // instead of after it, saving a round trip. Should the `HEAD` find it after all,
+                // the session opened is left unused (registries drop stale sessions).
+                let speculate = !present.is_empty()
+                    && source.is_none()
+                    && (store.contains(&d.digest) || configs.contains_key(&d.digest));
+                if speculate {
+                    if !store.contains(&d.digest)
+                        && let Some(bytes) = configs.get(&d.digest)
+                    {
+                        store.put_bytes(bytes)?;
+                    }
+                    let _permit = transfers.acquire().await.expect("semaphore never closed");
+                    let (exists, started) =
+                        futures::join!(repo.blob_exists(&d.digest), repo.begin_upload(&d, store));
+                    let started = started?;
+                    if exists? {
+                        client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
+                        c.existing = 1;
+                        return Ok(c);
+                    }
+                    match started {
+                        UploadStart::Done => {}
+                        UploadStart::Session(s) => repo.upload_blob(&d, store, Some(s)).await?,
+                    }
+                    c.uploaded = 1;
+                    return Ok(c);
+                }
+                if repo.blob_exists(&d.digest).await? {
+                    client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
+                    c.existing = 1;
+                    return Ok(c);
                 }
                 let _permit = transfers.acquire().await.expect("semaphore never closed");
                 let mut session = None;
@@ -414,8 +449,29 @@ fn mount_source(
 }
 
 /// Pushes the platforms' manifests (at once; their blobs are all there), then the index or the
-/// single manifest, under the tag last; then attachments by digest.
+/// single manifest, under the tag last; then attachments by digest. When this client read the
+/// destination tag moments ago ([`crate::TAG_MEMORY`]) and it named this very manifest (a build
+/// with nothing changed), the tag and the manifests it names are already there: only the
+/// attachments are pushed.
 async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference) -> Result<()> {
+    let top = artifact.top.manifest();
+    let unchanged = dst.digest().is_none()
+        && dst.tag().is_some_and(|tag| {
+            repo.client()
+                .known_tag(dst.registry(), dst.repository(), tag)
+                .is_some_and(|d| d == top.digest)
+        });
+    if unchanged {
+        tracing::debug!(
+            "{}: the tag already names {}; not pushed again",
+            dst,
+            top.digest
+        );
+        for a in &artifact.attachments {
+            repo.push_manifest(a.manifest(), None).await?;
+        }
+        return Ok(());
+    }
     if let Top::Index { images, .. } = &artifact.top {
         futures::future::try_join_all(
             images
@@ -424,7 +480,6 @@ async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference)
         )
         .await?;
     }
-    let top = artifact.top.manifest();
     match dst.tag() {
         Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await?,
         _ => repo.push_manifest(top, None).await?,

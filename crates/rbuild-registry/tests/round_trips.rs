@@ -1,0 +1,165 @@
+//! How many requests, and how many one after another, a warm push makes (issue #21): a push
+//! whose only new blobs are an app layer and a config, after the previous image's manifest was
+//! read, and a push of an unchanged image. Counted at the fault proxy in front of the real
+//! registry; a regression (an extra check, a lost overlap) fails here.
+
+use std::time::{Duration, Instant};
+
+use rbuild_oci::{Artifact, Descriptor, Image, MediaType, RawManifest, Store, Top};
+use rbuild_registry::{Access, Client, ClientOptions, Reference, RegistryBlobs, RegistrySink};
+use rbuild_testing::{Fault, FaultProxy, Registry, Times};
+
+mod net;
+use net::layer;
+
+/// An image of `layers` (all in `store`), its config in the store too.
+fn image_of(store: &Store, layers: &[Descriptor]) -> Artifact {
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("\"{}\"", l.digest)).collect();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    );
+    let config_digest = store.put_bytes(config.as_bytes()).unwrap();
+    let layer_json: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            format!(
+                r#"{{"mediaType":"{}","digest":"{}","size":{}}}"#,
+                MediaType::OCI_LAYER_GZIP,
+                l.digest,
+                l.size
+            )
+        })
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{}]}}"#,
+        MediaType::OCI_MANIFEST,
+        config_digest,
+        config.len(),
+        layer_json.join(",")
+    );
+    let raw = RawManifest::new(manifest.into_bytes(), Some(MediaType::OCI_MANIFEST));
+    Artifact::new(Top::Image(Image::new(raw, config.into_bytes()).unwrap()))
+}
+
+/// What a build does against its destination: reads the previous manifest by tag (a new client,
+/// as in a new process) and pushes `artifact`, the previous manifest's blobs known to be there.
+async fn warm_push(dst: &Reference, store: &Store, artifact: &Artifact) {
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let previous = client
+        .repository(dst, Access::Pull)
+        .unwrap()
+        .get_manifest("latest")
+        .await
+        .unwrap();
+    let rbuild_oci::ManifestKind::Image(m) = previous.parse().unwrap() else {
+        panic!("an image manifest")
+    };
+    let known = m.layers.iter().map(|l| l.digest).chain([m.config.digest]);
+    RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+        .with_known_blobs(dst, known)
+        .push(artifact, &RegistryBlobs::new(client, store.clone()))
+        .await
+        .unwrap();
+}
+
+fn summary(proxy: &FaultProxy) -> Vec<String> {
+    proxy
+        .requests()
+        .iter()
+        .map(|r| format!("{} {} -> {}", r.method, r.target, r.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_app_only_push_makes_few_requests_in_few_round_trips() {
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/app:latest", proxy.host()).parse().unwrap();
+    let deps = layer(&store, 1, 2_000_000);
+    let first = image_of(&store, &[deps.clone(), layer(&store, 2, 4_000)]);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+        .push(&first, &RegistryBlobs::new(client, store.clone()))
+        .await
+        .unwrap();
+
+    // One app file changed: a new app layer and config; the dependency layer is unchanged. Every
+    // request waits 150 ms at the proxy, so the push's wall time counts its round trips.
+    let second = image_of(&store, &[deps.clone(), layer(&store, 3, 4_000)]);
+    proxy.reset_counters();
+    let delay = Duration::from_millis(150);
+    proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
+    let t0 = Instant::now();
+    warm_push(&dst, &store, &second).await;
+    let took = t0.elapsed();
+    let seen = summary(&proxy);
+    // The previous manifest; for the app layer and the config each a HEAD and, at the same time,
+    // a POST (distribution 2.8 answers the single-request upload with a session), then the PUT;
+    // the manifest. Nothing for the dependency layer.
+    assert_eq!(proxy.count("GET", "/manifests/"), 1, "{seen:#?}");
+    assert_eq!(proxy.count("HEAD", "/blobs/"), 2, "{seen:#?}");
+    assert_eq!(proxy.blob_upload_starts(), 2, "{seen:#?}");
+    assert_eq!(proxy.blob_upload_finishes(), 2, "{seen:#?}");
+    assert_eq!(proxy.manifest_puts(), 1, "{seen:#?}");
+    assert_eq!(seen.len(), 8, "{seen:#?}");
+    assert!(
+        !seen.iter().any(|s| s.contains(&deps.digest.to_string())),
+        "the unchanged layer is not touched: {seen:#?}"
+    );
+    // One after another: the manifest GET, HEAD ∥ POST, PUT, the manifest PUT: 4 (5 before the
+    // HEADs and POSTs overlapped).
+    assert!(
+        took < delay * 9 / 2,
+        "{took:?} is more than 4 round trips of {delay:?}: {seen:#?}"
+    );
+    assert!(took >= delay * 4, "{took:?}");
+    let repo = Client::new(ClientOptions::default())
+        .unwrap()
+        .repository(&dst, Access::Pull)
+        .unwrap();
+    assert_eq!(
+        repo.get_manifest("latest").await.unwrap().digest,
+        second.digest()
+    );
+    for d in second.blobs() {
+        assert!(repo.blob_exists(&d.digest).await.unwrap(), "{}", d.digest);
+    }
+
+    // Nothing changed: the manifest read is the only request (the tag already names it).
+    proxy.clear_faults();
+    proxy.reset_counters();
+    warm_push(&dst, &store, &second).await;
+    let seen = summary(&proxy);
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(proxy.count("GET", "/manifests/latest"), 1, "{seen:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_blob_that_exists_after_all_is_not_uploaded_and_the_tag_moves() {
+    // The speculative upload start is dropped when the HEAD finds the blob; a tag read that no
+    // longer matches what is pushed is pushed.
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/again:latest", proxy.host()).parse().unwrap();
+    let a = image_of(&store, &[layer(&store, 7, 3_000)]);
+    let b = image_of(&store, &[layer(&store, 8, 3_000)]);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    for img in [&a, &b] {
+        RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+            .push(img, &RegistryBlobs::new(client.clone(), store.clone()))
+            .await
+            .unwrap();
+    }
+    // Back to `a`, whose blobs the registry still has but the tag's manifest (b) does not name.
+    proxy.reset_counters();
+    warm_push(&dst, &store, &a).await;
+    assert_eq!(proxy.blob_upload_finishes(), 0, "{:#?}", summary(&proxy));
+    assert_eq!(proxy.manifest_puts(), 1);
+    let repo = client.repository(&dst, Access::Pull).unwrap();
+    assert_eq!(repo.get_manifest("latest").await.unwrap().digest, a.digest());
+}
