@@ -550,7 +550,14 @@ fn oci_layout_and_docker_archive_sinks_are_readable_by_skopeo_and_umoci() {
         .ok();
     let index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    // Two tagged entries (the SBOM and provenance attachments are listed untagged, once).
+    let manifests = index["manifests"].as_array().unwrap();
+    let tagged = manifests
+        .iter()
+        .filter(|m| m["annotations"]["org.opencontainers.image.ref.name"].is_string())
+        .count();
+    assert_eq!(tagged, 2, "{index}");
+    assert_eq!(manifests.len(), 4, "{index}");
 }
 
 #[test]
@@ -706,6 +713,15 @@ fn stored_wheels_rebuild_with_the_index_unreachable_and_offline_says_what_is_mis
     assert_eq!(plan["targets"][0]["python_version"], "3.11");
     assert_eq!(plan["targets"][0]["interpreter"], "/usr/bin/python3.11");
     assert_eq!(plan["targets"][0]["libc"]["version"], "2.36");
+    // The base digest the build would use, in the target and in the decisions (#18 item 2).
+    let base_digest = plan["targets"][0]["base_digest"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(base_digest.starts_with("sha256:"), "{plan}");
+    assert_eq!(
+        plan["targets"][0]["decisions"]["base_digest"], base_digest,
+        "{plan}"
+    );
     assert!(
         plan["targets"][0]["packages"]
             .as_array()
@@ -980,7 +996,12 @@ fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
     let env = Env::new();
     let (_t, dir) = example("fastapi-app");
     let to = env.to("demo/present:latest");
-    let first = env.build(&dir, &["--to", &to]).ok().json();
+    // The HEAD counts below are of the image's own blobs (a new image has a new SBOM and
+    // provenance: tests/supply_chain_e2e.rs).
+    let first = env
+        .build(&dir, &["--to", &to, "--sbom", "none", "--no-provenance"])
+        .ok()
+        .json();
     let known: Vec<String> = layers(&first)
         .iter()
         .filter(|l| l["kind"] != "app")
@@ -1003,7 +1024,10 @@ fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
     // One app file changed: only the new app layer and config are looked up.
     edit(1);
     let before = env.registry.access_log().len();
-    let second = env.build(&dir, &["--to", &to]).ok().json();
+    let second = env
+        .build(&dir, &["--to", &to, "--sbom", "none", "--no-provenance"])
+        .ok()
+        .json();
     let heads = heads_since(before);
     assert!(
         heads.iter().all(|d| !known.contains(d)),
@@ -1038,7 +1062,10 @@ fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
 
     edit(2);
     let before = env.registry.access_log().len();
-    let third = env.build(&dir, &["--to", &to]).ok().json();
+    let third = env
+        .build(&dir, &["--to", &to, "--sbom", "none", "--no-provenance"])
+        .ok()
+        .json();
     let log = env.registry.access_log();
     let refused = log[before..]
         .iter()

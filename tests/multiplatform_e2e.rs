@@ -268,6 +268,11 @@ fn fastapi_builds_one_index_with_native_wheels_per_platform_and_one_shared_app_l
                 "linux/amd64,linux/arm64",
                 "--to",
                 &to,
+                // The blob count below is of the images' own blobs (attachments:
+                // tests/supply_chain_e2e.rs).
+                "--sbom",
+                "none",
+                "--no-provenance",
             ],
         )
         .ok()

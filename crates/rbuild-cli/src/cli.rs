@@ -56,6 +56,12 @@ pub enum Command {
     Login(cmd::login::LoginArgs),
     /// Remove the stored credentials for a registry.
     Logout(cmd::login::LogoutArgs),
+    /// Print the SBOM attached to an image (SPDX or CycloneDX JSON).
+    Sbom(cmd::attest::SbomArgs),
+    /// Print the in-toto statements (SLSA provenance) attached to an image, or list attachments.
+    Attestations(cmd::attest::AttestationsArgs),
+    /// Verify an image's cosign signature with a public key.
+    Verify(cmd::attest::VerifyArgs),
 }
 
 /// Flags shared by every subcommand.

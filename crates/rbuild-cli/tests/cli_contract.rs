@@ -83,9 +83,9 @@ fn json_has_schema_warnings_and_pushed_references() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let dir = project(tmp.path(), "hello");
-    // A .git directory in the context is warned about.
-    std::fs::create_dir_all(dir.join(".git")).unwrap();
-    std::fs::write(dir.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    // A `.env` the project's own ignore file lets through is warned about.
+    std::fs::write(dir.join(".dockerignore"), "*.log\n").unwrap();
+    std::fs::write(dir.join(".env"), "SECRET_KEY=abc\n").unwrap();
     let to = format!("{}/team/hello:v1", registry.host());
     let out = run_in(&dir, &["--json", "--to", &to], &cache, &[]);
     let doc: Value = serde_json::from_str(&ok(&out)).unwrap();
@@ -94,8 +94,8 @@ fn json_has_schema_warnings_and_pushed_references() {
     assert!(
         warnings
             .iter()
-            .any(|w| w.as_str().unwrap_or("").contains(".git")),
-        "the .git warning is in the JSON: {doc}"
+            .any(|w| w.as_str().unwrap_or("").contains(".env")),
+        "the .env warning is in the JSON: {doc}"
     );
     let pushed = doc["pushed"][0].as_str().unwrap();
     assert_eq!(
@@ -336,10 +336,17 @@ fn a_uv_init_project_copies_no_git_venv_or_env_and_shows_its_decisions() {
         .iter()
         .map(|w| w.as_str().unwrap())
         .collect();
-    let note = warnings
-        .iter()
-        .find(|w| w.contains("left out"))
-        .unwrap_or_else(|| panic!("{warnings:?}"));
+    // What the default list left out is stated in one `note:` line, not a warning.
+    assert!(
+        !warnings.iter().any(|w| w.contains("left out")),
+        "{warnings:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let note = stderr
+        .lines()
+        .find(|l| l.contains("left out"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(note.starts_with("note:"), "{note}");
     assert!(
         note.contains(".env, .git, .gitignore")
             || note.contains(".env, .git, .venv, __pycache__, debug.log"),

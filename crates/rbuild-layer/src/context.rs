@@ -81,6 +81,14 @@ pub enum WalkWarning {
     },
 }
 
+impl WalkWarning {
+    /// True for what is a plain statement of what was done (the default ignore list's summary),
+    /// not a warning about something the user may not want.
+    pub fn is_note(&self) -> bool {
+        matches!(self, WalkWarning::DefaultIgnores { .. })
+    }
+}
+
 impl fmt::Display for WalkWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

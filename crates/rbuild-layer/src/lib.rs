@@ -1,7 +1,7 @@
 //! Deterministic layers: reproducible tar streams, pinned compression, Docker-exact
 //! `.dockerignore` matching and the build-context walk.
 //!
-//! - [`LayerWriter`] writes a layer in one pass: a deterministic tar stream (owner 0:0, empty
+//! - [`LayerWriter`] writes a layer in one pass: a deterministic tar stream (owner 0:0 unless an `append_*_owned` call names another, empty
 //!   user/group names, one mtime from [`LayerOptions`], PAX for long names), compressed with a
 //!   pinned backend ([`Compression`]; choice and measurements in [`compress`]), hashed as it goes into a [`LayerInfo`] (diff_id, digest,
 //!   sizes). Memory does not grow with file or layer size.

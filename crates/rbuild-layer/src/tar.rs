@@ -99,6 +99,7 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.push(b'\n');
 }
 
+#[allow(clippy::too_many_arguments)]
 fn raw_header(
     name: &[u8],
     prefix: &[u8],
@@ -107,12 +108,14 @@ fn raw_header(
     mtime: u64,
     kind: EntryType,
     link: &[u8],
+    owner: (u32, u32),
 ) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     string(&mut h[0..100], name);
     octal(&mut h[100..108], u64::from(mode & 0o7777));
-    octal(&mut h[108..116], 0); // uid
-    octal(&mut h[116..124], 0); // gid
+    // Ids above the 7 octal digits a ustar field holds are carried by PAX `uid`/`gid` records.
+    octal(&mut h[108..116], u64::from(owner.0).min(MAX_OCTAL_7)); // uid
+    octal(&mut h[116..124], u64::from(owner.1).min(MAX_OCTAL_7)); // gid
     octal(&mut h[124..136], size);
     octal(&mut h[136..148], mtime);
     h[156] = kind.flag();
@@ -132,9 +135,13 @@ fn raw_header(
     h
 }
 
+/// The largest value of a 7-digit octal ustar field (`uid`, `gid`).
+const MAX_OCTAL_7: u64 = 0o7777777;
+
 /// The header blocks (PAX header + its data, if needed, then the ustar header) for one entry.
-/// `name` is the full entry name (directories end with `/`). The caller writes the entry's data
-/// and padding after these bytes.
+/// `name` is the full entry name (directories end with `/`); `owner` is the numeric uid and gid
+/// (user and group names stay empty). The caller writes the entry's data and padding after these
+/// bytes.
 pub(crate) fn entry_headers(
     name: &str,
     kind: EntryType,
@@ -142,8 +149,15 @@ pub(crate) fn entry_headers(
     size: u64,
     mtime: u64,
     link: Option<&str>,
+    owner: (u32, u32),
 ) -> Vec<u8> {
     let mut records = Vec::new();
+    if u64::from(owner.0) > MAX_OCTAL_7 {
+        pax_record(&mut records, "uid", owner.0.to_string().as_bytes());
+    }
+    if u64::from(owner.1) > MAX_OCTAL_7 {
+        pax_record(&mut records, "gid", owner.1.to_string().as_bytes());
+    }
     let link = link.unwrap_or("");
     let link_field: Vec<u8> = if link.len() <= 100 && link.is_ascii() {
         link.as_bytes().to_vec()
@@ -182,6 +196,7 @@ pub(crate) fn entry_headers(
             mtime,
             EntryType::PaxHeader,
             b"",
+            (0, 0),
         );
         out.extend_from_slice(&h);
         out.extend_from_slice(&records);
@@ -195,6 +210,7 @@ pub(crate) fn entry_headers(
         mtime,
         kind,
         &link_field,
+        owner,
     ));
     out
 }
@@ -239,7 +255,7 @@ mod tests {
     #[test]
     fn sizes_beyond_ustar_use_a_pax_size_record() {
         let size = 9 * 1024 * 1024 * 1024u64;
-        let h = entry_headers("big", EntryType::Regular, 0o644, size, 0, None);
+        let h = entry_headers("big", EntryType::Regular, 0o644, size, 0, None, (0, 0));
         assert_eq!(
             h.len(),
             3 * BLOCK,
@@ -259,7 +275,15 @@ mod tests {
 
     #[test]
     fn checksum_and_fields_are_standard() {
-        let h = entry_headers("a.txt", EntryType::Regular, 0o644, 5, 315532800, None);
+        let h = entry_headers(
+            "a.txt",
+            EntryType::Regular,
+            0o644,
+            5,
+            315532800,
+            None,
+            (0, 0),
+        );
         assert_eq!(h.len(), BLOCK);
         assert_eq!(&h[100..108], b"0000644\0");
         assert_eq!(&h[124..136], b"00000000005\0");

@@ -195,6 +195,8 @@ pub struct LayerWriter<W: Write> {
     auto_parents: bool,
     dirs: HashSet<String>,
     buf: Vec<u8>,
+    /// The uid and gid of the entry being written (`(0, 0)` except inside the `*_owned` calls).
+    owner: (u32, u32),
 }
 
 impl<W: Write> LayerWriter<W> {
@@ -215,6 +217,7 @@ impl<W: Write> LayerWriter<W> {
             opts: *opts,
             auto_parents: true,
             dirs: HashSet::new(),
+            owner: (0, 0),
             buf: Vec::new(),
         })
     }
@@ -264,7 +267,7 @@ impl<W: Write> LayerWriter<W> {
         size: u64,
         link: Option<&str>,
     ) -> Result<()> {
-        let h = tar::entry_headers(name, kind, mode, size, self.opts.mtime, link);
+        let h = tar::entry_headers(name, kind, mode, size, self.opts.mtime, link, self.owner);
         self.sink.put(&h)
     }
 
@@ -278,6 +281,38 @@ impl<W: Write> LayerWriter<W> {
         self.header(&format!("{p}/"), EntryType::Directory, mode, 0, None)?;
         self.dirs.insert(p.to_string());
         Ok(())
+    }
+
+    /// Appends a directory owned by `uid:gid` (numeric; names stay empty). Used for directories
+    /// that exist in a base image with another owner, so that a layer repeating them keeps the
+    /// base's owner, group and mode. Parents it implies are written as by [`LayerWriter::append_dir`]
+    /// (owned by root).
+    pub fn append_dir_owned(&mut self, path: &str, mode: u32, uid: u32, gid: u32) -> Result<()> {
+        let p = check_path(path, true)?;
+        self.parents(p)?;
+        self.owner = (uid, gid);
+        let r = self.append_dir(path, mode);
+        self.owner = (0, 0);
+        r
+    }
+
+    /// Appends a regular file owned by `uid:gid` (see [`LayerWriter::append_file`] for `size`
+    /// and `data`).
+    pub fn append_file_owned(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        data: &mut dyn Read,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        let p = check_path(path, false)?;
+        self.parents(p)?;
+        self.owner = (uid, gid);
+        let r = self.append_file(path, mode, size, data);
+        self.owner = (0, 0);
+        r
     }
 
     /// Appends a regular file of `size` bytes read from `data`. An error if `data` yields fewer
@@ -429,6 +464,58 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn owned_entries_carry_their_uid_and_gid_and_others_stay_root() {
+        let opts = LayerOptions {
+            compression: Compression::None,
+            ..LayerOptions::default()
+        };
+        let mut w = LayerWriter::new(Vec::new(), &opts).unwrap();
+        w.append_dir_owned("opt/app-root", 0o2775, 1001, 0).unwrap();
+        w.append_file_owned("opt/app-root/f", 0o664, 1, &mut &b"x"[..], 1001, 0)
+            .unwrap();
+        w.append_dir_owned("opt/big", 0o755, 3_000_000, 3_000_001)
+            .unwrap();
+        w.append_bytes("opt/root-file", 0o644, b"y").unwrap();
+        let (blob, _) = w.finish().unwrap();
+        let mut ar = ::tar::Archive::new(&blob[..]);
+        let owners: Vec<(String, u64, u64)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let (uid, gid) = pax_ids(&mut e);
+                (e.path().unwrap().to_string_lossy().into_owned(), uid, gid)
+            })
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                ("opt/".to_string(), 0, 0),
+                ("opt/app-root/".to_string(), 1001, 0),
+                ("opt/app-root/f".to_string(), 1001, 0),
+                ("opt/big/".to_string(), 3_000_000, 3_000_001),
+                ("opt/root-file".to_string(), 0, 0),
+            ]
+        );
+    }
+
+    /// uid and gid, PAX records first (as a runtime reads them).
+    fn pax_ids<R: std::io::Read>(e: &mut ::tar::Entry<'_, R>) -> (u64, u64) {
+        let h = e.header();
+        let (mut uid, mut gid) = (h.uid().unwrap(), h.gid().unwrap());
+        if let Some(x) = e.pax_extensions().unwrap() {
+            for r in x.flatten() {
+                match r.key().unwrap() {
+                    "uid" => uid = r.value().unwrap().parse().unwrap(),
+                    "gid" => gid = r.value().unwrap().parse().unwrap(),
+                    _ => {}
+                }
+            }
+        }
+        (uid, gid)
     }
 
     #[test]

@@ -261,6 +261,9 @@ pub struct Artifact {
     pub top: Top,
     /// Manifests attached to an image of `top` (SBOMs, signatures), pushed after it by digest.
     pub attachments: Vec<Image>,
+    /// Tags of attachments that are found by tag rather than by `subject` (a cosign signature:
+    /// `sha256-<hex>.sig`), by attachment manifest digest.
+    pub attachment_tags: BTreeMap<Digest, String>,
 }
 
 impl Artifact {
@@ -269,7 +272,13 @@ impl Artifact {
         Artifact {
             top,
             attachments: Vec::new(),
+            attachment_tags: BTreeMap::new(),
         }
+    }
+
+    /// The tag an attachment is pushed under besides its digest, if any.
+    pub fn attachment_tag(&self, attachment: &Digest) -> Option<&str> {
+        self.attachment_tags.get(attachment).map(String::as_str)
     }
 
     /// The digest a reference to it resolves to.

@@ -248,7 +248,11 @@ impl Sink for OciLayoutSink {
             layout.add_to_index_locked(&lock, artifact.top.descriptor(), self.tag.as_deref())?;
             for a in &artifact.attachments {
                 layout.put_bytes(&a.manifest().bytes)?;
-                layout.add_to_index_locked(&lock, a.descriptor(), None)?;
+                layout.add_to_index_locked(
+                    &lock,
+                    a.descriptor(),
+                    artifact.attachment_tag(&a.digest()),
+                )?;
             }
             drop(lock);
             Ok(SinkReport {

@@ -56,6 +56,8 @@ pub struct Entry<'a> {
     pub size: u64,
     /// The target of a symbolic or hard link, lossily decoded, as written.
     pub link: Option<&'a str>,
+    /// The numeric owner (`uid`, `gid`) the header gives; `(0, 0)` when it cannot be read.
+    pub owner: (u32, u32),
 }
 
 impl Entry<'_> {
@@ -359,12 +361,15 @@ fn apply_layer(reader: impl Read, views: &mut [&mut dyn Apply]) -> io::Result<()
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
             _ => None,
         };
+        let id = |v: io::Result<u64>| v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+        let owner = (id(header.uid()), id(header.gid()));
         let e = Entry {
             path: &path,
             kind,
             mode,
             size: entry.size(),
             link: link.as_deref(),
+            owner,
         };
         for (w, v) in wants.iter_mut().zip(views.iter_mut()) {
             *w = v.wants_content(&e);
@@ -400,6 +405,10 @@ pub struct BaseFacts {
     /// Modes of directories (relative paths without leading `/`; `""` is the root when a layer lists
     /// it).
     pub dir_modes: BTreeMap<String, u32>,
+    /// Owners (`uid`, `gid`) of the directories not owned by `0:0` (e.g. a venv owned by
+    /// `1001:0`); a directory missing here that is in [`BaseFacts::dir_modes`] is owned by root.
+    #[serde(default)]
+    pub dir_owners: BTreeMap<String, (u32, u32)>,
     /// RECORD files of installed distributions: dist-info path (relative) → RECORD text.
     pub records: BTreeMap<String, String>,
 }
@@ -407,8 +416,10 @@ pub struct BaseFacts {
 /// What [`BaseFactsVisitor`] keeps of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FactNode {
-    /// A directory and its permission bits.
+    /// A directory owned by `0:0` and its permission bits.
     Dir(u32),
+    /// A directory with another owner: permission bits and (`uid`, `gid`).
+    OwnedDir(u32, (u32, u32)),
     /// A small text file (`etc/passwd`, `etc/group`, a `*.dist-info/RECORD`). Not valid UTF-8: empty.
     Text(String),
 }
@@ -432,7 +443,8 @@ impl Visitor for BaseFactsVisitor {
 
     fn interest(&mut self, entry: &Entry<'_>) -> Interest<FactNode> {
         match entry.kind {
-            EntryKind::Dir => Interest::Keep(FactNode::Dir(entry.mode)),
+            EntryKind::Dir if entry.owner == (0, 0) => Interest::Keep(FactNode::Dir(entry.mode)),
+            EntryKind::Dir => Interest::Keep(FactNode::OwnedDir(entry.mode, entry.owner)),
             EntryKind::File if wanted_text(entry.path) && entry.size <= SMALL_TEXT => {
                 Interest::Read
             }
@@ -455,6 +467,10 @@ impl BaseFacts {
         for (path, node) in view.into_parts().1 {
             match node {
                 FactNode::Dir(mode) => {
+                    facts.dir_modes.insert(path, mode);
+                }
+                FactNode::OwnedDir(mode, owner) => {
+                    facts.dir_owners.insert(path.clone(), owner);
                     facts.dir_modes.insert(path, mode);
                 }
                 FactNode::Text(text) => match path.as_str() {
@@ -708,5 +724,31 @@ mod tests {
         assert_eq!(clean_path("./usr//bin/").as_deref(), Some("usr/bin"));
         assert_eq!(clean_path("./").as_deref(), Some(""));
         assert_eq!(clean_path("a/../b"), None);
+    }
+
+    #[test]
+    fn base_facts_keep_owners_of_directories_not_owned_by_root() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, uid, gid) in [("opt/app-root", 1001, 0), ("opt", 0, 0), ("srv", 0, 50)] {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o2775);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_size(0);
+            b.append_data(&mut h, p, &[][..]).unwrap();
+        }
+        let l = b.into_inner().unwrap();
+        let mut view = Merged::new(BaseFactsVisitor);
+        read_layers(ok(&[l]), &mut [&mut view]).unwrap();
+        let f = BaseFacts::from_merged(view);
+        assert_eq!(
+            f.dir_owners.into_iter().collect::<Vec<_>>(),
+            [
+                ("opt/app-root".to_string(), (1001, 0)),
+                ("srv".to_string(), (0, 50))
+            ]
+        );
+        assert_eq!(f.dir_modes.len(), 3);
     }
 }

@@ -210,6 +210,7 @@ fn old_base_facts<R: Read>(
     };
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     let mut dirs: BTreeMap<String, u32> = BTreeMap::new();
+    let mut owners: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     for layer in layers {
         let mut archive = tar::Archive::new(layer?);
         let mut added: BTreeSet<String> = BTreeSet::new();
@@ -235,12 +236,22 @@ fn old_base_facts<R: Read>(
                 let none = BTreeSet::new();
                 remove_below(&mut files, &victim, &none, true);
                 remove_below(&mut dirs, &victim, &none, true);
+                remove_below(&mut owners, &victim, &none, true);
                 continue;
             }
             let kind = entry.header().entry_type();
             if kind.is_dir() {
                 let mode = entry.header().mode().unwrap_or(0o755) & 0o7777;
                 dirs.insert(path.clone(), mode);
+                let owner = (
+                    entry.header().uid().unwrap_or(0) as u32,
+                    entry.header().gid().unwrap_or(0) as u32,
+                );
+                if owner == (0, 0) {
+                    owners.remove(&path);
+                } else {
+                    owners.insert(path.clone(), owner);
+                }
                 added.insert(path);
             } else if kind.is_file() && wanted_file(&path) && entry.size() <= 4 * 1024 * 1024 {
                 let mut text = String::new();
@@ -254,6 +265,7 @@ fn old_base_facts<R: Read>(
         for dir in opaque {
             remove_below(&mut files, &dir, &added, false);
             remove_below(&mut dirs, &dir, &added, false);
+            remove_below(&mut owners, &dir, &added, false);
         }
     }
     let passwd = files.remove("etc/passwd");
@@ -266,6 +278,7 @@ fn old_base_facts<R: Read>(
         passwd,
         group,
         dir_modes: dirs,
+        dir_owners: owners,
         records,
     })
 }

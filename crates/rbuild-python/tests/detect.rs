@@ -707,3 +707,57 @@ proptest::proptest! {
         let _ = detect(vec![debian_base(), l], HUB_ENV, &TargetOverrides::default());
     }
 }
+
+/// Debian's python with `/usr/lib/python3/dist-packages` and the dpkg database removed (as
+/// trimmed or chiselled images are): its `sysconfig.py` still defines `posix_local`, the scheme the
+/// interpreter uses, so packages go to `/usr/local/lib/python3.11/dist-packages`, on its sys.path.
+#[test]
+fn trimmed_debian_python_is_still_debian() {
+    let debian_sysconfig = "_INSTALL_SCHEMES = {\n    'posix_prefix': {},\n    'posix_local': {\n        'purelib': '{base}/local/lib/python{py_version_short}/dist-packages',\n    },\n}\n";
+    let env = &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
+    let trimmed = |sysconfig: &str, dist_packages: bool| {
+        let mut e = vec![
+            File("usr/bin/python3.11", elf("/lib64/ld-linux-x86-64.so.2")),
+            Link("usr/bin/python3", "python3.11"),
+            text("usr/lib/python3.11/os.py", "#\n"),
+            text("usr/lib/python3.11/sysconfig.py", sysconfig),
+        ];
+        if dist_packages {
+            e.push(Dir("usr/lib/python3/dist-packages/"));
+        }
+        layer(&e)
+    };
+    let t = detect(
+        vec![debian_base(), trimmed(debian_sysconfig, false)],
+        env,
+        &TargetOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(t.scheme.purelib, "/usr/local/lib/python3.11/dist-packages");
+    assert_eq!(t.scheme.scripts, "/usr/local/bin");
+
+    // An upstream sysconfig.py in /usr (no Debian scheme, no Debian directory): site-packages.
+    let upstream = "_INSTALL_SCHEMES = {\n    'posix_prefix': {},\n}\n";
+    let t = detect(
+        vec![debian_base(), trimmed(upstream, false)],
+        env,
+        &TargetOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(t.scheme.purelib, "/usr/lib/python3.11/site-packages");
+
+    // Conflicting evidence: an upstream sysconfig.py next to Debian's dist-packages fails, with it.
+    let err = detect(
+        vec![debian_base(), trimmed(upstream, true)],
+        env,
+        &TargetOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("/usr/lib/python3.11/sysconfig.py has no Debian posix_local scheme")
+            && err.contains("/usr/lib/python3/dist-packages")
+            && err.contains("--site-packages"),
+        "{err}"
+    );
+}

@@ -485,8 +485,12 @@ async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference)
         _ => repo.push_manifest(top, None).await?,
     };
     for a in &artifact.attachments {
-        repo.push_manifest(a.manifest(), None).await?;
+        repo.push_manifest(a.manifest(), artifact.attachment_tag(&a.digest()))
+            .await?;
     }
+    // Registries without the referrers API (distribution 2.8) find attachments by subject
+    // through the referrers tag schema.
+    repo.add_referrers(&artifact.attachments).await?;
     Ok(())
 }
 

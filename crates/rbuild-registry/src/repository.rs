@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 use crate::progress::ProgressEvent;
 use crate::reference::Reference;
 
+mod referrers;
+
 /// The largest manifest rbuild reads (distribution's own limit is 4 MiB).
 pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 

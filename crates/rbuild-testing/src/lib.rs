@@ -34,6 +34,13 @@
 //! `$RBUILD_FIXTURE_CACHE` (default `~/.cache/rbuild-fixtures`). See [`BaseFixture`] for its
 //! contents and `RBUILD_TEST_ARM64=1` for the two-platform variant.
 //!
+//! # The kinds of base images
+//!
+//! [`KindFixture::ensure`] builds (once, then cached) one of the [`Kind`]s of Python base image
+//! users bring: an S2I/UBI-like venv base owned by `1001:0`, a shell-less base, a trimmed Debian
+//! python, Docker Hub's `/usr/local` layout and Debian trixie, with
+//! `tests/fixtures/kinds/build-kind.sh`.
+//!
 //! # The fault proxy
 //!
 //! [`FaultProxy`] sits between a client and a plain-HTTP registry and injects faults into the
@@ -50,6 +57,7 @@
 mod error;
 mod fixture;
 mod http;
+mod kinds;
 mod process;
 mod proxy;
 mod registry;
@@ -58,6 +66,7 @@ mod token;
 
 pub use error::{Error, Result};
 pub use fixture::{BUILD_SCRIPT, BaseFixture, FIXTURE_TAG, Platform};
+pub use kinds::{KIND_SCRIPT, Kind, KindFixture};
 pub use proxy::{Fault, FaultProxy, Listener, SeenRequest, Times};
 pub use registry::{AccessLogEntry, Mode, Registry, parse_access_log};
 pub use tls::tls_client_config;

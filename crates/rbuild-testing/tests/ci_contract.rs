@@ -80,7 +80,13 @@ fn setup_and_ci_share_one_install_step() {
         .unwrap();
     let list = String::from_utf8(out.stdout).unwrap();
     // What the tests need beyond the main job: the packaging oracle (tags_oracle) among them.
-    for p in ["python3-packaging", "docker-registry", "umoci", "runc", "git"] {
+    for p in [
+        "python3-packaging",
+        "docker-registry",
+        "umoci",
+        "runc",
+        "git",
+    ] {
         assert!(list.lines().any(|l| l == p), "{p} is installed: {list}");
     }
 }

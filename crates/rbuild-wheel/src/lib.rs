@@ -133,7 +133,7 @@ use std::path::PathBuf;
 
 pub use core_metadata::{CoreMetadata, read_wheel_metadata};
 // Names, versions and wheel file names are rbuild-python's; re-exported under their old paths.
-pub use plan::{Plan, plan};
+pub use plan::{Plan, inherited, plan};
 pub use rbuild_python::normalize_name;
 pub use rbuild_python::version::versions_equal;
 pub use rbuild_python::wheel_name::WheelFilename;
@@ -158,6 +158,25 @@ pub trait EntrySink {
     fn symlink(&mut self, path: &str, target: &str) -> io::Result<()>;
     /// An OCI whiteout hiding `path` of lower layers; the sink writes `parent/.wh.name`.
     fn whiteout(&mut self, path: &str) -> io::Result<()>;
+    /// A directory owned by `owner` (`uid`, `gid`): a base directory repeated with its own owner,
+    /// or a new one below a base directory owned by the image's user (see [`BaseInfo::dir_owners`]).
+    /// The default ignores the owner (for sinks that write to a plain directory tree).
+    fn dir_owned(&mut self, path: &str, mode: u32, owner: (u32, u32)) -> io::Result<()> {
+        let _ = owner;
+        self.dir(path, mode)
+    }
+    /// A regular file owned by `owner` (see [`EntrySink::dir_owned`] and [`EntrySink::file`]).
+    fn file_owned(
+        &mut self,
+        path: &str,
+        mode: u32,
+        owner: (u32, u32),
+        size: u64,
+        content: &mut dyn Read,
+    ) -> io::Result<()> {
+        let _ = owner;
+        self.file(path, mode, size, content)
+    }
 }
 
 /// A layer being written is a sink: the installer's entries go straight into the layer tar.
@@ -174,6 +193,21 @@ impl<W: io::Write> EntrySink for rbuild_layer::LayerWriter<W> {
     }
     fn whiteout(&mut self, path: &str) -> io::Result<()> {
         self.append_whiteout(path).map_err(io::Error::other)
+    }
+    fn dir_owned(&mut self, path: &str, mode: u32, owner: (u32, u32)) -> io::Result<()> {
+        self.append_dir_owned(path, mode, owner.0, owner.1)
+            .map_err(io::Error::other)
+    }
+    fn file_owned(
+        &mut self,
+        path: &str,
+        mode: u32,
+        owner: (u32, u32),
+        size: u64,
+        content: &mut dyn Read,
+    ) -> io::Result<()> {
+        self.append_file_owned(path, mode, size, content, owner.0, owner.1)
+            .map_err(io::Error::other)
     }
 }
 
@@ -217,6 +251,10 @@ pub struct BaseInfo {
     /// Every directory of the base (image paths) with its permission bits, e.g.
     /// `"usr/local/lib/python3.11/dist-packages" -> 0o2775`.
     pub dir_modes: BTreeMap<String, u32>,
+    /// Owners (`uid`, `gid`) of the base directories not owned by `0:0`. A layer repeating such a
+    /// directory keeps its owner; new entries below it get its owner and group (and group write
+    /// when it has it), so a venv owned by the image's user stays that user's.
+    pub dir_owners: BTreeMap<String, (u32, u32)>,
     /// Python distributions installed in the base.
     pub installed: Vec<BaseDist>,
 }

@@ -19,10 +19,14 @@ pub(crate) enum Entry {
     Dir {
         path: String,
         mode: u32,
+        /// (`uid`, `gid`).
+        owner: (u32, u32),
     },
     File {
         path: String,
         mode: u32,
+        /// (`uid`, `gid`).
+        owner: (u32, u32),
         size: u64,
         sha256: [u8; 32],
         wheel: usize,
@@ -435,12 +439,17 @@ pub fn plan(
     // Entries sorted by the bytes of the tar path.
     let mut keyed: BTreeMap<String, Entry> = BTreeMap::new();
     for d in &dirs {
-        let mode = base.dir_modes.get(d).copied().unwrap_or(0o755);
+        let (mode, owner) = match base.dir_modes.get(d) {
+            // A directory of the base keeps its mode, owner and group.
+            Some(mode) => (*mode, base.dir_owners.get(d).copied().unwrap_or((0, 0))),
+            None => inherited(base, d, 0o755),
+        };
         keyed.insert(
             d.clone(),
             Entry::Dir {
                 path: d.clone(),
                 mode,
+                owner,
             },
         );
     }
@@ -449,11 +458,13 @@ pub fn plan(
         let f = &scanned[slot.wheel].files[slot.file];
         per_wheel[slot.wheel].0 += 1;
         per_wheel[slot.wheel].1 += f.size;
+        let (mode, owner) = inherited(base, path, f.mode);
         keyed.insert(
             path.clone(),
             Entry::File {
                 path: path.clone(),
-                mode: f.mode,
+                mode,
+                owner,
                 size: f.size,
                 sha256: f.sha256,
                 wheel: slot.wheel,
@@ -492,4 +503,62 @@ pub fn plan(
         shebang_line: resolved.shebang_line,
         report,
     })
+}
+
+/// Mode and owner of a new entry at `path` (not in the base): below a base directory owned by
+/// someone other than root (a venv owned by `1001:0`, as s2i images have), the entry belongs to
+/// that owner and group, and gets group write when that directory has it, so the image's user can
+/// change what was installed where the base meant it to; else `mode` and `0:0`.
+pub fn inherited(base: &BaseInfo, path: &str, mode: u32) -> (u32, (u32, u32)) {
+    let nearest = paths::ancestors(path)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|a| base.dir_modes.contains_key(*a));
+    match nearest.and_then(|a| Some((base.dir_owners.get(a)?, base.dir_modes[a]))) {
+        Some((owner, dir_mode)) if *owner != (0, 0) => (mode | (dir_mode & 0o020), *owner),
+        _ => (mode, (0, 0)),
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    #[test]
+    fn new_entries_below_a_directory_of_another_owner_inherit_it() {
+        let base = BaseInfo {
+            dir_modes: [
+                ("opt".to_string(), 0o755),
+                ("opt/venv".to_string(), 0o2775),
+                ("opt/venv/lib".to_string(), 0o775),
+                ("usr".to_string(), 0o755),
+                ("srv".to_string(), 0o755),
+            ]
+            .into_iter()
+            .collect(),
+            dir_owners: [
+                ("opt/venv".to_string(), (1001, 0)),
+                ("opt/venv/lib".to_string(), (1001, 0)),
+                ("srv".to_string(), (1001, 0)),
+            ]
+            .into_iter()
+            .collect(),
+            installed: vec![],
+        };
+        // Below a group-writable directory of 1001:0: its owner, and group write.
+        assert_eq!(
+            inherited(&base, "opt/venv/lib/pkg", 0o755),
+            (0o775, (1001, 0))
+        );
+        assert_eq!(
+            inherited(&base, "opt/venv/lib/pkg/a/b.py", 0o644),
+            (0o664, (1001, 0))
+        );
+        // Without group write there: owner only.
+        assert_eq!(inherited(&base, "srv/x.py", 0o644), (0o644, (1001, 0)));
+        // Below root's directories: unchanged.
+        assert_eq!(inherited(&base, "usr/local/x.py", 0o644), (0o644, (0, 0)));
+        assert_eq!(inherited(&base, "new/x.py", 0o644), (0o644, (0, 0)));
+    }
 }

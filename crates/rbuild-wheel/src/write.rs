@@ -119,8 +119,8 @@ pub(crate) fn write(plan: Plan, sink: &mut dyn EntrySink) -> Result<InstallRepor
     } = plan;
     for entry in entries {
         match entry {
-            Entry::Dir { path, mode } => sink
-                .dir(&path, mode)
+            Entry::Dir { path, mode, owner } => sink
+                .dir_owned(&path, mode, owner)
                 .map_err(|source| Error::Sink { path, source })?,
             Entry::Whiteout { path } => sink
                 .whiteout(&path)
@@ -128,13 +128,14 @@ pub(crate) fn write(plan: Plan, sink: &mut dyn EntrySink) -> Result<InstallRepor
             Entry::File {
                 path,
                 mode,
+                owner,
                 size,
                 sha256,
                 wheel,
                 source,
             } => match source {
                 Source::Generated(bytes) => {
-                    sink.file(&path, mode, size, &mut &bytes[..])
+                    sink.file_owned(&path, mode, owner, size, &mut &bytes[..])
                         .map_err(|source| Error::Sink { path, source })?;
                 }
                 Source::Member { index, name, skip } => {
@@ -163,7 +164,7 @@ pub(crate) fn write(plan: Plan, sink: &mut dyn EntrySink) -> Result<InstallRepor
                         changed: false,
                         inner_failed: false,
                     };
-                    let result = sink.file(&path, mode, size, &mut reader);
+                    let result = sink.file_owned(&path, mode, owner, size, &mut reader);
                     if reader.changed {
                         return Err(Error::ChangedDuringInstall {
                             wheel: wheel_name,

@@ -555,6 +555,7 @@ fn replacing_real_pip_in_the_base() {
     .unwrap();
     let info = BaseInfo {
         dir_modes,
+        dir_owners: Default::default(),
         installed: vec![rbuild_wheel::BaseDist {
             name: "pip".into(),
             version: "23.0.1".into(),

@@ -177,6 +177,7 @@ fn replacing_pip_leaves_exactly_the_new_version() {
     fs::set_permissions(base.path().join(SITE), fs::Permissions::from_mode(0o2775)).unwrap();
     let info = BaseInfo {
         dir_modes: dir_modes(base.path()),
+        dir_owners: Default::default(),
         installed: vec![
             base_dist(base.path(), "pip", "23.0.1", true),
             base_dist(base.path(), "otherdist", "1.0", true),
@@ -304,6 +305,7 @@ fn same_version_reinstall_keeps_the_dist_info_directory() {
     record.push("pip-24.0.dist-info/REQUESTED".into());
     let info = BaseInfo {
         dir_modes: dir_modes(base.path()),
+        dir_owners: Default::default(),
         installed: vec![BaseDist {
             name: "pip".into(),
             version: "24.0".into(),
@@ -358,6 +360,7 @@ fn base_dist_without_record_is_installed_over_with_a_warning() {
     .unwrap();
     let info = BaseInfo {
         dir_modes: dir_modes(base.path()),
+        dir_owners: Default::default(),
         installed: vec![BaseDist {
             name: "pip".into(),
             version: "22.3.1".into(),
@@ -409,6 +412,7 @@ fn base_record_paths_outside_the_root_are_ignored() {
     let new = new_pip(wheels.path());
     let info = BaseInfo {
         dir_modes: [("usr".to_string(), 0o755)].into_iter().collect(),
+        dir_owners: Default::default(),
         installed: vec![BaseDist {
             name: "PIP".into(),
             version: "1".into(),

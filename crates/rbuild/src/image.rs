@@ -83,6 +83,9 @@ pub struct BuiltImage {
     /// Blobs that a manifest read during the build from that repository names (the previous
     /// image's layers and config): a push to that repository need not ask whether it has them.
     pub present: Vec<(Reference, Digest)>,
+    /// Manifests attached to the image: SBOMs, provenance, a signature
+    /// ([`crate::Builder::attach`]).
+    pub attachments: Vec<crate::supply::Attachment>,
 }
 
 impl BuiltImage {
@@ -140,6 +143,15 @@ impl BuiltImage {
             Some(index) => Top::index(index.clone(), images)?,
             None => Top::Image(images.into_iter().next().expect("a build has an image")),
         };
-        Ok(Artifact::new(top))
+        let mut artifact = Artifact::new(top);
+        for a in &self.attachments {
+            if let Some(tag) = &a.tag {
+                artifact
+                    .attachment_tags
+                    .insert(a.image.digest(), tag.clone());
+            }
+            artifact.attachments.push(a.image.clone());
+        }
+        Ok(artifact)
     }
 }

@@ -66,6 +66,7 @@ pub mod request;
 pub mod rootfs;
 pub(crate) mod runner;
 pub mod spec;
+pub mod supply;
 pub mod time;
 
 pub use api::{Build, Built, Error};
@@ -81,8 +82,10 @@ pub use recipe::RecipeError;
 pub use request::{
     BaseRef, BuildRequest, ConfigSources, DEFAULT_BASE, RequestError, RequestFlags, ResolvedRequest,
 };
+pub use supply::{Attachment, AttachmentKind, SupplyChain};
 
 // The types of other rbuild crates that appear in this crate's public signatures.
+pub use rbuild_attest::{SigningKey, VerifyingKey};
 pub use rbuild_index::{IndexClient, IndexOptions};
 pub use rbuild_layer::Compression;
 pub use rbuild_lock::{ChosenWheel, ResolveOptions};
@@ -91,6 +94,7 @@ pub use rbuild_python::target::{Target, TargetOverrides};
 pub use rbuild_registry::{
     Client, ClientOptions, Credential, CredentialProvider, Reference, ReferenceError,
 };
+pub use rbuild_sbom::Format as SbomFormat;
 
 /// The README's Rust examples, compiled by `cargo test --doc`.
 #[cfg(doctest)]

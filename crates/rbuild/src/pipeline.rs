@@ -55,7 +55,7 @@ use crate::runner::BasePython;
 use crate::spec::ContextInfo;
 use crate::spec::ImageSettings;
 use crate::spec::choose_recipe;
-use crate::spec::image_settings;
+use crate::spec::image_settings_on;
 
 /// What a build produced.
 #[derive(Clone, Debug)]
@@ -261,6 +261,7 @@ impl Builder {
             images,
             index,
             present,
+            attachments: Vec::new(),
         };
         self.store_metadata(&image).await?;
         Ok(BuildOutput {
@@ -358,7 +359,11 @@ impl Builder {
         .await
         .map_err(other)??;
         for w in &ctx.warnings {
-            self.progress.warning(&w.to_string());
+            if w.is_note() {
+                self.progress.notice(&w.to_string());
+            } else {
+                self.progress.warning(&w.to_string());
+            }
         }
         let facts = ProjectFacts::from_context(&ctx, Vec::new());
         if let Some(w) = unlocked_imports_warning(req, &facts) {
@@ -597,7 +602,11 @@ impl Builder {
         );
         let (target, facts) = self.target_for(req, platform, &base, &prev).await?;
         let read = self.read_lock_for(req, &target).await?;
-        let settings = self.settings_for(req, &target, project, read.as_ref())?;
+        let base_defaults = crate::spec::BaseDefaults::of(
+            &base.image.config,
+            facts.as_ref().and_then(|f| f.passwd.as_deref()),
+        );
+        let settings = self.settings_for(req, &target, project, read.as_ref(), &base_defaults)?;
         let plan = self.wheels_for(req, &target, &base, &prev, read).await?;
         let deps = match &plan.lock_digest {
             None => None,
@@ -677,6 +686,7 @@ impl Builder {
         target: &Target,
         project: &Project,
         read: Option<&LockRead>,
+        base: &crate::spec::BaseDefaults,
     ) -> Result<ImageSettings, BuildError> {
         let facts = ProjectFacts {
             packages: read
@@ -694,7 +704,11 @@ impl Builder {
         if let Some(w) = warning {
             self.progress.warning(&w);
         }
-        image_settings(req, recipe, target, &facts, &project.info)
+        let settings = image_settings_on(req, recipe, target, &facts, &project.info, base)?;
+        for note in &settings.notes {
+            self.progress.info(note);
+        }
+        Ok(settings)
     }
 
     /// The wheels: the previous image's choice stands in for index listings the store lacks when
@@ -826,7 +840,7 @@ impl Builder {
             }
         }
         let (uid, gid) = (p.settings.uid, p.settings.gid);
-        if p.base.reference.is_some() && uid != 0 {
+        if p.base.reference.is_some() && uid != 0 && !p.settings.base_user {
             let options = layer_options(req);
             let key = UserLayer::key_for(
                 p.base.image.manifest_digest,
@@ -934,6 +948,7 @@ impl Builder {
         };
         let plan = PlatformPlan {
             platform: p.platform.to_string(),
+            base_digest: p.base.image.manifest_digest.map(|d| d.to_string()),
             target: p.target,
             lockfile: p.lock.as_ref().map(|l| l.path.clone()),
             notes: p.lock.map(|l| l.notes).unwrap_or_default(),

@@ -31,6 +31,12 @@ pub trait BuildProgress: Send + Sync {
             message: message.to_string(),
         });
     }
+    /// A statement of what was done that the user should see (not a warning; not with `-q`).
+    fn notice(&self, message: &str) {
+        self.event(&Event::Notice {
+            message: message.to_string(),
+        });
+    }
     /// Verbose information (shown at `-v`).
     fn info(&self, message: &str) {
         self.event(&Event::Info {

@@ -23,6 +23,67 @@ pub struct ImageSettings {
     pub uid: u32,
     /// The numeric group id the image runs as.
     pub gid: u32,
+    /// The base's own non-root `User` runs the app (no user is added to `/etc/passwd`).
+    pub base_user: bool,
+    /// What the settings change of the base's `User`, `WorkingDir` and `HOME`, for the build
+    /// output (empty when the base's are kept).
+    pub notes: Vec<String>,
+}
+
+/// What the base image's config (and `/etc/passwd`, when read) declares that the image settings
+/// respect: its non-root `User`, its `HOME`, its `WorkingDir`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaseDefaults {
+    /// `config.User` (`1001`, `1001:0`, `default`), when set and not root.
+    pub user: Option<String>,
+    /// `HOME` in `config.Env`.
+    pub home: Option<String>,
+    /// `config.WorkingDir`, when set and not `/`.
+    pub working_dir: Option<String>,
+    /// `/etc/passwd` of the base, when it was read (to find a user's primary group and home).
+    pub passwd: Option<String>,
+}
+
+impl BaseDefaults {
+    /// Reads them from the base config and, when known, the base's `/etc/passwd`.
+    pub fn of(config: &rbuild_oci::ImageConfig, passwd: Option<&str>) -> BaseDefaults {
+        let c = config.config.as_ref();
+        let user = c
+            .and_then(|c| c.user.clone())
+            .filter(|u| !u.is_empty() && !matches!(u.as_str(), "0" | "root" | "0:0" | "root:root"));
+        BaseDefaults {
+            user,
+            home: config.env("HOME").map(str::to_string),
+            working_dir: c
+                .and_then(|c| c.working_dir.clone())
+                .filter(|w| !w.is_empty() && w != "/"),
+            passwd: passwd.map(str::to_string),
+        }
+    }
+
+    /// `(uid, gid, home)` of the base's user: numeric parts as given, names and a missing group
+    /// looked up in `/etc/passwd` (as a runtime does); `None` when it cannot be told.
+    fn user_ids(&self) -> Option<(u32, u32, Option<String>)> {
+        let user = self.user.as_deref()?;
+        let (u, g) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        let entry = self.passwd.as_deref().and_then(|p| {
+            p.lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 6 && (f[0] == u || f[2] == u))
+        });
+        let uid = u
+            .parse()
+            .ok()
+            .or_else(|| entry.as_ref().and_then(|f| f[2].parse().ok()))?;
+        let gid = match g {
+            Some(g) => g.parse().ok()?,
+            None => entry.as_ref().and_then(|f| f[3].parse().ok()).unwrap_or(0),
+        };
+        Some((uid, gid, entry.map(|f| f[5].to_string())))
+    }
 }
 
 /// What the build knows about the context, for the image settings.
@@ -77,9 +138,7 @@ pub fn choose_recipe<'a>(
     }
 }
 
-/// Every decision about the image's config: the recipe's entrypoint, cmd, env, port and
-/// healthcheck for the project's app; then the request's settings over them; the user; the git
-/// labels. Fails when the recipe does not fit the project or the user is not numeric.
+/// [`image_settings_on`] a root base that declares nothing ([`BaseDefaults::default`]).
 pub fn image_settings(
     req: &BuildRequest,
     recipe: Option<&Recipe>,
@@ -87,6 +146,33 @@ pub fn image_settings(
     facts: &ProjectFacts,
     context: &ContextInfo,
 ) -> Result<ImageSettings, BuildError> {
+    image_settings_on(
+        req,
+        recipe,
+        target,
+        facts,
+        context,
+        &BaseDefaults::default(),
+    )
+}
+
+/// Every decision about the image's config: the recipe's entrypoint, cmd, env, port and
+/// healthcheck for the project's app; then the request's settings over them; the user; the git
+/// labels. Fails when the recipe does not fit the project or the user is not numeric.
+///
+/// The base's declarations are respected: a base that runs as a non-root user (`1001`, primary
+/// group 0 on OpenShift-style images) keeps it unless `--user` says otherwise (a recipe's default
+/// user does not replace it); a base `HOME` stays unless `--env HOME=…` sets one. Where the
+/// settings change the base's `User`, `WorkingDir` or `HOME`, [`ImageSettings::notes`] says so.
+pub fn image_settings_on(
+    req: &BuildRequest,
+    recipe: Option<&Recipe>,
+    target: &Target,
+    facts: &ProjectFacts,
+    context: &ContextInfo,
+    base: &BaseDefaults,
+) -> Result<ImageSettings, BuildError> {
+    let mut notes = Vec::new();
     let app_dir = req.app_dir.clone();
     let mut spec = ImageSpec {
         created: crate::time::rfc3339(req.epoch),
@@ -99,9 +185,11 @@ pub fn image_settings(
         ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
     ];
     let mut user = req.user.clone();
+    let base_ids = base.user_ids();
+    let keep_base_user = user.is_none() && base_ids.is_some();
     if let Some(r) = recipe {
         apply_recipe(&mut spec, &mut env, r, target, facts)?;
-        if user.is_none() {
+        if user.is_none() && !keep_base_user {
             user = r.user.clone();
         }
     }
@@ -111,7 +199,22 @@ pub fn image_settings(
             format!("{}/src", app_dir.trim_end_matches('/')),
         ));
     }
-    env.push(("HOME".into(), app_dir.clone()));
+    let home_flag = req.env.iter().any(|(k, _)| k == "HOME");
+    match (&base.home, keep_base_user) {
+        // The base's HOME stays (the image's user owns it on images that declare one).
+        (Some(_), _) => {}
+        (None, true) => {
+            let home = base_ids
+                .as_ref()
+                .and_then(|(_, _, h)| h.clone())
+                .unwrap_or_else(|| app_dir.clone());
+            env.push(("HOME".into(), home));
+        }
+        (None, false) => env.push(("HOME".into(), app_dir.clone())),
+    }
+    if let (Some(h), true) = (&base.home, home_flag) {
+        notes.push(format!("HOME: the base's {h} is replaced by --env HOME"));
+    }
     env.extend(req.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     spec.env = env;
     if req.entrypoint.is_some() {
@@ -132,6 +235,25 @@ pub fn image_settings(
             map.insert("org.opencontainers.image.revision".into(), revision.clone());
         }
     }
+    if let Some(w) = &base.working_dir
+        && spec.working_dir.as_deref() != Some(w.as_str())
+    {
+        notes.push(format!(
+            "WorkingDir: the base's {w} is replaced by the app directory {app_dir} (--app-dir {w} keeps it)"
+        ));
+    }
+    if keep_base_user {
+        let (uid, gid, _) = base_ids.expect("checked");
+        // The config keeps the base's User as written (the runtime resolves its group).
+        spec.user = None;
+        return Ok(ImageSettings {
+            spec,
+            uid,
+            gid,
+            base_user: true,
+            notes,
+        });
+    }
     let user = user.unwrap_or_else(|| "1001:1001".into());
     let (uid, gid) = parse_user(&user).ok_or_else(|| {
         other(format!(
@@ -139,7 +261,18 @@ pub fn image_settings(
         ))
     })?;
     spec.user = Some(format!("{uid}:{gid}"));
-    Ok(ImageSettings { spec, uid, gid })
+    if let Some(b) = &base.user {
+        notes.push(format!(
+            "User: the base's {b} is replaced by {uid}:{gid} (--user)"
+        ));
+    }
+    Ok(ImageSettings {
+        spec,
+        uid,
+        gid,
+        base_user: false,
+        notes,
+    })
 }
 
 /// The recipe's part of the settings.
@@ -222,4 +355,36 @@ pub(crate) fn git_info(dir: &Path) -> Option<(Option<String>, String)> {
         }
     }
     Some((url, revision))
+}
+
+#[cfg(test)]
+mod base_defaults_tests {
+    use super::*;
+
+    #[test]
+    fn the_base_user_is_resolved_as_a_runtime_does() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\ndefault:x:1001:0:Default:/opt/app-root/src:/sbin/nologin\n";
+        let with = |user: &str, passwd: Option<&str>| BaseDefaults {
+            user: Some(user.into()),
+            passwd: passwd.map(str::to_string),
+            ..BaseDefaults::default()
+        };
+        // A numeric user takes its primary group and home from /etc/passwd.
+        assert_eq!(
+            with("1001", Some(passwd)).user_ids(),
+            Some((1001, 0, Some("/opt/app-root/src".into())))
+        );
+        assert_eq!(
+            with("default", Some(passwd)).user_ids(),
+            Some((1001, 0, Some("/opt/app-root/src".into())))
+        );
+        assert_eq!(
+            with("1001:5", Some(passwd)).user_ids().map(|u| u.1),
+            Some(5)
+        );
+        // Without /etc/passwd: numeric only, group 0 (OpenShift's convention).
+        assert_eq!(with("1001", None).user_ids(), Some((1001, 0, None)));
+        assert_eq!(with("someone", None).user_ids(), None);
+        assert_eq!(BaseDefaults::default().user_ids(), None);
+    }
 }

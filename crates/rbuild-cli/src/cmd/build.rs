@@ -235,6 +235,69 @@ pub struct BuildArgs {
     /// [env: RBUILD_DEPS_LAYERS]
     #[arg(long = "deps-layers", value_name = "N", help_heading = "Dependencies")]
     pub deps_layers: Option<usize>,
+    /// Attach an SBOM to every platform image: spdx (SPDX 2.3 JSON, the default), cyclonedx
+    /// (CycloneDX 1.6 JSON) or none. [env: RBUILD_SBOM]
+    #[arg(
+        long,
+        value_name = "spdx|cyclonedx|none",
+        env = "RBUILD_SBOM",
+        help_heading = "Supply chain"
+    )]
+    pub sbom: Option<String>,
+    /// Attach SLSA v1 provenance (an in-toto statement) to every platform image (the default).
+    #[arg(long, overrides_with = "no_provenance", help_heading = "Supply chain")]
+    pub provenance: bool,
+    /// Attach no provenance.
+    #[arg(
+        long = "no-provenance",
+        overrides_with = "provenance",
+        help_heading = "Supply chain"
+    )]
+    pub no_provenance: bool,
+    /// Sign the pushed image with this ECDSA P-256 key (cosign's format: `cosign
+    /// generate-key-pair`, password in COSIGN_PASSWORD; or a PKCS#8 PEM). Keyless signing is
+    /// not supported. [env: RBUILD_SIGN_KEY]
+    #[arg(
+        long = "sign-key",
+        value_name = "FILE",
+        env = "RBUILD_SIGN_KEY",
+        help_heading = "Supply chain"
+    )]
+    pub sign_key: Option<std::path::PathBuf>,
+}
+
+impl BuildArgs {
+    /// The attachments asked for: an SBOM (spdx unless `--sbom none`), provenance (unless
+    /// `--no-provenance`) and a signature for the first registry destination.
+    fn supply_chain(
+        &self,
+        pushed: &[rbuild_registry::Reference],
+    ) -> anyhow::Result<rbuild::SupplyChain> {
+        let sbom = match self.sbom.as_deref().unwrap_or("spdx") {
+            "none" => None,
+            f => Some(f.parse::<rbuild::SbomFormat>().map_err(|e| {
+                crate::exit::usage(format!("--sbom {f}: {e}"), &["use spdx, cyclonedx or none"])
+            })?),
+        };
+        let sign = match &self.sign_key {
+            None => None,
+            Some(path) => {
+                let Some(first) = pushed.first() else {
+                    return Err(crate::exit::usage(
+                        "--sign-key signs what is pushed, but nothing is pushed".to_string(),
+                        &["give --to REF (the signature goes to REF's repository)"],
+                    ));
+                };
+                let key = rbuild::SigningKey::from_file(path)?;
+                Some((key, first.name()))
+            }
+        };
+        Ok(rbuild::SupplyChain {
+            sbom,
+            provenance: !self.no_provenance,
+            sign,
+        })
+    }
 }
 
 /// Arguments of `rbuild plan`.
@@ -438,13 +501,21 @@ async fn build_and_publish(
     sinks: &[Sink],
     pushed: &[rbuild_registry::Reference],
     base_what: &str,
+    supply: &rbuild::SupplyChain,
 ) -> anyhow::Result<(rbuild::BuildOutput, rbuild::publish::PublishReport, Instant)> {
-    let out = p
+    let mut out = p
         .builder
         .build(&p.resolved.request)
         .await
         .map_err(|e| registry_context(anyhow::Error::new(e), base_what))
         .context("build failed")?;
+    if !sinks.is_empty() {
+        p.builder
+            .attach(&p.resolved.request, &mut out, supply)
+            .await
+            .map_err(|e| registry_context(anyhow::Error::new(e), base_what))
+            .context("attaching the SBOM, provenance and signature")?;
+    }
     let t1 = Instant::now();
     let report = publish(p.builder.client(), &out.image, sinks, p.builder.store())
         .await
@@ -501,12 +572,13 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         BaseRef::Image(r) => format!("base registry {}: pulling {r}", r.registry()),
         BaseRef::Scratch => "base".to_string(),
     };
+    let supply = args.supply_chain(&pushed)?;
     // A damaged content-store entry found on the way is removed (and said so); when the build or
     // the publish failed because of one, they run once more and fetch or build it anew.
     let mut attempt = 0;
     let (out, report, t1) = loop {
         attempt += 1;
-        let result = build_and_publish(&p, &sinks, &pushed, &base_what).await;
+        let result = build_and_publish(&p, &sinks, &pushed, &base_what, &supply).await;
         let repairs = p.builder.store().take_repairs();
         for r in &repairs {
             crate::bars::warn(r);
@@ -632,6 +704,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
                     "libc": t.libc,
                     "tags": t.tags().to_strings(),
                     "installed": t.installed.iter().map(|d| json!({"name": d.name, "version": d.version})).collect::<Vec<_>>(),
+                    "base_digest": pl.base_digest,
                     "lockfile": pl.lockfile,
                     "packages": pl.packages.iter().map(|w| json!({
                         "name": w.name, "version": w.version, "filename": w.filename,

@@ -153,7 +153,7 @@ pub fn of_plan(req: &BuildRequest, pl: &PlatformPlan) -> Result<Decisions, Strin
             .healthcheck
             .as_ref()
             .and_then(|h| strings(&h["Test"])),
-        base_digest: None,
+        base_digest: pl.base_digest.clone(),
         target: target_line(pl),
     })
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+pub mod attest;
 pub mod build;
 pub mod cache;
 pub mod copy;
@@ -21,5 +22,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&cli.global, args).await,
         Command::Login(args) => login::run_login(&cli.global, args).await,
         Command::Logout(args) => login::run_logout(&cli.global, args).await,
+        Command::Sbom(args) => attest::run_sbom(&cli.global, args).await,
+        Command::Attestations(args) => attest::run_attestations(&cli.global, args).await,
+        Command::Verify(args) => attest::run_verify(&cli.global, args).await,
     }
 }

@@ -17,7 +17,7 @@
 //!   | image | purelib = platlib | scripts | data | headers |
 //!   |---|---|---|---|---|
 //!   | Docker Hub (`/usr/local/bin/python3.12`), any other prefix `P` | `P/lib/pythonX.Y/site-packages` | `P/bin` | `P` | `P/include/pythonX.Y` |
-//!   | Debian/Ubuntu python3 (`/usr/bin`, `/usr/lib/python3/dist-packages` exists) | `/usr/local/lib/pythonX.Y/dist-packages` | `/usr/local/bin` | `/usr/local` | `/usr/local/include/pythonX.Y` |
+//!   | Debian/Ubuntu python3 (`/usr/bin`; its `sysconfig.py` defines Debian's `posix_local` scheme, or without one readable `/usr/lib/python3/dist-packages` or dpkg's `pythonX.Y-minimal`) | `/usr/local/lib/pythonX.Y/dist-packages` | `/usr/local/bin` | `/usr/local` | `/usr/local/include/pythonX.Y` |
 //!   | Fedora/RHEL python3 (`/usr/bin`, `/usr/lib64/pythonX.Y` exists) | `/usr/local/lib/pythonX.Y/site-packages` (platlib `/usr/local/lib64/…`) | `/usr/local/bin` | `/usr/local` | `/usr/local/include/pythonX.Y` |
 //!   | other `/usr/bin` Pythons (Alpine) | `/usr/lib/pythonX.Y/site-packages` | `/usr/bin` | `/usr` | `/usr/include/pythonX.Y` |
 //!   | a venv (`P/pyvenv.cfg`, e.g. UBI/S2I's `/opt/app-root`) | `P/lib/pythonX.Y/site-packages` | `P/bin` | `P` | `P/include/site/pythonX.Y` |
@@ -111,6 +111,18 @@ pub enum TargetError {
         platform: String,
         /// What was found.
         found: String,
+    },
+    /// The interpreter's install scheme could not be told with confidence.
+    #[error(
+        "cannot tell where {interpreter} on {platform} installs packages: {evidence}; pass --site-packages DIR (a directory on that interpreter's sys.path)"
+    )]
+    UnsureScheme {
+        /// The platform.
+        platform: String,
+        /// The interpreter.
+        interpreter: String,
+        /// What was found, and how it conflicts.
+        evidence: String,
     },
     /// An override is malformed.
     #[error("invalid {flag} `{value}`: {reason}")]
@@ -625,7 +637,31 @@ fn installed_in(tree: &Tree, site_dirs: &[String]) -> Vec<InstalledDist> {
     out
 }
 
-fn layout_for(tree: &Tree, interpreter: &str, mm: MajorMinor) -> Layout {
+/// Whether the stdlib's `sysconfig.py` of `prefix` (relative) defines Debian's `posix_local`
+/// scheme; `None` when it was not found.
+fn debian_sysconfig(tree: &Tree, prefix: &str, mm: MajorMinor) -> Option<bool> {
+    let path = if prefix.is_empty() {
+        format!("lib/python{mm}/sysconfig.py")
+    } else {
+        format!("{prefix}/lib/python{mm}/sysconfig.py")
+    };
+    match tree.get(&path) {
+        Some(Node::File(FileFacts::Sysconfig { posix_local })) => Some(*posix_local),
+        _ => None,
+    }
+}
+
+/// The installation `interpreter` belongs to, decided from what the interpreter itself would use:
+/// its stdlib's `sysconfig.py` (Debian's defines `posix_local`, which its python uses outside a
+/// venv, so a Debian python stays Debian even without `/usr/lib/python3/dist-packages`, as in
+/// trimmed or chiselled images), then Debian's own directory and the dpkg record of
+/// `pythonX.Y-minimal`, then Fedora's `lib64`. Conflicting evidence is an error, not a guess.
+fn layout_for(
+    tree: &Tree,
+    interpreter: &str,
+    mm: MajorMinor,
+    pkgs: &BTreeMap<String, String>,
+) -> Result<Layout, String> {
     // The prefix is the directory above `bin`.
     let parent = interpreter.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let prefix = parent.strip_suffix("/bin").unwrap_or(parent);
@@ -637,22 +673,46 @@ fn layout_for(tree: &Tree, interpreter: &str, mm: MajorMinor) -> Layout {
         format!("{resolved}/pyvenv.cfg")
     };
     if matches!(tree.nodes.get(&cfg), Some(Node::File(_))) {
-        return Layout::Venv(if prefix.is_empty() {
+        return Ok(Layout::Venv(if prefix.is_empty() {
             "/".into()
         } else {
             prefix.to_string()
-        });
+        }));
     }
     if resolved == "usr" || prefix.is_empty() {
-        if tree.exists("usr/lib/python3/dist-packages") {
-            return Layout::Debian;
-        }
-        if tree.exists(&format!("usr/lib64/python{mm}")) {
-            return Layout::Fedora;
-        }
-        return Layout::Prefix("/usr".into());
+        let dist_packages = tree.exists("usr/lib/python3/dist-packages");
+        let minimal = format!("python{mm}-minimal");
+        let dpkg = pkgs.contains_key(&minimal);
+        return match debian_sysconfig(tree, "usr", mm) {
+            Some(true) => Ok(Layout::Debian),
+            Some(false) if dist_packages => Err(format!(
+                "/usr/lib/python{mm}/sysconfig.py has no Debian posix_local scheme, but \
+                 /usr/lib/python3/dist-packages (Debian's) exists{}",
+                if dpkg {
+                    format!(" and dpkg records {minimal}")
+                } else {
+                    String::new()
+                }
+            )),
+            Some(false) => Ok(if tree.exists(&format!("usr/lib64/python{mm}")) {
+                Layout::Fedora
+            } else {
+                Layout::Prefix("/usr".into())
+            }),
+            None if dist_packages || dpkg => Ok(Layout::Debian),
+            None if tree.exists(&format!("usr/lib64/python{mm}")) => Ok(Layout::Fedora),
+            None => Ok(Layout::Prefix("/usr".into())),
+        };
     }
-    Layout::Prefix(prefix.to_string())
+    if debian_sysconfig(tree, rel, mm) == Some(true) {
+        // Debian's patched interpreter outside /usr installs into PREFIX/local/lib/…/dist-packages,
+        // which rbuild's layouts do not model.
+        return Err(format!(
+            "{prefix}/lib/python{mm}/sysconfig.py is Debian's (posix_local scheme) but the \
+             interpreter is not in /usr"
+        ));
+    }
+    Ok(Layout::Prefix(prefix.to_string()))
 }
 
 /// Reads the layers of one platform of a base image and decides its [`Target`].
@@ -795,7 +855,13 @@ pub fn detect_target_in(
         (Some(i), _) => (
             i.path.clone(),
             i.version,
-            layout_for(&tree, &i.path, i.version),
+            layout_for(&tree, &i.path, i.version, &packages(&tree)).map_err(|evidence| {
+                TargetError::UnsureScheme {
+                    platform: plat.clone(),
+                    interpreter: i.path.clone(),
+                    evidence,
+                }
+            })?,
         ),
         (None, Some(mm)) if !has_any_python(&tree) => {
             // No Python in the image (or no image, no layers): Docker Hub's layout.

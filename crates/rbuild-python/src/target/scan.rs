@@ -49,6 +49,13 @@ pub(crate) enum FileFacts {
     PatchLevel(Option<String>),
     /// The glibc version from the banner inside `libc.so.6`.
     GlibcBanner(Option<MajorMinor>),
+    /// What a stdlib `sysconfig.py` says about its default install scheme: Debian's patched copy
+    /// defines the `posix_local` scheme (`/usr/local/lib/pythonX.Y/dist-packages`) that its
+    /// interpreter uses outside a venv.
+    Sysconfig {
+        /// It defines Debian's `posix_local` scheme.
+        posix_local: bool,
+    },
 }
 
 /// The merged view of all layers (only kept paths, relative, without a leading `/`).
@@ -69,6 +76,7 @@ enum Want {
     VenvCfg,
     PatchLevel,
     GlibcBanner,
+    Sysconfig,
 }
 
 fn is_python_name(base: &str) -> bool {
@@ -119,6 +127,12 @@ fn want(path: &str) -> Want {
         && dir.ends_with(&format!("include/{parent}"))
     {
         return Want::PatchLevel;
+    }
+    if base == "sysconfig.py"
+        && is_python_lib_dir(parent)
+        && dir.ends_with(&format!("lib/{parent}"))
+    {
+        return Want::Sysconfig;
     }
     if path == "var/lib/dpkg/status" || dir == "var/lib/dpkg/status.d" {
         return Want::Dpkg;
@@ -383,6 +397,15 @@ fn read_file(want: Want, r: &mut impl Read) -> io::Result<Option<FileFacts>> {
             FileFacts::PatchLevel(found)
         }
         Want::GlibcBanner => FileFacts::GlibcBanner(scan_glibc_banner(r)?),
+        Want::Sysconfig => {
+            let mut text = Vec::new();
+            r.take(SMALL_FILE).read_to_end(&mut text)?;
+            let text = String::from_utf8_lossy(&text);
+            FileFacts::Sysconfig {
+                posix_local: text.contains("'posix_local': {")
+                    || text.contains("\"posix_local\": {"),
+            }
+        }
     }))
 }
 

@@ -174,13 +174,28 @@ impl<'a, S: EntrySink> SpoolSink<'a, S> {
 
 impl<S: EntrySink> EntrySink for SpoolSink<'_, S> {
     fn dir(&mut self, path: &str, mode: u32) -> io::Result<()> {
+        self.dir_owned(path, mode, (0, 0))
+    }
+
+    fn dir_owned(&mut self, path: &str, mode: u32, owner: (u32, u32)) -> io::Result<()> {
         self.dirs.insert(path.trim_matches('/').to_string());
-        self.inner.dir(path, mode)
+        self.inner.dir_owned(path, mode, owner)
     }
 
     fn file(&mut self, path: &str, mode: u32, size: u64, content: &mut dyn Read) -> io::Result<()> {
+        self.file_owned(path, mode, (0, 0), size, content)
+    }
+
+    fn file_owned(
+        &mut self,
+        path: &str,
+        mode: u32,
+        owner: (u32, u32),
+        size: u64,
+        content: &mut dyn Read,
+    ) -> io::Result<()> {
         if !self.wanted(path) {
-            return self.inner.file(path, mode, size, content);
+            return self.inner.file_owned(path, mode, owner, size, content);
         }
         let host_path = self.spool.join(format!("{}.py", self.sources.len()));
         let mut copy = io::BufWriter::new(std::fs::File::create(&host_path)?);
@@ -188,7 +203,7 @@ impl<S: EntrySink> EntrySink for SpoolSink<'_, S> {
             inner: content,
             copy: &mut copy,
         };
-        self.inner.file(path, mode, size, &mut tee)?;
+        self.inner.file_owned(path, mode, owner, size, &mut tee)?;
         copy.flush()?;
         self.sources.push(Source {
             image_path: format!("/{}", path.trim_start_matches('/')),
@@ -220,12 +235,17 @@ impl Read for Tee<'_> {
     }
 }
 
+/// Mode and (`uid`, `gid`) of a new entry at an image path, given the mode it would have.
+pub(crate) type OwnerOf<'a> = dyn Fn(&str, u32) -> (u32, (u32, u32)) + 'a;
+
 /// Appends the compiled `.pyc` files (sorted by path) to a layer, with a `__pycache__`
-/// directory entry before the first file of each directory not in `written`.
+/// directory entry before the first file of each directory not in `written`. `owner_of(path,
+/// mode)` gives each new entry's mode and (`uid`, `gid`) (see [`rbuild_wheel::inherited`]).
 pub(crate) fn append_pycs<W: Write>(
     w: &mut LayerWriter<W>,
     out: &CompileOutput,
     written: &BTreeSet<String>,
+    owner_of: &OwnerOf<'_>,
 ) -> Result<u64, BuildError> {
     let mut dirs = written.clone();
     let mut bytes = 0;
@@ -234,11 +254,13 @@ pub(crate) fn append_pycs<W: Write>(
         if let Some((dir, _)) = path.rsplit_once('/')
             && dirs.insert(dir.to_string())
         {
-            w.append_dir(dir, 0o755)?;
+            let (mode, (uid, gid)) = owner_of(dir, 0o755);
+            w.append_dir_owned(dir, mode, uid, gid)?;
         }
         let mut f = std::fs::File::open(&pyc.file)
             .map_err(|e| BuildError::Bytecode(format!("{}: {e}", pyc.file.display())))?;
-        w.append_file(path, 0o644, pyc.size, &mut f)?;
+        let (mode, (uid, gid)) = owner_of(path, 0o644);
+        w.append_file_owned(path, mode, pyc.size, &mut f, uid, gid)?;
         bytes += pyc.size;
     }
     Ok(bytes)

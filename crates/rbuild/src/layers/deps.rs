@@ -233,7 +233,8 @@ impl Builder {
                         let (sources, dirs) = spool.finish();
                         let t = Instant::now();
                         let out = bc.compile(&scratch.path().join("compile"), &sources)?;
-                        let bytes = append_pycs(&mut w, &out, &dirs)?;
+                        let owner_of = |p: &str, m: u32| rbuild_wheel::inherited(&base_info, p, m);
+                        let bytes = append_pycs(&mut w, &out, &dirs, &owner_of)?;
                         (report, Some((summary(&out, bytes), elapsed(t))))
                     }
                 };
@@ -335,6 +336,7 @@ pub(crate) fn install_target(
         .collect();
     let base_info = rbuild_wheel::BaseInfo {
         dir_modes: facts.dir_modes.clone(),
+        dir_owners: facts.dir_owners.clone(),
         installed,
     };
     (install_target, base_info)

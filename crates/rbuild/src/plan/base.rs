@@ -93,7 +93,8 @@ impl Builder {
     pub(crate) fn base_facts_key(base_digest: &Digest, req: &BuildRequest) -> String {
         cache_key(
             "base-facts",
-            2,
+            // 3: the facts hold the owners of directories not owned by root (`dir_owners`).
+            3,
             &(base_digest.to_string(), Self::overrides_key(req)),
         )
     }

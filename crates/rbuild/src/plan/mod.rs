@@ -31,6 +31,9 @@ pub struct PlatformPlan {
     pub platform: String,
     /// The detected target.
     pub target: Target,
+    /// The base image's manifest digest for this platform (`None` for `scratch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_digest: Option<String>,
     /// The lockfile read (`None`: no dependencies).
     pub lockfile: Option<PathBuf>,
     /// Chosen wheels, sorted by name.
@@ -96,6 +99,7 @@ impl Builder {
         let lock = plan.lock;
         Ok(PlatformPlan {
             platform: platform.to_string(),
+            base_digest: base.image.manifest_digest.map(|d| d.to_string()),
             target,
             lockfile: lock.as_ref().map(|l| l.path.clone()),
             notes: lock.map(|l| l.notes).unwrap_or_default(),
