@@ -121,6 +121,12 @@ fn strip_port(host: &str) -> &str {
 /// manifest to it within this time sends nothing (the tag already points at it), as
 /// go-containerregistry's `remote.Write` skips a manifest that exists. A build reads its
 /// destination tag (the previous image) at its start, so a no-change build pushes no manifest.
+///
+/// What is remembered is exact: the registry, repository and tag (never a digest reference,
+/// never another tag or repository), forgotten when this client pushes the tag itself (and
+/// replaced by what it pushed once the registry took it). Should another writer move the tag
+/// between the read and this push, the other writer's manifest stays, as if this (unchanged)
+/// push had happened when the tag was read.
 pub const TAG_MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// One registry (or redirect target) host.
@@ -382,17 +388,35 @@ impl Client {
     /// was read from the registry).
     pub(crate) fn remember_tag(&self, registry: &str, repository: &str, tag: &str, digest: Digest) {
         self.inner.tags.lock().expect("tags lock").insert(
-            (registry.to_string(), repository.to_string(), tag.to_string()),
+            (
+                registry.to_string(),
+                repository.to_string(),
+                tag.to_string(),
+            ),
             (digest, Instant::now()),
         );
+    }
+
+    /// Forgets what `tag` of `repository` on `registry` named: this client is about to change
+    /// it (a manifest push under the tag whose outcome is not known until it answers).
+    pub(crate) fn forget_tag(&self, registry: &str, repository: &str, tag: &str) {
+        self.inner.tags.lock().expect("tags lock").remove(&(
+            registry.to_string(),
+            repository.to_string(),
+            tag.to_string(),
+        ));
     }
 
     /// The digest `tag` named when this client read it, if that was less than [`TAG_MEMORY`] ago.
     pub(crate) fn known_tag(&self, registry: &str, repository: &str, tag: &str) -> Option<Digest> {
         let tags = self.inner.tags.lock().expect("tags lock");
-        tags.get(&(registry.to_string(), repository.to_string(), tag.to_string()))
-            .filter(|(_, at)| at.elapsed() < TAG_MEMORY)
-            .map(|(d, _)| *d)
+        tags.get(&(
+            registry.to_string(),
+            repository.to_string(),
+            tag.to_string(),
+        ))
+        .filter(|(_, at)| at.elapsed() < TAG_MEMORY)
+        .map(|(d, _)| *d)
     }
 
     pub(crate) fn progress(&self, e: ProgressEvent) {

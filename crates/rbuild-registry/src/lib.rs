@@ -67,5 +67,6 @@ pub use push::{RegistryBlobs, RegistrySink, sink_error};
 pub use rbuild_http::{RetryPolicy, Timeouts, parse_retry_after};
 pub use reference::{DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_LEGACY, Reference, ReferenceError};
 pub use repository::{
-    Access, MAX_MANIFEST_SIZE, MountOutcome, Repository, SINGLE_POST_MAX, UploadSession, UploadStart,
+    Access, MAX_MANIFEST_SIZE, MountOutcome, Repository, SINGLE_POST_MAX, UploadSession,
+    UploadStart,
 };

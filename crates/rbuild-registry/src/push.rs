@@ -364,13 +364,14 @@ impl RegistrySink {
                     let _permit = transfers.acquire().await.expect("semaphore never closed");
                     let (exists, started) =
                         futures::join!(repo.blob_exists(&d.digest), repo.begin_upload(&d, store));
-                    let started = started?;
+                    // The HEAD decides: a blob that is there is skipped whatever the upload
+                    // start answered (a registry may refuse the `POST` and still have the blob).
                     if exists? {
                         client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
                         c.existing = 1;
                         return Ok(c);
                     }
-                    match started {
+                    match started? {
                         UploadStart::Done => {}
                         UploadStart::Session(s) => repo.upload_blob(&d, store, Some(s)).await?,
                     }

@@ -511,7 +511,7 @@ impl Repository {
                 path: store.blob_path(&digest),
                 offset: 0,
                 len: size,
-                progress: Some(digest),
+                progress: None,
             },
         };
         let resp = self.send(&req, what).await?;
@@ -735,6 +735,12 @@ impl Repository {
         };
         let what = format!("pushing manifest {shown}");
         let bytes = Bytes::from(manifest.bytes.clone());
+        // What this client remembers of the tag is void from the first attempt on (a failed or
+        // timed-out PUT may still have moved it), and the new digest once the registry took it.
+        if let Some(t) = tag {
+            self.client
+                .forget_tag(self.reference.registry(), self.reference.repository(), t);
+        }
         self.client
             .retried(&what, |_| async {
                 let req = Req {
@@ -750,6 +756,14 @@ impl Repository {
                 }
             })
             .await?;
+        if let Some(t) = tag {
+            self.client.remember_tag(
+                self.reference.registry(),
+                self.reference.repository(),
+                t,
+                manifest.digest,
+            );
+        }
         self.client.progress(ProgressEvent::ManifestPushed {
             digest: manifest.digest,
             reference: shown,
