@@ -205,6 +205,7 @@ impl RegistrySink {
             repo: Repository,
             skip: BTreeSet<Digest>,
             mount_from: Option<&'a Reference>,
+            referrers: Option<Referrers>,
         }
         let mut prepared: Vec<Prepared<'_>> = Vec::new();
         let mut pushed: Vec<&Reference> = Vec::new();
@@ -233,10 +234,16 @@ impl RegistrySink {
                     Access::PushMountingFromAll(sources.into_iter().collect()),
                 )
                 .map_err(|e| self.partial(&[], e))?;
+            let mut referrers = None;
             if !same_repo_done {
-                self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip)
-                    .await
-                    .map_err(|e| self.partial(&[], e))?;
+                // The referrers tags the attachments go under are read while the blobs go up
+                // (the same round trips).
+                let (pushed_blobs, read) = futures::join!(
+                    self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip),
+                    repo.referrers_indexes(&artifact.attachments)
+                );
+                pushed_blobs.map_err(|e| self.partial(&[], e))?;
+                referrers = Some(read.map_err(|e| self.partial(&[], e))?);
                 pushed.push(dst);
             }
             prepared.push(Prepared {
@@ -244,6 +251,7 @@ impl RegistrySink {
                 repo,
                 skip,
                 mount_from,
+                referrers,
             });
         }
         let mut updated: Vec<&Reference> = Vec::new();
@@ -253,9 +261,19 @@ impl RegistrySink {
                 repo,
                 mut skip,
                 mount_from,
+                referrers,
             } = p;
+            // A destination in a repository pushed to before in this call reads the referrers
+            // tags now (the earlier destination may have just changed them).
+            let referrers = match referrers {
+                Some(r) => r,
+                None => repo
+                    .referrers_indexes(&artifact.attachments)
+                    .await
+                    .map_err(|e| self.partial(&updated, e))?,
+            };
             loop {
-                match push_manifests(&repo, artifact, dst).await {
+                match push_manifests(&repo, artifact, dst, &referrers).await {
                     Err(e) if e.is_blob_unknown() && !skip.is_empty() => {
                         // A blob the previous manifest named is gone (deleted since): check every
                         // blob, upload what is missing, and push the manifests again.
@@ -449,12 +467,26 @@ fn mount_source(
     }
 }
 
+/// The referrers indexes of the attachments' subjects in one repository, by subject (`None`: no
+/// referrers tag yet).
+type Referrers = BTreeMap<Digest, Option<rbuild_oci::Index>>;
+
 /// Pushes the platforms' manifests (at once; their blobs are all there), then the index or the
-/// single manifest, under the tag last; then attachments by digest. When this client read the
-/// destination tag moments ago ([`crate::TAG_MEMORY`]) and it named this very manifest (a build
-/// with nothing changed), the tag and the manifests it names are already there: only the
-/// attachments are pushed.
-async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference) -> Result<()> {
+/// single manifest, under the tag last; the attachments by digest alongside (they only name the
+/// image as their `subject`, which registries take before the subject exists); then the
+/// referrers tags, which list the attachments (distribution checks that an index's manifests
+/// exist).
+///
+/// Skipped as already there: the manifests, when this client read the destination tag moments
+/// ago ([`crate::TAG_MEMORY`]) and it named this very manifest (a build with nothing changed);
+/// an attachment without a tag of its own that its subject's referrers tag (`referrers`, read
+/// during this push) already lists.
+async fn push_manifests(
+    repo: &Repository,
+    artifact: &Artifact,
+    dst: &Reference,
+    referrers: &Referrers,
+) -> Result<()> {
     let top = artifact.top.manifest();
     let unchanged = dst.digest().is_none()
         && dst.tag().is_some_and(|tag| {
@@ -462,36 +494,51 @@ async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference)
                 .known_tag(dst.registry(), dst.repository(), tag)
                 .is_some_and(|d| d == top.digest)
         });
-    if unchanged {
-        tracing::debug!(
-            "{}: the tag already names {}; not pushed again",
-            dst,
-            top.digest
-        );
-        for a in &artifact.attachments {
-            repo.push_manifest(a.manifest(), None).await?;
+    let image = async {
+        if unchanged {
+            tracing::debug!(
+                "{}: the tag already names {}; not pushed again",
+                dst,
+                top.digest
+            );
+            return Ok(());
         }
-        return Ok(());
-    }
-    if let Top::Index { images, .. } = &artifact.top {
-        futures::future::try_join_all(
-            images
-                .iter()
-                .map(|i| repo.push_manifest(i.manifest(), None)),
-        )
-        .await?;
-    }
-    match dst.tag() {
-        Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await?,
-        _ => repo.push_manifest(top, None).await?,
-    };
-    for a in &artifact.attachments {
-        repo.push_manifest(a.manifest(), artifact.attachment_tag(&a.digest()))
+        if let Top::Index { images, .. } = &artifact.top {
+            futures::future::try_join_all(
+                images
+                    .iter()
+                    .map(|i| repo.push_manifest(i.manifest(), None)),
+            )
             .await?;
-    }
+        }
+        match dst.tag() {
+            Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await,
+            _ => repo.push_manifest(top, None).await,
+        }
+    };
+    let listed = |a: &rbuild_oci::Image| {
+        a.parsed_manifest().subject.as_ref().is_some_and(|s| {
+            referrers
+                .get(&s.digest)
+                .and_then(Option::as_ref)
+                .is_some_and(|i| i.manifests.iter().any(|m| m.digest == a.digest()))
+        })
+    };
+    let attachments = futures::future::try_join_all(
+        artifact
+            .attachments
+            .iter()
+            .map(|a| (a, artifact.attachment_tag(&a.digest())))
+            .filter(|(a, tag)| tag.is_some() || !listed(a))
+            .map(|(a, tag)| repo.push_manifest(a.manifest(), tag)),
+    );
+    let (image, attachments) = futures::join!(image, attachments);
+    image?;
+    attachments?;
     // Registries without the referrers API (distribution 2.8) find attachments by subject
     // through the referrers tag schema.
-    repo.add_referrers(&artifact.attachments).await?;
+    repo.add_referrers_to(&artifact.attachments, referrers)
+        .await?;
     Ok(())
 }
 
