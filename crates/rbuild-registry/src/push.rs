@@ -32,6 +32,11 @@ use crate::progress::ProgressEvent;
 use crate::reference::Reference;
 use crate::repository::{Access, MountOutcome, Repository, UploadStart};
 
+/// Blobs up to this size are uploaded without waiting for the transfer limit
+/// ([`crate::ClientOptions::concurrency`]): the limit is for moving data, and a small blob's
+/// upload is mostly waiting for the registry.
+const SMALL_BLOB: u64 = 1024 * 1024;
+
 /// How many blobs are looked up (`HEAD`) at once while pushing.
 const HEAD_CONCURRENCY: usize = 16;
 
@@ -353,6 +358,7 @@ impl RegistrySink {
             .map(|i| (i.config_descriptor().digest, i.config_bytes()))
             .collect();
         let configs = &configs;
+        let unchanged = top_is_known(repo, artifact);
         let all = artifact.blobs().into_iter().filter(|d| !is_foreign(d));
         let results: Vec<Counts> = futures::stream::iter(all)
             .map(|d| async move {
@@ -367,10 +373,13 @@ impl RegistrySink {
                 }
                 // A blob the previous manifest of this destination does not name, that is in the
                 // store (or is a config) and cannot be mounted, is most likely new (the app layer
-                // and the config of a warm build): its upload starts together with the `HEAD`
-                // instead of after it, saving a round trip. Should the `HEAD` find it after all,
-                // the session opened is left unused (registries drop stale sessions).
+                // and the config of a warm build, its provenance): its upload starts together
+                // with the `HEAD` instead of after it, saving a round trip. Should the `HEAD` find
+                // it after all, the session opened is cancelled (`DELETE`, while other blobs
+                // upload). Not when the destination tag is known to name this very image (nothing
+                // changed: the attachments, functions of the image, are most likely there too).
                 let speculate = !present.is_empty()
+                    && !unchanged
                     && source.is_none()
                     && (store.contains(&d.digest) || configs.contains_key(&d.digest));
                 if speculate {
@@ -379,16 +388,24 @@ impl RegistrySink {
                     {
                         store.put_bytes(bytes)?;
                     }
-                    let _permit = transfers.acquire().await.expect("semaphore never closed");
                     let (exists, started) =
                         futures::join!(repo.blob_exists(&d.digest), repo.begin_upload(&d, store));
                     // The HEAD decides: a blob that is there is skipped whatever the upload
                     // start answered (a registry may refuse the `POST` and still have the blob).
                     if exists? {
+                        if let Ok(UploadStart::Session(s)) = started {
+                            repo.cancel_upload(s).await;
+                        }
                         client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
                         c.existing = 1;
                         return Ok(c);
                     }
+                    // Small blobs (the app layer, configs, attachments) do not wait for the
+                    // transfer limit, which is for moving data.
+                    let _permit = match d.size > SMALL_BLOB {
+                        true => Some(transfers.acquire().await.expect("semaphore never closed")),
+                        false => None,
+                    };
                     match started? {
                         UploadStart::Done => {}
                         UploadStart::Session(s) => repo.upload_blob(&d, store, Some(s)).await?,
@@ -467,6 +484,18 @@ fn mount_source(
     }
 }
 
+/// Whether the destination tag of `repo` is known to name `artifact`'s top manifest already:
+/// this client read it moments ago ([`crate::TAG_MEMORY`]) and it named that digest.
+fn top_is_known(repo: &Repository, artifact: &Artifact) -> bool {
+    let dst = repo.reference();
+    dst.digest().is_none()
+        && dst.tag().is_some_and(|tag| {
+            repo.client()
+                .known_tag(dst.registry(), dst.repository(), tag)
+                .is_some_and(|d| d == artifact.digest())
+        })
+}
+
 /// The referrers indexes of the attachments' subjects in one repository, by subject (`None`: no
 /// referrers tag yet).
 type Referrers = BTreeMap<Digest, Option<rbuild_oci::Index>>;
@@ -488,12 +517,7 @@ async fn push_manifests(
     referrers: &Referrers,
 ) -> Result<()> {
     let top = artifact.top.manifest();
-    let unchanged = dst.digest().is_none()
-        && dst.tag().is_some_and(|tag| {
-            repo.client()
-                .known_tag(dst.registry(), dst.repository(), tag)
-                .is_some_and(|d| d == top.digest)
-        });
+    let unchanged = top_is_known(repo, artifact);
     let image = async {
         if unchanged {
             tracing::debug!(

@@ -459,6 +459,20 @@ impl Repository {
         }
     }
 
+    /// Cancels an upload session that is not needed (`DELETE` on its URL), best effort: a
+    /// registry that does not answer or refuses keeps it until it drops stale sessions.
+    pub async fn cancel_upload(&self, session: UploadSession) {
+        let what = format!("cancelling an upload to {}", self.name());
+        match self
+            .send(&Self::req(Method::DELETE, session.0), &what)
+            .await
+        {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => tracing::debug!("{what}: {}", resp.status()),
+            Err(e) => tracing::debug!("{what}: {e}"),
+        }
+    }
+
     /// Starts the upload of a blob that is in `store`: a blob of at most [`SINGLE_POST_MAX`]
     /// bytes is sent in the `POST` itself (`?digest=`, the OCI single-request upload) unless this
     /// registry declined that before; a registry that takes it answers `201` ([`UploadStart::Done`]),

@@ -270,3 +270,100 @@ async fn a_remembered_tag_skips_only_the_push_of_that_very_tag_and_manifest() {
     assert_eq!(proxy.manifest_puts(), 2, "{:#?}", summary(&proxy));
     assert_eq!(read_tag(&setup, &dst, "latest").await, x.digest());
 }
+
+/// `artifact` with an SBOM-like attachment about its manifest (blob and config in `store`), as a
+/// build attaches one by default.
+fn with_attachment(store: &Store, mut artifact: Artifact) -> Artifact {
+    let top = artifact.top.manifest();
+    let subject = Descriptor::new(top.media_type.clone(), top.digest, top.bytes.len() as u64);
+    let doc = format!(r#"{{"sbom-of":"{}"}}"#, top.digest).into_bytes();
+    let a = rbuild_attest::ArtifactManifest::new(
+        "application/spdx+json",
+        "application/spdx+json",
+        doc,
+        subject,
+        Default::default(),
+    )
+    .unwrap();
+    store.put_bytes(&a.blob).unwrap();
+    store.put_bytes(&a.config).unwrap();
+    artifact.attachments.push(a.image);
+    artifact
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_and_their_referrers_tag_add_one_round_trip_and_none_when_nothing_changed() {
+    // A warm push of an image with an attachment: the previous manifest; the blobs' HEADs, their
+    // upload starts and the referrers tag's read at once; the uploads; the image manifest and
+    // the attachment at once; the referrers tag: 5 one after another. Nothing changed: the
+    // previous manifest, then the attachment's blobs' HEADs with the referrers tag's read: 2,
+    // and nothing written.
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/attached:latest", proxy.host())
+        .parse()
+        .unwrap();
+    let deps = layer(&store, 31, 1_000_000);
+    let first = with_attachment(
+        &store,
+        image_of(&store, &[deps.clone(), layer(&store, 32, 4_000)]),
+    );
+    let client = Client::new(ClientOptions::default()).unwrap();
+    push_with(&client, &store, &dst, &first).await;
+    let baseline_image = with_attachment(
+        &store,
+        image_of(&store, &[deps.clone(), layer(&store, 33, 4_000)]),
+    );
+    let t0 = Instant::now();
+    warm_push(&dst, &store, &baseline_image).await;
+    let baseline = t0.elapsed();
+
+    let second = with_attachment(
+        &store,
+        image_of(&store, &[deps.clone(), layer(&store, 34, 4_000)]),
+    );
+    proxy.reset_counters();
+    let delay = Duration::from_millis(150);
+    proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
+    let t0 = Instant::now();
+    warm_push(&dst, &store, &second).await;
+    let took = t0.elapsed();
+    let seen = summary(&proxy);
+    // New: the app layer, the config, the attachment's document; its config (`{}`) is there.
+    assert_eq!(proxy.blob_upload_finishes(), 3, "{seen:#?}");
+    assert_eq!(
+        proxy.manifest_puts(),
+        3,
+        "image, attachment, referrers tag: {seen:#?}"
+    );
+    assert!(
+        took.saturating_sub(baseline) < delay * 11 / 2,
+        "{took:?} ({baseline:?} without the delay) is more than 5 round trips of {delay:?}: {seen:#?}"
+    );
+    assert!(took >= delay * 5, "{took:?}");
+    let repo = client.repository(&dst, Access::Pull).unwrap();
+    assert_eq!(
+        repo.get_manifest("latest").await.unwrap().digest,
+        second.digest()
+    );
+    let listed = repo.referrers(&second.digest()).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].digest, second.attachments[0].digest());
+
+    // Nothing changed.
+    proxy.reset_counters();
+    let t0 = Instant::now();
+    warm_push(&dst, &store, &second).await;
+    let took = t0.elapsed();
+    let seen = summary(&proxy);
+    assert_eq!(proxy.count("POST", "."), 0, "{seen:#?}");
+    assert_eq!(proxy.count("PUT", "."), 0, "{seen:#?}");
+    assert_eq!(proxy.count("DELETE", "."), 0, "{seen:#?}");
+    assert!(
+        took.saturating_sub(baseline) < delay * 5 / 2,
+        "{took:?} is more than 2 round trips of {delay:?}: {seen:#?}"
+    );
+    assert_eq!(repo.referrers(&second.digest()).await.unwrap().len(), 1);
+}
