@@ -163,13 +163,16 @@ pub(crate) enum Body {
     },
 }
 
+/// A tag on a registry: (registry, repository, tag).
+type TagKey = (String, String, String);
+
 struct Inner {
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     /// What tags named when this client read them (`registry`, `repository`, `tag`) → (the
     /// manifest's digest, when it was read): a push of the same digest to the same tag soon after
     /// is skipped ([`TAG_MEMORY`]).
-    tags: Mutex<HashMap<(String, String, String), (Digest, Instant)>>,
+    tags: Mutex<HashMap<TagKey, (Digest, Instant)>>,
     progress: Arc<dyn Progress>,
 }
 
