@@ -166,6 +166,11 @@ pub(crate) enum Body {
 /// A tag on a registry: (registry, repository, tag).
 type TagKey = (String, String, String);
 
+/// A referrers tag read started ahead of a push: its index (`None`: no tag), or `None` when the
+/// read failed (the push reads again).
+pub(crate) type PrefetchedReferrers =
+    futures::future::Shared<futures::future::BoxFuture<'static, Option<Option<rbuild_oci::Index>>>>;
+
 struct Inner {
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
@@ -173,6 +178,9 @@ struct Inner {
     /// manifest's digest, when it was read): a push of the same digest to the same tag soon after
     /// is skipped ([`TAG_MEMORY`]).
     tags: Mutex<HashMap<TagKey, (Digest, Instant)>>,
+    /// Referrers tags read ahead ([`Client::prefetch_referrers`]): (registry, repository,
+    /// subject) → the read (None when it failed), taken by the push that needs it.
+    referrers: Mutex<HashMap<(String, String, Digest), (Instant, PrefetchedReferrers)>>,
     progress: Arc<dyn Progress>,
 }
 
@@ -365,6 +373,7 @@ impl Client {
                 opts,
                 hosts: Mutex::new(HashMap::new()),
                 tags: Mutex::new(HashMap::new()),
+                referrers: Mutex::new(HashMap::new()),
                 progress: Arc::new(NoProgress),
             }),
         })
@@ -377,6 +386,7 @@ impl Client {
                 opts: self.inner.opts.clone(),
                 hosts: Mutex::new(HashMap::new()),
                 tags: Mutex::new(HashMap::new()),
+                referrers: Mutex::new(HashMap::new()),
                 progress,
             }),
         }
@@ -408,6 +418,54 @@ impl Client {
             repository.to_string(),
             tag.to_string(),
         ));
+    }
+
+    /// Starts reading the referrers tag of `subject` (a manifest of `reference`'s repository,
+    /// such as the previous image a build read) in the background: a push of attachments about
+    /// the same subject (a build with nothing changed) then finds it read, and knows which
+    /// attachments are there, without waiting for it. Must run inside a tokio runtime.
+    pub fn prefetch_referrers(&self, reference: &crate::Reference, subject: Digest) {
+        let Ok(repo) = self.repository(reference, crate::Access::Pull) else {
+            return;
+        };
+        let key = (
+            reference.registry().to_string(),
+            reference.repository().to_string(),
+            subject,
+        );
+        let read: futures::future::BoxFuture<'static, _> =
+            Box::pin(async move { repo.read_referrers_tag(&subject).await.ok() });
+        let read = futures::FutureExt::shared(read);
+        tokio::spawn(read.clone());
+        self.inner
+            .referrers
+            .lock()
+            .expect("referrers lock")
+            .insert(key, (Instant::now(), read));
+    }
+
+    /// Takes the read of `subject`'s referrers tag started by [`Client::prefetch_referrers`], if
+    /// there is one from less than [`TAG_MEMORY`] ago. `peek`: look without taking.
+    pub(crate) fn prefetched_referrers(
+        &self,
+        registry: &str,
+        repository: &str,
+        subject: &Digest,
+        peek: bool,
+    ) -> Option<PrefetchedReferrers> {
+        let key = (registry.to_string(), repository.to_string(), *subject);
+        let mut map = self.inner.referrers.lock().expect("referrers lock");
+        let fresh = map
+            .get(&key)
+            .is_some_and(|(at, _)| at.elapsed() < TAG_MEMORY);
+        match (fresh, peek) {
+            (false, _) => {
+                map.remove(&key);
+                None
+            }
+            (true, true) => map.get(&key).map(|(_, r)| r.clone()),
+            (true, false) => map.remove(&key).map(|(_, r)| r),
+        }
     }
 
     /// The digest `tag` named when this client read it, if that was less than [`TAG_MEMORY`] ago.

@@ -240,7 +240,34 @@ impl RegistrySink {
                 )
                 .map_err(|e| self.partial(&[], e))?;
             let mut referrers = None;
-            if !same_repo_done {
+            if !same_repo_done
+                && !artifact.attachments.is_empty()
+                && repo.referrers_prefetched(&artifact.attachments)
+            {
+                // The referrers tags were read ahead (the build read the previous image, whose
+                // attachments these are when nothing changed): an attachment they list is there,
+                // its blobs too.
+                let read = repo
+                    .referrers_indexes(&artifact.attachments)
+                    .await
+                    .map_err(|e| self.partial(&[], e))?;
+                let mut with_listed = skip.clone();
+                for a in artifact.attachments.iter().filter(|a| is_listed(&read, a)) {
+                    with_listed.extend(a.blobs().map(|d| d.digest));
+                }
+                self.push_blobs(
+                    &repo,
+                    artifact,
+                    mount_from,
+                    blobs,
+                    &mut report,
+                    &with_listed,
+                )
+                .await
+                .map_err(|e| self.partial(&[], e))?;
+                referrers = Some(read);
+                pushed.push(dst);
+            } else if !same_repo_done {
                 // The referrers tags the attachments go under are read while the blobs go up
                 // (the same round trips).
                 let (pushed_blobs, read) = futures::join!(
@@ -500,6 +527,20 @@ fn top_is_known(repo: &Repository, artifact: &Artifact) -> bool {
 /// referrers tag yet).
 type Referrers = BTreeMap<Digest, Option<rbuild_oci::Index>>;
 
+/// Whether the referrers tag of `attachment`'s subject lists it (it was pushed, and its blobs).
+fn is_listed(referrers: &Referrers, attachment: &rbuild_oci::Image) -> bool {
+    attachment
+        .parsed_manifest()
+        .subject
+        .as_ref()
+        .is_some_and(|s| {
+            referrers
+                .get(&s.digest)
+                .and_then(Option::as_ref)
+                .is_some_and(|i| i.manifests.iter().any(|m| m.digest == attachment.digest()))
+        })
+}
+
 /// Pushes the platforms' manifests (at once; their blobs are all there), then the index or the
 /// single manifest, under the tag last; the attachments by digest alongside (they only name the
 /// image as their `subject`, which registries take before the subject exists); then the
@@ -540,20 +581,12 @@ async fn push_manifests(
             _ => repo.push_manifest(top, None).await,
         }
     };
-    let listed = |a: &rbuild_oci::Image| {
-        a.parsed_manifest().subject.as_ref().is_some_and(|s| {
-            referrers
-                .get(&s.digest)
-                .and_then(Option::as_ref)
-                .is_some_and(|i| i.manifests.iter().any(|m| m.digest == a.digest()))
-        })
-    };
     let attachments = futures::future::try_join_all(
         artifact
             .attachments
             .iter()
             .map(|a| (a, artifact.attachment_tag(&a.digest())))
-            .filter(|(a, tag)| tag.is_some() || !listed(a))
+            .filter(|(a, tag)| tag.is_some() || !is_listed(referrers, a))
             .map(|(a, tag)| repo.push_manifest(a.manifest(), tag)),
     );
     let (image, attachments) = futures::join!(image, attachments);

@@ -13,9 +13,43 @@ use rbuild_oci::{Image, Index, ManifestKind};
 use super::*;
 
 impl Repository {
-    /// The referrers index under `subject`'s referrers tag, when there is one (one `GET`; a tag
-    /// that is not there is `404`).
+    /// The referrers index under `subject`'s referrers tag, when there is one: the read
+    /// [`Client::prefetch_referrers`] started, when there is one and it succeeded, else
+    /// [`Repository::read_referrers_tag`].
     pub(crate) async fn referrers_tag_index(&self, subject: &Digest) -> Result<Option<Index>> {
+        let reference = self.reference();
+        if let Some(read) = self.client().prefetched_referrers(
+            reference.registry(),
+            reference.repository(),
+            subject,
+            false,
+        ) && let Some(index) = read.await
+        {
+            return Ok(index);
+        }
+        self.read_referrers_tag(subject).await
+    }
+
+    /// Whether every subject of `attachments` has a referrers tag read started ahead.
+    pub(crate) fn referrers_prefetched(&self, attachments: &[Image]) -> bool {
+        let reference = self.reference();
+        attachments
+            .iter()
+            .filter_map(|a| a.parsed_manifest().subject.as_ref())
+            .all(|s| {
+                self.client()
+                    .prefetched_referrers(
+                        reference.registry(),
+                        reference.repository(),
+                        &s.digest,
+                        true,
+                    )
+                    .is_some()
+            })
+    }
+
+    /// Reads `subject`'s referrers tag (one `GET`; a tag that is not there is `404`).
+    pub(crate) async fn read_referrers_tag(&self, subject: &Digest) -> Result<Option<Index>> {
         let tag = referrers_tag(subject);
         match self.get_manifest(&tag).await {
             Ok(raw) => match raw.parse() {
@@ -78,6 +112,14 @@ impl Repository {
                 .as_ref()
                 .is_some_and(|e| merge_referrers(Some(e), &[]).digest == merged.digest);
             if !unchanged {
+                // A read of this tag started ahead is out of date once it is pushed.
+                let reference = self.reference();
+                self.client().prefetched_referrers(
+                    reference.registry(),
+                    reference.repository(),
+                    &subject,
+                    false,
+                );
                 merged_all.push((merged, referrers_tag(&subject)));
             }
         }
