@@ -166,6 +166,9 @@ pub(crate) enum Body {
 /// A tag on a registry: (registry, repository, tag).
 type TagKey = (String, String, String);
 
+/// A subject manifest on a registry: (registry, repository, digest).
+type SubjectKey = (String, String, Digest);
+
 /// A referrers tag read started ahead of a push: its index (`None`: no tag), or `None` when the
 /// read failed (the push reads again).
 pub(crate) type PrefetchedReferrers =
@@ -180,7 +183,7 @@ struct Inner {
     tags: Mutex<HashMap<TagKey, (Digest, Instant)>>,
     /// Referrers tags read ahead ([`Client::prefetch_referrers`]): (registry, repository,
     /// subject) → the read (None when it failed), taken by the push that needs it.
-    referrers: Mutex<HashMap<(String, String, Digest), (Instant, PrefetchedReferrers)>>,
+    referrers: Mutex<HashMap<SubjectKey, (Instant, PrefetchedReferrers)>>,
     progress: Arc<dyn Progress>,
 }
 
