@@ -6,7 +6,9 @@
 # time through the proxy, the same rbuild command on loopback, the HTTP requests one run makes
 # (counted at the proxy) and the round trips the added time amounts to ((proxy - loopback) / RTT).
 #
-#   bench/latency.sh [--runs N] [--delay-ms 25] [--no-peer] [--cold-peer]
+#   bench/latency.sh [--runs N] [--delay-ms 25] [--no-peer] [--cold-peer] [--scenarios LIST]
+#
+# --scenarios: a comma-separated subset of cold,warm-app,no-change (default: all three).
 #
 # As root (buildah), after the README's set-up command, with network access to PyPI. It builds
 # target/release/rbuild, reuses the base fixture, starts its own registry
@@ -60,12 +62,14 @@ RUNS=10
 DELAY=25
 PEER=1
 COLD_PEER=0
+SCENARIOS=cold,warm-app,no-change
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) RUNS=$2; shift ;;
     --delay-ms) DELAY=$2; shift ;;
     --no-peer) PEER=0 ;;
     --cold-peer) COLD_PEER=1 ;;
+    --scenarios) SCENARIOS=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1" ;;
   esac
@@ -158,7 +162,8 @@ requests() {
 }
 
 ROWS=()
-for scenario in cold warm-app no-change; do
+for scenario in ${SCENARIOS//,/ }; do
+  case $scenario in cold|warm-app|no-change) ;; *) die "unknown scenario $scenario (cold, warm-app, no-change)" ;; esac
   cmds=(-n "rbuild $scenario (+${DELAY} ms each way)" --prepare "$SELF __prepare $scenario rbuild" "$(rbuild_cmd "$PHOST")"
     -n "rbuild $scenario (loopback)" --prepare "$SELF __prepare $scenario rbuild" "$(rbuild_cmd "$LHOST")")
   if [[ $PEER == 1 && ( $scenario != cold || $COLD_PEER == 1 ) ]]; then
