@@ -117,6 +117,18 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
+/// How long a tag read from a registry is trusted to still name what it named: pushing the same
+/// manifest to it within this time sends nothing (the tag already points at it), as
+/// go-containerregistry's `remote.Write` skips a manifest that exists. A build reads its
+/// destination tag (the previous image) at its start, so a no-change build pushes no manifest.
+///
+/// What is remembered is exact: the registry, repository and tag (never a digest reference,
+/// never another tag or repository), forgotten when this client pushes the tag itself (and
+/// replaced by what it pushed once the registry took it). Should another writer move the tag
+/// between the read and this push, the other writer's manifest stays, as if this (unchanged)
+/// push had happened when the tag was read.
+pub const TAG_MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// One registry (or redirect target) host.
 pub(crate) struct Host {
     pub(crate) name: String,
@@ -125,6 +137,9 @@ pub(crate) struct Host {
     loopback: bool,
     base: tokio::sync::OnceCell<Url>,
     pub(crate) auth: AuthState,
+    /// False once the registry answered a single-request upload (`POST ...?digest=` with the
+    /// body) with anything but `201`: later uploads to it open a session first.
+    pub(crate) single_post: std::sync::atomic::AtomicBool,
 }
 
 /// The HTTP request a retryable operation sends; rebuilt for every attempt.
@@ -148,9 +163,27 @@ pub(crate) enum Body {
     },
 }
 
+/// A tag on a registry: (registry, repository, tag).
+type TagKey = (String, String, String);
+
+/// A subject manifest on a registry: (registry, repository, digest).
+type SubjectKey = (String, String, Digest);
+
+/// A referrers tag read started ahead of a push: its index (`None`: no tag), or `None` when the
+/// read failed (the push reads again).
+pub(crate) type PrefetchedReferrers =
+    futures::future::Shared<futures::future::BoxFuture<'static, Option<Option<rbuild_oci::Index>>>>;
+
 struct Inner {
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// What tags named when this client read them (`registry`, `repository`, `tag`) → (the
+    /// manifest's digest, when it was read): a push of the same digest to the same tag soon after
+    /// is skipped ([`TAG_MEMORY`]).
+    tags: Mutex<HashMap<TagKey, (Digest, Instant)>>,
+    /// Referrers tags read ahead ([`Client::prefetch_referrers`]): (registry, repository,
+    /// subject) → the read (None when it failed), taken by the push that needs it.
+    referrers: Mutex<HashMap<SubjectKey, (Instant, PrefetchedReferrers)>>,
     progress: Arc<dyn Progress>,
 }
 
@@ -342,6 +375,8 @@ impl Client {
             inner: Arc::new(Inner {
                 opts,
                 hosts: Mutex::new(HashMap::new()),
+                tags: Mutex::new(HashMap::new()),
+                referrers: Mutex::new(HashMap::new()),
                 progress: Arc::new(NoProgress),
             }),
         })
@@ -353,6 +388,8 @@ impl Client {
             inner: Arc::new(Inner {
                 opts: self.inner.opts.clone(),
                 hosts: Mutex::new(HashMap::new()),
+                tags: Mutex::new(HashMap::new()),
+                referrers: Mutex::new(HashMap::new()),
                 progress,
             }),
         }
@@ -361,6 +398,89 @@ impl Client {
     /// The options.
     pub fn options(&self) -> &ClientOptions {
         &self.inner.opts
+    }
+
+    /// Records that `tag` of `repository` on `registry` named the manifest `digest` just now (it
+    /// was read from the registry).
+    pub(crate) fn remember_tag(&self, registry: &str, repository: &str, tag: &str, digest: Digest) {
+        self.inner.tags.lock().expect("tags lock").insert(
+            (
+                registry.to_string(),
+                repository.to_string(),
+                tag.to_string(),
+            ),
+            (digest, Instant::now()),
+        );
+    }
+
+    /// Forgets what `tag` of `repository` on `registry` named: this client is about to change
+    /// it (a manifest push under the tag whose outcome is not known until it answers).
+    pub(crate) fn forget_tag(&self, registry: &str, repository: &str, tag: &str) {
+        self.inner.tags.lock().expect("tags lock").remove(&(
+            registry.to_string(),
+            repository.to_string(),
+            tag.to_string(),
+        ));
+    }
+
+    /// Starts reading the referrers tag of `subject` (a manifest of `reference`'s repository,
+    /// such as the previous image a build read) in the background: a push of attachments about
+    /// the same subject (a build with nothing changed) then finds it read, and knows which
+    /// attachments are there, without waiting for it. Must run inside a tokio runtime.
+    pub fn prefetch_referrers(&self, reference: &crate::Reference, subject: Digest) {
+        let Ok(repo) = self.repository(reference, crate::Access::Pull) else {
+            return;
+        };
+        let key = (
+            reference.registry().to_string(),
+            reference.repository().to_string(),
+            subject,
+        );
+        let read: futures::future::BoxFuture<'static, _> =
+            Box::pin(async move { repo.read_referrers_tag(&subject).await.ok() });
+        let read = futures::FutureExt::shared(read);
+        tokio::spawn(read.clone());
+        self.inner
+            .referrers
+            .lock()
+            .expect("referrers lock")
+            .insert(key, (Instant::now(), read));
+    }
+
+    /// Takes the read of `subject`'s referrers tag started by [`Client::prefetch_referrers`], if
+    /// there is one from less than [`TAG_MEMORY`] ago. `peek`: look without taking.
+    pub(crate) fn prefetched_referrers(
+        &self,
+        registry: &str,
+        repository: &str,
+        subject: &Digest,
+        peek: bool,
+    ) -> Option<PrefetchedReferrers> {
+        let key = (registry.to_string(), repository.to_string(), *subject);
+        let mut map = self.inner.referrers.lock().expect("referrers lock");
+        let fresh = map
+            .get(&key)
+            .is_some_and(|(at, _)| at.elapsed() < TAG_MEMORY);
+        match (fresh, peek) {
+            (false, _) => {
+                map.remove(&key);
+                None
+            }
+            (true, true) => map.get(&key).map(|(_, r)| r.clone()),
+            (true, false) => map.remove(&key).map(|(_, r)| r),
+        }
+    }
+
+    /// The digest `tag` named when this client read it, if that was less than [`TAG_MEMORY`] ago.
+    pub(crate) fn known_tag(&self, registry: &str, repository: &str, tag: &str) -> Option<Digest> {
+        let tags = self.inner.tags.lock().expect("tags lock");
+        tags.get(&(
+            registry.to_string(),
+            repository.to_string(),
+            tag.to_string(),
+        ))
+        .filter(|(_, at)| at.elapsed() < TAG_MEMORY)
+        .map(|(d, _)| *d)
     }
 
     pub(crate) fn progress(&self, e: ProgressEvent) {
@@ -431,6 +551,7 @@ impl Client {
             loopback: is_loopback(name),
             base: tokio::sync::OnceCell::new(),
             auth: AuthState::new(registry),
+            single_post: std::sync::atomic::AtomicBool::new(true),
         });
         hosts.insert(name.to_string(), host.clone());
         Ok(host)

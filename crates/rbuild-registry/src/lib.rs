@@ -14,10 +14,17 @@
 //!   `Docker-Content-Digest`. Blobs stream into the content store, verified as they arrive, several
 //!   at a time; redirects are followed by rbuild itself and `Authorization` never leaves the
 //!   registry's origin.
-//! - **Push**: `HEAD` first and skip what exists; mount across repositories of one registry
-//!   (falling back to an upload in the session the registry opens); uploads are `POST` + one
-//!   streamed `PUT` (chunked `PATCH`es when refused); child manifests by digest, then the index,
-//!   then the tag.
+//! - **Push**: `HEAD` first and skip what exists (blobs the destination's previous manifest
+//!   names are not checked); mount across repositories of one registry (falling back to an
+//!   upload in the session the registry opens); a small blob goes up in one request
+//!   (`POST ...?digest=` with the body) where the registry accepts that, else (and for larger
+//!   blobs) `POST` + one streamed `PUT` (chunked `PATCH`es when refused). A blob that is most
+//!   likely new (not in the previous manifest, not mountable) has its upload started together
+//!   with its `HEAD`, and the session cancelled if the `HEAD` finds it. Child manifests by
+//!   digest, then the index, then the tag, with the attachments (SBOM, provenance) alongside;
+//!   then the referrers tags, read while the blobs went up (or ahead, for the previous image:
+//!   [`Client::prefetch_referrers`]). A tag this client read moments ago as naming the same
+//!   manifest is not pushed again ([`TAG_MEMORY`]), nor an attachment its referrers tag lists.
 //! - **Retries** ([`RetryPolicy`]): connection errors, timeouts, resets, 408/429/5xx and content
 //!   that does not match its digest restart the whole operation with backoff and jitter, honouring
 //!   `Retry-After`; other errors fail at once with the registry's `errors[]` message.
@@ -56,7 +63,7 @@ mod repository;
 pub use rbuild_http::tls;
 
 pub use auth::{Anonymous, Credential, CredentialProvider, Secret};
-pub use client::{Client, ClientOptions, UploadMode, is_loopback};
+pub use client::{Client, ClientOptions, TAG_MEMORY, UploadMode, is_loopback};
 pub use credentials::{ChainCredentials, DefaultCredentials, StaticCredentials, parse_user_pass};
 pub use error::{Error, Result};
 pub use ops::ResolvedImage;
@@ -64,4 +71,7 @@ pub use progress::{NOTICE_AFTER, NoProgress, Progress, ProgressEvent, ReportEven
 pub use push::{RegistryBlobs, RegistrySink, sink_error};
 pub use rbuild_http::{RetryPolicy, Timeouts, parse_retry_after};
 pub use reference::{DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_LEGACY, Reference, ReferenceError};
-pub use repository::{Access, MAX_MANIFEST_SIZE, MountOutcome, Repository, UploadSession};
+pub use repository::{
+    Access, MAX_MANIFEST_SIZE, MountOutcome, Repository, SINGLE_POST_MAX, UploadSession,
+    UploadStart,
+};

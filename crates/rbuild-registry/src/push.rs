@@ -30,7 +30,12 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::progress::ProgressEvent;
 use crate::reference::Reference;
-use crate::repository::{Access, MountOutcome, Repository};
+use crate::repository::{Access, MountOutcome, Repository, UploadStart};
+
+/// Blobs up to this size are uploaded without waiting for the transfer limit
+/// ([`crate::ClientOptions::concurrency`]): the limit is for moving data, and a small blob's
+/// upload is mostly waiting for the registry.
+const SMALL_BLOB: u64 = 1024 * 1024;
 
 /// How many blobs are looked up (`HEAD`) at once while pushing.
 const HEAD_CONCURRENCY: usize = 16;
@@ -205,6 +210,7 @@ impl RegistrySink {
             repo: Repository,
             skip: BTreeSet<Digest>,
             mount_from: Option<&'a Reference>,
+            referrers: Option<Referrers>,
         }
         let mut prepared: Vec<Prepared<'_>> = Vec::new();
         let mut pushed: Vec<&Reference> = Vec::new();
@@ -233,10 +239,43 @@ impl RegistrySink {
                     Access::PushMountingFromAll(sources.into_iter().collect()),
                 )
                 .map_err(|e| self.partial(&[], e))?;
-            if !same_repo_done {
-                self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip)
+            let mut referrers = None;
+            if !same_repo_done
+                && !artifact.attachments.is_empty()
+                && repo.referrers_prefetched(&artifact.attachments)
+            {
+                // The referrers tags were read ahead (the build read the previous image, whose
+                // attachments these are when nothing changed): an attachment they list is there,
+                // its blobs too.
+                let read = repo
+                    .referrers_indexes(&artifact.attachments)
                     .await
                     .map_err(|e| self.partial(&[], e))?;
+                let mut with_listed = skip.clone();
+                for a in artifact.attachments.iter().filter(|a| is_listed(&read, a)) {
+                    with_listed.extend(a.blobs().map(|d| d.digest));
+                }
+                self.push_blobs(
+                    &repo,
+                    artifact,
+                    mount_from,
+                    blobs,
+                    &mut report,
+                    &with_listed,
+                )
+                .await
+                .map_err(|e| self.partial(&[], e))?;
+                referrers = Some(read);
+                pushed.push(dst);
+            } else if !same_repo_done {
+                // The referrers tags the attachments go under are read while the blobs go up
+                // (the same round trips).
+                let (pushed_blobs, read) = futures::join!(
+                    self.push_blobs(&repo, artifact, mount_from, blobs, &mut report, &skip),
+                    repo.referrers_indexes(&artifact.attachments)
+                );
+                pushed_blobs.map_err(|e| self.partial(&[], e))?;
+                referrers = Some(read.map_err(|e| self.partial(&[], e))?);
                 pushed.push(dst);
             }
             prepared.push(Prepared {
@@ -244,6 +283,7 @@ impl RegistrySink {
                 repo,
                 skip,
                 mount_from,
+                referrers,
             });
         }
         let mut updated: Vec<&Reference> = Vec::new();
@@ -253,9 +293,19 @@ impl RegistrySink {
                 repo,
                 mut skip,
                 mount_from,
+                referrers,
             } = p;
+            // A destination in a repository pushed to before in this call reads the referrers
+            // tags now (the earlier destination may have just changed them).
+            let referrers = match referrers {
+                Some(r) => r,
+                None => repo
+                    .referrers_indexes(&artifact.attachments)
+                    .await
+                    .map_err(|e| self.partial(&updated, e))?,
+            };
             loop {
-                match push_manifests(&repo, artifact, dst).await {
+                match push_manifests(&repo, artifact, dst, &referrers).await {
                     Err(e) if e.is_blob_unknown() && !skip.is_empty() => {
                         // A blob the previous manifest named is gone (deleted since): check every
                         // blob, upload what is missing, and push the manifests again.
@@ -335,6 +385,7 @@ impl RegistrySink {
             .map(|i| (i.config_descriptor().digest, i.config_bytes()))
             .collect();
         let configs = &configs;
+        let unchanged = top_is_known(repo, artifact);
         let all = artifact.blobs().into_iter().filter(|d| !is_foreign(d));
         let results: Vec<Counts> = futures::stream::iter(all)
             .map(|d| async move {
@@ -342,10 +393,57 @@ impl RegistrySink {
                 // token covers it).
                 let source = mount_source(blobs, &d.digest, dst, mount_from);
                 let mut c = Counts::default();
-                if present.contains(&d.digest) || repo.blob_exists(&d.digest).await? {
+                if present.contains(&d.digest) {
                     client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
                     c.existing = 1;
                     return Ok::<_, Error>(c);
+                }
+                // A blob the previous manifest of this destination does not name, that is in the
+                // store (or is a config) and cannot be mounted, is most likely new (the app layer
+                // and the config of a warm build, its provenance): its upload starts together
+                // with the `HEAD` instead of after it, saving a round trip. Should the `HEAD` find
+                // it after all, the session opened is cancelled (`DELETE`, while other blobs
+                // upload). Not when the destination tag is known to name this very image (nothing
+                // changed: the attachments, functions of the image, are most likely there too).
+                let speculate = !present.is_empty()
+                    && !unchanged
+                    && source.is_none()
+                    && (store.contains(&d.digest) || configs.contains_key(&d.digest));
+                if speculate {
+                    if !store.contains(&d.digest)
+                        && let Some(bytes) = configs.get(&d.digest)
+                    {
+                        store.put_bytes(bytes)?;
+                    }
+                    let (exists, started) =
+                        futures::join!(repo.blob_exists(&d.digest), repo.begin_upload(&d, store));
+                    // The HEAD decides: a blob that is there is skipped whatever the upload
+                    // start answered (a registry may refuse the `POST` and still have the blob).
+                    if exists? {
+                        if let Ok(UploadStart::Session(s)) = started {
+                            repo.cancel_upload(s).await;
+                        }
+                        client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
+                        c.existing = 1;
+                        return Ok(c);
+                    }
+                    // Small blobs (the app layer, configs, attachments) do not wait for the
+                    // transfer limit, which is for moving data.
+                    let _permit = match d.size > SMALL_BLOB {
+                        true => Some(transfers.acquire().await.expect("semaphore never closed")),
+                        false => None,
+                    };
+                    match started? {
+                        UploadStart::Done => {}
+                        UploadStart::Session(s) => repo.upload_blob(&d, store, Some(s)).await?,
+                    }
+                    c.uploaded = 1;
+                    return Ok(c);
+                }
+                if repo.blob_exists(&d.digest).await? {
+                    client.progress(ProgressEvent::BlobSkipped { digest: d.digest });
+                    c.existing = 1;
+                    return Ok(c);
                 }
                 let _permit = transfers.acquire().await.expect("semaphore never closed");
                 let mut session = None;
@@ -413,29 +511,91 @@ fn mount_source(
     }
 }
 
+/// Whether the destination tag of `repo` is known to name `artifact`'s top manifest already:
+/// this client read it moments ago ([`crate::TAG_MEMORY`]) and it named that digest.
+fn top_is_known(repo: &Repository, artifact: &Artifact) -> bool {
+    let dst = repo.reference();
+    dst.digest().is_none()
+        && dst.tag().is_some_and(|tag| {
+            repo.client()
+                .known_tag(dst.registry(), dst.repository(), tag)
+                .is_some_and(|d| d == artifact.digest())
+        })
+}
+
+/// The referrers indexes of the attachments' subjects in one repository, by subject (`None`: no
+/// referrers tag yet).
+type Referrers = BTreeMap<Digest, Option<rbuild_oci::Index>>;
+
+/// Whether the referrers tag of `attachment`'s subject lists it (it was pushed, and its blobs).
+fn is_listed(referrers: &Referrers, attachment: &rbuild_oci::Image) -> bool {
+    attachment
+        .parsed_manifest()
+        .subject
+        .as_ref()
+        .is_some_and(|s| {
+            referrers
+                .get(&s.digest)
+                .and_then(Option::as_ref)
+                .is_some_and(|i| i.manifests.iter().any(|m| m.digest == attachment.digest()))
+        })
+}
+
 /// Pushes the platforms' manifests (at once; their blobs are all there), then the index or the
-/// single manifest, under the tag last; then attachments by digest.
-async fn push_manifests(repo: &Repository, artifact: &Artifact, dst: &Reference) -> Result<()> {
-    if let Top::Index { images, .. } = &artifact.top {
-        futures::future::try_join_all(
-            images
-                .iter()
-                .map(|i| repo.push_manifest(i.manifest(), None)),
-        )
-        .await?;
-    }
+/// single manifest, under the tag last; the attachments by digest alongside (they only name the
+/// image as their `subject`, which registries take before the subject exists); then the
+/// referrers tags, which list the attachments (distribution checks that an index's manifests
+/// exist).
+///
+/// Skipped as already there: the manifests, when this client read the destination tag moments
+/// ago ([`crate::TAG_MEMORY`]) and it named this very manifest (a build with nothing changed);
+/// an attachment without a tag of its own that its subject's referrers tag (`referrers`, read
+/// during this push) already lists.
+async fn push_manifests(
+    repo: &Repository,
+    artifact: &Artifact,
+    dst: &Reference,
+    referrers: &Referrers,
+) -> Result<()> {
     let top = artifact.top.manifest();
-    match dst.tag() {
-        Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await?,
-        _ => repo.push_manifest(top, None).await?,
-    };
-    for a in &artifact.attachments {
-        repo.push_manifest(a.manifest(), artifact.attachment_tag(&a.digest()))
+    let unchanged = top_is_known(repo, artifact);
+    let image = async {
+        if unchanged {
+            tracing::debug!(
+                "{}: the tag already names {}; not pushed again",
+                dst,
+                top.digest
+            );
+            return Ok(());
+        }
+        if let Top::Index { images, .. } = &artifact.top {
+            futures::future::try_join_all(
+                images
+                    .iter()
+                    .map(|i| repo.push_manifest(i.manifest(), None)),
+            )
             .await?;
-    }
+        }
+        match dst.tag() {
+            Some(tag) if dst.digest().is_none() => repo.push_manifest(top, Some(tag)).await,
+            _ => repo.push_manifest(top, None).await,
+        }
+    };
+    let attachments = futures::future::try_join_all(
+        artifact
+            .attachments
+            .iter()
+            .map(|a| (a, artifact.attachment_tag(&a.digest())))
+            .filter(|(a, tag)| tag.is_some() || !is_listed(referrers, a))
+            .map(|(a, tag)| repo.push_manifest(a.manifest(), tag)),
+    );
+    let (image, attachments) = futures::join!(image, attachments);
+    image?;
+    attachments?;
     // Registries without the referrers API (distribution 2.8) find attachments by subject
     // through the referrers tag schema.
-    repo.add_referrers(&artifact.attachments).await?;
+    repo.add_referrers_to(&artifact.attachments, referrers)
+        .await?;
     Ok(())
 }
 

@@ -36,6 +36,20 @@ pub enum Access {
     PushMountingFromAll(Vec<String>),
 }
 
+/// The largest blob sent in a single request (`POST /v2/NAME/blobs/uploads/?digest=D` with the
+/// body): a registry that does not take uploads that way (distribution 2.8 answers `202` and opens
+/// a session) reads and drops that much, which costs less than the round trip it saves elsewhere.
+pub const SINGLE_POST_MAX: u64 = 128 * 1024;
+
+/// How [`Repository::begin_upload`] ended.
+#[derive(Clone, Debug)]
+pub enum UploadStart {
+    /// The blob went up in that single request (`201`).
+    Done,
+    /// The registry opened an upload session; the blob still has to be sent.
+    Session(UploadSession),
+}
+
 /// An upload session a registry opened (its `Location`).
 #[derive(Clone, Debug)]
 pub struct UploadSession(Url);
@@ -170,6 +184,14 @@ impl Repository {
                             size: raw.bytes.len() as u64,
                         });
                     }
+                }
+                if expected.is_none() {
+                    self.client.remember_tag(
+                        self.reference.registry(),
+                        self.reference.repository(),
+                        identifier,
+                        raw.digest,
+                    );
                 }
                 Ok(raw)
             })
@@ -437,10 +459,106 @@ impl Repository {
         }
     }
 
-    /// Uploads a blob from `store`: `POST` for a session (or the one a failed mount opened), then
-    /// one streamed `PUT` with `Content-Length` and `Content-Type: application/octet-stream`; chunked
-    /// `PATCH`es when configured or when the registry refuses the single `PUT`. A failure restarts
-    /// the whole upload with a new session.
+    /// Cancels an upload session that is not needed (`DELETE` on its URL), best effort: a
+    /// registry that does not answer or refuses keeps it until it drops stale sessions.
+    pub async fn cancel_upload(&self, session: UploadSession) {
+        let what = format!("cancelling an upload to {}", self.name());
+        match self
+            .send(&Self::req(Method::DELETE, session.0), &what)
+            .await
+        {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => tracing::debug!("{what}: {}", resp.status()),
+            Err(e) => tracing::debug!("{what}: {e}"),
+        }
+    }
+
+    /// Starts the upload of a blob that is in `store`: a blob of at most [`SINGLE_POST_MAX`]
+    /// bytes is sent in the `POST` itself (`?digest=`, the OCI single-request upload) unless this
+    /// registry declined that before; a registry that takes it answers `201` ([`UploadStart::Done`]),
+    /// one that does not opens a session as for an empty `POST` (`202`, and it is not tried again on
+    /// this host). Larger blobs: an empty `POST`. Retried.
+    pub async fn begin_upload(&self, desc: &Descriptor, store: &Store) -> Result<UploadStart> {
+        let digest = desc.digest;
+        let what = format!("uploading blob {digest} to {}", self.name());
+        let started = self
+            .client
+            .retried(&what, |_| self.begin_upload_once(desc, store, &what))
+            .await?;
+        if let (UploadStart::Done, Some(size)) = (&started, store.blob_size(&digest)) {
+            self.client.progress(ProgressEvent::BlobStarted {
+                digest,
+                size,
+                upload: true,
+            });
+            self.client.progress(ProgressEvent::BlobFinished {
+                digest,
+                upload: true,
+            });
+        }
+        Ok(started)
+    }
+
+    /// One attempt of [`Repository::begin_upload`].
+    async fn begin_upload_once(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        what: &str,
+    ) -> Result<UploadStart> {
+        use std::sync::atomic::Ordering;
+        let digest = desc.digest;
+        let single = store
+            .blob_size(&digest)
+            .filter(|s| *s <= SINGLE_POST_MAX && self.host.single_post.load(Ordering::Relaxed));
+        let Some(size) = single else {
+            return Ok(UploadStart::Session(self.start_upload(what).await?));
+        };
+        let mut url = self.url("blobs/uploads/").await?;
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let req = Req {
+            method: Method::POST,
+            url,
+            headers: vec![("content-type", "application/octet-stream".into())],
+            body: Body::File {
+                path: store.blob_path(&digest),
+                offset: 0,
+                len: size,
+                progress: None,
+            },
+        };
+        let resp = self.send(&req, what).await?;
+        match resp.status().as_u16() {
+            201 => {
+                self.check_digest_header(&resp, &digest, what)?;
+                Ok(UploadStart::Done)
+            }
+            202 => {
+                tracing::debug!(
+                    "{}: no single-request uploads (202); opening sessions from now on",
+                    self.host.name
+                );
+                self.host.single_post.store(false, Ordering::Relaxed);
+                Ok(UploadStart::Session(self.location(&resp, what).await?))
+            }
+            status @ (400 | 404 | 405 | 413 | 415 | 501) => {
+                tracing::debug!(
+                    "{}: single-request upload refused ({status}); opening sessions from now on",
+                    self.host.name
+                );
+                self.host.single_post.store(false, Ordering::Relaxed);
+                Ok(UploadStart::Session(self.start_upload(what).await?))
+            }
+            _ => Err(self.fail(resp, what).await),
+        }
+    }
+
+    /// Uploads a blob from `store`: in monolithic mode a small blob in one request where the
+    /// registry takes that ([`Repository::begin_upload`]); otherwise `POST` for a session (or the
+    /// one a failed mount opened), then one streamed `PUT` with `Content-Length` and
+    /// `Content-Type: application/octet-stream`; chunked `PATCH`es when configured or when the
+    /// registry refuses the single `PUT`. A failure restarts the whole upload with a new session.
     pub async fn upload_blob(
         &self,
         desc: &Descriptor,
@@ -476,11 +594,17 @@ impl Repository {
                     });
                     loop {
                         let opened = session.lock().expect("session").take();
-                        let s = match opened {
-                            Some(s) => s,
-                            None => self.start_upload(what).await?,
-                        };
                         let m = *mode.lock().expect("mode");
+                        let s = match (opened, m) {
+                            (Some(s), _) => s,
+                            (None, crate::client::UploadMode::Monolithic { .. }) => {
+                                match self.begin_upload_once(desc, store, what).await? {
+                                    UploadStart::Done => break,
+                                    UploadStart::Session(s) => s,
+                                }
+                            }
+                            (None, _) => self.start_upload(what).await?,
+                        };
                         match m {
                             crate::client::UploadMode::Monolithic { fallback_chunk } => {
                                 match self.put_whole(s, &digest, &path, size, what).await {
@@ -625,6 +749,12 @@ impl Repository {
         };
         let what = format!("pushing manifest {shown}");
         let bytes = Bytes::from(manifest.bytes.clone());
+        // What this client remembers of the tag is void from the first attempt on (a failed or
+        // timed-out PUT may still have moved it), and the new digest once the registry took it.
+        if let Some(t) = tag {
+            self.client
+                .forget_tag(self.reference.registry(), self.reference.repository(), t);
+        }
         self.client
             .retried(&what, |_| async {
                 let req = Req {
@@ -640,6 +770,14 @@ impl Repository {
                 }
             })
             .await?;
+        if let Some(t) = tag {
+            self.client.remember_tag(
+                self.reference.registry(),
+                self.reference.repository(),
+                t,
+                manifest.digest,
+            );
+        }
         self.client.progress(ProgressEvent::ManifestPushed {
             digest: manifest.digest,
             reference: shown,

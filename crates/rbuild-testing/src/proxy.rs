@@ -165,6 +165,9 @@ pub struct SeenRequest {
     pub status: u16,
     /// The fault applied, if any.
     pub fault: Option<Fault>,
+    /// When the proxy had read the request head (before any injected delay): requests of one
+    /// round trip arrive together.
+    pub at: std::time::Instant,
 }
 
 impl SeenRequest {
@@ -501,6 +504,7 @@ fn handle(state: &State, listener: Listener, client: TcpStream) {
         headers: head.headers.clone(),
         status: 0,
         fault: None,
+        at: std::time::Instant::now(),
     };
     let fault = pick_fault(state, listener, &method, &target);
     seen.fault = fault.clone();

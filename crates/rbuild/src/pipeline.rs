@@ -580,7 +580,16 @@ impl Builder {
     ) -> Result<PreparedPlatform, BuildError> {
         let plat = platform.to_string();
         let t0 = Instant::now();
-        let base = self.resolve_base(req, platform, tops).await?;
+        // The base and the previous image are asked for at once (one round trip, not two).
+        let previous = async {
+            if req.cache_from.is_empty() {
+                None
+            } else {
+                self.previous_image(req, platform, tops).await
+            }
+        };
+        let (base, prev) = futures::join!(self.resolve_base(req, platform, tops), previous);
+        let base = base?;
         self.progress.step(
             &plat,
             "resolve",
@@ -594,11 +603,6 @@ impl Builder {
             ),
             elapsed(t0),
         );
-        let prev = if req.cache_from.is_empty() {
-            None
-        } else {
-            self.previous_image(req, platform, tops).await
-        };
         let (target, facts) = self.target_for(req, platform, &base, &prev).await?;
         let read = self.read_lock_for(req, &target).await?;
         let base_defaults = crate::spec::BaseDefaults::of(

@@ -193,6 +193,10 @@ impl Builder {
                     .client
                     .resolve_image_from(r, top, platform, Some(&self.store))
                     .await?;
+                // The attachments of the previous image are listed under its referrers tag: a
+                // build that changes nothing pushes the same ones, and finds that tag read by then
+                // (in the background, while it builds) instead of reading it when it pushes.
+                self.client.prefetch_referrers(r, resolved.manifest.digest);
                 let (_, config) = self.client.fetch_config(&resolved, &self.store).await?;
                 Ok::<_, rbuild_registry::Error>((r.clone(), resolved.image, config))
             };

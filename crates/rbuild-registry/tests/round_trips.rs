@@ -1,0 +1,383 @@
+//! How many requests, and how many one after another, a warm push makes (issue #21): a push
+//! whose only new blobs are an app layer and a config, after the previous image's manifest was
+//! read, and a push of an unchanged image. Counted at the fault proxy in front of the real
+//! registry; a regression (an extra check, a lost overlap) fails here.
+
+use std::time::{Duration, Instant};
+
+use rbuild_oci::{Artifact, Descriptor, Image, MediaType, RawManifest, Store, Top};
+use rbuild_registry::{Access, Client, ClientOptions, Reference, RegistryBlobs, RegistrySink};
+use rbuild_testing::{Fault, FaultProxy, Registry, Times};
+
+mod net;
+use net::layer;
+
+/// An image of `layers` (all in `store`), its config in the store too.
+fn image_of(store: &Store, layers: &[Descriptor]) -> Artifact {
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("\"{}\"", l.digest)).collect();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    );
+    let config_digest = store.put_bytes(config.as_bytes()).unwrap();
+    let layer_json: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            format!(
+                r#"{{"mediaType":"{}","digest":"{}","size":{}}}"#,
+                MediaType::OCI_LAYER_GZIP,
+                l.digest,
+                l.size
+            )
+        })
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{}]}}"#,
+        MediaType::OCI_MANIFEST,
+        config_digest,
+        config.len(),
+        layer_json.join(",")
+    );
+    let raw = RawManifest::new(manifest.into_bytes(), Some(MediaType::OCI_MANIFEST));
+    Artifact::new(Top::Image(Image::new(raw, config.into_bytes()).unwrap()))
+}
+
+/// What a build does against its destination: reads the previous manifest by tag (a new client,
+/// as in a new process) and pushes `artifact`, the previous manifest's blobs known to be there.
+async fn warm_push(dst: &Reference, store: &Store, artifact: &Artifact) {
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let previous = client
+        .repository(dst, Access::Pull)
+        .unwrap()
+        .get_manifest("latest")
+        .await
+        .unwrap();
+    let rbuild_oci::ManifestKind::Image(m) = previous.parse().unwrap() else {
+        panic!("an image manifest")
+    };
+    // As the build does: the previous image's referrers tag is read in the background.
+    client.prefetch_referrers(dst, previous.digest);
+    let known = m.layers.iter().map(|l| l.digest).chain([m.config.digest]);
+    RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+        .with_known_blobs(dst, known)
+        .push(artifact, &RegistryBlobs::new(client, store.clone()))
+        .await
+        .unwrap();
+}
+
+/// How many round trips one after another the requests the proxy saw took: with every request
+/// held `delay` at the proxy, a request sent after another's answer arrives at least `delay`
+/// later, and requests sent together arrive within a few milliseconds of each other.
+fn waves(proxy: &FaultProxy, delay: Duration) -> usize {
+    let mut at: Vec<_> = proxy.requests().iter().map(|r| r.at).collect();
+    at.sort();
+    at.windows(2)
+        .filter(|w| w[1].duration_since(w[0]) > delay / 2)
+        .count()
+        + usize::from(!at.is_empty())
+}
+
+/// The requests the proxy saw, each with when it arrived (ms after the first).
+fn summary(proxy: &FaultProxy) -> Vec<String> {
+    let seen = proxy.requests();
+    let Some(t0) = seen.iter().map(|r| r.at).min() else {
+        return Vec::new();
+    };
+    seen.iter()
+        .map(|r| {
+            let target: String = r.target.chars().take(100).collect();
+            format!(
+                "{} {target} -> {} (+{} ms)",
+                r.method,
+                r.status,
+                r.at.duration_since(t0).as_millis()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_app_only_push_makes_few_requests_in_few_round_trips() {
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/app:latest", proxy.host()).parse().unwrap();
+    let deps = layer(&store, 1, 2_000_000);
+    let first = image_of(&store, &[deps.clone(), layer(&store, 2, 4_000)]);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+        .push(&first, &RegistryBlobs::new(client, store.clone()))
+        .await
+        .unwrap();
+
+    // One app file changed: a new app layer and config; the dependency layer is unchanged. Every
+    // request waits 300 ms at the proxy, so the requests arrive in waves, one
+    // per round trip.
+    let second = image_of(&store, &[deps.clone(), layer(&store, 3, 4_000)]);
+    proxy.reset_counters();
+    let delay = Duration::from_millis(300);
+    proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
+    let t0 = Instant::now();
+    warm_push(&dst, &store, &second).await;
+    let took = t0.elapsed();
+    let seen = summary(&proxy);
+    // The previous manifest; for the app layer and the config each a HEAD and, at the same time,
+    // a POST (distribution 2.8 answers the single-request upload with a session), then the PUT;
+    // the manifest. Nothing for the dependency layer.
+    assert_eq!(proxy.count("GET", "/manifests/latest"), 1, "{seen:#?}");
+    // The previous image's referrers tag, read in the background (for attachments; none here).
+    assert_eq!(proxy.count("GET", "/manifests/sha256-"), 1, "{seen:#?}");
+    assert_eq!(proxy.count("HEAD", "/blobs/"), 2, "{seen:#?}");
+    assert_eq!(proxy.blob_upload_starts(), 2, "{seen:#?}");
+    assert_eq!(proxy.blob_upload_finishes(), 2, "{seen:#?}");
+    assert_eq!(proxy.manifest_puts(), 1, "{seen:#?}");
+    assert_eq!(seen.len(), 9, "{seen:#?}");
+    assert!(
+        !seen.iter().any(|s| s.contains(&deps.digest.to_string())),
+        "the unchanged layer is not touched: {seen:#?}"
+    );
+    // One after another: the manifest GET, HEAD ∥ POST, PUT, the manifest PUT: 4 (5 before the
+    // HEADs and POSTs overlapped).
+    assert_eq!(waves(&proxy, delay), 4, "{seen:#?}");
+    assert!(took >= delay * 4, "{took:?}");
+    let repo = Client::new(ClientOptions::default())
+        .unwrap()
+        .repository(&dst, Access::Pull)
+        .unwrap();
+    assert_eq!(
+        repo.get_manifest("latest").await.unwrap().digest,
+        second.digest()
+    );
+    for d in second.blobs() {
+        assert!(repo.blob_exists(&d.digest).await.unwrap(), "{}", d.digest);
+    }
+
+    // Nothing changed: the manifest read is the only request it waits for (the tag already
+    // names it)
+    proxy.clear_faults();
+    proxy.reset_counters();
+    warm_push(&dst, &store, &second).await;
+    let seen = summary(&proxy);
+    // (and, in the background, the previous image's referrers tag)
+    assert_eq!(
+        seen.iter().filter(|s| !s.starts_with("GET ")).count(),
+        0,
+        "{seen:#?}"
+    );
+    assert_eq!(proxy.count("GET", "/manifests/latest"), 1, "{seen:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_blob_that_exists_after_all_is_not_uploaded_and_the_tag_moves() {
+    // The speculative upload start is dropped when the HEAD finds the blob; a tag read that no
+    // longer matches what is pushed is pushed.
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/again:latest", proxy.host()).parse().unwrap();
+    let a = image_of(&store, &[layer(&store, 7, 3_000)]);
+    let b = image_of(&store, &[layer(&store, 8, 3_000)]);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    for img in [&a, &b] {
+        RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+            .push(img, &RegistryBlobs::new(client.clone(), store.clone()))
+            .await
+            .unwrap();
+    }
+    // Back to `a`, whose blobs the registry still has but the tag's manifest (b) does not name.
+    proxy.reset_counters();
+    warm_push(&dst, &store, &a).await;
+    // Both new-looking blobs (the layer and the config) had an upload session opened alongside
+    // their HEAD; the HEADs found them, so the sessions stay unused and nothing is uploaded.
+    assert_eq!(proxy.blob_upload_starts(), 2, "{:#?}", summary(&proxy));
+    assert_eq!(proxy.blob_upload_finishes(), 0, "{:#?}", summary(&proxy));
+    assert_eq!(proxy.manifest_puts(), 1);
+    let repo = client.repository(&dst, Access::Pull).unwrap();
+    assert_eq!(
+        repo.get_manifest("latest").await.unwrap().digest,
+        a.digest()
+    );
+}
+
+/// Reads `tag` of `dst`'s repository with `client` (as a build reads its destination).
+async fn read_tag(client: &Client, dst: &Reference, tag: &str) -> rbuild_oci::Digest {
+    client
+        .repository(dst, Access::Pull)
+        .unwrap()
+        .get_manifest(tag)
+        .await
+        .unwrap()
+        .digest
+}
+
+async fn push_with(client: &Client, store: &Store, dst: &Reference, artifact: &Artifact) {
+    RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+        .push(artifact, &RegistryBlobs::new(client.clone(), store.clone()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_tag_skips_only_the_push_of_that_very_tag_and_manifest() {
+    // The manifest push is skipped only when this client read this tag of this repository on
+    // this registry moments ago and it named this manifest; every other push goes out.
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let other_reg = Registry::plain().unwrap();
+    let other_proxy = FaultProxy::in_front_of(&other_reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let x = image_of(&store, &[layer(&store, 21, 3_000)]);
+    let y = image_of(&store, &[layer(&store, 22, 3_000)]);
+    let at =
+        |p: &FaultProxy, r: &str| -> Reference { format!("{}/{r}", p.host()).parse().unwrap() };
+    let setup = Client::new(ClientOptions::default()).unwrap();
+    for r in ["tm/app:latest", "tm/other:latest"] {
+        push_with(&setup, &store, &at(&proxy, r), &x).await;
+        push_with(&setup, &store, &at(&other_proxy, r), &y).await;
+    }
+    push_with(&setup, &store, &at(&proxy, "tm/app:stable"), &y).await;
+
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let dst = at(&proxy, "tm/app:latest");
+    assert_eq!(read_tag(&client, &dst, "latest").await, x.digest());
+
+    // The same tag, the same manifest: skipped.
+    proxy.reset_counters();
+    push_with(&client, &store, &dst, &x).await;
+    assert_eq!(proxy.manifest_puts(), 0, "{:#?}", summary(&proxy));
+
+    // Another tag of the same repository (it names y): pushed.
+    proxy.reset_counters();
+    let stable = at(&proxy, "tm/app:stable");
+    push_with(&client, &store, &stable, &x).await;
+    assert_eq!(proxy.manifest_puts(), 1, "{:#?}", summary(&proxy));
+    assert_eq!(read_tag(&setup, &stable, "stable").await, x.digest());
+
+    // A digest reference: the manifest is pushed by digest (the tag was not asked for).
+    proxy.reset_counters();
+    let by_digest: Reference = format!("{}/tm/app@{}", proxy.host(), y.digest())
+        .parse()
+        .unwrap();
+    push_with(&client, &store, &by_digest, &y).await;
+    assert_eq!(
+        proxy.count("PUT", &format!("/manifests/{}", y.digest())),
+        1,
+        "{:#?}",
+        summary(&proxy)
+    );
+
+    // Another repository with the same tag, never read by this client: pushed.
+    proxy.reset_counters();
+    let other_repo = at(&proxy, "tm/other:latest");
+    push_with(&client, &store, &other_repo, &x).await;
+    assert_eq!(proxy.manifest_puts(), 1, "{:#?}", summary(&proxy));
+
+    // Another registry with the same repository and tag (there the tag names y): pushed.
+    other_proxy.reset_counters();
+    let elsewhere = at(&other_proxy, "tm/app:latest");
+    push_with(&client, &store, &elsewhere, &x).await;
+    assert_eq!(
+        other_proxy.manifest_puts(),
+        1,
+        "{:#?}",
+        summary(&other_proxy)
+    );
+    assert_eq!(read_tag(&setup, &elsewhere, "latest").await, x.digest());
+
+    // This client moves the tag to y and back to x: both pushes go out, and the tag names x.
+    proxy.reset_counters();
+    push_with(&client, &store, &dst, &y).await;
+    push_with(&client, &store, &dst, &x).await;
+    assert_eq!(proxy.manifest_puts(), 2, "{:#?}", summary(&proxy));
+    assert_eq!(read_tag(&setup, &dst, "latest").await, x.digest());
+}
+
+/// `artifact` with an SBOM-like attachment about its manifest (blob and config in `store`), as a
+/// build attaches one by default.
+fn with_attachment(store: &Store, mut artifact: Artifact) -> Artifact {
+    let top = artifact.top.manifest();
+    let subject = Descriptor::new(top.media_type.clone(), top.digest, top.bytes.len() as u64);
+    let doc = format!(r#"{{"sbom-of":"{}"}}"#, top.digest).into_bytes();
+    let a = rbuild_attest::ArtifactManifest::new(
+        "application/spdx+json",
+        "application/spdx+json",
+        doc,
+        subject,
+        Default::default(),
+    )
+    .unwrap();
+    store.put_bytes(&a.blob).unwrap();
+    store.put_bytes(&a.config).unwrap();
+    artifact.attachments.push(a.image);
+    artifact
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_and_their_referrers_tag_add_one_round_trip_and_none_when_nothing_changed() {
+    // A warm push of an image with an attachment: the previous manifest; the blobs' HEADs, their
+    // upload starts and the referrers tag's read at once; the uploads; the image manifest and
+    // the attachment at once; the referrers tag: 5 one after another. Nothing changed: the
+    // previous manifest, then its referrers tag (read ahead, which lists the attachment): 2, and
+    // nothing written.
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/attached:latest", proxy.host())
+        .parse()
+        .unwrap();
+    let deps = layer(&store, 31, 1_000_000);
+    let first = with_attachment(
+        &store,
+        image_of(&store, &[deps.clone(), layer(&store, 32, 4_000)]),
+    );
+    let client = Client::new(ClientOptions::default()).unwrap();
+    push_with(&client, &store, &dst, &first).await;
+    let second = with_attachment(
+        &store,
+        image_of(&store, &[deps.clone(), layer(&store, 34, 4_000)]),
+    );
+    proxy.reset_counters();
+    let delay = Duration::from_millis(300);
+    proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
+    let t0 = Instant::now();
+    warm_push(&dst, &store, &second).await;
+    let took = t0.elapsed();
+    let seen = summary(&proxy);
+    // New: the app layer, the config, the attachment's document; its config (`{}`) is there.
+    assert_eq!(proxy.blob_upload_finishes(), 3, "{seen:#?}");
+    assert_eq!(
+        proxy.manifest_puts(),
+        3,
+        "image, attachment, referrers tag: {seen:#?}"
+    );
+    assert_eq!(waves(&proxy, delay), 5, "{seen:#?}");
+    assert!(took >= delay * 5, "{took:?}");
+    let repo = client.repository(&dst, Access::Pull).unwrap();
+    assert_eq!(
+        repo.get_manifest("latest").await.unwrap().digest,
+        second.digest()
+    );
+    let listed = repo.referrers(&second.digest()).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].digest, second.attachments[0].digest());
+
+    // Nothing changed: the referrers tag read ahead lists the attachment, so neither it nor its
+    // blobs are checked.
+    proxy.reset_counters();
+    let t0 = Instant::now();
+    warm_push(&dst, &store, &second).await;
+    let took = t0.elapsed();
+    let seen = summary(&proxy);
+    assert_eq!(proxy.count("POST", "."), 0, "{seen:#?}");
+    assert_eq!(proxy.count("PUT", "."), 0, "{seen:#?}");
+    assert_eq!(proxy.count("DELETE", "."), 0, "{seen:#?}");
+    assert_eq!(proxy.count("HEAD", "."), 0, "{seen:#?}");
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(waves(&proxy, delay), 2, "{seen:#?}");
+    assert!(took >= delay * 2, "{took:?}");
+    assert_eq!(repo.referrers(&second.digest()).await.unwrap().len(), 1);
+}
