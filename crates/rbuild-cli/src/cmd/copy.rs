@@ -41,10 +41,14 @@ pub async fn run(global: &GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
     let platforms = args.platform.platforms();
     let mut extra = Vec::new();
     if let Some(c) = &args.src_creds {
-        extra.push((&src, registry::user_pass("--src-creds", c)?));
+        extra.push((&src, registry::user_pass("--src-creds", c)?, "--src-creds"));
     }
     if let Some(c) = &args.dest_creds {
-        extra.push((&dst, registry::user_pass("--dest-creds", c)?));
+        extra.push((
+            &dst,
+            registry::user_pass("--dest-creds", c)?,
+            "--dest-creds",
+        ));
     }
     let explicit = registry::explicit_credentials(global, &dst, &extra)?;
     let client = registry::client(global, registry::client_options_for(global, explicit))?;
