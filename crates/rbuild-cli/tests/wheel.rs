@@ -39,9 +39,15 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// A fresh venv at `dir` (Debian's python3-venv, from tests/fixtures/install-packages.sh).
-fn venv(dir: &Path) -> PathBuf {
-    run(Command::new("python3").args(["-m", "venv"]).arg(dir));
+/// A fresh venv at `dir` (Debian's python3-venv, from tests/fixtures/install-packages.sh), with
+/// pip or without.
+fn venv(dir: &Path, with_pip: bool) -> PathBuf {
+    let mut cmd = Command::new("python3");
+    cmd.args(["-m", "venv"]);
+    if !with_pip {
+        cmd.arg("--without-pip");
+    }
+    run(cmd.arg(dir));
     dir.join("bin")
 }
 
@@ -61,21 +67,33 @@ fn host_wheel_installs_into_a_fresh_venv_and_builds() {
     };
 
     // maturin, pinned by hash, in a venv of its own.
-    let tools = venv(&tmp.path().join("tools"));
+    let tools = venv(&tmp.path().join("tools"), true);
     run(Command::new(tools.join("pip"))
         .args(["install", "-q", "--require-hashes", "-r"])
         .arg(root.join("packaging/maturin-requirements.txt")));
 
     // The host's wheel, from the same target directory and profile as this test's `rbuild`. The
-    // variables cargo set for this test (package name, manifest dir, ...) are not passed on: they
-    // are not the CLI's.
+    // variables cargo and nextest set for this test (package name, manifest dir, ...) are not
+    // passed on: they are not the CLI's. The ones that configure cargo (CARGO_INCREMENTAL,
+    // CARGO_PROFILE_*, CARGO_BUILD_*, RUSTFLAGS) are, so that cargo finds the CLI up to date.
     let dist = tmp.path().join("dist");
     let mut maturin = Command::new(tools.join("maturin"));
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && !k.starts_with("CARGO_TERM_"))
-            || k.starts_with("NEXTEST")
-        {
+        let of_this_test = [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .contains(&&*k)
+            || k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || k.starts_with("NEXTEST");
+        if of_this_test {
             maturin.env_remove(&*k);
         }
     }
@@ -113,9 +131,12 @@ fn host_wheel_installs_into_a_fresh_venv_and_builds() {
         "{name}"
     );
 
-    // A fresh venv, the wheel only (no index): `rbuild` is on the venv's PATH.
-    let app = venv(&tmp.path().join("app"));
-    run(Command::new(app.join("pip"))
+    // A fresh venv, the wheel only (no index), installed by the tools' pip into it (`--python`):
+    // `rbuild` is on the venv's PATH.
+    let app = venv(&tmp.path().join("app"), false);
+    run(Command::new(tools.join("pip"))
+        .arg("--python")
+        .arg(app.join("python"))
         .args(["install", "-q", "--no-index"])
         .arg(wheel));
     let rbuild = app.join("rbuild");

@@ -624,7 +624,13 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         .map(|img| {
             let platform = img.platform.to_string();
             let plan = out.plans.iter().find(|pl| pl.platform == platform);
-            super::decisions::of_build(request, plan, &platform, &img.config_bytes)
+            super::decisions::of_build(
+                request,
+                plan,
+                &platform,
+                &img.config_bytes,
+                global.json || global.verbose > 0,
+            )
         })
         .collect();
     if global.json {
@@ -648,7 +654,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         crate::bars::println(&format!(
             "{}\n{}",
             crate::style::bold("decisions"),
-            super::decisions::text(&decided).trim_end()
+            super::decisions::text(&decided, global.verbose > 0).trim_end()
         ));
         for p in &out.image.images {
             let built: Vec<String> = p
@@ -741,7 +747,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
         if !decided.is_empty() {
             output::lines(&format!(
                 "\nthe image would get:\n{}",
-                super::decisions::text(&decided)
+                super::decisions::text(&decided, global.verbose > 0)
             ))?;
         }
     }
