@@ -129,6 +129,9 @@ pub struct ResolveArgs {
     /// A PEP 508 marker value the image cannot tell (platform_release, platform_version).
     #[arg(long = "marker-env", value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Target overrides")]
     pub marker_env: Vec<(String, String)>,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
 }
 
 /// Arguments of `rbuild build`.
@@ -158,6 +161,9 @@ pub struct BuildArgs {
     /// What to resolve.
     #[command(flatten)]
     pub resolve: ResolveArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
     /// Where the app goes in the image (default /app; also the WorkingDir). [env: RBUILD_APP_DIR]
     #[arg(long = "app-dir", value_name = "DIR", help_heading = "Image settings")]
     pub app_dir: Option<String>,

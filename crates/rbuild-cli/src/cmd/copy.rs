@@ -32,6 +32,12 @@ pub struct CopyArgs {
     /// Credentials USER:PASSWORD for the destination registry (overrides --creds).
     #[arg(long, value_name = "USER:PASSWORD")]
     pub dest_creds: Option<String>,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
 }
 
 /// Runs `rbuild copy`.
