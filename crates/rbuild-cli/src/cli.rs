@@ -111,6 +111,7 @@ pub struct NetworkArgs {
         long,
         value_name = "SECS",
         env = "RBUILD_HTTP_TIMEOUT",
+        hide_env_values = true,
         value_parser = parse_timeout
     )]
     pub timeout: Option<std::time::Duration>,
