@@ -260,12 +260,30 @@ mod tests {
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
-            assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{args:?}");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{args:?}"
+            );
         }
         for args in [
-            &["rbuild", "plan", "--insecure-registry", "h", "--timeout", "3"][..],
+            &[
+                "rbuild",
+                "plan",
+                "--insecure-registry",
+                "h",
+                "--timeout",
+                "3",
+            ][..],
             &["rbuild", "login", "h", "--ca-file", "f"],
-            &["rbuild", "build", "--creds", "u:p", "--insecure-registry", "h"],
+            &[
+                "rbuild",
+                "build",
+                "--creds",
+                "u:p",
+                "--insecure-registry",
+                "h",
+            ],
             &["rbuild", "verify", "x", "--key", "k", "--creds", "u:p"],
             &["rbuild", "recipes", "--json", "-v"],
         ] {

@@ -427,7 +427,11 @@ fn verbose_shows_the_evidence_for_the_decisions() {
     };
     let run = |extra: &[&'static str]| {
         let a = args(extra);
-        rbuild_env(&a.iter().map(String::as_str).collect::<Vec<_>>(), &cache, &[])
+        rbuild_env(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            &cache,
+            &[],
+        )
     };
 
     let plain = run(&[]);
@@ -464,7 +468,9 @@ fn verbose_shows_the_evidence_for_the_decisions() {
     // --json carries the evidence without -v; the stdout of -v is the same digest.
     let json = run(&["--json"]);
     let doc: Value = serde_json::from_str(&ok(&json)).unwrap();
-    let evidence = doc["decisions"][0]["evidence"].as_array().expect("evidence");
+    let evidence = doc["decisions"][0]["evidence"]
+        .as_array()
+        .expect("evidence");
     assert_eq!(evidence.len(), 3, "{doc}");
     assert_eq!(evidence[1], "recipe: script because main.py exists");
     assert_eq!(ok(&verbose), ok(&plain));

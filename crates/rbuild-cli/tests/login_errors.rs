@@ -283,7 +283,9 @@ fn wrong_credentials_name_their_source(registry: &Registry) {
 
     let auth_path = auth_file.display().to_string();
     let docker_path = docker_dir.join("config.json").display().to_string();
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
+    // (the source named, extra flags, environment)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (
             auth_path.as_str(),
             vec![],
