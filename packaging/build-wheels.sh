@@ -36,6 +36,10 @@ if command -v rustup >/dev/null 2>&1; then
   rustup target add "${targets[@]}"
 fi
 
+# The wheels carry stripped binaries (--strip): the release profile's line tables would only cost
+# compile time.
+export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-false}"
+
 mkdir -p "$out"
 for t in "${targets[@]}"; do
   c="$(compatibility "$t")"
