@@ -66,36 +66,23 @@ pub enum Command {
     Rebase(cmd::rebase::RebaseArgs),
 }
 
-/// Flags shared by every subcommand.
+/// Flags every subcommand takes (output and logging), plus the registry settings of the
+/// subcommand that ran ([`NetworkArgs`], [`CredsArgs`]: only the subcommands that reach a
+/// registry take those flags; [`GlobalArgs::with`] copies them in).
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Allow plain HTTP to HOST[:PORT] and do not verify its TLS certificate (repeatable).
-    #[arg(long = "insecure-registry", value_name = "HOST", global = true)]
+    /// `--insecure-registry` of the subcommand.
+    #[arg(skip)]
     pub insecure_registry: Vec<String>,
-    /// Trust this CA certificate (PEM) in addition to the system store (repeatable).
-    #[arg(long = "ca-file", value_name = "FILE", global = true)]
+    /// `--ca-file` of the subcommand.
+    #[arg(skip)]
     pub ca_file: Vec<PathBuf>,
-    /// Credentials USER:PASSWORD for the registry written to (copy: the destination; inspect: the
-    /// image's registry). Also: RBUILD_REGISTRY_USERNAME and RBUILD_REGISTRY_PASSWORD.
-    #[arg(
-        long,
-        value_name = "USER:PASSWORD",
-        global = true,
-        hide_env_values = true
-    )]
+    /// `--creds` of the subcommand.
+    #[arg(skip)]
     pub creds: Option<String>,
-    /// Give up on a registry or index request after SECS seconds without progress (no answer, or
-    /// a stalled or trickling transfer; slow but steady transfers go on). Retried like other
-    /// network faults. Default 30.
-    #[arg(
-        long,
-        value_name = "SECS",
-        global = true,
-        env = "RBUILD_HTTP_TIMEOUT",
-        hide_env_values = true,
-        value_parser = parse_timeout
-    )]
+    /// `--timeout` (or `RBUILD_HTTP_TIMEOUT`) of the subcommand.
+    #[arg(skip)]
     pub timeout: Option<std::time::Duration>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -108,7 +95,54 @@ pub struct GlobalArgs {
     pub quiet: u8,
 }
 
+/// How to reach registries and package indexes: the flags of the subcommands that do (build,
+/// plan, copy, inspect, login, sbom, attestations, verify).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Registry options")]
+pub struct NetworkArgs {
+    /// Allow plain HTTP to HOST[:PORT] and do not verify its TLS certificate (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Trust this CA certificate (PEM) in addition to the system store (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
+    /// Give up on a registry or index request after SECS seconds without progress (no answer, or
+    /// a stalled or trickling transfer; slow but steady transfers go on). Retried like other
+    /// network faults. Default 30.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "RBUILD_HTTP_TIMEOUT",
+        hide_env_values = true,
+        value_parser = parse_timeout
+    )]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `--creds`: the flag of the subcommands that send credentials to a registry of their own
+/// choosing (build, copy, inspect, sbom, attestations, verify).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Registry options")]
+pub struct CredsArgs {
+    /// Credentials USER:PASSWORD for the registry written to (copy: the destination; inspect,
+    /// sbom, attestations, verify: the image's registry). Also: RBUILD_REGISTRY_USERNAME and
+    /// RBUILD_REGISTRY_PASSWORD.
+    #[arg(long, value_name = "USER:PASSWORD", hide_env_values = true)]
+    pub creds: Option<String>,
+}
+
 impl GlobalArgs {
+    /// These flags with the subcommand's registry settings.
+    pub fn with(&self, network: &NetworkArgs, creds: Option<&CredsArgs>) -> GlobalArgs {
+        GlobalArgs {
+            insecure_registry: network.insecure_registry.clone(),
+            ca_file: network.ca_file.clone(),
+            creds: creds.and_then(|c| c.creds.clone()),
+            timeout: network.timeout,
+            ..self.clone()
+        }
+    }
+
     /// The HTTP time bounds `--timeout` (or `RBUILD_HTTP_TIMEOUT`) asks for.
     pub fn timeouts(&self) -> rbuild_registry::Timeouts {
         self.timeout
@@ -206,15 +240,67 @@ mod tests {
         .unwrap();
         assert_eq!(cli.global.verbose, 2);
         assert!(cli.global.json);
-        assert_eq!(cli.global.insecure_registry, ["h:5000"]);
-        assert_eq!(cli.global.timeouts(), rbuild_registry::Timeouts::default());
+        let Command::Copy(a) = &cli.command else {
+            panic!()
+        };
+        let g = cli.global.with(&a.network, Some(&a.creds));
+        assert_eq!(g.insecure_registry, ["h:5000"]);
+        assert_eq!(g.timeouts(), rbuild_registry::Timeouts::default());
+    }
+
+    #[test]
+    fn subcommands_take_only_the_registry_flags_they_use() {
+        // No registry: recipes, cache, logout take none of the registry flags.
+        for args in [
+            &["rbuild", "recipes", "--insecure-registry", "h"][..],
+            &["rbuild", "cache", "info", "--ca-file", "f"],
+            &["rbuild", "cache", "prune", "--timeout", "3"],
+            &["rbuild", "logout", "h", "--creds", "u:p"],
+            // plan writes nowhere and login takes its own credentials: no --creds.
+            &["rbuild", "plan", "--creds", "u:p"],
+            &["rbuild", "login", "h", "--creds", "u:p"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{args:?}"
+            );
+        }
+        for args in [
+            &[
+                "rbuild",
+                "plan",
+                "--insecure-registry",
+                "h",
+                "--timeout",
+                "3",
+            ][..],
+            &["rbuild", "login", "h", "--ca-file", "f"],
+            &[
+                "rbuild",
+                "build",
+                "--creds",
+                "u:p",
+                "--insecure-registry",
+                "h",
+            ],
+            &["rbuild", "verify", "x", "--key", "k", "--creds", "u:p"],
+            &["rbuild", "recipes", "--json", "-v"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
     }
 
     #[test]
     fn timeout_flag() {
         let cli = Cli::try_parse_from(["rbuild", "inspect", "x", "--timeout", "2.5"]).unwrap();
+        let Command::Inspect(a) = &cli.command else {
+            panic!()
+        };
         assert_eq!(
-            cli.global.timeouts().idle,
+            cli.global.with(&a.network, Some(&a.creds)).timeouts().idle,
             std::time::Duration::from_millis(2500)
         );
         let err = Cli::try_parse_from(["rbuild", "inspect", "x", "--timeout", "0"]).unwrap_err();

@@ -19,11 +19,13 @@ pub fn user_pass(flag: &str, value: &str) -> anyhow::Result<Credential> {
 }
 
 /// Explicit credentials: `--creds` (then `RBUILD_REGISTRY_USERNAME`/`RBUILD_REGISTRY_PASSWORD`)
-/// for `target`, plus per-registry ones (`--src-creds`, `--dest-creds`; later entries win).
+/// for `target`, plus per-registry ones (`--src-creds`, `--dest-creds`: reference, credential,
+/// flag; later entries win). Each remembers the flag or variables it came from, for the error
+/// when a registry rejects it.
 pub fn explicit_credentials(
     global: &GlobalArgs,
     target: &Reference,
-    extra: &[(&Reference, Credential)],
+    extra: &[(&Reference, Credential, &str)],
 ) -> anyhow::Result<StaticCredentials> {
     let mut creds = StaticCredentials::new();
     let env_user = std::env::var("RBUILD_REGISTRY_USERNAME")
@@ -31,15 +33,21 @@ pub fn explicit_credentials(
         .filter(|u| !u.is_empty());
     let env_pass = std::env::var("RBUILD_REGISTRY_PASSWORD").ok();
     match (&global.creds, env_user, env_pass) {
-        (Some(c), _, _) => creds.insert(target.registry(), user_pass("--creds", c)?),
-        (None, Some(u), Some(p)) => creds.insert(target.registry(), Credential::basic(u, p)),
+        (Some(c), _, _) => {
+            creds.insert_from(target.registry(), user_pass("--creds", c)?, "--creds")
+        }
+        (None, Some(u), Some(p)) => creds.insert_from(
+            target.registry(),
+            Credential::basic(u, p),
+            "RBUILD_REGISTRY_USERNAME and RBUILD_REGISTRY_PASSWORD",
+        ),
         (None, Some(_), None) => {
             anyhow::bail!("RBUILD_REGISTRY_USERNAME is set but RBUILD_REGISTRY_PASSWORD is not")
         }
         _ => {}
     }
-    for (r, c) in extra {
-        creds.insert(r.registry(), c.clone());
+    for (r, c, flag) in extra {
+        creds.insert_from(r.registry(), c.clone(), flag);
     }
     Ok(creds)
 }

@@ -406,3 +406,84 @@ fn a_uv_init_project_copies_no_git_venv_or_env_and_shows_its_decisions() {
         assert!(err.contains(&format!("  {k}")), "{k}: {err}");
     }
 }
+
+/// `-v` adds the evidence for each decision (issue #18 item 2): where the lockfile was looked for,
+/// what made the recipe fit, which parts of the target were given and which detected; without
+/// `-v` the decisions are shown without it; `--json` always carries it.
+#[test]
+fn verbose_shows_the_evidence_for_the_decisions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let dir = project(tmp.path(), "hello");
+    // The target is given, the entrypoint is not: the `script` recipe is detected from main.py.
+    let target: Vec<&str> = TARGET[..8].to_vec();
+    assert_eq!(target[6], "--platform");
+    let args = |extra: &[&'static str]| {
+        let mut all = vec!["build", dir.to_str().unwrap()];
+        all.extend_from_slice(&target);
+        all.push("--no-push");
+        all.extend_from_slice(extra);
+        all.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let run = |extra: &[&'static str]| {
+        let a = args(extra);
+        rbuild_env(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            &cache,
+            &[],
+        )
+    };
+
+    let plain = run(&[]);
+    ok(&plain);
+    let err = stderr(&plain);
+    assert!(err.contains("recipe") && err.contains("script"), "{err}");
+    assert!(!err.contains("why"), "no evidence without -v: {err}");
+
+    let verbose = run(&["-v"]);
+    ok(&verbose);
+    let err = stderr(&verbose);
+    let why: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("why"))
+        .map(str::trim)
+        .collect();
+    let context = dir.display().to_string();
+    assert_eq!(why.len(), 3, "lockfile, recipe, target: {err}");
+    assert_eq!(
+        why[0],
+        format!(
+            "lockfile: none of uv.lock, pylock.toml, poetry.lock, Pipfile.lock, pdm.lock, requirements.txt in {context}"
+        ),
+        "{err}"
+    );
+    assert_eq!(why[1], "recipe: script because main.py exists", "{err}");
+    assert!(
+        why[2].starts_with("target: base scratch, Python 3.11 given by --python-version, libc glibc-2.36 given by --libc, interpreter ")
+            && why[2].contains("detected in the base image's files")
+            && why[2].ends_with("0 distributions already installed there"),
+        "{err}"
+    );
+
+    // --json carries the evidence without -v; the stdout of -v is the same digest.
+    let json = run(&["--json"]);
+    let doc: Value = serde_json::from_str(&ok(&json)).unwrap();
+    let evidence = doc["decisions"][0]["evidence"]
+        .as_array()
+        .expect("evidence");
+    assert_eq!(evidence.len(), 3, "{doc}");
+    assert_eq!(evidence[1], "recipe: script because main.py exists");
+    assert_eq!(ok(&verbose), ok(&plain));
+
+    // `rbuild plan -v` shows the same evidence.
+    let mut plan = vec!["plan", dir.to_str().unwrap()];
+    plan.extend_from_slice(&target);
+    plan.push("-v");
+    let out = rbuild_env(&plan, &cache, &[]);
+    let text = ok(&out);
+    assert!(
+        text.contains("why") && text.contains("recipe: script because main.py exists"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+}

@@ -258,3 +258,85 @@ fn base_errors_name_the_base_registry_with_a_hint() {
         "{err}"
     );
 }
+
+/// A wrong password from each place rbuild reads credentials from: the build fails at once (a
+/// rejected credential is not retried), and the error and its hint name the file, helper or flag
+/// the credential came from, never the password.
+fn wrong_credentials_name_their_source(registry: &Registry) {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let dir = project(tmp.path());
+    let host = registry.host();
+    let to = format!("{host}/team/app:v1");
+    let wrong = "not-the-Pa55word";
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{wrong}"));
+    let doc = serde_json::json!({"auths": {&host: {"auth": auth}}}).to_string();
+
+    // podman's auth.json named by REGISTRY_AUTH_FILE.
+    let auth_file = tmp.path().join("podman-auth.json");
+    std::fs::write(&auth_file, &doc).unwrap();
+    // Docker's config.json under DOCKER_CONFIG.
+    let docker_dir = tmp.path().join("docker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    std::fs::write(docker_dir.join("config.json"), &doc).unwrap();
+    let creds = format!("{USER}:{wrong}");
+
+    let auth_path = auth_file.display().to_string();
+    let docker_path = docker_dir.join("config.json").display().to_string();
+    // (the source named, extra flags, environment)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        (
+            auth_path.as_str(),
+            vec![],
+            vec![("REGISTRY_AUTH_FILE", auth_path.as_str())],
+        ),
+        (
+            docker_path.as_str(),
+            vec![],
+            vec![("DOCKER_CONFIG", docker_dir.to_str().unwrap())],
+        ),
+        ("--creds", vec!["--creds", creds.as_str()], vec![]),
+    ];
+    for (source, flags, env) in cases {
+        let mut args = vec!["build", dir.to_str().unwrap()];
+        args.extend_from_slice(TARGET);
+        args.extend(["--to", &to]);
+        args.extend(flags);
+        let t0 = Instant::now();
+        let out = rbuild_env(&args, &cache, &env);
+        let took = t0.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let errors = error_lines(&out);
+        assert_eq!(errors.len(), 1, "one error line: {err}");
+        assert!(
+            errors[0].contains(&format!("target registry {host}"))
+                && errors[0].contains("authentication failed")
+                && errors[0].contains(&format!("the credentials came from {source}")),
+            "the error names the registry and where the credentials came from ({source}): {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "hint: the credentials for {host} came from {source}: correct them there, or replace them with `rbuild login {host}`"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("gave up after"), "not retried: {err}");
+        assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+        assert!(!text(&out).contains(wrong), "the password leaked: {err}");
+        assert!(!text(&out).contains(&auth), "the auth entry leaked: {err}");
+    }
+}
+
+#[test]
+fn wrong_credentials_on_an_htpasswd_registry_name_their_source() {
+    let registry = Registry::start(Mode::htpasswd(USER, PASS)).unwrap();
+    wrong_credentials_name_their_source(&registry);
+}
+
+#[test]
+fn wrong_credentials_on_a_token_registry_name_their_source() {
+    let registry = Registry::start(Mode::token(USER, PASS)).unwrap();
+    wrong_credentials_name_their_source(&registry);
+}

@@ -102,6 +102,21 @@ pub trait CredentialProvider: Send + Sync {
         let _ = repository;
         self.get(registry)
     }
+
+    /// The credential for `registry` (the most specific one for `repository` when given) and where
+    /// it came from: a file, a credential helper, a flag — never the secret. The client names the
+    /// source when the registry rejects the credential. The default names none.
+    fn get_sourced(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<(Credential, Option<String>)>> {
+        let c = match repository {
+            Some(r) => self.get_for_repository(registry, r)?,
+            None => self.get(registry)?,
+        };
+        Ok(c.map(|c| (c, None)))
+    }
 }
 
 /// No credentials: anonymous access only.
@@ -260,6 +275,8 @@ pub(crate) struct AuthState {
     challenge: Mutex<Option<Challenge>>,
     /// Per repository (`None`: no repository in the scopes), as the provider answered.
     credential: Mutex<HashMap<Option<String>, Option<Credential>>>,
+    /// Where the last credential used came from, when the provider said.
+    source: Mutex<Option<String>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
 }
 
@@ -287,6 +304,7 @@ impl AuthState {
             fetch_lock: tokio::sync::Mutex::new(()),
             challenge: Mutex::new(None),
             credential: Mutex::new(HashMap::new()),
+            source: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -305,12 +323,19 @@ impl AuthState {
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
-        let c = match repository {
-            Some(r) => provider.get_for_repository(&self.registry, r)?,
-            None => provider.get(&self.registry)?,
-        };
+        let found = provider.get_sourced(&self.registry, repository)?;
+        let c = found.map(|(c, source)| {
+            *self.source.lock().expect("source lock") = source;
+            c
+        });
         cache.insert(key, c.clone());
         Ok(c)
+    }
+
+    /// Where the credential sent to this registry came from (a file, a credential helper, a
+    /// flag), when known: named in the error when the registry rejects it.
+    pub(crate) fn source(&self) -> Option<String> {
+        self.source.lock().expect("source lock").clone()
     }
 
     /// Records a 401's challenge; drops the cached token for `scopes`. Returns the extra scope the
@@ -343,10 +368,12 @@ impl AuthState {
                 Some(Credential::IdentityToken { .. }) => Err(Error::Auth {
                     host: self.registry.clone(),
                     reason: "the registry wants Basic authentication, but the stored credential is an identity token".into(),
+                    origin: self.source(),
                 }),
                 None => Err(Error::Auth {
                     host: self.registry.clone(),
                     reason: "the registry requires a user name and password, and none was found".into(),
+                    origin: None,
                 }),
             },
             Some(Challenge::Bearer { realm, service, .. }) => {
@@ -396,6 +423,7 @@ impl AuthState {
         let resp: TokenResponse = serde_json::from_slice(body).map_err(|e| Error::Auth {
             host: self.registry.clone(),
             reason: format!("the token server's answer is not a token response: {e}"),
+            origin: None,
         })?;
         let token = resp
             .token
@@ -404,6 +432,7 @@ impl AuthState {
             .ok_or_else(|| Error::Auth {
                 host: self.registry.clone(),
                 reason: "the token server's answer has no token".into(),
+                origin: None,
             })?;
         // Default lifetime is 60 s (distribution's token spec); keep a margin.
         let lifetime = Duration::from_secs(resp.expires_in.unwrap_or(60).max(1));

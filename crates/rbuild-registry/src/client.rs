@@ -653,6 +653,7 @@ impl Client {
                         "the registry's token realm {:?} is not a URL: {e}",
                         tr.realm
                     ),
+                    origin: None,
                 })?;
                 let realm_host = self.host_for_url(&realm)?;
                 let mut url = realm.clone();
@@ -689,6 +690,10 @@ impl Client {
                         401 | 403 => Error::Auth {
                             host: host.auth.registry().to_string(),
                             reason: format!("the token server refused the credentials ({err})"),
+                            // A credential was sent (Basic, or a refresh token in the form).
+                            origin: (tr.basic.is_some() || tr.method_post)
+                                .then(|| host.auth.source())
+                                .flatten(),
                         },
                         _ => err,
                     });
@@ -743,7 +748,9 @@ impl Client {
                         }
                         continue;
                     }
-                    ch if had_auth => return Err(auth_rejected(host.auth.registry(), ch)),
+                    ch if had_auth => {
+                        return Err(auth_rejected(host.auth.registry(), ch, host.auth.source()));
+                    }
                     _ => {}
                 }
             }
@@ -922,7 +929,11 @@ impl Client {
 }
 
 /// The error for a request still refused after authenticating.
-fn auth_rejected(registry: &str, challenge: Option<crate::auth::Challenge>) -> Error {
+fn auth_rejected(
+    registry: &str,
+    challenge: Option<crate::auth::Challenge>,
+    origin: Option<String>,
+) -> Error {
     use crate::auth::Challenge;
     let reason = match challenge {
         Some(Challenge::Basic) => {
@@ -944,6 +955,7 @@ fn auth_rejected(registry: &str, challenge: Option<crate::auth::Challenge>) -> E
     Error::Auth {
         host: registry.to_string(),
         reason,
+        origin,
     }
 }
 

@@ -48,7 +48,7 @@ pub const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
 /// Explicit credentials per registry.
 #[derive(Clone, Debug, Default)]
 pub struct StaticCredentials {
-    by_registry: BTreeMap<String, Credential>,
+    by_registry: BTreeMap<String, (Credential, Option<String>)>,
 }
 
 impl StaticCredentials {
@@ -59,7 +59,17 @@ impl StaticCredentials {
 
     /// Sets the credential for `registry` (as in references: `docker.io`, `host:port`).
     pub fn insert(&mut self, registry: &str, credential: Credential) {
-        self.by_registry.insert(normalize_key(registry), credential);
+        self.by_registry
+            .insert(normalize_key(registry), (credential, None));
+    }
+
+    /// Sets the credential for `registry`, saying where it came from (`--creds`, an environment
+    /// variable): named in the error when the registry rejects it.
+    pub fn insert_from(&mut self, registry: &str, credential: Credential, source: &str) {
+        self.by_registry.insert(
+            normalize_key(registry),
+            (credential, Some(source.to_string())),
+        );
     }
 
     /// True when there is none.
@@ -70,6 +80,17 @@ impl StaticCredentials {
 
 impl CredentialProvider for StaticCredentials {
     fn get(&self, registry: &str) -> Result<Option<Credential>> {
+        Ok(self
+            .by_registry
+            .get(&normalize_key(registry))
+            .map(|(c, _)| c.clone()))
+    }
+
+    fn get_sourced(
+        &self,
+        registry: &str,
+        _repository: Option<&str>,
+    ) -> Result<Option<(Credential, Option<String>)>> {
         Ok(self.by_registry.get(&normalize_key(registry)).cloned())
     }
 }
@@ -100,6 +121,19 @@ impl CredentialProvider for ChainCredentials {
         for p in &self.0 {
             if let Some(c) = p.get_for_repository(registry, repository)? {
                 return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    fn get_sourced(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<(Credential, Option<String>)>> {
+        for p in &self.0 {
+            if let Some(found) = p.get_sourced(registry, repository)? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
@@ -456,31 +490,44 @@ fn helper_server(registry: &str) -> String {
 /// The entry of the file at `path` for `registry`: its credential helper, then (`use_stores`) the
 /// default store, then `auths` — the most specific key for `repository` when one is given (an
 /// `auth.json` may scope entries to a namespace or repository), else the registry's.
+/// Returns the credential with where it came from: the file, or the helper and the file that
+/// names it.
 fn from_file(
     path: &Path,
     registry: &str,
     repository: Option<&str>,
     use_stores: bool,
     timeout: Duration,
-) -> Result<Option<Credential>> {
+) -> Result<Option<(Credential, String)>> {
     let Some(cfg) = read_config(path)? else {
         return Ok(None);
     };
+    let helper_source = |helper: &str, key: &str| {
+        format!(
+            "the credential helper docker-credential-{helper} ({key} in {})",
+            path.display()
+        )
+    };
     if let Some(helper) = find_entry(&cfg.cred_helpers, registry) {
-        return run_helper_within(helper, registry, &helper_server(registry), timeout);
+        return Ok(
+            run_helper_within(helper, registry, &helper_server(registry), timeout)?
+                .map(|c| (c, helper_source(helper, "credHelpers"))),
+        );
     }
     if use_stores
         && let Some(store) = cfg.creds_store.as_deref().filter(|s| !s.is_empty())
         && let Some(c) = run_helper_within(store, registry, &helper_server(registry), timeout)?
     {
-        return Ok(Some(c));
+        return Ok(Some((c, helper_source(store, "credsStore"))));
     }
     let entry = match repository {
         Some(r) => find_scoped_entry(&cfg.auths, registry, r),
         None => find_entry(&cfg.auths, registry),
     };
     match entry {
-        Some(e) => entry_credential(registry, path, e),
+        Some(e) => {
+            Ok(entry_credential(registry, path, e)?.map(|c| (c, path.display().to_string())))
+        }
         None => Ok(None),
     }
 }
@@ -488,17 +535,21 @@ fn from_file(
 impl DefaultCredentials {
     /// `auth.json` files first (scoped to `repository` when given), then Docker's config (whose
     /// keys name whole registries, as Docker reads them).
-    fn lookup(&self, registry: &str, repository: Option<&str>) -> Result<Option<Credential>> {
+    fn lookup(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<(Credential, String)>> {
         for f in &self.auth_files {
             if let Some(c) = from_file(f, registry, repository, false, self.helper_timeout)? {
-                tracing::debug!("credentials for {registry} from {}", f.display());
+                tracing::debug!("credentials for {registry} from {}", c.1);
                 return Ok(Some(c));
             }
         }
         if let Some(f) = &self.docker_config
             && let Some(c) = from_file(f, registry, None, true, self.helper_timeout)?
         {
-            tracing::debug!("credentials for {registry} from {}", f.display());
+            tracing::debug!("credentials for {registry} from {}", c.1);
             return Ok(Some(c));
         }
         tracing::debug!("no credentials for {registry}");
@@ -508,11 +559,21 @@ impl DefaultCredentials {
 
 impl CredentialProvider for DefaultCredentials {
     fn get(&self, registry: &str) -> Result<Option<Credential>> {
-        self.lookup(registry, None)
+        Ok(self.lookup(registry, None)?.map(|(c, _)| c))
     }
 
     fn get_for_repository(&self, registry: &str, repository: &str) -> Result<Option<Credential>> {
-        self.lookup(registry, Some(repository))
+        Ok(self.lookup(registry, Some(repository))?.map(|(c, _)| c))
+    }
+
+    fn get_sourced(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<(Credential, Option<String>)>> {
+        Ok(self
+            .lookup(registry, repository)?
+            .map(|(c, source)| (c, Some(source))))
     }
 }
 

@@ -100,12 +100,15 @@ pub enum Error {
         reason: String,
     },
     /// Authentication failed.
-    #[error("{host}: authentication failed: {reason}")]
+    #[error("{host}: authentication failed: {reason}{}", origin_note(origin.as_deref()))]
     Auth {
         /// The registry host.
         host: String,
         /// Why (never the credential itself).
         reason: String,
+        /// Where the credential sent came from (a file, a credential helper, a flag), when one
+        /// was sent and its provider said.
+        origin: Option<String>,
     },
     /// Credentials could not be looked up (config file, credential helper).
     #[error("credentials for {registry}: {reason}")]
@@ -220,6 +223,13 @@ impl Error {
             Error::Transport { host, reason, .. } if reason.contains("refused") => Some(format!(
                 "nothing answers at {host}: check the host and port, and that the registry is running"
             )),
+            Error::Auth {
+                host,
+                origin: Some(origin),
+                ..
+            } => Some(format!(
+                "the credentials for {host} came from {origin}: correct them there, or replace them with `rbuild login {host}`"
+            )),
             Error::Status { status: 401, host, .. } | Error::Auth { host, .. } => Some(format!(
                 "rbuild looked for credentials for {host} in: --creds, RBUILD_REGISTRY_USERNAME/RBUILD_REGISTRY_PASSWORD, $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, $DOCKER_CONFIG or ~/.docker/config.json (with credential helpers); log in with `rbuild login {host}`, or check the ones found there"
             )),
@@ -281,3 +291,10 @@ fn partial_lines(updated: &[String], not_updated: &[String]) -> String {
 
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// ` (the credentials came from SOURCE)` for [`Error::Auth`], or nothing.
+fn origin_note(origin: Option<&str>) -> String {
+    origin
+        .map(|s| format!(" (the credentials came from {s})"))
+        .unwrap_or_default()
+}

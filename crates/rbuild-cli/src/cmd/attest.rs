@@ -27,6 +27,12 @@ pub struct SbomArgs {
     /// Only an SBOM in this format (spdx or cyclonedx).
     #[arg(long, value_name = "spdx|cyclonedx")]
     pub format: Option<String>,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
 }
 
 /// Arguments of `rbuild attestations`.
@@ -42,6 +48,12 @@ pub struct AttestationsArgs {
     /// in-toto statements.
     #[arg(long)]
     pub list: bool,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
 }
 
 /// Arguments of `rbuild verify`.
@@ -53,6 +65,12 @@ pub struct VerifyArgs {
     /// The public key (PEM, as `cosign.pub`).
     #[arg(long, value_name = "PUB")]
     pub key: std::path::PathBuf,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
 }
 
 /// The repository, the top digest and each platform manifest (platform, digest) of `reference`.

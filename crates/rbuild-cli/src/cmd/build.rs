@@ -129,6 +129,9 @@ pub struct ResolveArgs {
     /// A PEP 508 marker value the image cannot tell (platform_release, platform_version).
     #[arg(long = "marker-env", value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Target overrides")]
     pub marker_env: Vec<(String, String)>,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
 }
 
 /// Arguments of `rbuild build`.
@@ -158,6 +161,9 @@ pub struct BuildArgs {
     /// What to resolve.
     #[command(flatten)]
     pub resolve: ResolveArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
     /// Where the app goes in the image (default /app; also the WorkingDir). [env: RBUILD_APP_DIR]
     #[arg(long = "app-dir", value_name = "DIR", help_heading = "Image settings")]
     pub app_dir: Option<String>,
@@ -626,7 +632,13 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         .map(|img| {
             let platform = img.platform.to_string();
             let plan = out.plans.iter().find(|pl| pl.platform == platform);
-            super::decisions::of_build(request, plan, &platform, &img.config_bytes)
+            super::decisions::of_build(
+                request,
+                plan,
+                &platform,
+                &img.config_bytes,
+                global.json || global.verbose > 0,
+            )
         })
         .collect();
     if global.json {
@@ -650,7 +662,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         crate::bars::println(&format!(
             "{}\n{}",
             crate::style::bold("decisions"),
-            super::decisions::text(&decided).trim_end()
+            super::decisions::text(&decided, global.verbose > 0).trim_end()
         ));
         for p in &out.image.images {
             let built: Vec<String> = p
@@ -743,7 +755,7 @@ pub async fn run_plan(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()>
         if !decided.is_empty() {
             output::lines(&format!(
                 "\nthe image would get:\n{}",
-                super::decisions::text(&decided)
+                super::decisions::text(&decided, global.verbose > 0)
             ))?;
         }
     }

@@ -32,6 +32,12 @@ pub struct CopyArgs {
     /// Credentials USER:PASSWORD for the destination registry (overrides --creds).
     #[arg(long, value_name = "USER:PASSWORD")]
     pub dest_creds: Option<String>,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
 }
 
 /// Runs `rbuild copy`.
@@ -41,10 +47,14 @@ pub async fn run(global: &GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
     let platforms = args.platform.platforms();
     let mut extra = Vec::new();
     if let Some(c) = &args.src_creds {
-        extra.push((&src, registry::user_pass("--src-creds", c)?));
+        extra.push((&src, registry::user_pass("--src-creds", c)?, "--src-creds"));
     }
     if let Some(c) = &args.dest_creds {
-        extra.push((&dst, registry::user_pass("--dest-creds", c)?));
+        extra.push((
+            &dst,
+            registry::user_pass("--dest-creds", c)?,
+            "--dest-creds",
+        ));
     }
     let explicit = registry::explicit_credentials(global, &dst, &extra)?;
     let client = registry::client(global, registry::client_options_for(global, explicit))?;

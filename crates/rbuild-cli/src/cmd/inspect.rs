@@ -23,6 +23,12 @@ pub struct InspectArgs {
     /// Print the image config (of the host platform, or --platform, when REF is an index).
     #[arg(long)]
     pub config: bool,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
+    /// Credentials for the registry.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
 }
 
 fn one_platform(args: &InspectArgs) -> anyhow::Result<Option<Platform>> {

@@ -30,6 +30,9 @@ pub struct LoginArgs {
     /// --password-stdin`.
     #[arg(long = "password-stdin")]
     pub password_stdin: bool,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
 }
 
 /// Arguments of `rbuild logout`.

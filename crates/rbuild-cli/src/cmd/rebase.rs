@@ -39,9 +39,20 @@ pub struct RebaseArgs {
     pub output: Vec<String>,
     /// Sign the rebased image with this ECDSA P-256 key (cosign's format; password in
     /// COSIGN_PASSWORD). Without it the rebased image is not signed (an old signature does not
-    /// cover a new digest). [env: RBUILD_SIGN_KEY]
-    #[arg(long = "sign-key", value_name = "FILE", env = "RBUILD_SIGN_KEY")]
+    /// cover a new digest).
+    #[arg(
+        long = "sign-key",
+        value_name = "FILE",
+        env = "RBUILD_SIGN_KEY",
+        hide_env_values = true
+    )]
     pub sign_key: Option<std::path::PathBuf>,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub network: crate::cli::NetworkArgs,
+    /// Credentials for the registry written to.
+    #[command(flatten)]
+    pub creds: crate::cli::CredsArgs,
 }
 
 /// Runs `rbuild rebase`.
