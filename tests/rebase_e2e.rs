@@ -560,7 +560,8 @@ fn rebase_refuses_another_python_musl_and_an_older_glibc_naming_the_reason() {
             "lib/apk/db/installed",
             "P:musl\nV:1.2.4-r2\nA:x86_64\n\nP:python3\nV:3.11.9-r0\nA:x86_64\n\n",
         ),
-        ("usr/bin/python3.11", "not an ELF: a stand-in\n"),
+        // The ELF magic (the interpreter must be an ELF file), then nothing a CPU could run.
+        ("usr/bin/python3.11", "\x7fELF: a stand-in\n"),
         ("usr/lib/python3.11/os.py", "# stand-in\n"),
         ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
         ("etc/group", "root:x:0:root\n"),
