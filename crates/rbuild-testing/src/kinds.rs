@@ -107,10 +107,18 @@ impl KindFixture {
 }
 
 fn build(kind: Kind) -> Result<PathBuf> {
-    let script = Path::new(KIND_SCRIPT);
+    layout_from_script(Path::new(KIND_SCRIPT), &[kind.as_str()])
+}
+
+/// Runs a fixture script (`bash SCRIPT ARGS…`) and returns the OCI layout it names on its last
+/// `FIXTURE_DIR=` line, checked to hold an `index.json`.
+pub(crate) fn layout_from_script(script: &Path, args: &[&str]) -> Result<PathBuf> {
     let mut cmd = Command::new("bash");
-    cmd.arg(script).arg(kind.as_str());
-    let shown = format!("bash {} {}", script.display(), kind.as_str());
+    cmd.arg(script).args(args);
+    let shown = std::iter::once(format!("bash {}", script.display()))
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let out = run(cmd, "bash", &shown)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let layout = stdout

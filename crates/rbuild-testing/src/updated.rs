@@ -65,27 +65,5 @@ impl UpdatedBaseFixture {
 }
 
 fn build() -> Result<PathBuf> {
-    let script = Path::new(UPDATED_SCRIPT);
-    let mut cmd = Command::new("bash");
-    cmd.arg(script);
-    let shown = format!("bash {}", script.display());
-    let out = run(cmd, "bash", &shown)?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let layout = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("FIXTURE_DIR="))
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            Error::Fixture(format!(
-                "{shown} printed no FIXTURE_DIR= line; its stdout was:\n{stdout}"
-            ))
-        })?;
-    if !layout.join("index.json").is_file() {
-        return Err(Error::Fixture(format!(
-            "{} has no index.json; delete it and run {shown} again",
-            layout.display()
-        )));
-    }
-    Ok(layout)
+    crate::kinds::layout_from_script(Path::new(UPDATED_SCRIPT), &[])
 }
