@@ -205,24 +205,191 @@ fn trixie_base_serves_with_python_3_13() {
     );
 }
 
-/// On a root base the default user 1001 must get a HOME it owns (issue 17, item 2); today HOME is
-/// the root-owned app directory. Fixing it changes the golden configs (HOME, the user layer).
+/// On a root base the default user 1001 gets a HOME it owns (issue 17, item 2): `/home/app`,
+/// created by the user layer; the app files stay owned by root.
 #[test]
-#[ignore = "left: issue 17 item 2, a HOME owned by the default user on root bases"]
 fn root_base_default_user_can_write_its_home() {
     let env = Env::new(Kind::Trimmed);
     let b = build_fastapi(&env, &[]);
     let v = probe(&b.bundle, "/usr/bin/python3");
+    assert_eq!(v["uid"], 1001, "{v}");
+    assert_eq!(v["home"], "/home/app", "{v}");
     assert_eq!(v["home_writable"], true, "{v}");
+    assert_eq!(v["cwd"], "/app", "{v}");
+    let main = std::fs::metadata(b.bundle.rootfs().join("app/app/main.py")).unwrap();
+    assert_eq!((main.uid(), main.gid()), (0, 0), "app files owned by root");
+    assert_eq!(main.mode() & 0o022, 0, "app files not writable by others");
+    let home = std::fs::metadata(b.bundle.rootfs().join("home/app")).unwrap();
+    assert_eq!((home.uid(), home.gid()), (1001, 1001));
+    let passwd = std::fs::read_to_string(b.bundle.rootfs().join("etc/passwd")).unwrap();
+    assert!(passwd.contains(":1001:1001::/home/app:"), "{passwd}");
 }
 
-/// Every recipe but `script` starts with `/bin/sh -c` today (issue 17, item 5).
+/// The recipes start the app with the image's Python, in exec form (issue 17, item 5): the
+/// FastAPI example answers on a base without any shell.
 #[test]
-#[ignore = "left: issue 17 item 5, exec-form entrypoints for shell-less bases"]
 fn shellless_base_serves_fastapi() {
     plain_kind(
         Kind::Shellless,
         "/usr/bin/python3",
         "/usr/local/lib/python3.11/dist-packages",
     );
+}
+
+/// On a base without a shell, a recipe whose entrypoint is a shell command, or an s2i `app.sh`
+/// run by `/bin/sh`, fails the build before anything is downloaded, naming the recipe and the
+/// fix.
+#[test]
+fn shellless_base_refuses_a_recipe_that_needs_a_shell_before_any_download() {
+    let env = Env::new(Kind::Shellless);
+    let (_tmp, dir) = example("fastapi-app");
+    let recipes = tempfile::tempdir().unwrap();
+    std::fs::write(
+        recipes.path().join("fastapi.toml"),
+        r#"name = "fastapi"
+description = "uvicorn through a shell"
+detect-packages = ["fastapi"]
+detect-source = ["FastAPI("]
+requires-packages = ["uvicorn"]
+entrypoint = ["/bin/sh", "-c", "exec {python} -m uvicorn {module}:{object} --port ${PORT:-8000}"]
+port = 8000
+"#,
+    )
+    .unwrap();
+    let to = env.to("demo/shell:v1");
+    let args = [
+        "build",
+        "--json",
+        "--base",
+        env.base.as_str(),
+        "--to",
+        to.as_str(),
+    ];
+    let run = rbuild(
+        &dir,
+        env.cache.path(),
+        &[("RBUILD_RECIPES_DIR", recipes.path().to_str().unwrap())],
+        &args,
+    );
+    assert_ne!(
+        run.code, 0,
+        "built on a base without /bin/sh: {}",
+        run.stdout
+    );
+    for want in [
+        "recipe \"fastapi\"",
+        "/bin/sh",
+        "does not have",
+        "--entrypoint",
+    ] {
+        assert!(
+            run.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stdout.contains("download") && !run.stderr.contains("download"),
+        "something was downloaded:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let wheels: Vec<_> = walk_files(env.cache.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".whl"))
+        .collect();
+    assert!(wheels.is_empty(), "{wheels:?}");
+
+    // s2i runs app.sh, whose #! line is /bin/sh.
+    let (_tmp, dir) = example("s2i-app");
+    let run = env.run(&dir, &["build", "--to", to.as_str(), "--recipe", "s2i"]);
+    assert_ne!(
+        run.code, 0,
+        "built on a base without /bin/sh: {}",
+        run.stdout
+    );
+    for want in [
+        "recipe \"s2i\"",
+        "app.sh starts with #!/bin/sh",
+        "APP_MODULE",
+    ] {
+        assert!(
+            run.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            run.stderr
+        );
+    }
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The s2i recipe on the S2I-like base (issue 17, item 3): detected or named, the app goes to the
+/// base's WorkingDir and the image is configured the same; with nothing set, s2i's run starts
+/// app.sh (its #!/bin/sh line honoured) as the base's user; with APP_MODULE, gunicorn serves it.
+#[test]
+fn s2i_base_runs_app_sh_and_serves_app_module_with_gunicorn() {
+    let env = Env::new(Kind::S2i);
+    let (_tmp, dir) = example("s2i-app");
+    let detected = env.to("demo/s2i:detected");
+    let named = env.to("demo/s2i:named");
+    env.run(&dir, &["build", "--to", detected.as_str()]).ok();
+    env.run(&dir, &["build", "--to", named.as_str(), "--recipe", "s2i"])
+        .ok();
+    let (d, n) = (Bundle::pull(&detected), Bundle::pull(&named));
+    assert_eq!(
+        d.config()["process"],
+        n.config()["process"],
+        "detected and named s2i differ"
+    );
+    assert_eq!(d.config()["process"]["cwd"], "/opt/app-root/src");
+    assert!(d.rootfs().join("opt/app-root/src/app.sh").is_file());
+    let args: Vec<String> = d.config()["process"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = d.exec(&args);
+    assert!(
+        out.contains("app.sh ran in /opt/app-root/src as uid 1001"),
+        "{out}"
+    );
+
+    let (_tmp, dir) = example("flask-app");
+    let port = free_port();
+    let port_env = format!("PORT={port}");
+    let to = env.to("demo/s2i:module");
+    env.run(
+        &dir,
+        &[
+            "build",
+            "--to",
+            to.as_str(),
+            "--recipe",
+            "s2i",
+            "--env",
+            "APP_MODULE=app.main:app",
+            "--env",
+            port_env.as_str(),
+        ],
+    )
+    .ok();
+    let b = Built {
+        plan: Value::Null,
+        bundle: Bundle::pull(&to),
+        port,
+    };
+    answers(&b);
 }

@@ -416,7 +416,8 @@ pub fn write_context_layer<W: Write>(
 
 /// Appends the context's entries under `prefix` (and the prefix directories) to a layer being
 /// written, as [`write_context_layer`] does, leaving out the entries for which `keep` (given the
-/// path relative to the context root) is false. The caller may append more entries (compiled
+/// path relative to the context root) is false. Prefix directories the writer already has (e.g.
+/// appended with a base's owner and mode) are not written again. The caller may append more entries (compiled
 /// bytecode, for instance) before finishing the layer.
 pub fn write_context_entries<W: Write>(
     ctx: &Context,
@@ -428,9 +429,13 @@ pub fn write_context_entries<W: Write>(
     if !prefix.is_empty() {
         let prefix = check_path(prefix, true)?;
         for (i, _) in prefix.match_indices('/') {
-            w.append_dir(&prefix[..i], 0o755)?;
+            if !w.has_dir(&prefix[..i]) {
+                w.append_dir(&prefix[..i], 0o755)?;
+            }
         }
-        w.append_dir(prefix, 0o755)?;
+        if !w.has_dir(prefix) {
+            w.append_dir(prefix, 0o755)?;
+        }
     }
     let join = |p: &str| {
         if prefix.is_empty() {

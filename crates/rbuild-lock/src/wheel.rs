@@ -234,10 +234,16 @@ pub fn choose_wheel(pkg: &LockedPackage, tags: &Tags) -> Result<ChosenWheel> {
     Err(Error::NoWheel {
         package: pkg.name.clone(),
         version: pkg.version.clone(),
+        // The best libc-specific tag (a musl target's musllinux one), not the bare linux_ARCH.
         target: tags
             .iter()
-            .next()
             .map(|t| t.to_string())
+            .find(|t| t.contains("musllinux") || t.contains("manylinux"))
+            .map(|t| match t.contains("musllinux") {
+                true => format!("{t} (musl: only musllinux wheels fit)"),
+                false => t,
+            })
+            .or_else(|| tags.iter().next().map(|t| t.to_string()))
             .unwrap_or_default(),
         available,
     })

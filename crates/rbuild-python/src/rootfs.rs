@@ -21,7 +21,7 @@
 //! ([`BaseFactsVisitor`], read into [`BaseFacts`]); a build runs both over one decompression of each
 //! layer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
@@ -419,6 +419,42 @@ pub struct BaseFacts {
     pub dir_owners: BTreeMap<String, (u32, u32)>,
     /// RECORD files of installed distributions: dist-info path (relative) → RECORD text.
     pub records: BTreeMap<String, String>,
+    /// The launchers an entrypoint may name that the base has (files or links, relative paths):
+    /// the shells and `env` of [`PROGRAMS`] in `bin/`, `usr/bin/`, `sbin/`, `usr/sbin/`,
+    /// `usr/local/bin/`.
+    #[serde(default)]
+    pub programs: BTreeSet<String>,
+}
+
+/// The program names [`BaseFacts::programs`] records: what a recipe, an entrypoint or a script's
+/// `#!` line may need that a shell-less base (distroless, chiselled) lacks.
+pub const PROGRAMS: [&str; 7] = ["sh", "bash", "dash", "ash", "zsh", "busybox", "env"];
+
+fn program_path(path: &str) -> bool {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    matches!(
+        dir,
+        "bin" | "usr/bin" | "sbin" | "usr/sbin" | "usr/local/bin"
+    ) && PROGRAMS.contains(&name)
+}
+
+impl BaseFacts {
+    /// Whether the base has the program at `path` (absolute, e.g. `/bin/sh`). With a merged
+    /// `/usr` (`/bin` a link to `usr/bin`), `/bin/X` and `/usr/bin/X` are the same file, so either
+    /// answers. `None`: `path` is not one [`BaseFacts::programs`] tracks.
+    pub fn has_program(&self, path: &str) -> Option<bool> {
+        let rel = path.trim_start_matches('/');
+        if !program_path(rel) {
+            return None;
+        }
+        let twin = match rel.split_once('/') {
+            Some(("bin", n)) => format!("usr/bin/{n}"),
+            Some(("sbin", n)) => format!("usr/sbin/{n}"),
+            Some(("usr", rest)) if !rest.starts_with("local/") => rest.to_string(),
+            _ => rel.to_string(),
+        };
+        Some(self.programs.contains(rel) || self.programs.contains(&twin))
+    }
 }
 
 /// What [`BaseFactsVisitor`] keeps of a path.
@@ -430,6 +466,8 @@ pub enum FactNode {
     OwnedDir(u32, (u32, u32)),
     /// A small text file (`etc/passwd`, `etc/group`, a `*.dist-info/RECORD`). Not valid UTF-8: empty.
     Text(String),
+    /// A file or link at one of the program paths [`BaseFacts::programs`] records.
+    Program,
 }
 
 /// The [`Visitor`] of [`BaseFacts`]: every directory's mode, and the texts of `etc/passwd`,
@@ -456,6 +494,11 @@ impl Visitor for BaseFactsVisitor {
             EntryKind::File if wanted_text(entry.path) && entry.size <= SMALL_TEXT => {
                 Interest::Read
             }
+            EntryKind::File | EntryKind::Symlink | EntryKind::Hardlink
+                if program_path(entry.path) =>
+            {
+                Interest::Keep(FactNode::Program)
+            }
             _ => Interest::Skip,
         }
     }
@@ -480,6 +523,9 @@ impl BaseFacts {
                 FactNode::OwnedDir(mode, owner) => {
                     facts.dir_owners.insert(path.clone(), owner);
                     facts.dir_modes.insert(path, mode);
+                }
+                FactNode::Program => {
+                    facts.programs.insert(path);
                 }
                 FactNode::Text(text) => match path.as_str() {
                     "etc/passwd" => facts.passwd = Some(text),

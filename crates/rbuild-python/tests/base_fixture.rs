@@ -203,6 +203,16 @@ fn old_base_facts<R: Read>(
             map.remove(&k);
         }
     }
+    // Marks a program path in the file map.
+    const PROGRAM: &str = "\0program";
+    // A shell or `env` in a bin directory (what `BaseFacts::programs` records).
+    let program_file = |path: &str| {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        matches!(
+            dir,
+            "bin" | "usr/bin" | "sbin" | "usr/sbin" | "usr/local/bin"
+        ) && ["sh", "bash", "dash", "ash", "zsh", "busybox", "env"].contains(&name)
+    };
     let wanted_file = |path: &str| {
         path == "etc/passwd"
             || path == "etc/group"
@@ -258,6 +268,11 @@ fn old_base_facts<R: Read>(
                 entry.read_to_string(&mut text).ok();
                 files.insert(path.clone(), text);
                 added.insert(path);
+            } else if (kind.is_file() || kind.is_symlink() || kind.is_hard_link())
+                && program_file(&path)
+            {
+                files.insert(path.clone(), PROGRAM.into());
+                added.insert(path);
             } else {
                 files.remove(&path);
             }
@@ -268,6 +283,12 @@ fn old_base_facts<R: Read>(
             remove_below(&mut owners, &dir, &added, false);
         }
     }
+    let programs = files
+        .iter()
+        .filter(|(_, v)| v.as_str() == PROGRAM)
+        .map(|(k, _)| k.clone())
+        .collect();
+    files.retain(|_, v| v.as_str() != PROGRAM);
     let passwd = files.remove("etc/passwd");
     let group = files.remove("etc/group");
     let records = files
@@ -280,5 +301,6 @@ fn old_base_facts<R: Read>(
         dir_modes: dirs,
         dir_owners: owners,
         records,
+        programs,
     })
 }

@@ -226,6 +226,25 @@ impl Builder {
         // 1. Every platform planned: a platform that cannot be built fails here, before any
         //    wheel is downloaded or layer written.
         let (mut prepared, skipped) = self.prepare_all(req, &project).await?;
+        // The app directory the settings chose (the base's WorkingDir, the recipe's): one for
+        // every platform, since the app layer is shared.
+        let chosen;
+        let req = match prepared.first().map(|p| p.settings.app_dir.clone()) {
+            Some(dir) if dir != req.app_dir || !req.app_dir_explicit => {
+                if let Some(p) = prepared.iter().find(|p| p.settings.app_dir != dir) {
+                    return Err(other(format!(
+                        "the platforms' bases declare different WorkingDirs ({dir} and {} on {}); pass --app-dir to choose one",
+                        p.settings.app_dir, p.platform
+                    )));
+                }
+                chosen = BuildRequest {
+                    app_dir: dir,
+                    ..req.clone()
+                };
+                &chosen
+            }
+            _ => req,
+        };
         let locals = local_installs(req, &prepared)?;
         // 2. The wheels of every dependency layer to build, in one batch.
         self.download_shared(&prepared).await?;
@@ -233,9 +252,31 @@ impl Builder {
         let python = self.base_python_for(req, &prepared);
         let bytecode = self.bytecode_for(req, python.as_ref());
         // 3. The app layer once, then each platform's layers and image.
+        let mut base_dirs = std::collections::BTreeMap::new();
+        if let Some(p) = prepared.first_mut()
+            && p.base.reference.is_some()
+        {
+            let facts = self.facts_of(req, p).await?;
+            let mut prefix = String::new();
+            for part in req.app_dir.split('/').filter(|p| !p.is_empty()) {
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(part);
+                let mode = facts.dir_modes.get(&prefix).copied();
+                let owner = facts.dir_owners.get(&prefix).copied();
+                if let (Some(mode), owner) = (mode, owner)
+                    && (mode != 0o755 || owner.is_some())
+                {
+                    let (uid, gid) = owner.unwrap_or((0, 0));
+                    base_dirs.insert(prefix.clone(), (mode, uid, gid));
+                }
+            }
+        }
         let app = AppLayer {
             context: project.context.clone(),
             app_dir: req.app_dir.clone(),
+            base_dirs,
             options: layer_options(req),
             bytecode: bytecode.clone(),
             project: self
@@ -603,13 +644,22 @@ impl Builder {
             ),
             elapsed(t0),
         );
-        let (target, facts) = self.target_for(req, platform, &base, &prev).await?;
+        let (target, mut facts) = self.target_for(req, platform, &base, &prev).await?;
         let read = self.read_lock_for(req, &target).await?;
         let base_defaults = crate::spec::BaseDefaults::of(
             &base.image.config,
             facts.as_ref().and_then(|f| f.passwd.as_deref()),
         );
         let settings = self.settings_for(req, &target, project, read.as_ref(), &base_defaults)?;
+        // A shell (or another launcher) the entrypoint needs must be in the base: checked
+        // before any wheel is downloaded.
+        if !settings.needs.is_empty() && base.reference.is_some() {
+            if facts.is_none() {
+                facts = Some(self.base_facts(req, &base, platform).await?.1);
+            }
+            let f = facts.as_ref().expect("just read");
+            crate::spec::check_programs(&settings.needs, |p| f.has_program(p))?;
+        }
         let plan = self.wheels_for(req, &target, &base, &prev, read).await?;
         let deps = match &plan.lock_digest {
             None => None,
@@ -845,11 +895,13 @@ impl Builder {
         let (uid, gid) = (p.settings.uid, p.settings.gid);
         if p.base.reference.is_some() && uid != 0 && !p.settings.base_user {
             let options = layer_options(req);
+            let home = p.settings.home.clone();
             let key = UserLayer::key_for(
                 p.base.image.manifest_digest,
                 uid,
                 gid,
-                &req.app_dir,
+                home.as_deref().unwrap_or(&req.app_dir),
+                home.is_some(),
                 &options,
             );
             let user = match self.cached_layer(LayerKind::User, &key, &p.prev, req.format, &plat)? {
@@ -860,7 +912,8 @@ impl Builder {
                         facts: self.facts_of(req, &mut p).await?,
                         uid,
                         gid,
-                        home: req.app_dir.clone(),
+                        home: home.clone().unwrap_or_else(|| req.app_dir.clone()),
+                        create_home: home.is_some(),
                         options,
                     };
                     self.layer(&user, &p.prev, req.format, &plat).await?

@@ -5,7 +5,16 @@
 //! or replaces embedded ones of the same name, read at build time.
 //!
 //! Placeholders in `entrypoint` and `cmd`: `{python}` (the detected interpreter), `{module}` and
-//! `{object}` (the app's module and object, detected from the source), `{port}`.
+//! `{object}` (the app's module and object, detected from the source), `{port}`, and
+//! `{launcher}`: Python code ([`LAUNCHER`]) that, run as `{python} -c {launcher} ARGS...`, expands
+//! `${NAME:-default}` in ARGS from the container's environment and execs `{python} ARGS...`.
+//!
+//! The embedded recipes need no shell: their entrypoints are exec form, started by the image's own
+//! Python, so they run on shell-less bases (distroless, chiselled rocks). `$PORT` and
+//! `$WEB_CONCURRENCY` are still read when the container starts (`${WEB_CONCURRENCY:-2*CPU+1}`
+//! defaults to twice the CPUs the container may use, plus one). An entrypoint that names a shell
+//! (or a script whose `#!` line does) on a base without it fails the build before any download
+//! ([`RecipeError::NeedsProgram`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +61,11 @@ pub struct Recipe {
     pub env: BTreeMap<String, String>,
 }
 
+/// The `{launcher}` code: expands `${NAME:-default}` in its arguments from the environment (a
+/// set, non-empty `NAME` wins; the default `2*CPU+1` is twice the usable CPUs plus one) and execs
+/// the interpreter running it with them. The image's Python is the launcher, so no shell is needed.
+pub const LAUNCHER: &str = "import os,re,sys;c=lambda:str(2*len(os.sched_getaffinity(0))+1);f=lambda m:os.environ.get(m[1]) or (c() if m[2]=='2*CPU+1' else m[2]);os.execv(sys.executable,[sys.executable]+[re.sub(r'\\$\\{(\\w+):-([^}]*)\\}',f,a) for a in sys.argv[1:]])";
+
 /// Errors about recipes.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
@@ -78,6 +92,18 @@ pub enum RecipeError {
         recipe: String,
         /// Why.
         why: String,
+    },
+    /// The entrypoint needs a program (a shell) the base does not have.
+    #[error(
+        "{what} needs {program}, which the base image does not have (a base without a shell, like distroless or a chiselled rock); {fix}"
+    )]
+    NeedsProgram {
+        /// What needs it: the recipe, the entrypoint, a script.
+        what: String,
+        /// The program (`/bin/sh`).
+        program: String,
+        /// The ways out.
+        fix: String,
     },
     /// Nothing detected.
     #[error(
@@ -158,6 +184,9 @@ pub struct ProjectFacts {
     pub sources: Vec<(String, String)>,
     /// All relative file paths in the context.
     pub files: Vec<String>,
+    /// Scripts (files starting with `#!`, and `*.sh`): relative path → the program their `#!` line
+    /// runs (`/bin/sh` for a `.sh` file without one), see [`crate::spec::shebang_program`].
+    pub shebangs: BTreeMap<String, String>,
 }
 
 impl ProjectFacts {
@@ -200,6 +229,15 @@ impl ProjectFacts {
             {
                 facts.sources.push((e.path.clone(), text));
             }
+            if let rbuild_layer::EntryKind::File { .. } = e.kind
+                && !e.path.ends_with(".py")
+                && let Some(head) = file_head(&ctx.root.join(&e.path))
+                && (head.starts_with(b"#!") || e.path.ends_with(".sh"))
+            {
+                facts
+                    .shebangs
+                    .insert(e.path.clone(), crate::spec::shebang_program(&head));
+            }
             facts.files.push(e.path.clone());
         }
         facts
@@ -208,6 +246,18 @@ impl ProjectFacts {
     fn has_package(&self, p: &str) -> bool {
         self.packages.iter().any(|x| x == p)
     }
+}
+
+/// The first 256 bytes of a file.
+fn file_head(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(256)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(head)
 }
 
 /// The app object a recipe starts.
@@ -285,11 +335,12 @@ pub fn app_target(recipe: &Recipe, facts: &ProjectFacts) -> Result<AppTarget, Re
                 object: "application".into(),
             })
         }
-        "script" | "s2i" => {
-            let web = find_object(facts, &["FastAPI(".into(), "Flask(".into()]);
-            if let (Some(t), "s2i") = (web, recipe.name.as_str()) {
-                return Ok(t);
-            }
+        // s2i's run decides at start what to run (the image settings check that it can).
+        "s2i" => Ok(AppTarget {
+            module: String::new(),
+            object: String::new(),
+        }),
+        "script" => {
             let mut mains: Vec<&String> = facts
                 .files
                 .iter()
@@ -394,6 +445,7 @@ pub fn render(
                 .replace("{module}", &target.module)
                 .replace("{object}", &target.object)
                 .replace("{port}", &port.map(|p| p.to_string()).unwrap_or_default())
+                .replace("{launcher}", LAUNCHER)
         })
         .collect()
 }
@@ -427,6 +479,11 @@ mod tests {
                 .map(|(p, t)| (p.to_string(), t.to_string()))
                 .collect(),
             files: files.iter().map(|(p, _)| p.to_string()).collect(),
+            shebangs: files
+                .iter()
+                .filter(|(p, t)| t.starts_with("#!") || p.ends_with(".sh"))
+                .map(|(p, t)| (p.to_string(), crate::spec::shebang_program(t.as_bytes())))
+                .collect(),
         }
     }
 
@@ -455,11 +512,11 @@ mod tests {
             }
         );
         let ep = render(&r.entrypoint, "/usr/bin/python3.11", &t, r.port);
-        assert!(
-            ep[2].contains("/usr/bin/python3.11 -m uvicorn app.main:app"),
-            "{ep:?}"
-        );
-        assert!(ep[2].contains("${PORT:-8000}"), "{ep:?}");
+        // Exec form: the image's Python launches uvicorn, no shell.
+        assert_eq!(ep[..2], ["/usr/bin/python3.11", "-c"], "{ep:?}");
+        assert_eq!(ep[2], LAUNCHER);
+        assert_eq!(ep[3..6], ["-m", "uvicorn", "app.main:app"], "{ep:?}");
+        assert!(ep.contains(&"${PORT:-8000}".to_string()), "{ep:?}");
 
         let f = facts(
             &["flask"],
@@ -489,5 +546,242 @@ mod tests {
         let f = facts(&[], &[("app.sh", "")]);
         assert_eq!(detect(&recipes, &f).unwrap().name, "s2i");
         assert!(detect(&recipes, &facts(&[], &[("README.md", "")])).is_err());
+    }
+}
+
+/// The s2i recipe's launcher (s2i's `run`, in Python) run by the host's `python3` in a scratch app
+/// directory, with stand-in `gunicorn`/`django` packages that print what they were started with:
+/// the precedence of `APP_SCRIPT` / `app.sh` / `APP_FILE` / `APP_MODULE` / `APP_CONFIG` / Django.
+#[cfg(test)]
+mod s2i_run_tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Runs the s2i entrypoint in a directory holding `files`; `stubs` are the stand-in packages
+    /// installed. Returns (exit code, stdout, stderr).
+    fn s2i_run(
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+        stubs: &[&str],
+    ) -> (i32, String, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let app = tmp.path().join("src");
+        let site = tmp.path().join("site");
+        for (path, text) in files {
+            let p = app.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+        }
+        std::fs::create_dir_all(&app).unwrap();
+        for stub in stubs {
+            let d = site.join(stub);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("__init__.py"), "").unwrap();
+            std::fs::write(
+                d.join("__main__.py"),
+                format!(
+                    "import json, os, sys\nprint(json.dumps({{'ran': '{stub}', 'argv': sys.argv[1:], 'cwd': os.getcwd(), 'web': os.environ.get('WEB_CONCURRENCY')}}))\n"
+                ),
+            )
+            .unwrap();
+        }
+        let recipes = load_recipes().unwrap();
+        let r = &recipes["s2i"];
+        let target = AppTarget {
+            module: String::new(),
+            object: String::new(),
+        };
+        let ep = render(&r.entrypoint, "python3", &target, r.port);
+        assert_eq!(ep[0], "python3");
+        let out = Command::new(&ep[0])
+            .args(&ep[1..])
+            .current_dir(&app)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("PYTHONPATH", &site)
+            .envs(env.iter().copied())
+            .output()
+            .expect("python3 on the host");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The JSON line a stand-in printed.
+    fn started(stdout: &str) -> serde_json::Value {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no stand-in ran: {stdout}"));
+        serde_json::from_str(line).unwrap()
+    }
+
+    const APP_SH: (&str, &str) = ("app.sh", "#!/bin/sh\necho app.sh ran\n");
+    const APP_PY: (&str, &str) = ("app.py", "print('app.py ran')\n");
+
+    #[test]
+    fn app_script_honours_a_bash_shebang() {
+        let files = [
+            (
+                "run.sh",
+                "#!/bin/bash\necho \"bash ${BASH_VERSINFO[0]} ran\"\n",
+            ),
+            APP_SH,
+            APP_PY,
+        ];
+        let (code, out, err) = s2i_run(&files, &[("APP_SCRIPT", "run.sh")], &["gunicorn"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("Running application from script (run.sh)"),
+            "{out}"
+        );
+        assert!(out.contains("bash ") && out.contains(" ran"), "{out}");
+        assert!(
+            !out.contains("app.sh ran") && !out.contains("app.py ran"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn app_script_honours_a_python_shebang() {
+        let files = [
+            (
+                "bin/start",
+                "#!/usr/bin/env python3\nimport sys\nprint('python', sys.version_info[0], 'ran')\n",
+            ),
+            APP_SH,
+        ];
+        let (code, out, err) = s2i_run(&files, &[("APP_SCRIPT", "bin/start")], &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("python 3 ran"), "{out}");
+        // Missing APP_SCRIPT fails as s2i's run does.
+        let (code, _, err) = s2i_run(&files, &[("APP_SCRIPT", "nope.sh")], &[]);
+        assert_eq!(code, 1);
+        assert!(err.contains("file 'nope.sh' not found"), "{err}");
+    }
+
+    #[test]
+    fn app_sh_alone_runs() {
+        let (code, out, err) = s2i_run(&[APP_SH], &[], &["gunicorn"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("app.sh ran"), "{out}");
+        // app.sh wins over app.py when nothing is set.
+        let (_, out, _) = s2i_run(&[APP_SH, APP_PY], &[], &[]);
+        assert!(
+            out.contains("app.sh ran") && !out.contains("app.py ran"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn app_file_runs_with_the_images_python() {
+        let files = [APP_SH, APP_PY, ("server.py", "print('server.py ran')\n")];
+        let (code, out, err) = s2i_run(&files, &[("APP_FILE", "server.py")], &["gunicorn"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("server.py ran"), "{out}");
+        assert!(
+            !out.contains("app.sh ran"),
+            "APP_FILE set: app.sh is no default: {out}"
+        );
+        // No APP_*: app.py is the default after app.sh.
+        let (_, out, _) = s2i_run(&[APP_PY], &[], &["gunicorn"]);
+        assert!(out.contains("app.py ran"), "{out}");
+    }
+
+    #[test]
+    fn app_module_is_served_by_gunicorn() {
+        let files = [APP_PY, ("web/main.py", "app = None\n")];
+        let (code, out, err) = s2i_run(
+            &files,
+            &[("APP_MODULE", "web.main:app"), ("PORT", "9123")],
+            &["gunicorn"],
+        );
+        assert_eq!(code, 0, "{err}");
+        let v = started(&out);
+        assert_eq!(v["ran"], "gunicorn", "{out}");
+        assert_eq!(
+            v["argv"],
+            serde_json::json!(["web.main:app", "--bind=0.0.0.0:9123", "--access-logfile=-"])
+        );
+        assert!(
+            v["web"].as_str().unwrap().parse::<u32>().unwrap() >= 1,
+            "{v}"
+        );
+        assert!(
+            !out.contains("app.py ran"),
+            "APP_MODULE set: app.py is no default: {out}"
+        );
+    }
+
+    #[test]
+    fn app_config_is_given_to_gunicorn() {
+        let files = [
+            ("wsgi.py", "application = None\n"),
+            ("config.py", "workers = 3\n"),
+        ];
+        let (code, out, err) = s2i_run(&files, &[("APP_CONFIG", "config.py")], &["gunicorn"]);
+        assert_eq!(code, 0, "{err}");
+        let v = started(&out);
+        // ./wsgi.py is the module; with APP_CONFIG the default bind is left to the config.
+        assert_eq!(
+            v["argv"],
+            serde_json::json!(["wsgi", "--config", "config.py"]),
+            "{out}"
+        );
+        let (_, out, _) = s2i_run(
+            &files,
+            &[("APP_CONFIG", "config.py"), ("APP_MODULE", "site:app")],
+            &["gunicorn"],
+        );
+        assert_eq!(
+            started(&out)["argv"],
+            serde_json::json!(["site:app", "--config", "config.py"])
+        );
+    }
+
+    #[test]
+    fn django_wsgi_is_detected_and_migrated() {
+        let files = [
+            (
+                "manage.py",
+                "import sys\nopen('migrated', 'w').write(' '.join(sys.argv[1:]))\n",
+            ),
+            ("mysite/__init__.py", ""),
+            ("mysite/wsgi.py", "application = None\n"),
+        ];
+        let (code, out, err) = s2i_run(&files, &[("PORT", "8081")], &["gunicorn", "django"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("Migrating database"), "{out}");
+        let v = started(&out);
+        assert_eq!(v["ran"], "gunicorn");
+        assert_eq!(
+            v["argv"],
+            serde_json::json!(["mysite.wsgi", "--bind=0.0.0.0:8081", "--access-logfile=-"])
+        );
+        // Without gunicorn: manage.py runserver (DISABLE_MIGRATE skips the migration).
+        let files = [(
+            "manage.py",
+            "import sys\nprint('manage.py', *sys.argv[1:])\n",
+        )];
+        let (code, out, err) = s2i_run(
+            &files,
+            &[("DISABLE_MIGRATE", "1"), ("PORT", "8082")],
+            &["django"],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("manage.py runserver 0.0.0.0:8082"), "{out}");
+        assert!(!out.contains("Migrating"), "{out}");
+    }
+
+    #[test]
+    fn nothing_to_run_fails_as_s2i_does() {
+        let (code, _, err) = s2i_run(&[("README.md", "")], &[], &[]);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("don't know how to run your application"),
+            "{err}"
+        );
     }
 }

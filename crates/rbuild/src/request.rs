@@ -92,6 +92,9 @@ pub struct BuildRequest {
     pub resolve: ResolveOptions,
     /// The app directory in the image (`/app`).
     pub app_dir: String,
+    /// `app_dir` was set by `--app-dir` or `app-dir` in the config (else the base's `WorkingDir`
+    /// wins over it, see [`crate::spec::image_settings_on`]).
+    pub app_dir_explicit: bool,
     /// Entrypoint (overrides the recipe).
     pub entrypoint: Option<Vec<String>>,
     /// Cmd (overrides the recipe).
@@ -321,6 +324,7 @@ impl BuildRequest {
             lock: None,
             resolve: ResolveOptions::default(),
             app_dir: "/app".into(),
+            app_dir_explicit: false,
             entrypoint: None,
             cmd: None,
             env: BTreeMap::new(),
@@ -530,6 +534,7 @@ impl BuildRequest {
             .clone()
             .or(recipe_dir)
             .unwrap_or_else(|| "/app".into());
+        request.app_dir_explicit = settings.app_dir.is_some();
         request.entrypoint = settings.entrypoint.clone();
         request.cmd = settings.cmd.clone();
         request.env = settings.env.clone().unwrap_or_default();

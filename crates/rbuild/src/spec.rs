@@ -28,6 +28,59 @@ pub struct ImageSettings {
     /// What the settings change of the base's `User`, `WorkingDir` and `HOME`, for the build
     /// output (empty when the base's are kept).
     pub notes: Vec<String>,
+    /// The directory the build context is copied to (and the `WorkingDir`): `--app-dir`, else
+    /// the base's `WorkingDir`, else the recipe's (s2i: `/opt/app-root/src`), else `/app`.
+    pub app_dir: String,
+    /// A home directory the user layer creates, owned by the image's user, when the image runs
+    /// as a user rbuild adds (root bases): `/home/app`.
+    pub home: Option<String>,
+    /// Programs the entrypoint needs besides the image's Python (a shell), checked against the
+    /// base's files before any download ([`check_programs`]).
+    pub needs: Vec<ProgramNeed>,
+}
+
+/// A program the image needs to start (e.g. `/bin/sh` for a shell-form entrypoint or an `app.sh`
+/// whose `#!` line names it), what needs it and the ways out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramNeed {
+    /// The absolute path (`/bin/sh`).
+    pub program: String,
+    /// What needs it (`recipe "s2i" (app.sh starts with #!/bin/sh)`).
+    pub what: String,
+    /// The ways out.
+    pub fix: String,
+}
+
+/// Fails when the base lacks a program the entrypoint needs: `programs` answers whether the base
+/// has a path (`None`: not a path the base facts track, so not checked).
+pub fn check_programs(
+    needs: &[ProgramNeed],
+    programs: impl Fn(&str) -> Option<bool>,
+) -> Result<(), RecipeError> {
+    for n in needs {
+        if programs(&n.program) == Some(false) {
+            return Err(RecipeError::NeedsProgram {
+                what: n.what.clone(),
+                program: n.program.clone(),
+                fix: n.fix.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The program a script's `#!` line runs (`#!/usr/bin/env bash` → `/usr/bin/env`); no `#!` line:
+/// `/bin/sh` (as a shell runs it).
+pub fn shebang_program(script: &[u8]) -> String {
+    let first = script.split(|b| *b == b'\n').next().unwrap_or_default();
+    match first.strip_prefix(b"#!") {
+        Some(rest) => String::from_utf8_lossy(rest)
+            .split_whitespace()
+            .next()
+            .unwrap_or("/bin/sh")
+            .to_string(),
+        None => "/bin/sh".into(),
+    }
 }
 
 /// What the base image's config (and `/etc/passwd`, when read) declares that the image settings
@@ -42,6 +95,8 @@ pub struct BaseDefaults {
     pub working_dir: Option<String>,
     /// `/etc/passwd` of the base, when it was read (to find a user's primary group and home).
     pub passwd: Option<String>,
+    /// `config.Env` (e.g. an s2i base's `APP_MODULE`).
+    pub env: BTreeMap<String, String>,
 }
 
 impl BaseDefaults {
@@ -58,6 +113,15 @@ impl BaseDefaults {
                 .and_then(|c| c.working_dir.clone())
                 .filter(|w| !w.is_empty() && w != "/"),
             passwd: passwd.map(str::to_string),
+            env: c
+                .and_then(|c| c.env.as_ref())
+                .map(|e| {
+                    e.iter()
+                        .filter_map(|kv| kv.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -162,8 +226,11 @@ pub fn image_settings(
 ///
 /// The base's declarations are respected: a base that runs as a non-root user (`1001`, primary
 /// group 0 on OpenShift-style images) keeps it unless `--user` says otherwise (a recipe's default
-/// user does not replace it); a base `HOME` stays unless `--env HOME=…` sets one. Where the
-/// settings change the base's `User`, `WorkingDir` or `HOME`, [`ImageSettings::notes`] says so.
+/// user does not replace it), with the base's `HOME` unless `--env HOME=…` sets one; the base's
+/// `WorkingDir` is the app directory unless `--app-dir` says otherwise. On a root base the image
+/// runs as the non-root default (1001) with a home it owns (`/home/app`, created by the user
+/// layer); the app files stay owned by root. Where the settings change the base's `User`,
+/// `WorkingDir` or `HOME`, [`ImageSettings::notes`] says so.
 pub fn image_settings_on(
     req: &BuildRequest,
     recipe: Option<&Recipe>,
@@ -173,7 +240,15 @@ pub fn image_settings_on(
     base: &BaseDefaults,
 ) -> Result<ImageSettings, BuildError> {
     let mut notes = Vec::new();
-    let app_dir = req.app_dir.clone();
+    let app_dir = if req.app_dir_explicit {
+        req.app_dir.clone()
+    } else if let Some(w) = &base.working_dir {
+        w.clone()
+    } else if let Some(d) = recipe.and_then(|r| r.app_dir.clone()) {
+        d
+    } else {
+        req.app_dir.clone()
+    };
     let mut spec = ImageSpec {
         created: crate::time::rfc3339(req.epoch),
         working_dir: Some(app_dir.clone()),
@@ -187,8 +262,12 @@ pub fn image_settings_on(
     let mut user = req.user.clone();
     let base_ids = base.user_ids();
     let keep_base_user = user.is_none() && base_ids.is_some();
+    let mut needs = Vec::new();
     if let Some(r) = recipe {
         apply_recipe(&mut spec, &mut env, r, target, facts)?;
+        if r.name == "s2i" {
+            needs.extend(s2i_check(req, facts, base)?);
+        }
         if user.is_none() && !keep_base_user {
             user = r.user.clone();
         }
@@ -199,20 +278,50 @@ pub fn image_settings_on(
             format!("{}/src", app_dir.trim_end_matches('/')),
         ));
     }
+    // The user: the base's, else --user or the recipe's, else 1001:1001.
+    let (uid, gid) = if keep_base_user {
+        let (uid, gid, _) = base_ids.clone().expect("checked");
+        (uid, gid)
+    } else {
+        let user = user.unwrap_or_else(|| "1001:1001".into());
+        parse_user(&user).ok_or_else(|| {
+            other(format!(
+                "--user {user:?}: expected numeric UID[:GID], e.g. 1001:1001"
+            ))
+        })?
+    };
+    // HOME: the base's with its own user; else the home /etc/passwd gives the user, else one the
+    // user layer creates for it (root keeps the base's, else /root).
     let home_flag = req.env.iter().any(|(k, _)| k == "HOME");
-    match (&base.home, keep_base_user) {
-        // The base's HOME stays (the image's user owns it on images that declare one).
-        (Some(_), _) => {}
-        (None, true) => {
-            let home = base_ids
+    let mut new_home = None;
+    let home = if keep_base_user {
+        base.home.clone().unwrap_or_else(|| {
+            base_ids
                 .as_ref()
                 .and_then(|(_, _, h)| h.clone())
-                .unwrap_or_else(|| app_dir.clone());
+                .unwrap_or_else(|| app_dir.clone())
+        })
+    } else if uid == 0 {
+        base.home.clone().unwrap_or_else(|| "/root".into())
+    } else {
+        match passwd_home(base.passwd.as_deref(), uid) {
+            Some(h) => h,
+            None => {
+                new_home = Some("/home/app".to_string());
+                "/home/app".into()
+            }
+        }
+    };
+    if !home_flag {
+        if base.home.as_deref() != Some(home.as_str()) {
+            if let Some(h) = &base.home {
+                notes.push(format!(
+                    "HOME: the base's {h} is replaced by {home}, the home of user {uid} (--env HOME=… sets another)"
+                ));
+            }
             env.push(("HOME".into(), home));
         }
-        (None, false) => env.push(("HOME".into(), app_dir.clone())),
-    }
-    if let (Some(h), true) = (&base.home, home_flag) {
+    } else if let Some(h) = &base.home {
         notes.push(format!("HOME: the base's {h} is replaced by --env HOME"));
     }
     env.extend(req.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -223,6 +332,30 @@ pub fn image_settings_on(
     }
     if req.cmd.is_some() {
         spec.cmd = req.cmd.clone();
+    }
+    if let Some(ep) = &spec.entrypoint
+        && let Some(first) = ep.first()
+        && first.starts_with('/')
+        && first != &target.interpreter
+    {
+        let (what, fix) = match (&req.entrypoint, recipe) {
+            (Some(_), _) => (
+                "the entrypoint (--entrypoint or `entrypoint` in [tool.rbuild])".to_string(),
+                "give an exec-form entrypoint that starts the image's Python (e.g. --entrypoint '[\"python3\", \"-m\", \"app\"]'), or use a base with a shell".to_string(),
+            ),
+            (None, Some(r)) => (
+                format!("recipe {:?} (its entrypoint starts {first})", r.name),
+                "use a recipe that starts the image's Python (the embedded fastapi, flask, django, script and s2i need no shell), pass --entrypoint with an exec-form command, or use a base with a shell".to_string(),
+            ),
+            (None, None) => (String::new(), String::new()),
+        };
+        if !what.is_empty() {
+            needs.push(ProgramNeed {
+                program: first.clone(),
+                what,
+                fix,
+            });
+        }
     }
     spec.ports.extend(req.ports.iter().cloned());
     spec.labels.extend(req.labels.clone());
@@ -236,14 +369,13 @@ pub fn image_settings_on(
         }
     }
     if let Some(w) = &base.working_dir
-        && spec.working_dir.as_deref() != Some(w.as_str())
+        && w != &app_dir
     {
         notes.push(format!(
             "WorkingDir: the base's {w} is replaced by the app directory {app_dir} (--app-dir {w} keeps it)"
         ));
     }
     if keep_base_user {
-        let (uid, gid, _) = base_ids.expect("checked");
         // The config keeps the base's User as written (the runtime resolves its group).
         spec.user = None;
         return Ok(ImageSettings {
@@ -252,14 +384,11 @@ pub fn image_settings_on(
             gid,
             base_user: true,
             notes,
+            app_dir,
+            home: None,
+            needs,
         });
     }
-    let user = user.unwrap_or_else(|| "1001:1001".into());
-    let (uid, gid) = parse_user(&user).ok_or_else(|| {
-        other(format!(
-            "--user {user:?}: expected numeric UID[:GID], e.g. 1001:1001"
-        ))
-    })?;
     spec.user = Some(format!("{uid}:{gid}"));
     if let Some(b) = &base.user {
         notes.push(format!(
@@ -272,7 +401,73 @@ pub fn image_settings_on(
         gid,
         base_user: false,
         notes,
+        app_dir,
+        home: new_home,
+        needs,
     })
+}
+
+/// The home `/etc/passwd` gives `uid`, when it has an entry with a real home (not `/`,
+/// `/nonexistent`).
+fn passwd_home(passwd: Option<&str>, uid: u32) -> Option<String> {
+    passwd?
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2] == uid.to_string())
+        .map(|f| f[5].to_string())
+        .filter(|h| h.starts_with('/') && h != "/" && !h.contains("nonexistent"))
+}
+
+/// The s2i recipe's checks: it fits when the project has something s2i's `run` starts (an
+/// `APP_SCRIPT`/`APP_FILE`/`APP_MODULE`/`APP_CONFIG` in the environment, `app.sh`, `app.py`,
+/// `wsgi.py`, `manage.py` or `gunicorn.conf.py`); the script it runs (`$APP_SCRIPT`, else
+/// `app.sh`) needs the program its `#!` line names.
+fn s2i_check(
+    req: &BuildRequest,
+    facts: &ProjectFacts,
+    base: &BaseDefaults,
+) -> Result<Vec<ProgramNeed>, RecipeError> {
+    let var = |k: &str| {
+        req.env
+            .get(k)
+            .or_else(|| base.env.get(k))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let has = |f: &str| facts.files.iter().any(|x| x == f);
+    let vars = ["APP_SCRIPT", "APP_FILE", "APP_MODULE", "APP_CONFIG"];
+    let files = [
+        "app.sh",
+        "app.py",
+        "wsgi.py",
+        "manage.py",
+        "gunicorn.conf.py",
+    ];
+    if !vars.iter().any(|v| var(v).is_some()) && !files.iter().any(|f| has(f)) {
+        return Err(RecipeError::DoesNotFit {
+            recipe: "s2i".into(),
+            why: "s2i's run starts $APP_SCRIPT, app.sh, $APP_FILE, app.py, $APP_MODULE or wsgi.py with gunicorn, or manage.py, and the project has none of them; add app.py or app.sh, or set one with --env APP_MODULE=package.module:app".into(),
+        });
+    }
+    let script = match (var("APP_SCRIPT"), var("APP_FILE"), var("APP_MODULE")) {
+        (Some(s), _, _) => Some(s),
+        (None, None, None) => Some("app.sh".to_string()),
+        _ => None,
+    };
+    let Some(script) = script else {
+        return Ok(Vec::new());
+    };
+    let rel = script.trim_start_matches("./").to_string();
+    let Some(program) = facts.shebangs.get(&rel).cloned() else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![ProgramNeed {
+        program: program.clone(),
+        what: format!("recipe \"s2i\" ({rel} starts with #!{program})"),
+        fix: format!(
+            "start the app without a shell: --env APP_MODULE=package.module:app (gunicorn) or --env APP_FILE=app.py, and leave {rel} out of the context (.dockerignore); or give {rel} a #!/usr/bin/python3 line; or use a base with {program}"
+        ),
+    }])
 }
 
 /// The recipe's part of the settings.

@@ -77,8 +77,10 @@ pub enum TargetError {
     /// No Python was found.
     #[error(
         "no Python interpreter found in the base image for {platform} (looked on PATH: {searched}; \
-         found: {found}); pass --python-version X.Y and --interpreter /path/to/pythonX.Y \
-         (and --site-packages DIR if pip would not use PREFIX/lib/pythonX.Y/site-packages)"
+         found: {found}); use a base image that has Python (e.g. --base python:3.12-slim, or your \
+         platform's Python image); only if the base has a Python rbuild cannot see, pass \
+         --python-version X.Y and --interpreter /path/to/pythonX.Y (and --site-packages DIR if pip \
+         would not use PREFIX/lib/pythonX.Y/site-packages)"
     )]
     NoPython {
         /// The platform.

@@ -25,6 +25,10 @@ pub(crate) struct AppLayer {
     pub(crate) context: Arc<Context>,
     /// The app directory in the image (`/app`).
     pub(crate) app_dir: String,
+    /// The app directory and its parents as the base has them, when not root's `0755`: path
+    /// (relative) → (mode, uid, gid). The layer repeats them so, never changing a base directory
+    /// (an S2I base's `/opt/app-root/src` stays 1001:0 and group-writable).
+    pub(crate) base_dirs: std::collections::BTreeMap<String, (u32, u32, u32)>,
     pub(crate) options: LayerOptions,
     /// Compiles the app's `.py` files into the layer, when the build ships bytecode (the
     /// context's own `__pycache__` directories are then left out).
@@ -68,6 +72,7 @@ impl LayerBuilder for AppLayer {
         let t0 = Instant::now();
         let ctx = self.context.clone();
         let dir = self.app_dir.trim_matches('/').to_string();
+        let base_dirs = self.base_dirs.clone();
         let opts = self.options;
         let writer = builder.store.writer()?;
         let _busy = crate::progress::busy(
@@ -109,6 +114,7 @@ impl LayerBuilder for AppLayer {
             write_app_layer(AppInputs {
                 ctx: &ctx,
                 dir: &dir,
+                base_dirs: &base_dirs,
                 opts: &opts,
                 writer,
                 bytecode: bytecode.as_deref(),
@@ -188,6 +194,7 @@ fn project_wheel(
 struct AppInputs<'a, W: std::io::Write> {
     ctx: &'a Context,
     dir: &'a str,
+    base_dirs: &'a std::collections::BTreeMap<String, (u32, u32, u32)>,
     opts: &'a LayerOptions,
     writer: W,
     bytecode: Option<&'a Bytecode>,
@@ -216,6 +223,17 @@ fn write_app_layer<W: std::io::Write>(
     BuildError,
 > {
     let mut w = LayerWriter::new(a.writer, a.opts)?;
+    let mut prefix = String::new();
+    for part in a.dir.split('/').filter(|p| !p.is_empty()) {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        match a.base_dirs.get(&prefix) {
+            Some((mode, uid, gid)) => w.append_dir_owned(&prefix, *mode, *uid, *gid)?,
+            None => w.append_dir(&prefix, 0o755)?,
+        }
+    }
     let keep = |p: &str| a.bytecode.is_none() || !in_pycache(p);
     write_context_entries(a.ctx, a.dir, &mut w, keep)?;
     std::fs::create_dir_all(a.scratch_root).map_err(other)?;

@@ -87,6 +87,8 @@ pub(crate) struct UserLayer {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) home: String,
+    /// The home directory is created (owned by `uid:gid`, mode 0700) unless the base has it.
+    pub(crate) create_home: bool,
     pub(crate) options: LayerOptions,
 }
 
@@ -97,6 +99,7 @@ impl UserLayer {
         uid: u32,
         gid: u32,
         home: &str,
+        create_home: bool,
         options: &LayerOptions,
     ) -> String {
         #[derive(serde::Serialize)]
@@ -106,18 +109,21 @@ impl UserLayer {
             uid: u32,
             gid: u32,
             home: &'a str,
+            create_home: bool,
             epoch: u64,
             compression: &'static str,
         }
         cache_key(
             "user",
-            1,
+            // 2: the home directory, owned by the user.
+            2,
             &Inputs {
                 layer_format: LAYER_FORMAT_VERSION,
                 base: base_digest.map(|d| d.to_string()),
                 uid,
                 gid,
                 home,
+                create_home,
                 epoch: options.mtime,
                 compression: options.compression.as_str(),
             },
@@ -142,11 +148,35 @@ impl LayerBuilder for UserLayer {
             "app",
             &self.home,
         );
-        if files.passwd.is_none() && files.group.is_none() {
+        let home = self.home.trim_matches('/');
+        let make_home = self.create_home && !home.is_empty() && !facts.dir_modes.contains_key(home);
+        if files.passwd.is_none() && files.group.is_none() && !make_home {
             return Ok(None);
         }
         let mut w = LayerWriter::new(builder.store.writer()?, &self.options)?;
         w.auto_parents(false);
+        if make_home {
+            // Its parents as the base has them (or root's 0755), the home owned by the user.
+            let mut parent = String::new();
+            for part in home
+                .split('/')
+                .collect::<Vec<_>>()
+                .split_last()
+                .expect("not empty")
+                .1
+            {
+                if !parent.is_empty() {
+                    parent.push('/');
+                }
+                parent.push_str(part);
+                let mode = facts.dir_modes.get(&parent).copied().unwrap_or(0o755);
+                match facts.dir_owners.get(&parent) {
+                    Some((u, g)) => w.append_dir_owned(&parent, mode, *u, *g)?,
+                    None => w.append_dir(&parent, mode)?,
+                }
+            }
+            w.append_dir_owned(home, 0o700, self.uid, self.gid)?;
+        }
         w.append_dir("etc", facts.dir_modes.get("etc").copied().unwrap_or(0o755))?;
         if let Some(g) = &files.group {
             w.append_bytes("etc/group", 0o644, g)?;

@@ -93,8 +93,9 @@ impl Builder {
     pub(crate) fn base_facts_key(base_digest: &Digest, req: &BuildRequest) -> String {
         cache_key(
             "base-facts",
-            // 3: the facts hold the owners of directories not owned by root (`dir_owners`).
-            3,
+            // 3: the facts hold the owners of directories not owned by root (`dir_owners`);
+            // 4: and the shells and `env` the base has (`programs`).
+            4,
             &(base_digest.to_string(), Self::overrides_key(req)),
         )
     }
