@@ -159,6 +159,7 @@ fn s2i_like_base_keeps_its_user_home_and_venv_owner() {
         "{v}"
     );
     assert_eq!(v["fastapi"], true, "{v}");
+    console_scripts_run(&b);
 }
 
 fn plain_kind(kind: Kind, python: &str, expected_purelib: &str) {
@@ -176,6 +177,19 @@ fn plain_kind(kind: Kind, python: &str, expected_purelib: &str) {
         "{expected_purelib} not on sys.path: {v}"
     );
     assert_eq!(v["fastapi"], true, "{v}");
+    assert_eq!(v["home_writable"], true, "{v}");
+    console_scripts_run(&b);
+}
+
+/// A console script of the dependencies runs as the image's user, from the scripts directory the
+/// plan names (its `#!` names the image's Python, no shell involved).
+fn console_scripts_run(b: &Built) {
+    let scripts = target(&b.plan)["scheme"]["scripts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = b.bundle.exec(&[&format!("{scripts}/uvicorn"), "--version"]);
+    assert!(out.contains("uvicorn"), "{out}");
 }
 
 #[test]

@@ -250,6 +250,19 @@ impl Build {
         self
     }
 
+    /// The app object the recipe serves (`app.main:app`, `app:create_app()`; `--app`).
+    pub fn app(mut self, app: &str) -> Self {
+        self.flags.settings.app = Some(app.to_string());
+        self
+    }
+
+    /// The health check (`--healthcheck PATH`, `--no-healthcheck`); not set: one only when the
+    /// app declares a health route.
+    pub fn healthcheck(mut self, setting: crate::recipe::HealthcheckSetting) -> Self {
+        self.flags.settings.healthcheck = Some(setting);
+        self
+    }
+
     /// The app directory in the image (absolute; default `/app`).
     pub fn app_dir(mut self, dir: &str) -> Self {
         self.flags.settings.app_dir = Some(dir.to_string());

@@ -16,6 +16,8 @@
 //! | `user` | string | `--user` | `RBUILD_USER` |
 //! | `ports` | list | `--port` | `RBUILD_PORTS` |
 //! | `recipe` | string | `--recipe` | `RBUILD_RECIPE` |
+//! | `app` | string | `--app` | `RBUILD_APP` (the app object a web recipe serves: `module:object` or `module:create_app()`) |
+//! | `healthcheck` | bool, path or table | `--healthcheck PATH`, `--no-healthcheck` | `RBUILD_HEALTHCHECK` (`false`, `true` or a path; default: only when the app declares a health route) |
 //! | `index-url`, `extra-index-url`, `find-links` | string, list, list | same names | `RBUILD_INDEX_URL`, ... |
 //! | `compression`, `format` | string | `--compression`, `--format` | `RBUILD_COMPRESSION`, `RBUILD_FORMAT` |
 //! | `compile-bytecode` | bool | `--compile-bytecode`, `--no-compile-bytecode` | `RBUILD_COMPILE_BYTECODE` (`true`/`false`, `1`/`0`) |
@@ -66,6 +68,10 @@ pub struct Settings {
     pub annotations: Option<BTreeMap<String, String>>,
     /// Recipe name.
     pub recipe: Option<String>,
+    /// The app object (`module:object`, `module:create_app()`).
+    pub app: Option<String>,
+    /// The health check (`false`, `true`, a path, or a table of settings).
+    pub healthcheck: Option<crate::recipe::HealthcheckSetting>,
     /// Primary package index.
     pub index_url: Option<String>,
     /// Extra package indexes.
@@ -85,7 +91,7 @@ pub struct Settings {
 }
 
 /// The known keys, as spelled in files.
-pub const KEYS: [&str; 23] = [
+pub const KEYS: [&str; 25] = [
     "base",
     "to",
     "platforms",
@@ -101,6 +107,8 @@ pub const KEYS: [&str; 23] = [
     "labels",
     "annotations",
     "recipe",
+    "app",
+    "healthcheck",
     "index-url",
     "extra-index-url",
     "find-links",
@@ -152,6 +160,98 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Whether `path` may be requested by the health check: an absolute URL path of letters, digits
+/// and `/_.~-?=&` (it is written into the probe's Python source).
+pub fn valid_health_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.~-?=&".contains(c))
+}
+
+/// `RBUILD_HEALTHCHECK` / `--healthcheck`: `false`/`off`/`0` (none), `true`/`on`/`1` (one on
+/// the detected route or the recipe's path) or a path (`/healthz`).
+pub fn healthcheck_from_text(v: &str) -> Option<crate::recipe::HealthcheckSetting> {
+    use crate::recipe::{HealthcheckConfig, HealthcheckSetting};
+    match v.trim().to_ascii_lowercase().as_str() {
+        "0" | "false" | "no" | "off" | "none" => Some(HealthcheckSetting::Off),
+        "1" | "true" | "yes" | "on" => Some(HealthcheckSetting::On(HealthcheckConfig::default())),
+        _ if valid_health_path(v.trim()) => Some(HealthcheckSetting::On(HealthcheckConfig {
+            path: Some(v.trim().to_string()),
+            ..HealthcheckConfig::default()
+        })),
+        _ => None,
+    }
+}
+
+/// `healthcheck = false | true | "/path" | { path, interval, timeout, start-period, retries }`.
+fn healthcheck_from_toml(
+    file: &str,
+    v: &toml::Value,
+) -> Result<crate::recipe::HealthcheckSetting, ConfigError> {
+    use crate::recipe::{HealthcheckConfig, HealthcheckSetting, parse_duration};
+    let err = |expected: &'static str| ConfigError::Type {
+        file: file.to_string(),
+        key: "healthcheck".into(),
+        expected,
+    };
+    const FORMS: &str = "false, true, a path (\"/healthz\") or a table { path = \"/healthz\", interval = \"30s\", timeout = \"5s\", start-period = \"10s\", retries = 3 }";
+    match v {
+        toml::Value::Boolean(false) => Ok(HealthcheckSetting::Off),
+        toml::Value::Boolean(true) => Ok(HealthcheckSetting::On(HealthcheckConfig::default())),
+        toml::Value::String(p) if valid_health_path(p) => {
+            Ok(HealthcheckSetting::On(HealthcheckConfig {
+                path: Some(p.clone()),
+                ..HealthcheckConfig::default()
+            }))
+        }
+        toml::Value::Table(t) => {
+            let mut cfg = HealthcheckConfig::default();
+            for (k, x) in t {
+                let duration = || {
+                    x.as_str().and_then(parse_duration).ok_or_else(|| {
+                        err("a table whose times are strings like \"30s\", \"500ms\" or \"1m\"")
+                    })
+                };
+                match k.as_str() {
+                    "path" => {
+                        cfg.path = Some(
+                            x.as_str()
+                                .filter(|p| valid_health_path(p))
+                                .ok_or_else(|| err("a table whose path starts with / and has no quotes, spaces or %"))?
+                                .to_string(),
+                        )
+                    }
+                    "interval" => cfg.interval = Some(duration()?),
+                    "timeout" => cfg.timeout = Some(duration()?),
+                    "start-period" => cfg.start_period = Some(duration()?),
+                    "retries" => {
+                        cfg.retries = Some(
+                            x.as_integer()
+                                .and_then(|i| u32::try_from(i).ok())
+                                .ok_or_else(|| err("a table whose retries is a number"))?,
+                        )
+                    }
+                    other => {
+                        return Err(ConfigError::UnknownKey {
+                            file: file.to_string(),
+                            key: format!("healthcheck.{other}"),
+                            suggestion: ["path", "interval", "timeout", "start-period", "retries"]
+                                .iter()
+                                .map(|c| (levenshtein(other, c), *c))
+                                .filter(|(d, _)| *d <= 3)
+                                .min()
+                                .map(|(_, c)| format!("healthcheck.{c}")),
+                        });
+                    }
+                }
+            }
+            Ok(HealthcheckSetting::On(cfg))
+        }
+        _ => Err(err(FORMS)),
+    }
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -208,6 +308,8 @@ impl Settings {
             user,
             ports,
             recipe,
+            app,
+            healthcheck,
             index_url,
             extra_index_url,
             find_links,
@@ -298,6 +400,8 @@ impl Settings {
                 "labels" => s.labels = Some(map(key, v)?),
                 "annotations" => s.annotations = Some(map(key, v)?),
                 "recipe" => s.recipe = Some(string(key, v)?),
+                "app" => s.app = Some(string(key, v)?),
+                "healthcheck" => s.healthcheck = Some(healthcheck_from_toml(file, v)?),
                 "index-url" => s.index_url = Some(string(key, v)?),
                 "extra-index-url" => s.extra_index_url = Some(list(key, v)?),
                 "find-links" => s.find_links = Some(list(key, v)?),
@@ -476,6 +580,16 @@ impl Settings {
             labels: kv("RBUILD_LABELS")?,
             annotations: kv("RBUILD_ANNOTATIONS")?,
             recipe: var("RBUILD_RECIPE"),
+            app: var("RBUILD_APP"),
+            healthcheck: var("RBUILD_HEALTHCHECK")
+                .map(|v| {
+                    healthcheck_from_text(&v).ok_or(ConfigError::Type {
+                        file: "environment".into(),
+                        key: "RBUILD_HEALTHCHECK".into(),
+                        expected: "false, true or a path such as /healthz",
+                    })
+                })
+                .transpose()?,
             index_url: var("RBUILD_INDEX_URL"),
             extra_index_url: list("RBUILD_EXTRA_INDEX_URL"),
             find_links: list("RBUILD_FIND_LINKS"),

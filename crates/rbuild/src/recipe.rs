@@ -47,9 +47,16 @@ pub struct Recipe {
     /// Port the app listens on.
     #[serde(default)]
     pub port: Option<u16>,
-    /// Path a health check requests (web recipes).
+    /// Path a health check requests when one is configured without a path and no health route
+    /// is found in the source (web recipes). A health check is added only when the app has a
+    /// health route ([`health_route`]) or the configuration asks for one.
     #[serde(default)]
     pub health_path: Option<String>,
+    /// How the server is told that the app object is a factory to call (`module:create_app()`):
+    /// an argument added after the `{module}:{object}` one, with the `()` dropped (uvicorn's
+    /// `--factory`). Without it the object is passed as `create_app()` (gunicorn calls it).
+    #[serde(default)]
+    pub factory_flag: Option<String>,
     /// App directory in the image (default `/app`).
     #[serde(default)]
     pub app_dir: Option<String>,
@@ -90,8 +97,18 @@ pub enum RecipeError {
     DoesNotFit {
         /// The recipe.
         recipe: String,
-        /// Why.
+        /// Why, and the ways out.
         why: String,
+    },
+    /// `--app` / `app` in the configuration is not `module:object`.
+    #[error("--app {value:?}: {why}; {fix}")]
+    BadApp {
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        why: String,
+        /// What to write instead.
+        fix: String,
     },
     /// The entrypoint needs a program (a shell) the base does not have.
     #[error(
@@ -114,6 +131,9 @@ pub enum RecipeError {
         why: String,
     },
 }
+
+const APP_FORMS: &str =
+    "write MODULE:OBJECT (`app.main:app`) or MODULE:FACTORY() (`app:create_app()`)";
 
 const EMBEDDED: [(&str, &str); 5] = [
     (
@@ -265,8 +285,52 @@ fn file_head(path: &std::path::Path) -> Option<Vec<u8>> {
 pub struct AppTarget {
     /// Python module (`app.main`).
     pub module: String,
-    /// Object in it (`app`).
+    /// Object in it (`app`), or a factory call (`create_app()`).
     pub object: String,
+}
+
+impl AppTarget {
+    /// Parses `--app MODULE:OBJECT` (`app.main:app`, `app:create_app()`, `pkg:make_app("prod")`);
+    /// for the script recipe a bare `MODULE` is allowed (`allow_bare`).
+    pub fn parse(value: &str, allow_bare: bool) -> Result<AppTarget, RecipeError> {
+        let bad = |why: &str| RecipeError::BadApp {
+            value: value.to_string(),
+            why: why.to_string(),
+            fix: APP_FORMS.to_string(),
+        };
+        let ident = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+                && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+        };
+        let (module, object) = match value.split_once(':') {
+            Some((m, o)) => (m, o),
+            None if allow_bare => (value, ""),
+            None => return Err(bad("no `:OBJECT`")),
+        };
+        if !module.split('.').all(ident) {
+            return Err(bad(&format!("{module:?} is not a dotted module name")));
+        }
+        if !object.is_empty() {
+            let name = object.split_once('(').map(|(n, _)| n).unwrap_or(object);
+            if !ident(name) || (object.contains('(') && !object.ends_with(')')) {
+                return Err(bad(&format!(
+                    "{object:?} is not an object name or a factory call"
+                )));
+            }
+        } else if !allow_bare {
+            return Err(bad("the object after `:` is empty"));
+        }
+        Ok(AppTarget {
+            module: module.to_string(),
+            object: object.to_string(),
+        })
+    }
+
+    /// Whether the object is a factory call (`create_app()`).
+    pub fn is_factory(&self) -> bool {
+        self.object.ends_with(')')
+    }
 }
 
 fn module_of(rel: &str) -> String {
@@ -275,10 +339,52 @@ fn module_of(rel: &str) -> String {
     m.strip_suffix(".__init__").map(str::to_string).unwrap_or(m)
 }
 
-/// Finds `NAME = Ctor(` in the sources (first match in path order, shallowest first).
+/// Finds `NAME = Ctor(` in the sources (first match in path order, shallowest first); else an app
+/// factory: a module-level `def create_app(...)` or `def make_app(...)` callable without arguments
+/// in a source that constructs the app (`Flask(`), as `create_app()` (what `flask run` looks for).
 fn find_object(facts: &ProjectFacts, ctors: &[String]) -> Option<AppTarget> {
     let mut candidates: Vec<&(String, String)> = facts.sources.iter().collect();
     candidates.sort_by_key(|(p, _)| (p.matches('/').count(), p.clone()));
+    find_assignment(&candidates, ctors).or_else(|| find_factory(&candidates, ctors))
+}
+
+/// A module-level `def create_app(` / `def make_app(` whose parameters all have defaults, in a
+/// source that calls one of `ctors`.
+fn find_factory(candidates: &[&(String, String)], ctors: &[String]) -> Option<AppTarget> {
+    for (path, text) in candidates {
+        if !ctors.iter().any(|c| text.contains(c.as_str())) {
+            continue;
+        }
+        for name in ["create_app", "make_app"] {
+            let Some(at) = text
+                .find(&format!("\ndef {name}("))
+                .map(|i| i + 1)
+                .or_else(|| text.starts_with(&format!("def {name}(")).then_some(0))
+            else {
+                continue;
+            };
+            let params = &text[at + name.len() + 5..];
+            let Some(end) = params.find(')') else {
+                continue;
+            };
+            let callable_bare = params[..end]
+                .split(',')
+                .map(|p| p.split('#').next().unwrap_or("").trim())
+                .filter(|p| !p.is_empty())
+                .all(|p| p.contains('=') || p.starts_with('*'));
+            if callable_bare {
+                return Some(AppTarget {
+                    module: module_of(path),
+                    object: format!("{name}()"),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// The first module-level `NAME = Ctor(`.
+fn find_assignment(candidates: &[&(String, String)], ctors: &[String]) -> Option<AppTarget> {
     for (path, text) in candidates {
         for line in text.lines() {
             let l = line.trim_start();
@@ -304,8 +410,13 @@ fn find_object(facts: &ProjectFacts, ctors: &[String]) -> Option<AppTarget> {
     None
 }
 
-/// Detects the app target for `recipe`.
-pub fn app_target(recipe: &Recipe, facts: &ProjectFacts) -> Result<AppTarget, RecipeError> {
+/// The app target for `recipe`: `explicit` (`--app`, `app` in the configuration) when given,
+/// else detected from the project.
+pub fn app_target(
+    recipe: &Recipe,
+    facts: &ProjectFacts,
+    explicit: Option<&str>,
+) -> Result<AppTarget, RecipeError> {
     let fit = |why: String| RecipeError::DoesNotFit {
         recipe: recipe.name.clone(),
         why,
@@ -313,9 +424,44 @@ pub fn app_target(recipe: &Recipe, facts: &ProjectFacts) -> Result<AppTarget, Re
     for p in &recipe.requires_packages {
         if !facts.has_package(p) {
             return Err(fit(format!(
-                "it runs {p}, which is not in the lockfile; add {p} to your dependencies"
+                "it runs {p}, which is not in the lockfile; add {p} to your dependencies and lock again"
             )));
         }
+    }
+    if let Some(app) = explicit {
+        return match recipe.name.as_str() {
+            "s2i" => Err(RecipeError::BadApp {
+                value: app.to_string(),
+                why: "the s2i recipe reads the app from its environment".into(),
+                fix: "use --env APP_MODULE=MODULE:OBJECT (served by gunicorn) instead".into(),
+            }),
+            "script" => {
+                let t = AppTarget::parse(app, true)?;
+                if t.object.is_empty() {
+                    Ok(t)
+                } else {
+                    Err(RecipeError::BadApp {
+                        value: app.to_string(),
+                        why: "the script recipe runs a module (`python -m MODULE`)".into(),
+                        fix: "write --app MODULE".into(),
+                    })
+                }
+            }
+            _ => {
+                let t = AppTarget::parse(app, false)?;
+                if t.is_factory() && recipe.factory_flag.is_some() && !t.object.ends_with("()") {
+                    return Err(RecipeError::BadApp {
+                        value: app.to_string(),
+                        why: format!(
+                            "the {} recipe's server calls a factory without arguments",
+                            recipe.name
+                        ),
+                        fix: "write MODULE:FACTORY() and read settings from the environment".into(),
+                    });
+                }
+                Ok(t)
+            }
+        };
     }
     match recipe.name.as_str() {
         "django" => {
@@ -374,7 +520,7 @@ pub fn app_target(recipe: &Recipe, facts: &ProjectFacts) -> Result<AppTarget, Re
                 .collect();
             find_object(facts, &ctors).ok_or_else(|| {
                 fit(format!(
-                    "no module-level `app = {}...)` found in the Python sources",
+                    "no module-level `app = {}...)` and no `def create_app()` found in the Python sources; name the app with --app MODULE:OBJECT or --app MODULE:create_app()",
                     ctors.first().map(String::as_str).unwrap_or("")
                 ))
             })
@@ -431,39 +577,174 @@ pub fn detect<'a>(
     })
 }
 
-/// Fills a template's placeholders.
+/// Fills a template's placeholders. A factory call (`create_app()`) is passed to a server that
+/// takes a flag for it ([`Recipe::factory_flag`], uvicorn's `--factory`) as `create_app` followed
+/// by that flag.
 pub fn render(
+    recipe: &Recipe,
     template: &[String],
     python: &str,
     target: &AppTarget,
     port: Option<u16>,
 ) -> Vec<String> {
-    template
-        .iter()
-        .map(|s| {
+    let flag = recipe.factory_flag.as_ref().filter(|_| target.is_factory());
+    let object = match flag {
+        Some(_) => target.object.trim_end_matches("()"),
+        None => target.object.as_str(),
+    };
+    let mut out = Vec::with_capacity(template.len() + 1);
+    for s in template {
+        out.push(
             s.replace("{python}", python)
                 .replace("{module}", &target.module)
-                .replace("{object}", &target.object)
+                .replace("{object}", object)
                 .replace("{port}", &port.map(|p| p.to_string()).unwrap_or_default())
-                .replace("{launcher}", LAUNCHER)
-        })
-        .collect()
+                .replace("{launcher}", LAUNCHER),
+        );
+        if let Some(f) = flag
+            && s.contains("{object}")
+        {
+            out.push(f.clone());
+        }
+    }
+    out
 }
 
-/// The Docker `Healthcheck` for a web recipe: an HTTP GET of `health_path` with the image's own Python.
-pub fn healthcheck(recipe: &Recipe, python: &str) -> Option<serde_json::Value> {
-    let path = recipe.health_path.as_ref()?;
-    let port = recipe.port?;
+/// A health check's settings (`healthcheck = { path = "/healthz", interval = "30s" }` in
+/// `[tool.rbuild]`); unset fields take the defaults: the app's health route, else the recipe's
+/// `health-path`; every 30 s, 5 s timeout, 10 s start period, 3 retries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthcheckConfig {
+    /// The path requested (`/healthz`).
+    pub path: Option<String>,
+    /// Time between checks.
+    pub interval: Option<std::time::Duration>,
+    /// Time one check may take.
+    pub timeout: Option<std::time::Duration>,
+    /// Time after start during which failures do not count.
+    pub start_period: Option<std::time::Duration>,
+    /// Failures in a row before the container is unhealthy.
+    pub retries: Option<u32>,
+}
+
+/// The `healthcheck` setting: `false` / `--no-healthcheck` for none, else one with these
+/// settings. Not set at all: a health check only when the app has a health route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthcheckSetting {
+    /// No health check, even when the app has a health route.
+    Off,
+    /// A health check (`true`, a path, or a table).
+    On(HealthcheckConfig),
+}
+
+/// Parses a duration: `30s`, `500ms`, `1m30s`, `2h`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let d = match &rest[..unit] {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" => std::time::Duration::from_secs(n.checked_mul(60)?),
+            "h" => std::time::Duration::from_secs(n.checked_mul(3600)?),
+            _ => return None,
+        };
+        total = total.checked_add(d)?;
+        rest = &rest[unit..];
+    }
+    Some(total)
+}
+
+/// Health routes looked for in the source, most specific first.
+const HEALTH_ROUTES: [&str; 5] = ["/health", "/healthz", "/healthcheck", "/livez", "/ping"];
+
+/// Calls a line must contain for a route literal on it to count as a route.
+const ROUTE_CALLS: [&str; 8] = [
+    ".get(",
+    ".head(",
+    "route(",
+    "path(",
+    "Route(",
+    "add_url_rule(",
+    "api_route(",
+    "add_api_route(",
+];
+
+/// The app's health route, when its source declares one (`@app.get("/health")`,
+/// `@app.route("/healthz")`, Django's `path("health/", ...)`): the path and the file it was found
+/// in. The recipe's `health-path` is looked for first, then `/health`, `/healthz`,
+/// `/healthcheck`, `/livez`, `/ping`.
+pub fn health_route(recipe: &Recipe, facts: &ProjectFacts) -> Option<(String, String)> {
+    let mut routes: Vec<&str> = recipe
+        .health_path
+        .iter()
+        .map(String::as_str)
+        .filter(|p| *p != "/")
+        .collect();
+    for r in HEALTH_ROUTES {
+        if !routes.contains(&r) {
+            routes.push(r);
+        }
+    }
+    for route in routes {
+        let bare = route.trim_start_matches('/');
+        for (file, text) in &facts.sources {
+            for line in text.lines() {
+                if !ROUTE_CALLS.iter().any(|c| line.contains(c)) {
+                    continue;
+                }
+                for q in ['"', '\''] {
+                    for (lit, found) in [
+                        (format!("{q}{route}{q}"), route.to_string()),
+                        (format!("{q}{route}/{q}"), format!("{route}/")),
+                        // Django: path("health/", ...) and path("health", ...).
+                        (format!("path({q}{bare}/{q}"), format!("{route}/")),
+                        (format!("path({q}{bare}{q}"), route.to_string()),
+                    ] {
+                        if line.contains(&lit) {
+                            return Some((found, file.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The Docker `Healthcheck`: an HTTP GET of `path` on the app's port (`$PORT` when set at run
+/// time) with the image's own Python (no curl or shell needed).
+pub fn healthcheck(
+    python: &str,
+    path: &str,
+    port: u16,
+    cfg: &HealthcheckConfig,
+) -> serde_json::Value {
     let probe = format!(
         "import os,sys,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s{path}' % os.environ.get('PORT', '{port}'), timeout=4)"
     );
-    Some(serde_json::json!({
+    let nanos = |d: Option<std::time::Duration>, default: u64| {
+        d.map(|d| d.as_nanos() as u64)
+            .unwrap_or(default * 1_000_000_000)
+    };
+    serde_json::json!({
         "Test": ["CMD", python, "-c", probe],
-        "Interval": 30_000_000_000u64,
-        "Timeout": 5_000_000_000u64,
-        "StartPeriod": 10_000_000_000u64,
-        "Retries": 3
-    }))
+        "Interval": nanos(cfg.interval, 30),
+        "Timeout": nanos(cfg.timeout, 5),
+        "StartPeriod": nanos(cfg.start_period, 10),
+        "Retries": cfg.retries.unwrap_or(3)
+    })
 }
 
 #[cfg(test)]
@@ -503,7 +784,7 @@ mod tests {
         );
         let r = detect(&recipes, &f).unwrap();
         assert_eq!(r.name, "fastapi");
-        let t = app_target(r, &f).unwrap();
+        let t = app_target(r, &f, None).unwrap();
         assert_eq!(
             t,
             AppTarget {
@@ -511,7 +792,7 @@ mod tests {
                 object: "app".into()
             }
         );
-        let ep = render(&r.entrypoint, "/usr/bin/python3.11", &t, r.port);
+        let ep = render(r, &r.entrypoint, "/usr/bin/python3.11", &t, r.port);
         // Exec form: the image's Python launches uvicorn, no shell.
         assert_eq!(ep[..2], ["/usr/bin/python3.11", "-c"], "{ep:?}");
         assert_eq!(ep[2], LAUNCHER);
@@ -524,11 +805,13 @@ mod tests {
         );
         let r = detect(&recipes, &f).unwrap();
         assert_eq!(r.name, "flask");
-        let err = app_target(r, &f).unwrap_err().to_string();
+        let err = app_target(r, &f, None).unwrap_err().to_string();
         assert!(err.contains("gunicorn"), "{err}");
 
         let f = facts(&["django", "gunicorn"], &[("settings.py", "")]);
-        let err = app_target(&recipes["django"], &f).unwrap_err().to_string();
+        let err = app_target(&recipes["django"], &f, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("manage.py"), "{err}");
         let f = facts(
             &["django", "gunicorn"],
@@ -536,16 +819,158 @@ mod tests {
         );
         assert_eq!(detect(&recipes, &f).unwrap().name, "django");
         assert_eq!(
-            app_target(&recipes["django"], &f).unwrap().module,
+            app_target(&recipes["django"], &f, None).unwrap().module,
             "mysite.wsgi"
         );
 
         let f = facts(&[], &[("tool/__main__.py", "print(1)\n")]);
         assert_eq!(detect(&recipes, &f).unwrap().name, "script");
-        assert_eq!(app_target(&recipes["script"], &f).unwrap().module, "tool");
+        assert_eq!(
+            app_target(&recipes["script"], &f, None).unwrap().module,
+            "tool"
+        );
         let f = facts(&[], &[("app.sh", "")]);
         assert_eq!(detect(&recipes, &f).unwrap().name, "s2i");
         assert!(detect(&recipes, &facts(&[], &[("README.md", "")])).is_err());
+    }
+
+    #[test]
+    fn health_routes_are_found_only_where_the_app_declares_them() {
+        let recipes = load_recipes().unwrap();
+        let fastapi = &recipes["fastapi"];
+        let with = |text: &str| facts(&["fastapi", "uvicorn"], &[("app/main.py", text)]);
+        let app = "from fastapi import FastAPI\napp = FastAPI()\n";
+        assert_eq!(
+            health_route(
+                fastapi,
+                &with(&format!("{app}@app.get(\"/health\")\ndef h(): ...\n"))
+            ),
+            Some(("/health".into(), "app/main.py".into()))
+        );
+        assert_eq!(
+            health_route(
+                fastapi,
+                &with(&format!(
+                    "{app}@router.api_route('/healthz', methods=['GET'])\n"
+                ))
+            ),
+            Some(("/healthz".into(), "app/main.py".into()))
+        );
+        // No route: no health check (the container would be marked unhealthy).
+        assert_eq!(
+            health_route(fastapi, &with(&format!("{app}@app.get(\"/\")\n"))),
+            None
+        );
+        // A string that is not a route does not count.
+        assert_eq!(
+            health_route(fastapi, &with(&format!("{app}DOC = \"/health\"\n"))),
+            None
+        );
+        // Django: path("health/", ...) in urls.py, with or without the slash.
+        let django = &recipes["django"];
+        let urls = |t: &str| facts(&["django"], &[("mysite/urls.py", t)]);
+        assert_eq!(
+            health_route(
+                django,
+                &urls("urlpatterns = [path(\"health/\", views.health)]\n")
+            ),
+            Some(("/health/".into(), "mysite/urls.py".into()))
+        );
+        assert_eq!(
+            health_route(
+                django,
+                &urls("urlpatterns = [path('healthz', h), path('', h)]\n")
+            ),
+            Some(("/healthz".into(), "mysite/urls.py".into()))
+        );
+        assert_eq!(
+            health_route(django, &urls("urlpatterns = [path('', h)]\n")),
+            None
+        );
+    }
+
+    #[test]
+    fn app_factories_are_detected_and_passed_as_each_server_takes_them() {
+        let recipes = load_recipes().unwrap();
+        let f = facts(
+            &["flask", "gunicorn"],
+            &[(
+                "web/__init__.py",
+                "from flask import Flask\n\ndef create_app(config=None):\n    app = Flask(__name__)\n    return app\n",
+            )],
+        );
+        let r = detect(&recipes, &f).unwrap();
+        assert_eq!(r.name, "flask");
+        let t = app_target(r, &f, None).unwrap();
+        assert_eq!(
+            (t.module.as_str(), t.object.as_str()),
+            ("web", "create_app()")
+        );
+        // gunicorn calls `module:create_app()` itself.
+        let ep = render(r, &r.entrypoint, "python3", &t, r.port);
+        assert_eq!(ep.last().unwrap(), "web:create_app()", "{ep:?}");
+        // A factory that needs an argument is not called without one.
+        let f = facts(
+            &["flask", "gunicorn"],
+            &[(
+                "web.py",
+                "from flask import Flask\ndef create_app(config):\n    return Flask(__name__)\n",
+            )],
+        );
+        let err = app_target(r, &f, None).unwrap_err().to_string();
+        assert!(err.contains("--app MODULE:create_app()"), "{err}");
+        // uvicorn takes `module:create_app --factory`.
+        let fastapi = &recipes["fastapi"];
+        let f = facts(&["fastapi", "uvicorn"], &[]);
+        let t = app_target(fastapi, &f, Some("svc.main:build()")).unwrap();
+        let ep = render(fastapi, &fastapi.entrypoint, "python3", &t, Some(9000));
+        let at = ep
+            .iter()
+            .position(|a| a == "svc.main:build")
+            .expect("target");
+        assert_eq!(ep[at + 1], "--factory", "{ep:?}");
+        assert!(ep.contains(&"${PORT:-9000}".to_string()), "{ep:?}");
+        // --app forms.
+        assert!(AppTarget::parse("app.main:app", false).is_ok());
+        for bad in [
+            "app.main",
+            "app..main:app",
+            "app:1x",
+            "app:make(",
+            ":app",
+            "app:",
+        ] {
+            let e = AppTarget::parse(bad, false).unwrap_err().to_string();
+            assert!(e.contains("MODULE:OBJECT"), "{bad}: {e}");
+        }
+        assert!(app_target(fastapi, &f, Some("svc:make(1)")).is_err());
+        assert!(
+            app_target(&recipes["s2i"], &f, Some("svc:app"))
+                .unwrap_err()
+                .to_string()
+                .contains("APP_MODULE")
+        );
+        assert_eq!(
+            app_target(&recipes["script"], &f, Some("tool.cli"))
+                .unwrap()
+                .module,
+            "tool.cli"
+        );
+    }
+
+    #[test]
+    fn durations_parse_as_docker_writes_them() {
+        let s = std::time::Duration::from_secs;
+        assert_eq!(parse_duration("30s"), Some(s(30)));
+        assert_eq!(parse_duration("1m30s"), Some(s(90)));
+        assert_eq!(
+            parse_duration("500ms"),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(parse_duration("2h"), Some(s(7200)));
+        for bad in ["", "30", "s", "3x", "-1s", "1.5s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 }
 
@@ -591,7 +1016,7 @@ mod s2i_run_tests {
             module: String::new(),
             object: String::new(),
         };
-        let ep = render(&r.entrypoint, "python3", &target, r.port);
+        let ep = render(r, &r.entrypoint, "python3", &target, r.port);
         assert_eq!(ep[0], "python3");
         let out = Command::new(&ep[0])
             .args(&ep[1..])

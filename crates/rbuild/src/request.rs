@@ -111,6 +111,11 @@ pub struct BuildRequest {
     pub annotations: BTreeMap<String, String>,
     /// The recipe: `None` detects one; `Some("none")` uses none.
     pub recipe: Option<String>,
+    /// The app object a recipe serves (`--app module:object` / `module:create_app()`); `None`
+    /// detects it from the source.
+    pub app: Option<String>,
+    /// The health check: `None` adds one only when the app declares a health route.
+    pub healthcheck: Option<crate::recipe::HealthcheckSetting>,
     /// Layer compression.
     pub compression: Compression,
     /// Manifest format.
@@ -271,6 +276,12 @@ pub enum RequestError {
         "--port {0:?}: expected a number from 1 to 65535, optionally with /tcp, /udp or /sctp, e.g. 8000 or 53/udp"
     )]
     Port(String),
+    /// `--app` with no recipe to serve it.
+    #[error(
+        "--app {0:?} names the app a recipe serves, but no recipe runs (--recipe none or --entrypoint); write the command in --entrypoint instead, or drop --recipe none"
+    )]
+    AppWithoutRecipe(String),
+
     /// An unknown recipe, or recipe files that do not parse.
     #[error(transparent)]
     Recipe(#[from] RecipeError),
@@ -333,6 +344,8 @@ impl BuildRequest {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             recipe: None,
+            app: None,
+            healthcheck: None,
             compression: Compression::Gzip,
             format: ImageFormat::Oci,
             epoch: crate::time::DEFAULT_EPOCH,
@@ -543,6 +556,8 @@ impl BuildRequest {
         request.labels = settings.labels.clone().unwrap_or_default();
         request.annotations = settings.annotations.clone().unwrap_or_default();
         request.recipe = settings.recipe.clone();
+        request.app = settings.app.clone();
+        request.healthcheck = settings.healthcheck.clone();
         request.compression = match settings.compression.as_deref() {
             None => Compression::Gzip,
             Some(c) => c
@@ -596,6 +611,14 @@ impl BuildRequest {
             && name != "none"
         {
             known_recipe(name)?;
+        }
+        if let Some(app) = &self.app {
+            if self.recipe.as_deref() == Some("none")
+                || (self.entrypoint.is_some() && self.recipe.is_none())
+            {
+                return Err(RequestError::AppWithoutRecipe(app.clone()));
+            }
+            crate::recipe::AppTarget::parse(app, true)?;
         }
         if !self.app_dir.starts_with('/') {
             return Err(RequestError::AppDir(self.app_dir.clone()));

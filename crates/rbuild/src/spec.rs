@@ -263,8 +263,9 @@ pub fn image_settings_on(
     let base_ids = base.user_ids();
     let keep_base_user = user.is_none() && base_ids.is_some();
     let mut needs = Vec::new();
+    let port = app_port(req, recipe);
     if let Some(r) = recipe {
-        apply_recipe(&mut spec, &mut env, r, target, facts)?;
+        apply_recipe(&mut spec, &mut env, r, target, facts, req, port)?;
         if r.name == "s2i" {
             needs.extend(s2i_check(req, facts, base)?);
         }
@@ -358,6 +359,7 @@ pub fn image_settings_on(
         }
     }
     spec.ports.extend(req.ports.iter().cloned());
+    spec.healthcheck = healthcheck_for(req, recipe, facts, port, &target.interpreter)?;
     spec.labels.extend(req.labels.clone());
     spec.annotations.extend(req.annotations.clone());
     if let Some((source, revision)) = &context.git {
@@ -470,31 +472,96 @@ fn s2i_check(
     }])
 }
 
-/// The recipe's part of the settings.
+/// The port the app listens on: the first TCP port of `--port`/`ports`, else the recipe's.
+pub fn app_port(req: &BuildRequest, recipe: Option<&Recipe>) -> Option<u16> {
+    req.ports
+        .iter()
+        .find_map(|p| {
+            let (n, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            (proto == "tcp").then(|| n.parse().ok()).flatten()
+        })
+        .or(recipe.and_then(|r| r.port))
+}
+
+/// The recipe's part of the settings: entrypoint and cmd for the app (`--app`, else detected) on
+/// `port`, the recipe's env, `PORT` and the port exposed.
 fn apply_recipe(
     spec: &mut ImageSpec,
     env: &mut Vec<(String, String)>,
     r: &Recipe,
     target: &Target,
     facts: &ProjectFacts,
+    req: &BuildRequest,
+    port: Option<u16>,
 ) -> Result<(), RecipeError> {
-    let app = recipe::app_target(r, facts)?;
-    spec.entrypoint = Some(recipe::render(
-        &r.entrypoint,
-        &target.interpreter,
-        &app,
-        r.port,
-    ));
-    spec.cmd = Some(recipe::render(&r.cmd, &target.interpreter, &app, r.port));
+    let app = recipe::app_target(r, facts, req.app.as_deref()).map_err(|e| match e {
+        RecipeError::DoesNotFit { recipe, why } => {
+            let ways = if req.recipe.is_some() {
+                "; or choose another recipe (`rbuild recipes`), --recipe none to keep the base image's entrypoint, or --entrypoint '[\"python3\", \"-m\", \"MODULE\"]'"
+            } else {
+                "; or, since this recipe was only detected, start the app another way: --recipe script to run it with `python -m MODULE`, --recipe none to keep the base image's entrypoint, or --entrypoint '[\"python3\", \"-m\", \"MODULE\"]'"
+            };
+            RecipeError::DoesNotFit {
+                recipe,
+                why: format!("{why}{ways}"),
+            }
+        }
+        e => e,
+    })?;
+    let python = &target.interpreter;
+    spec.entrypoint = Some(recipe::render(r, &r.entrypoint, python, &app, port));
+    spec.cmd = Some(recipe::render(r, &r.cmd, python, &app, port));
     env.extend(r.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if let Some(p) = r.port {
+    if let Some(p) = port {
         spec.ports.push(p.to_string());
         env.push(("PORT".into(), p.to_string()));
     }
-    spec.healthcheck = recipe::healthcheck(r, &target.interpreter);
     spec.labels
         .insert("dev.rbuild.recipe".into(), r.name.clone());
     Ok(())
+}
+
+/// The health check: none with `--no-healthcheck` / `healthcheck = false` (`{"Test": ["NONE"]}`,
+/// which also switches off one the base declares); one on the configured
+/// path (else the app's health route, else the recipe's `health-path`) when configured; else one
+/// only when a web recipe runs the app and its source declares a health route
+/// ([`recipe::health_route`]).
+fn healthcheck_for(
+    req: &BuildRequest,
+    recipe: Option<&Recipe>,
+    facts: &ProjectFacts,
+    port: Option<u16>,
+    python: &str,
+) -> Result<Option<serde_json::Value>, BuildError> {
+    let route = || {
+        recipe
+            .and_then(|r| recipe::health_route(r, facts))
+            .map(|(p, _)| p)
+    };
+    match &req.healthcheck {
+        // Docker's way to switch off a check the base image declares.
+        Some(recipe::HealthcheckSetting::Off) => Ok(Some(serde_json::json!({"Test": ["NONE"]}))),
+        Some(recipe::HealthcheckSetting::On(cfg)) => {
+            let path = cfg
+                .path
+                .clone()
+                .or_else(route)
+                .or_else(|| recipe.and_then(|r| r.health_path.clone()))
+                .unwrap_or_else(|| "/health".into());
+            let port = port.ok_or_else(|| {
+                other(
+                    "the healthcheck needs the port the app listens on: pass --port (or `ports` in [tool.rbuild]), or --no-healthcheck",
+                )
+            })?;
+            Ok(Some(recipe::healthcheck(python, &path, port, cfg)))
+        }
+        None => Ok(match (route(), port) {
+            (Some(path), Some(port)) if recipe.is_some_and(|r| r.port.is_some()) => Some(
+                recipe::healthcheck(python, &path, port, &Default::default()),
+            ),
+            _ => None,
+        }),
+    }
 }
 
 /// `(remote URL, HEAD commit)` when `dir` is a git checkout (read from `.git` without running git).
@@ -581,5 +648,113 @@ mod base_defaults_tests {
         assert_eq!(with("1001", None).user_ids(), Some((1001, 0, None)));
         assert_eq!(with("someone", None).user_ids(), None);
         assert_eq!(BaseDefaults::default().user_ids(), None);
+    }
+}
+
+#[cfg(test)]
+mod recipe_settings_tests {
+    use super::*;
+    use crate::recipe::{HealthcheckConfig, HealthcheckSetting, load_recipes};
+
+    fn target() -> Target {
+        serde_json::from_value(serde_json::json!({
+            "platform": {"os": "linux", "architecture": "amd64"},
+            "python_version": "3.11",
+            "python_full_version": null,
+            "interpreter": "/usr/bin/python3.11",
+            "scheme": {"purelib": "/usr/local/lib/python3.11/dist-packages",
+                "platlib": "/usr/local/lib/python3.11/dist-packages",
+                "scripts": "/usr/local/bin", "headers": "/usr/local/include/python3.11",
+                "data": "/usr/local"},
+            "libc": {"family": "glibc", "version": "2.36"},
+            "arch": "x86_64",
+            "installed": [],
+        }))
+        .unwrap()
+    }
+
+    fn fastapi(source: &str) -> ProjectFacts {
+        ProjectFacts {
+            packages: vec!["fastapi".into(), "uvicorn".into()],
+            sources: vec![("app/main.py".into(), source.into())],
+            files: vec!["app/main.py".into()],
+            ..ProjectFacts::default()
+        }
+    }
+
+    fn settings(req: &BuildRequest, facts: &ProjectFacts) -> ImageSettings {
+        let recipes = load_recipes().unwrap();
+        let (recipe, _) = choose_recipe(req, &recipes, facts).unwrap();
+        image_settings(req, recipe, &target(), facts, &ContextInfo::default()).unwrap()
+    }
+
+    const APP: &str = "from fastapi import FastAPI\napp = FastAPI()\n";
+
+    #[test]
+    fn a_healthcheck_follows_the_route_or_the_configuration() {
+        let req = BuildRequest::new(".", crate::request::BaseRef::Scratch);
+        let with_route = fastapi(&format!("{APP}@app.get('/healthz')\ndef h(): ...\n"));
+        let hc = settings(&req, &with_route).spec.healthcheck.expect("route");
+        assert!(
+            hc["Test"][3].as_str().unwrap().contains(":%s/healthz'"),
+            "{hc}"
+        );
+        assert!(hc["Test"][3].as_str().unwrap().contains("'8000'"), "{hc}");
+        let without = fastapi(APP);
+        assert_eq!(settings(&req, &without).spec.healthcheck, None);
+        let mut on = req.clone();
+        on.healthcheck = Some(HealthcheckSetting::On(HealthcheckConfig {
+            interval: Some(std::time::Duration::from_secs(5)),
+            ..HealthcheckConfig::default()
+        }));
+        let hc = settings(&on, &without)
+            .spec
+            .healthcheck
+            .expect("configured");
+        assert!(
+            hc["Test"][3].as_str().unwrap().contains(":%s/health'"),
+            "{hc}"
+        );
+        assert_eq!(hc["Interval"], 5_000_000_000u64);
+        let mut off = req.clone();
+        off.healthcheck = Some(HealthcheckSetting::Off);
+        assert_eq!(
+            settings(&off, &with_route).spec.healthcheck,
+            Some(serde_json::json!({"Test": ["NONE"]}))
+        );
+        // Configured where nothing says which port the app listens on: the error says --port.
+        let mut script = on.clone();
+        script.recipe = Some("script".into());
+        let facts = ProjectFacts {
+            files: vec!["main.py".into()],
+            ..ProjectFacts::default()
+        };
+        let recipes = load_recipes().unwrap();
+        let err = image_settings(
+            &script,
+            Some(&recipes["script"]),
+            &target(),
+            &facts,
+            &ContextInfo::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--port"), "{err}");
+    }
+
+    #[test]
+    fn the_port_flag_is_the_apps_port_everywhere() {
+        let mut req = BuildRequest::new(".", crate::request::BaseRef::Scratch);
+        req.ports = vec!["9000/tcp".into(), "9090/udp".into()];
+        let s = settings(&req, &fastapi(&format!("{APP}@app.get('/health')\n")));
+        let ep = s.spec.entrypoint.unwrap();
+        assert!(ep.contains(&"${PORT:-9000}".to_string()), "{ep:?}");
+        assert!(s.spec.env.contains(&("PORT".into(), "9000".into())));
+        let mut ports = s.spec.ports.clone();
+        ports.sort();
+        ports.dedup_by(|a, b| a.trim_end_matches("/tcp") == b.trim_end_matches("/tcp"));
+        assert_eq!(ports, ["9000", "9090/udp"], "8000 no longer exposed");
+        let hc = s.spec.healthcheck.unwrap();
+        assert!(hc["Test"][3].as_str().unwrap().contains("'9000'"), "{hc}");
     }
 }

@@ -179,9 +179,21 @@ pub struct BuildArgs {
     /// Run as UID[:GID] (default 1001:1001, a user named app). [env: RBUILD_USER]
     #[arg(long, value_name = "UID[:GID]", help_heading = "Image settings")]
     pub user: Option<String>,
-    /// Expose a port (repeatable). [env: RBUILD_PORTS]
+    /// The port the app listens on (the first TCP one: the recipe's server binds it, PORT is set
+    /// and it is exposed); repeat to expose more. [env: RBUILD_PORTS]
     #[arg(long, value_name = "PORT[/PROTO]", help_heading = "Image settings")]
     pub port: Vec<String>,
+    /// The app object the recipe serves: MODULE:OBJECT, or MODULE:FACTORY() for an app
+    /// factory. Default: detected (`app = FastAPI()`, `def create_app()`). [env: RBUILD_APP]
+    #[arg(long, value_name = "MODULE:OBJECT", help_heading = "Image settings")]
+    pub app: Option<String>,
+    /// Add a health check that requests PATH on the app's port. Default: one only when the app
+    /// declares a health route (/health, /healthz, ...). [env: RBUILD_HEALTHCHECK]
+    #[arg(long, value_name = "PATH", value_parser = parse_healthcheck, help_heading = "Image settings", conflicts_with = "no_healthcheck")]
+    pub healthcheck: Option<rbuild::recipe::HealthcheckSetting>,
+    /// No health check, even when the app declares a health route.
+    #[arg(long = "no-healthcheck", help_heading = "Image settings")]
+    pub no_healthcheck: bool,
     /// Image label (repeatable). [env: RBUILD_LABELS]
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, help_heading = "Image settings")]
     pub label: Vec<(String, String)>,
@@ -317,6 +329,13 @@ pub struct PlanArgs {
 }
 
 /// The flags as the highest level of the request (the library merges the lower ones).
+/// `--healthcheck PATH` (or `true`/`false`).
+fn parse_healthcheck(v: &str) -> Result<rbuild::recipe::HealthcheckSetting, String> {
+    rbuild::config::healthcheck_from_text(v).ok_or_else(|| {
+        "expected a path such as /healthz (letters, digits and /_.~-?=&), true or false".into()
+    })
+}
+
 fn flags_from_args(r: &ResolveArgs, b: Option<&BuildArgs>) -> RequestFlags {
     let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let map = |v: &Vec<(String, String)>| {
@@ -355,6 +374,12 @@ fn flags_from_args(r: &ResolveArgs, b: Option<&BuildArgs>) -> RequestFlags {
         s.labels = map(&b.label);
         s.annotations = map(&b.annotation);
         s.recipe = b.recipe.clone();
+        s.app = b.app.clone();
+        s.healthcheck = if b.no_healthcheck {
+            Some(rbuild::recipe::HealthcheckSetting::Off)
+        } else {
+            b.healthcheck.clone()
+        };
         s.compression = b.compression.clone();
         s.format = b.format.clone();
         s.compile_bytecode = match (b.compile_bytecode, b.no_compile_bytecode) {

@@ -53,7 +53,9 @@ pub async fn run(global: &GlobalArgs, _args: RecipesArgs) -> anyhow::Result<()> 
             ));
         }
         if let Some(h) = &r.health_path {
-            text.push_str(&format!("  healthcheck: GET {h}\n"));
+            text.push_str(&format!(
+                "  healthcheck: GET of the app's health route ({h}, /healthz, ...) when its source declares one\n"
+            ));
         }
         text.push_str(&format!(
             "  user:        {}   app dir: {}\n",
