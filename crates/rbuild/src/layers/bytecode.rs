@@ -5,7 +5,13 @@
 //! build), unpacked from the store by [`rbuild_runner`] and started only when a `.py` file is not
 //! in the `.pyc` cache ([`rbuild_bytecode::PycCache`], in the store's `pyc/` directory): a warm
 //! rebuild starts no interpreter and unpacks nothing. What the interpreter is (version, magic
-//! number, cache tag) is remembered per base image config in the store (`pyc-interpreter` keys).
+//! number, cache tag) is remembered per interpreter (this platform's manifest digest of the base
+//! and the interpreter's path, hashed into the store key) in the store's `pyc-interpreter` keys.
+//!
+//! A warm rebuild whose app changed pays for one interpreter start; to keep that off the
+//! critical path, the build starts the interpreter the last build of the same base reference ran
+//! ([`start_standby`], remembered in `pyc-standby` keys) while the registry is asked, and the
+//! compile uses it when the base resolves to the same image.
 //!
 //! The dependency layer spools the `.py` files the wheel installation writes into its
 //! `purelib`/`platlib` ([`SpoolSink`]), compiles them and appends the `.pyc` files, sorted, to the
