@@ -67,6 +67,12 @@ impl PycCache {
         self.dir.join(&key[..2]).join(format!("{key}.{ext}"))
     }
 
+    /// Whether `key` has an entry (a compiled file or a skip verdict), without reading it: a
+    /// cheap guess of whether a compile will start an interpreter.
+    pub fn contains(&self, key: &str) -> bool {
+        self.path(key, "pyc").is_file() || self.path(key, "skip").is_file()
+    }
+
     /// Looks up `key`; invalid entries are reported as misses.
     pub(crate) fn get(
         &self,

@@ -50,6 +50,10 @@
 //! dies, prints garbage or times out fails the whole call with an error naming the interpreter,
 //! the file being compiled and the last lines of its stderr — never a partial result.
 //!
+//! A worker's start-up (process, confinement, interpreter) is the fixed cost of a compile; a
+//! caller that knows early that it will compile can spawn one ahead with [`Standby::start`] and
+//! hand it to [`Compiler::with_standby`], so that start-up overlaps its other work.
+//!
 //! # Cache
 //! With [`Compiler::with_cache`], results (compiled files and skip verdicts) are stored in a
 //! [`PycCache`] keyed by interpreter, image path, source sha256 and [`FORMAT_VERSION`]; a warm
@@ -330,7 +334,41 @@ pub struct Compiler {
     workers: usize,
     cache: Option<PycCache>,
     info: OnceLock<InterpreterInfo>,
+    /// A worker started ahead of need ([`Compiler::with_standby`]), taken by the first compile
+    /// that has something to send.
+    standby: Mutex<Option<Standby>>,
     test: TestOptions,
+}
+
+/// A worker started ahead of need: the target interpreter running the compile script, spawned
+/// (not waited for) by [`Standby::start`] so that its start-up overlaps other work, e.g. the
+/// registry round trips of a build. Give it to [`Compiler::with_standby`]; the first compile that
+/// has a source to send reads its start-up message and uses it if it is the compiler's
+/// interpreter (the same [`InterpreterInfo`]). Dropping it kills the interpreter (its whole
+/// process group) and removes its scratch directory.
+pub struct Standby {
+    worker: Worker,
+}
+
+impl Standby {
+    /// Spawns `python` with the compile script in a new scratch directory under `tmp_parent`
+    /// (same confinement, environment and time limit as any worker: the deadline runs from now).
+    pub fn start(python: &dyn Python, tmp_parent: &Path) -> Result<Standby, BytecodeError> {
+        let write = |source| BytecodeError::Write {
+            path: tmp_parent.to_owned(),
+            source,
+        };
+        fs::create_dir_all(tmp_parent).map_err(write)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("bytecode-standby-")
+            .tempdir_in(tmp_parent)
+            .map_err(write)?;
+        let work = Compiler::work_dir(scratch.path())?;
+        let mut worker = Worker::spawn(python, &work, &[])
+            .map_err(|f| failure(python.describe(), f, "while starting"))?;
+        worker.keep_scratch(scratch);
+        Ok(Standby { worker })
+    }
 }
 
 /// What one worker produced for one source.
@@ -354,6 +392,7 @@ impl Compiler {
             workers: workers.max(1),
             cache: None,
             info: OnceLock::new(),
+            standby: Mutex::new(None),
             test: TestOptions::default(),
         }
     }
@@ -369,6 +408,14 @@ impl Compiler {
     /// that do start check it and fail on a mismatch.
     pub fn with_interpreter_info(self, info: InterpreterInfo) -> Compiler {
         let _ = self.info.set(info);
+        self
+    }
+
+    /// Compiles with `standby` (see [`Standby`]) instead of starting the first worker, when the
+    /// interpreter it runs says it is this compiler's interpreter; otherwise it is killed and a
+    /// worker is started as usual. A compiler that never compiles anything kills it when dropped.
+    pub fn with_standby(self, standby: Standby) -> Compiler {
+        *self.standby.lock().expect("standby lock") = Some(standby);
         self
     }
 
@@ -402,38 +449,26 @@ impl Compiler {
     }
 
     fn failure(&self, f: Failure, during: &str) -> BytecodeError {
-        let interpreter = self.describe();
-        let during = during.to_owned();
-        match f {
-            Failure::Spawn(source) => BytecodeError::Spawn {
-                interpreter,
-                source,
-            },
-            Failure::TimedOut { limit, stderr } => BytecodeError::TimedOut {
-                interpreter,
-                limit,
-                during,
-                stderr,
-            },
-            Failure::Died { status, stderr } => BytecodeError::Died {
-                interpreter,
-                status: describe_status(status),
-                during,
-                stderr,
-            },
-            Failure::Garbage { detail, stderr } => BytecodeError::Garbage {
-                interpreter,
-                detail,
-                during,
-                stderr,
-            },
-            Failure::Internal { message, stderr } => BytecodeError::Internal {
-                interpreter,
-                during,
-                message,
-                stderr,
-            },
-        }
+        failure(self.describe(), f, during)
+    }
+
+    /// The standby worker, when there is one and it runs the interpreter described by `info`
+    /// (another one is killed); reads its start-up message (normally sent long before). A
+    /// standby that fails to start is this interpreter failing: its error is returned (starting
+    /// another would only wait for the time limit again).
+    fn take_standby(&self, info: &InterpreterInfo) -> Result<Option<Worker>, BytecodeError> {
+        let Some(Standby { mut worker }) = self.standby.lock().ok().and_then(|mut g| g.take())
+        else {
+            return Ok(None);
+        };
+        let hello = worker
+            .hello()
+            .map_err(|f| self.failure(f, "while starting"))?;
+        let same = parse_version(&hello.version) == Some(info.version)
+            && hello.cache_tag == info.cache_tag
+            && hello.magic == info.magic
+            && hello.sys_version == info.sys_version;
+        Ok(same.then_some(worker))
     }
 
     /// Starts a worker and reads its hello; checks it against the known info.
@@ -575,6 +610,9 @@ impl Compiler {
             jobs.reverse();
         }
         let compiled = jobs.len();
+        if first_worker.is_none() && !jobs.is_empty() {
+            first_worker = self.take_standby(&info)?;
+        }
 
         if !jobs.is_empty() {
             let out_dir = scratch.join("out");
@@ -760,6 +798,41 @@ impl Compiler {
             .finish()
             .map_err(|f| self.failure(f, "after its last file"))?;
         Ok(done)
+    }
+}
+
+/// A worker failure as the error naming `interpreter`.
+fn failure(interpreter: String, f: Failure, during: &str) -> BytecodeError {
+    let during = during.to_owned();
+    match f {
+        Failure::Spawn(source) => BytecodeError::Spawn {
+            interpreter,
+            source,
+        },
+        Failure::TimedOut { limit, stderr } => BytecodeError::TimedOut {
+            interpreter,
+            limit,
+            during,
+            stderr,
+        },
+        Failure::Died { status, stderr } => BytecodeError::Died {
+            interpreter,
+            status: describe_status(status),
+            during,
+            stderr,
+        },
+        Failure::Garbage { detail, stderr } => BytecodeError::Garbage {
+            interpreter,
+            detail,
+            during,
+            stderr,
+        },
+        Failure::Internal { message, stderr } => BytecodeError::Internal {
+            interpreter,
+            during,
+            message,
+            stderr,
+        },
     }
 }
 

@@ -71,6 +71,8 @@ pub(crate) struct Worker {
     tail: Vec<u8>,
     deadline: Instant,
     limit: Duration,
+    /// A scratch directory the worker owns (a standby's), removed after the worker is killed.
+    scratch: Option<tempfile::TempDir>,
 }
 
 fn set_nonblocking(fd: i32) -> std::io::Result<()> {
@@ -119,6 +121,7 @@ impl Worker {
             tail: Vec::new(),
             deadline: Instant::now() + limit,
             limit,
+            scratch: None,
         };
         for fd in [
             w.stdin.as_ref().map(|s| s.as_raw_fd()),
@@ -131,6 +134,11 @@ impl Worker {
             set_nonblocking(fd).map_err(Failure::Spawn)?;
         }
         Ok(w)
+    }
+
+    /// Keeps `dir` (the worker's scratch directory) until the worker is gone.
+    pub(crate) fn keep_scratch(&mut self, dir: tempfile::TempDir) {
+        self.scratch = Some(dir);
     }
 
     /// Reads the start-up frame.
@@ -387,6 +395,9 @@ impl Worker {
 
     /// Waits for the child to exit until `until`, draining stderr; kills it at `until`.
     fn wait_exit(&mut self, until: Instant) -> Result<ExitStatus, Failure> {
+        // Once stderr is closed (the child is exiting) there is nothing to poll: sleep, briefly at
+        // first (a clean exit takes well under a millisecond from there), up to 5 ms.
+        let mut nap = Duration::from_micros(50);
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
@@ -413,7 +424,10 @@ impl Worker {
                     unsafe { libc::poll(fds.as_mut_ptr(), 1, wait.as_millis() as i32 + 1) };
                     self.read_stderr();
                 }
-                None => std::thread::sleep(wait),
+                None => {
+                    std::thread::sleep(wait.min(nap));
+                    nap = (nap * 2).min(Duration::from_millis(5));
+                }
             }
         }
     }
@@ -422,6 +436,8 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
+        // Then (not before) its scratch directory goes.
+        drop(self.scratch.take());
     }
 }
 

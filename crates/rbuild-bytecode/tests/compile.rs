@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rbuild_bytecode::{
-    BytecodeError, CompileOutput, Compiler, PycCache, Source, TestOptions, pyc_image_path,
+    BytecodeError, CompileOutput, Compiler, PycCache, Source, Standby, TestOptions, pyc_image_path,
 };
 use rbuild_runner::{HostPython, PyVersion, Python};
 
@@ -408,6 +408,101 @@ fn the_cache_makes_warm_compiles_free_and_survives_corruption() {
     assert_eq!((changed.compiled, changed.reused), (1, 6));
     let key = "/app/__pycache__/m3.cpython-311.pyc";
     assert_ne!(changed_bytes[key], cold_bytes[key]);
+}
+
+/// The host interpreter, counting how many processes are started.
+struct Counting {
+    inner: HostPython,
+    starts: std::sync::atomic::AtomicUsize,
+}
+
+impl Python for Counting {
+    fn version(&self) -> PyVersion {
+        self.inner.version()
+    }
+    fn command(
+        &self,
+        args: &[OsString],
+        scratch: &Path,
+        env: &[(String, String)],
+    ) -> std::io::Result<Command> {
+        self.starts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.command(args, scratch, env)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[test]
+fn a_standby_worker_compiles_the_same_bytes_and_a_foreign_one_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sources = Vec::new();
+    for i in 0..3 {
+        let p = dir.path().join(format!("m{i}.py"));
+        std::fs::write(
+            &p,
+            format!("X = {{'a{i}', 'b'}}\ndef f():\n    return {i}\n"),
+        )
+        .unwrap();
+        sources.push(Source {
+            image_path: format!("/app/m{i}.py"),
+            host_path: p,
+        });
+    }
+    let (cold, cold_bytes) = compile(1, TestOptions::default(), &sources);
+    let counting = Arc::new(Counting {
+        inner: HostPython::new(
+            PY,
+            PyVersion {
+                major: 3,
+                minor: 11,
+            },
+        ),
+        starts: Default::default(),
+    });
+    let starts = || counting.starts.load(std::sync::atomic::Ordering::SeqCst);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Started ahead, then used: no other process, the same bytes, and its scratch dir is gone.
+    let standby = Standby::start(counting.as_ref(), tmp.path()).unwrap();
+    assert_eq!(starts(), 1);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    let scratch = tempfile::tempdir().unwrap();
+    let out = Compiler::new(counting.clone(), 1)
+        .with_interpreter_info(cold.interpreter.clone())
+        .with_standby(standby)
+        .compile(scratch.path(), &sources)
+        .unwrap();
+    assert_eq!(starts(), 1, "the standby compiled");
+    assert_eq!(bytes_by_path(&out), cold_bytes);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+
+    // A standby of another interpreter (here: the compiler expects another build) is killed and
+    // a worker is started, which then reports the mismatch.
+    let standby = Standby::start(counting.as_ref(), tmp.path()).unwrap();
+    let mut other = cold.interpreter.clone();
+    other.sys_version.push_str(" (another build)");
+    let err = Compiler::new(counting.clone(), 1)
+        .with_interpreter_info(other)
+        .with_standby(standby)
+        .compile(scratch.path(), &sources)
+        .unwrap_err();
+    assert!(
+        matches!(err, BytecodeError::InterpreterMismatch { .. }),
+        "{err}"
+    );
+    assert_eq!(starts(), 3, "the foreign standby was not used");
+
+    // Unused (nothing to compile): killed with the compiler, its directory removed.
+    let standby = Standby::start(counting.as_ref(), tmp.path()).unwrap();
+    drop(
+        Compiler::new(counting.clone(), 1)
+            .with_interpreter_info(cold.interpreter.clone())
+            .with_standby(standby),
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -223,6 +223,9 @@ impl Builder {
             )));
         }
         let project = self.load_project(req).await?;
+        // The compile worker of the last build of this base, started while the registry is
+        // asked (when an app file's bytecode is not cached; checked against the base resolved).
+        let standby = self.standby_for(req, &project);
         // 1. Every platform planned: a platform that cannot be built fails here, before any
         //    wheel is downloaded or layer written.
         let (mut prepared, skipped) = self.prepare_all(req, &project).await?;
@@ -250,7 +253,14 @@ impl Builder {
         self.download_shared(&prepared).await?;
         let present = previous_blobs(&prepared);
         let python = self.base_python_for(req, &prepared);
-        let bytecode = self.bytecode_for(req, python.as_ref());
+        let standby = match standby {
+            Some(task) => task.await.ok().flatten(),
+            None => None,
+        };
+        let bytecode = self.bytecode_for(req, python.as_ref(), standby);
+        if let (Some(bc), BaseRef::Image(reference)) = (&bytecode, &req.base) {
+            bc.remember(reference, &req.app_dir);
+        }
         // 3. The app layer once, then each platform's layers and image.
         let mut base_dirs = std::collections::BTreeMap::new();
         if let Some(p) = prepared.first_mut()
@@ -386,11 +396,40 @@ impl Builder {
         &self,
         req: &BuildRequest,
         python: Option<&Arc<BasePython>>,
+        standby: Option<(String, rbuild_bytecode::Standby)>,
     ) -> Option<Arc<Bytecode>> {
         if !req.compile_bytecode {
             return None;
         }
-        Some(Arc::new(Bytecode::new(self.store.clone(), python?.clone())))
+        Some(Arc::new(Bytecode::new(
+            self.store.clone(),
+            python?.clone(),
+            standby,
+        )))
+    }
+
+    /// Starts (on the blocking pool) the compile worker the last build of this base ran, when
+    /// the build compiles bytecode and the context has a `.py` file not in the bytecode cache;
+    /// see [`crate::layers::bytecode::start_standby`]. Dropping the task's result kills it.
+    fn standby_for(
+        &self,
+        req: &BuildRequest,
+        project: &Project,
+    ) -> Option<tokio::task::JoinHandle<Option<(String, rbuild_bytecode::Standby)>>> {
+        let BaseRef::Image(reference) = &req.base else {
+            return None;
+        };
+        if !req.compile_bytecode {
+            return None;
+        }
+        let (store, reference, ctx) = (
+            self.store.clone(),
+            reference.clone(),
+            project.context.clone(),
+        );
+        Some(tokio::task::spawn_blocking(move || {
+            crate::layers::bytecode::start_standby(&store, &reference, &ctx)
+        }))
     }
 
     /// The context (its ignore file applied), read once for every platform, and the facts the

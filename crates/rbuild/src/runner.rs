@@ -134,6 +134,28 @@ impl BasePython {
     }
 }
 
+/// The interpreter at `interpreter` (its path in the image) of the base whose image for this
+/// machine's platform (`digest`, its manifest digest) is already unpacked in the store, as
+/// [`BasePython`] would run it; `None` when that base is not unpacked or has no such interpreter.
+/// Reads no layer and asks no registry.
+pub(crate) fn unpacked_python(
+    store: &Store,
+    digest: &str,
+    interpreter: &str,
+) -> Option<TargetPython> {
+    let unpacked = store.root().join("unpacked");
+    if !UnpackedBase::is_complete(&unpacked, digest) {
+        return None;
+    }
+    let base = UnpackedBase::open_or_unpack(
+        &unpacked,
+        digest,
+        std::iter::empty::<io::Result<io::Empty>>(),
+    )
+    .ok()?;
+    TargetPython::locate(base.root(), interpreter).ok()
+}
+
 impl Python for BasePython {
     fn version(&self) -> PyVersion {
         self.version

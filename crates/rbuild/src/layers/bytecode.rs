@@ -5,7 +5,13 @@
 //! build), unpacked from the store by [`rbuild_runner`] and started only when a `.py` file is not
 //! in the `.pyc` cache ([`rbuild_bytecode::PycCache`], in the store's `pyc/` directory): a warm
 //! rebuild starts no interpreter and unpacks nothing. What the interpreter is (version, magic
-//! number, cache tag) is remembered per base image config in the store (`pyc-interpreter` keys).
+//! number, cache tag) is remembered per interpreter (this platform's manifest digest of the base
+//! and the interpreter's path, hashed into the store key) in the store's `pyc-interpreter` keys.
+//!
+//! A warm rebuild whose app changed pays for one interpreter start; to keep that off the
+//! critical path, the build starts the interpreter the last build of the same base reference ran
+//! ([`start_standby`], remembered in `pyc-standby` keys) while the registry is asked, and the
+//! compile uses it when the base resolves to the same image.
 //!
 //! The dependency layer spools the `.py` files the wheel installation writes into its
 //! `purelib`/`platlib` ([`SpoolSink`]), compiles them and appends the `.pyc` files, sorted, to the
@@ -16,10 +22,11 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rbuild_bytecode::{CompileOutput, Compiler, InterpreterInfo, PycCache, Source};
-use rbuild_layer::LayerWriter;
-use rbuild_oci::Store;
-use rbuild_runner::PyVersion;
+use rbuild_bytecode::{CompileOutput, Compiler, InterpreterInfo, PycCache, Source, Standby};
+use rbuild_layer::{Context, EntryKind, LayerWriter};
+use rbuild_oci::{Platform, Store};
+use rbuild_registry::Reference;
+use rbuild_runner::{PyVersion, Python};
 use rbuild_wheel::EntrySink;
 
 use crate::BuildError;
@@ -44,6 +51,8 @@ fn workers() -> usize {
 pub(crate) struct Bytecode {
     compiler: Compiler,
     store: Store,
+    /// The interpreter's identity (`<manifest digest>|<path>`), when its image is known.
+    identity: Option<String>,
     /// The store key of the interpreter's description (`pyc-interpreter`), when its image is known.
     info_key: Option<String>,
     info_known: bool,
@@ -51,11 +60,23 @@ pub(crate) struct Bytecode {
 
 impl Bytecode {
     /// Bytecode compiled by `python`, the base image's interpreter for the build machine's
-    /// platform (shared with the sdist builder: prepared at most once per build).
-    pub(crate) fn new(store: Store, python: Arc<BasePython>) -> Bytecode {
-        let info_key = python.info_key();
+    /// platform (shared with the sdist builder: prepared at most once per build). `standby` is
+    /// the worker [`start_standby`] started, used when it is this interpreter's.
+    pub(crate) fn new(
+        store: Store,
+        python: Arc<BasePython>,
+        standby: Option<(String, Standby)>,
+    ) -> Bytecode {
+        let identity = python.info_key();
+        let info_key = identity.as_deref().map(store_key);
         let mut compiler =
             Compiler::new(python, workers()).with_cache(PycCache::new(store.root().join("pyc")));
+        // A standby of another interpreter (the tag moved, another path) is dropped: killed.
+        if let Some((id, s)) = standby
+            && identity.as_deref() == Some(id.as_str())
+        {
+            compiler = compiler.with_standby(s);
+        }
         let stored = info_key
             .as_ref()
             .and_then(|k| store.get_key("pyc-interpreter", k).ok().flatten())
@@ -67,8 +88,26 @@ impl Bytecode {
         Bytecode {
             compiler,
             store,
+            identity,
             info_key,
             info_known,
+        }
+    }
+
+    /// Remembers, for the next build of `reference` on this machine, which interpreter this
+    /// build runs and where the app goes (see [`start_standby`]); written only when it changed.
+    pub(crate) fn remember(&self, reference: &Reference, app_dir: &str) {
+        let Some(identity) = &self.identity else {
+            return;
+        };
+        let record = serde_json::to_vec(&serde_json::json!({
+            "identity": identity,
+            "app_dir": app_dir,
+        }))
+        .expect("json");
+        let key = standby_key(reference);
+        if self.store.get_key(STANDBY_NS, &key).ok().flatten().as_ref() != Some(&record) {
+            let _ = self.store.put_key(STANDBY_NS, &key, &record);
         }
     }
 
@@ -99,6 +138,66 @@ impl Bytecode {
             .tempdir_in(dir)
             .map_err(|e| BuildError::Bytecode(e.to_string()))
     }
+}
+
+/// A store key (letters, digits, `-`) for an interpreter identity (`sha256:…|/usr/bin/python3`),
+/// which holds characters store keys may not.
+pub(crate) fn store_key(identity: &str) -> String {
+    rbuild_oci::Digest::of(identity.as_bytes()).hex()
+}
+
+/// Store namespace of what the last build with bytecode ran for a base reference on this
+/// machine: `{"identity": "<manifest digest>|<interpreter path>", "app_dir": "/app"}`.
+const STANDBY_NS: &str = "pyc-standby";
+
+fn standby_key(reference: &Reference) -> String {
+    store_key(&format!("{reference}|{}", Platform::host()))
+}
+
+/// Starts the interpreter the last build of `reference` ran ([`Bytecode::remember`]), when the
+/// context has a `.py` file whose bytecode is not in the cache (under the app directory that
+/// build used) and that base is unpacked in the store: a warm rebuild with a changed app file
+/// then has its compile worker up by the time the registry has answered. Returns the worker
+/// with the interpreter's identity, which [`Bytecode::new`] compares with the base the build
+/// resolved. `None` (nothing started) when any of that is missing; blocking.
+pub(crate) fn start_standby(
+    store: &Store,
+    reference: &Reference,
+    ctx: &Context,
+) -> Option<(String, Standby)> {
+    let record = store.get_key(STANDBY_NS, &standby_key(reference)).ok()??;
+    let record: serde_json::Value = serde_json::from_slice(&record).ok()?;
+    let identity = record.get("identity")?.as_str()?;
+    let app_dir = record.get("app_dir")?.as_str()?;
+    let (digest, interpreter) = identity.split_once('|')?;
+    let info = decode_info(
+        &store
+            .get_key("pyc-interpreter", &store_key(identity))
+            .ok()??,
+    )?;
+    let cache = PycCache::new(store.root().join("pyc"));
+    let prefix = app_dir.trim_matches('/');
+    let changed = ctx.entries.iter().any(|e| {
+        if !matches!(e.kind, EntryKind::File { .. })
+            || !e.path.ends_with(".py")
+            || e.path.split('/').any(|c| c == "__pycache__")
+        {
+            return false;
+        }
+        let image_path = format!("/{prefix}/{}", e.path).replace("//", "/");
+        std::fs::File::open(ctx.root.join(&e.path))
+            .and_then(rbuild_oci::Digest::of_reader)
+            .is_ok_and(|(d, _)| !cache.contains(&PycCache::key(&info, &image_path, d.raw())))
+    });
+    if !changed {
+        return None;
+    }
+    let python = crate::runner::unpacked_python(store, digest, interpreter)?;
+    if python.version() != info.version {
+        return None;
+    }
+    let standby = Standby::start(&python, &store.root().join("tmp")).ok()?;
+    Some((identity.to_string(), standby))
 }
 
 /// The stored description of an interpreter: one line per field.
