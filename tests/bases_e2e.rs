@@ -128,6 +128,10 @@ fn s2i_like_base_keeps_its_user_home_and_venv_owner() {
         purelib(&b.plan),
         "/opt/app-root/lib/python3.11/site-packages"
     );
+    // `rbuild plan` states the build's decisions: the base's user and WorkingDir kept.
+    let d = &b.plan["targets"][0]["decisions"];
+    assert_eq!(d["user"], "1001", "{d:#}");
+    assert_eq!(d["workdir"], "/opt/app-root/src", "{d:#}");
     let cfg = b.bundle.config();
     assert_eq!(cfg["process"]["user"]["uid"], 1001, "{:#}", cfg["process"]);
     assert_eq!(cfg["process"]["user"]["gid"], 0, "{:#}", cfg["process"]);

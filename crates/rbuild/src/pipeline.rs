@@ -1042,6 +1042,10 @@ impl Builder {
             layers,
         };
         let plan = PlatformPlan {
+            base_defaults: crate::spec::BaseDefaults::of(
+                &p.base.image.config,
+                p.facts.as_ref().and_then(|f| f.passwd.as_deref()),
+            ),
             platform: p.platform.to_string(),
             base_digest: p.base.image.manifest_digest.map(|d| d.to_string()),
             target: p.target,

@@ -1,7 +1,7 @@
 //! The decisions a build makes, shown to the user: lockfile, recipe and why it was chosen,
 //! entrypoint/cmd, user, working directory, ports, healthcheck, base digest and target. `rbuild
 //! build` reads them from the image it made; `rbuild plan` computes them with the same library
-//! function the build uses ([`rbuild::spec::image_settings`]). With `-v` (and always in
+//! function the build uses ([`rbuild::spec::image_settings_on`], with the base's `User`, `HOME` and `WorkingDir`). With `-v` (and always in
 //! `--json`) each platform also carries the evidence: where the lockfile was found (or who named
 //! it), what in the project made the recipe fit, and which parts of the target were given by
 //! flags and which were detected in the base image.
@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use rbuild::recipe::{ProjectFacts, Recipe};
-use rbuild::spec::{ContextInfo, choose_recipe, image_settings};
+use rbuild::spec::{ContextInfo, choose_recipe, image_settings_on};
 use rbuild::{BuildRequest, PlatformPlan};
 use serde_json::{Value, json};
 
@@ -320,8 +320,15 @@ pub fn of_plan(req: &BuildRequest, pl: &PlatformPlan) -> Result<Decisions, Strin
     facts.packages = normalized_packages(Some(pl));
     let recipes = rbuild::recipe::load_recipes().map_err(|e| e.to_string())?;
     let (recipe, _) = choose_recipe(req, &recipes, &facts).map_err(|e| e.to_string())?;
-    let s = image_settings(req, recipe, &pl.target, &facts, &ContextInfo::of(&ctx))
-        .map_err(|e| e.to_string())?;
+    let s = image_settings_on(
+        req,
+        recipe,
+        &pl.target,
+        &facts,
+        &ContextInfo::of(&ctx),
+        &pl.base_defaults,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Decisions {
         platform: pl.platform.clone(),
         lockfile: pl.lockfile.as_ref().map(|l| l.display().to_string()),
@@ -330,7 +337,12 @@ pub fn of_plan(req: &BuildRequest, pl: &PlatformPlan) -> Result<Decisions, Strin
         recipe_reason: recipe_reason(req, recipe.map(|r| r.name.as_str()), &recipes),
         entrypoint: s.spec.entrypoint.clone(),
         cmd: s.spec.cmd.clone(),
-        user: s.spec.user.clone(),
+        // The base's own User when the image keeps it (the config then leaves it as written).
+        user: s
+            .spec
+            .user
+            .clone()
+            .or_else(|| pl.base_defaults.user.clone()),
         workdir: s.spec.working_dir.clone(),
         ports: s.spec.ports.clone(),
         healthcheck: s

@@ -48,6 +48,11 @@ pub struct PlatformPlan {
     /// instead).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingWheel>,
+    /// What the base declares that the image settings respect (its non-root `User`, `HOME`,
+    /// `WorkingDir`, `/etc/passwd`), so the plan's decisions are the build's
+    /// ([`crate::spec::image_settings_on`]).
+    #[serde(skip)]
+    pub base_defaults: crate::spec::BaseDefaults,
 }
 
 /// The sdists to build, and the packages without a wheel: on a `scratch` base (no interpreter to
@@ -93,7 +98,9 @@ impl Builder {
         tops: &Tops,
     ) -> Result<PlatformPlan, BuildError> {
         let base = self.resolve_base(req, platform, tops).await?;
-        let (target, _) = self.base_facts(req, &base, platform).await?;
+        let (target, facts) = self.base_facts(req, &base, platform).await?;
+        let base_defaults =
+            crate::spec::BaseDefaults::of(&base.image.config, facts.passwd.as_deref());
         let plan = self.plan_wheels_with(req, &target, None).await?;
         let (sdists, missing) = sdists_for_base(req, plan.sdists, plan.missing);
         let lock = plan.lock;
@@ -106,6 +113,7 @@ impl Builder {
             packages: plan.chosen,
             sdists,
             missing,
+            base_defaults,
         })
     }
 
