@@ -89,7 +89,7 @@ BASE="$HOST/library/python:3.11-slim"
 skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$FIXTURE:3.11-slim" "docker://$BASE"
 
 rb() { # MODE STORE CONTEXT TO: one build + push
-  env RBUILD_CACHE_DIR="$2" "$BIN" --insecure-registry "$HOST" build -q --base "$BASE" \
+  env RBUILD_CACHE_DIR="$2" "$BIN" build --insecure-registry "$HOST" -q --base "$BASE" \
     "--$1" "$3" --to "$4"
 }
 
@@ -136,9 +136,9 @@ for scenario in cold warm-app deps-change; do
   log "$scenario ($runs runs each)"
   hyperfine --style basic --runs "$runs" --warmup 1 --export-json "$WORK/$scenario.json" \
     --prepare "$SELF __prepare $scenario compile-bytecode" \
-    -n "$scenario bytecode" "$(printf '%q ' env RBUILD_CACHE_DIR="$WORK/store-compile-bytecode" "$BIN" --insecure-registry "$HOST" build -q --base "$BASE" --compile-bytecode "$WORK/app" --to "$HOST/bench/app-compile-bytecode:latest")" \
+    -n "$scenario bytecode" "$(printf '%q ' env RBUILD_CACHE_DIR="$WORK/store-compile-bytecode" "$BIN" build --insecure-registry "$HOST" -q --base "$BASE" --compile-bytecode "$WORK/app" --to "$HOST/bench/app-compile-bytecode:latest")" \
     --prepare "$SELF __prepare $scenario no-compile-bytecode" \
-    -n "$scenario none" "$(printf '%q ' env RBUILD_CACHE_DIR="$WORK/store-no-compile-bytecode" "$BIN" --insecure-registry "$HOST" build -q --base "$BASE" --no-compile-bytecode "$WORK/app" --to "$HOST/bench/app-no-compile-bytecode:latest")" \
+    -n "$scenario none" "$(printf '%q ' env RBUILD_CACHE_DIR="$WORK/store-no-compile-bytecode" "$BIN" build --insecure-registry "$HOST" -q --base "$BASE" --no-compile-bytecode "$WORK/app" --to "$HOST/bench/app-no-compile-bytecode:latest")" \
     >&2
   BUILD[$scenario]=$(jq -r '[.results[] | .median] | "\(.[0]) \(.[1])"' "$WORK/$scenario.json")
 done

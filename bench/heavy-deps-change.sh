@@ -84,7 +84,7 @@ BASE="$HOST/library/python:3.11-slim"
 skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$FIXTURE:3.11-slim" "docker://$BASE"
 
 rb() { # N STORE: one build + push of $WORK/app, JSON on stdout
-  env RBUILD_CACHE_DIR="$2" "$BIN" --insecure-registry "$HOST" build -q --json --base "$BASE" \
+  env RBUILD_CACHE_DIR="$2" "$BIN" build --insecure-registry "$HOST" -q --json --base "$BASE" \
     --deps-layers "$1" "$WORK/app" --to "$HOST/bench/heavy-$1:latest"
 }
 
@@ -127,7 +127,7 @@ PY
   hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/time-$n.json" \
     --prepare "$SELF __prepare $n" \
     -n "heavy-deps-change --deps-layers $n" \
-    "$(printf '%q ' env RBUILD_CACHE_DIR="$WORK/store-$n" "$BIN" --insecure-registry "$HOST" build -q --base "$BASE" --deps-layers "$n" "$WORK/app" --to "$HOST/bench/heavy-$n:latest")" >&2
+    "$(printf '%q ' env RBUILD_CACHE_DIR="$WORK/store-$n" "$BIN" build --insecure-registry "$HOST" -q --base "$BASE" --deps-layers "$n" "$WORK/app" --to "$HOST/bench/heavy-$n:latest")" >&2
   TIME[$n]=$(jq -r '.results[0] | "\(.median) \(.min) \(.max)"' "$WORK/time-$n.json")
 done
 

@@ -125,7 +125,7 @@ PEER_MOUNTS=()
 [[ -f $CA ]] && PEER_MOUNTS=(-v "$CA:$CA:ro" -v "$WORK/pip.conf:/etc/pip.conf:ro")
 
 rbuild_cmd() { # HOST: one shell-quoted build + push of $WORK/app through HOST
-  printf '%q ' env RBUILD_CACHE_DIR="$WORK/store" "$BIN" --insecure-registry "$1" build -q \
+  printf '%q ' env RBUILD_CACHE_DIR="$WORK/store" "$BIN" build --insecure-registry "$1" -q \
     --base "$1/library/python:3.11-slim" "$WORK/app" --to "$1/demo/app:latest"
 }
 buildah_cmd() {

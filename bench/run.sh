@@ -278,7 +278,7 @@ cp -a "$BENCH/heavy" "$WORK/heavy"
 save fixture reg app
 
 export RBUILD_CACHE_DIR_APP="$WORK/store"
-RB_BASE=("$BIN" --insecure-registry "$HOST" build -q --base "$BASE")
+RB_BASE=("$BIN" build --insecure-registry "$HOST" -q --base "$BASE")
 rbuild_cmd() { # CONTEXT STORE ARGS...: one shell-quoted command line
   local ctx=$1 store=$2
   shift 2
@@ -314,7 +314,7 @@ save warm reg store broot app
 # Issue #9: one platform vs two, the same app, the same two-platform base.
 rbuild_multi_cmd() { # REPO PLATFORMS
   printf 'env RBUILD_CACHE_DIR=%q' "$WORK/mstore"
-  printf ' %q' "$BIN" --insecure-registry "$HOST" build -q --base "$MBASE" "$WORK/app" \
+  printf ' %q' "$BIN" build --insecure-registry "$HOST" -q --base "$MBASE" "$WORK/app" \
     --platform "$2" --to "$HOST/$1:latest"
 }
 RBUILD_ONE=$(rbuild_multi_cmd demo/one linux/amd64)
