@@ -164,13 +164,21 @@ pub(crate) fn sha256_file(path: &Path) -> Result<Digest, BuildError> {
 /// [`rbuild_lock::Error::HashMismatch`] when `pkg` is pinned by hashes (a requirements file) and
 /// the index serves files for its version but none with one of those hashes: the lock and the
 /// index disagree, which "no wheel fits the target" would misreport.
+///
+/// A `--find-links` directory (`file://` files) is the user's own trust anchor: its wheel may
+/// stand in for a hash-pinned package, so when one takes part there is no mismatch; only files
+/// served by an index can contradict the lock.
 pub(crate) fn hash_mismatch(
     pkg: &rbuild_lock::LockedPackage,
     served: &[LockedFile],
 ) -> Option<rbuild_lock::Error> {
+    let from_find_links = served
+        .iter()
+        .any(|f| f.url.as_deref().is_some_and(|u| u.starts_with("file://")));
     if pkg.files_listed
         || pkg.hashes.is_empty()
         || served.is_empty()
+        || from_find_links
         || served
             .iter()
             .any(|f| pkg.allows(&f.filename, f.sha256.as_ref()))
@@ -494,12 +502,7 @@ impl Builder {
                 size: f.size,
             })
             .collect::<Vec<LockedFile>>();
-        // A --find-links directory is the user's own trust anchor (its wheel may stand in for a
-        // hash-pinned package): only files served by an index can contradict the lock.
-        let from_find_links = files
-            .iter()
-            .any(|f| f.url.as_deref().is_some_and(|u| u.starts_with("file://")));
-        if !from_find_links && let Some(e) = hash_mismatch(&pkg, &files) {
+        if let Some(e) = hash_mismatch(&pkg, &files) {
             return Err(e.into());
         }
         let out = pkg.with_index_files(files);
@@ -577,5 +580,9 @@ mod tests {
         let ok = [file("idna-3.10-py3-none-any.whl", b"what the lock expects")];
         assert!(hash_mismatch(pkg, &ok).is_none());
         assert!(hash_mismatch(pkg, &[]).is_none());
+        // A --find-links file (the user's own directory) is never a mismatch.
+        let mut local = file("idna-3.10-py3-none-any.whl", b"built here");
+        local.url = Some("file:///wheels/idna-3.10-py3-none-any.whl".into());
+        assert!(hash_mismatch(pkg, &[local]).is_none());
     }
 }
