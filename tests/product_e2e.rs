@@ -6,18 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use rbuild_e2e::{Bundle, copy_tree, free_port, rbuild, repo_root, sh};
-use rbuild_testing::{BaseFixture, Registry};
+use rbuild_testing::Registry;
 use serde_json::Value;
 
-const BASE_REPO: &str = "library/python:3.11-slim";
+const BASE_REPO: &str = rbuild_testing::SLIM_BASE_REPO;
 
 fn setup() -> (Registry, tempfile::TempDir) {
     rbuild_e2e::set_bin(env!("CARGO_BIN_EXE_rbuild"));
-    let registry = Registry::plain().expect("start the registry");
-    BaseFixture::ensure()
-        .expect("base fixture")
-        .push_to(&registry, BASE_REPO)
-        .expect("push the base");
+    let registry = Registry::plain_with_slim_base().expect("a registry with the base fixture");
     (registry, tempfile::tempdir().unwrap())
 }
 

@@ -7,9 +7,9 @@
 //! refused before anything is pushed.
 
 use rbuild_e2e::{Bundle, rbuild};
-use rbuild_testing::{BaseFixture, Registry};
+use rbuild_testing::Registry;
 
-const BASE_REPO: &str = "library/python:3.11-slim";
+const BASE_REPO: &str = rbuild_testing::SLIM_BASE_REPO;
 
 fn write(root: &std::path::Path, files: &[(&str, &str)]) {
     for (path, text) in files {
@@ -22,11 +22,7 @@ fn write(root: &std::path::Path, files: &[(&str, &str)]) {
 #[test]
 fn a_src_layout_project_is_installed_with_its_script_and_version() {
     rbuild_e2e::set_bin(env!("CARGO_BIN_EXE_rbuild"));
-    let registry = Registry::plain().expect("start the registry");
-    BaseFixture::ensure()
-        .expect("base fixture")
-        .push_to(&registry, BASE_REPO)
-        .expect("push the base fixture");
+    let registry = Registry::plain_with_slim_base().expect("a registry with the base fixture");
     let project = tempfile::tempdir().unwrap();
     write(
         project.path(),
@@ -108,11 +104,7 @@ fn build_on_fixture(
     extra: &[&str],
 ) -> (rbuild_e2e::Run, String, Registry) {
     rbuild_e2e::set_bin(env!("CARGO_BIN_EXE_rbuild"));
-    let registry = Registry::plain().expect("start the registry");
-    BaseFixture::ensure()
-        .expect("base fixture")
-        .push_to(&registry, BASE_REPO)
-        .expect("push the base fixture");
+    let registry = Registry::plain_with_slim_base().expect("a registry with the base fixture");
     let cache = tempfile::tempdir().unwrap();
     let to = format!("{}/demo/{name}:1", registry.host());
     let base = format!("{}/{BASE_REPO}", registry.host());

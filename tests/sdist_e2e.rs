@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rbuild_e2e::{Bundle, copy_tree, free_port, rbuild, repo_root};
-use rbuild_testing::{BaseFixture, Registry};
+use rbuild_testing::Registry;
 use serde_json::Value;
 
-const BASE_REPO: &str = "library/python:3.11-slim";
+const BASE_REPO: &str = rbuild_testing::SLIM_BASE_REPO;
 
 /// Two pure-Python packages PyPI has only as sdists (checked with the simple API: no wheel of
 /// these versions exists), pinned by their sdists' sha256.
@@ -42,12 +42,7 @@ def sdists():
 
 fn registry() -> Registry {
     rbuild_e2e::set_bin(env!("CARGO_BIN_EXE_rbuild"));
-    let registry = Registry::plain().expect("start the registry");
-    BaseFixture::ensure()
-        .expect("base fixture")
-        .push_to(&registry, BASE_REPO)
-        .expect("push the base fixture");
-    registry
+    Registry::plain_with_slim_base().expect("a registry with the base fixture")
 }
 
 /// The Flask example with the sdist-only packages added to its lock and used by its code.

@@ -380,3 +380,16 @@ fn verify_layout(layout: &Path, arm64: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// The repository the end-to-end tests push the base fixture to (`library/python:3.11-slim`).
+pub const SLIM_BASE_REPO: &str = "library/python:3.11-slim";
+
+impl Registry {
+    /// A plain registry holding the base fixture as [`SLIM_BASE_REPO`] (what most end-to-end
+    /// tests start from).
+    pub fn plain_with_slim_base() -> Result<Registry> {
+        let registry = Registry::plain()?;
+        BaseFixture::ensure()?.push_to(&registry, SLIM_BASE_REPO)?;
+        Ok(registry)
+    }
+}

@@ -66,7 +66,7 @@ mod token;
 mod updated;
 
 pub use error::{Error, Result};
-pub use fixture::{BUILD_SCRIPT, BaseFixture, FIXTURE_TAG, Platform};
+pub use fixture::{BUILD_SCRIPT, BaseFixture, FIXTURE_TAG, Platform, SLIM_BASE_REPO};
 pub use kinds::{KIND_SCRIPT, Kind, KindFixture};
 pub use proxy::{Fault, FaultProxy, Listener, SeenRequest, Times};
 pub use registry::{AccessLogEntry, Mode, Registry, parse_access_log};
