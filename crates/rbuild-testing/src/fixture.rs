@@ -245,7 +245,9 @@ fn synthetic_index_layout(fixture: &BaseFixture) -> Result<(tempfile::TempDir, S
     Ok((tmp, reference))
 }
 
-fn skopeo_push(src: &str, registry: &Registry, repo_tag: &str, all: bool) -> Result<()> {
+/// `skopeo copy [--all] --preserve-digests SRC docker://REGISTRY/REPO_TAG`: the registry holds
+/// exactly the layout's bytes.
+pub(crate) fn skopeo_push(src: &str, registry: &Registry, repo_tag: &str, all: bool) -> Result<()> {
     let dest = format!("docker://{}/{repo_tag}", registry.host());
     let mut cmd = Command::new("skopeo");
     cmd.args(["copy", "--quiet", "--preserve-digests"]);

@@ -91,18 +91,7 @@ impl KindFixture {
 
     /// Pushes the image to `registry` as `repo_tag` with `skopeo copy --preserve-digests`.
     pub fn push_to(&self, registry: &Registry, repo_tag: &str) -> Result<()> {
-        let dest = format!("docker://{}/{repo_tag}", registry.host());
-        let src = self.oci_ref();
-        let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "--quiet", "--preserve-digests"]);
-        cmd.args(registry.skopeo_flags("dest"));
-        cmd.args([src.as_str(), dest.as_str()]);
-        run(
-            cmd,
-            "skopeo",
-            &format!("skopeo copy --preserve-digests {src} {dest}"),
-        )
-        .map(|_| ())
+        crate::fixture::skopeo_push(&self.oci_ref(), registry, repo_tag, false)
     }
 }
 

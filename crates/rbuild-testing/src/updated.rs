@@ -2,11 +2,9 @@
 //! the same Python, built by `tests/fixtures/rebase/build-updated.sh` and cached like the others.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
-use crate::process::run;
 use crate::registry::Registry;
 
 /// The build script, at its place in the workspace.
@@ -49,18 +47,7 @@ impl UpdatedBaseFixture {
 
     /// Pushes the image to `registry` as `repo_tag` with `skopeo copy --preserve-digests`.
     pub fn push_to(&self, registry: &Registry, repo_tag: &str) -> Result<()> {
-        let dest = format!("docker://{}/{repo_tag}", registry.host());
-        let src = self.oci_ref();
-        let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "--quiet", "--preserve-digests"]);
-        cmd.args(registry.skopeo_flags("dest"));
-        cmd.args([src.as_str(), dest.as_str()]);
-        run(
-            cmd,
-            "skopeo",
-            &format!("skopeo copy --preserve-digests {src} {dest}"),
-        )
-        .map(|_| ())
+        crate::fixture::skopeo_push(&self.oci_ref(), registry, repo_tag, false)
     }
 }
 

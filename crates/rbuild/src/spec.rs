@@ -508,6 +508,20 @@ fn apply_recipe(
         }
         e => e,
     })?;
+    if let Some(given) = &req.app
+        && !module_present(facts, &app.module)
+    {
+        return Err(RecipeError::BadApp {
+            value: given.clone(),
+            why: format!(
+                "module {:?} is neither in the build context ({}.py, {}/, or under src/) nor a locked package, so the image could not start",
+                app.module,
+                app.module.replace('.', "/"),
+                app.module.replace('.', "/")
+            ),
+            fix: "name a module of the project (check the spelling and the .dockerignore)".into(),
+        });
+    }
     let python = &target.interpreter;
     spec.entrypoint = Some(recipe::render(r, &r.entrypoint, python, &app, port));
     spec.cmd = Some(recipe::render(r, &r.cmd, python, &app, port));
@@ -519,6 +533,25 @@ fn apply_recipe(
     spec.labels
         .insert("dev.rbuild.recipe".into(), r.name.clone());
     Ok(())
+}
+
+/// Whether `module` (`app.main`) is in the context (`app/main.py`, `app/main/…`, also under
+/// `src/`) or its top-level name is a locked package's.
+fn module_present(facts: &ProjectFacts, module: &str) -> bool {
+    let path = module.replace('.', "/");
+    let top = module.split('.').next().unwrap_or(module);
+    let in_context = ["", "src/"].iter().any(|root| {
+        let p = format!("{root}{path}");
+        facts
+            .files
+            .iter()
+            .any(|f| *f == format!("{p}.py") || f.starts_with(&format!("{p}/")))
+    });
+    in_context
+        || facts
+            .packages
+            .iter()
+            .any(|p| *p == rbuild_python::normalize_name(top))
 }
 
 /// The health check: none with `--no-healthcheck` / `healthcheck = false` (`{"Test": ["NONE"]}`,
@@ -740,6 +773,43 @@ mod recipe_settings_tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("--port"), "{err}");
+    }
+
+    #[test]
+    fn an_app_module_that_is_not_there_is_refused() {
+        let mut req = BuildRequest::new(".", crate::request::BaseRef::Scratch);
+        let facts = fastapi(APP);
+        let recipes = load_recipes().unwrap();
+        let with = |app: &str| {
+            let mut r = req.clone();
+            r.app = Some(app.into());
+            image_settings(
+                &r,
+                Some(&recipes["fastapi"]),
+                &target(),
+                &facts,
+                &ContextInfo::default(),
+            )
+        };
+        let err = with("ap.main:app").unwrap_err().to_string();
+        assert!(
+            err.contains("--app \"ap.main:app\"") && err.contains("could not start"),
+            "{err}"
+        );
+        assert!(with("app.main:app").is_ok());
+        // A locked package's module (a dependency serving the app) is accepted.
+        assert!(with("uvicorn.workers:app").is_ok());
+        req.app = None;
+        assert!(
+            image_settings(
+                &req,
+                Some(&recipes["fastapi"]),
+                &target(),
+                &facts,
+                &ContextInfo::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
