@@ -159,10 +159,22 @@ const EMBEDDED: [(&str, &str); 5] = [
 ];
 
 fn parse(path: &str, text: &str) -> Result<Recipe, RecipeError> {
-    toml::from_str(text).map_err(|e| RecipeError::Parse {
+    let r: Recipe = toml::from_str(text).map_err(|e| RecipeError::Parse {
         path: path.to_string(),
         message: e.to_string(),
-    })
+    })?;
+    // The path is written into the health check's Python source.
+    if let Some(h) = &r.health_path
+        && !crate::config::valid_health_path(h)
+    {
+        return Err(RecipeError::Parse {
+            path: path.to_string(),
+            message: format!(
+                "health-path {h:?}: expected an absolute URL path of letters, digits and /_.~-?=&"
+            ),
+        });
+    }
+    Ok(r)
 }
 
 /// All recipes: the embedded ones, overridden or extended by `*.toml` in `$RBUILD_RECIPES_DIR`.
@@ -955,6 +967,19 @@ mod tests {
                 .unwrap()
                 .module,
             "tool.cli"
+        );
+    }
+
+    #[test]
+    fn a_recipes_health_path_must_be_a_plain_url_path() {
+        let base = "name = \"x\"\ndescription = \"x\"\nentrypoint = [\"{python}\"]\n";
+        assert!(parse("x.toml", &format!("{base}health-path = \"/ok\"\n")).is_ok());
+        let err = parse("x.toml", &format!("{base}health-path = \"/x') or 1 #\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.toml") && err.contains("health-path"),
+            "{err}"
         );
     }
 

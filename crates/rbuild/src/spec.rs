@@ -538,8 +538,14 @@ fn apply_recipe(
 /// Whether `module` (`app.main`) is in the context (`app/main.py`, `app/main/…`, also under
 /// `src/`) or its top-level name is a locked package's.
 fn module_present(facts: &ProjectFacts, module: &str) -> bool {
-    let path = module.replace('.', "/");
     let top = module.split('.').next().unwrap_or(module);
+    // The facts list files at most 4 directories deep: deeper modules are checked by their
+    // top-level package.
+    let path = if module.matches('.').count() > 4 {
+        top.to_string()
+    } else {
+        module.replace('.', "/")
+    };
     let in_context = ["", "src/"].iter().any(|root| {
         let p = format!("{root}{path}");
         facts
