@@ -171,18 +171,29 @@ pub fn valid_health_path(path: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "/_.~-?=&".contains(c))
 }
 
+/// A boolean as environment variables write it: `1`/`true`/`yes`/`on`, `0`/`false`/`no`/`off`
+/// (any case).
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// `RBUILD_HEALTHCHECK` / `--healthcheck`: `false`/`off`/`0` (none), `true`/`on`/`1` (one on
 /// the detected route or the recipe's path) or a path (`/healthz`).
 pub fn healthcheck_from_text(v: &str) -> Option<crate::recipe::HealthcheckSetting> {
     use crate::recipe::{HealthcheckConfig, HealthcheckSetting};
-    match v.trim().to_ascii_lowercase().as_str() {
-        "0" | "false" | "no" | "off" | "none" => Some(HealthcheckSetting::Off),
-        "1" | "true" | "yes" | "on" => Some(HealthcheckSetting::On(HealthcheckConfig::default())),
-        _ if valid_health_path(v.trim()) => Some(HealthcheckSetting::On(HealthcheckConfig {
+    match parse_bool(v) {
+        Some(false) => Some(HealthcheckSetting::Off),
+        Some(true) => Some(HealthcheckSetting::On(HealthcheckConfig::default())),
+        None if v.trim().eq_ignore_ascii_case("none") => Some(HealthcheckSetting::Off),
+        None if valid_health_path(v.trim()) => Some(HealthcheckSetting::On(HealthcheckConfig {
             path: Some(v.trim().to_string()),
             ..HealthcheckConfig::default()
         })),
-        _ => None,
+        None => None,
     }
 }
 
@@ -548,14 +559,12 @@ impl Settings {
         };
         let boolean = |k: &str| -> Result<Option<bool>, ConfigError> {
             var(k)
-                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => Ok(true),
-                    "0" | "false" | "no" | "off" => Ok(false),
-                    _ => Err(ConfigError::Type {
+                .map(|v| {
+                    parse_bool(&v).ok_or_else(|| ConfigError::Type {
                         file: "environment".into(),
                         key: k.into(),
                         expected: "true or false (1 or 0)",
-                    }),
+                    })
                 })
                 .transpose()
         };
