@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use rbuild_e2e::{Bundle, copy_tree, free_port, rbuild, repo_root, sh};
-use rbuild_testing::{BaseFixture, Registry};
+use rbuild_testing::Registry;
 use serde_json::Value;
 
-const BASE_REPO: &str = "library/python:3.11-slim";
+const BASE_REPO: &str = rbuild_testing::SLIM_BASE_REPO;
 
 struct Env {
     registry: Registry,
@@ -18,11 +18,7 @@ struct Env {
 impl Env {
     fn new() -> Env {
         rbuild_e2e::set_bin(env!("CARGO_BIN_EXE_rbuild"));
-        let registry = Registry::plain().expect("start the registry");
-        let fixture = BaseFixture::ensure().expect("base fixture");
-        fixture
-            .push_to(&registry, BASE_REPO)
-            .expect("push the base fixture");
+        let registry = Registry::plain_with_slim_base().expect("a registry with the base fixture");
         Env {
             registry,
             cache: tempfile::tempdir().unwrap(),
