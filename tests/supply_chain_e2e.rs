@@ -345,12 +345,20 @@ fn two_builds_in_two_directories_attach_identical_documents() {
             "examples/fastapi-app",
         );
         let layout = tmp.path().join("layout");
+        // The second build names its context by a relative path, as `rbuild build app` does:
+        // the lockfile the provenance records is read from where the plan found it.
+        let (cwd, context) = if round == 0 {
+            (dir.clone(), ".".to_string())
+        } else {
+            (tmp.path().to_path_buf(), format!("checkout-{round}"))
+        };
         rbuild(
-            &dir,
+            &cwd,
             &tmp.path().join("cache"),
             &[],
             &[
                 "build",
+                &context,
                 "--base",
                 &base,
                 "--sbom",

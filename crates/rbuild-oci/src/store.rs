@@ -547,6 +547,31 @@ impl Store {
         Some(n)
     }
 
+    /// True when a regular file of `size` bytes is stored under `digest` (marked used, like
+    /// [`Store::contains`]), without reading it: for a blob the build may never read (a cached
+    /// layer the registry already has). Every read verifies the bytes on its own
+    /// ([`Store::open_verified`], [`Store::blob_size`], [`Store::read_blob`]), and a damaged
+    /// entry found then is removed and reported ([`Store::take_repairs`]).
+    pub fn holds(&self, digest: &Digest, size: u64) -> bool {
+        let p = self.blob_path(digest);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() && m.len() == size => {}
+            Ok(m) if !m.is_file() => {
+                self.evict(digest, None, "not a regular file");
+                return false;
+            }
+            _ => return false,
+        }
+        // Mark it used (prune keeps what running builds use); gone meanwhile: absent.
+        !matches!(
+            File::options()
+                .append(true)
+                .open(&p)
+                .and_then(|f| f.set_modified(SystemTime::now())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound
+        )
+    }
+
     /// True when the blob is stored (and its bytes match its digest; see [`Store::checked`]).
     pub fn contains(&self, digest: &Digest) -> bool {
         self.checked(digest).is_some()
@@ -936,6 +961,29 @@ mod heal_tests {
             store.put_verified(&bytes[..], &d, None).unwrap();
             assert!(store.contains(&d), "{name}");
         }
+    }
+
+    #[test]
+    fn holds_checks_presence_and_size_and_leaves_the_bytes_to_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = stored(&store, b"cached layer bytes");
+        assert!(store.holds(&d, 18));
+        assert!(!store.holds(&d, 17), "another size is not this blob");
+        assert!(!store.holds(&Digest::of(b"absent"), 6));
+        // A flipped byte is not seen without reading; the first read finds it and removes it.
+        fs::write(store.blob_path(&d), b"cached layer bytez").unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.holds(&d, 18));
+        assert_eq!(store.blob_size(&d), None, "a verified read refuses it");
+        assert!(!store.holds(&d, 18), "and it is gone");
+        assert_eq!(store.take_repairs().len(), 1);
+        // Something other than a file in its place is removed at once.
+        let d = stored(&store, b"x");
+        fs::remove_file(store.blob_path(&d)).unwrap();
+        fs::create_dir_all(store.blob_path(&d).join("y")).unwrap();
+        assert!(!store.holds(&d, 1));
+        assert!(!store.blob_path(&d).exists());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -69,6 +70,10 @@ pub struct ClientOptions {
     /// Time bounds of every request (connect, idle, response head, overall deadline); the default
     /// honours `RBUILD_HTTP_TIMEOUT` ([`Timeouts::from_env`]).
     pub timeouts: Timeouts,
+    /// Where to keep what this client learns about loopback and `--insecure-registry` hosts
+    /// (plain HTTP, no single-request uploads) for the next process, which then skips the HTTPS
+    /// probe and the refused upload (`None`: learn again every time).
+    pub host_memory: Option<rbuild_oci::Store>,
 }
 
 impl Default for ClientOptions {
@@ -83,6 +88,7 @@ impl Default for ClientOptions {
             credentials: Arc::new(Anonymous),
             user_agent: concat!("rbuild/", env!("CARGO_PKG_VERSION")).to_string(),
             timeouts: Timeouts::from_env(),
+            host_memory: None,
         }
     }
 }
@@ -140,6 +146,9 @@ pub(crate) struct Host {
     /// False once the registry answered a single-request upload (`POST ...?digest=` with the
     /// body) with anything but `201`: later uploads to it open a session first.
     pub(crate) single_post: std::sync::atomic::AtomicBool,
+    /// Plain HTTP was taken from an earlier run's memory ([`ClientOptions::host_memory`]), not
+    /// probed: a failed request forgets it.
+    remembered_plain: std::sync::atomic::AtomicBool,
 }
 
 /// The HTTP request a retryable operation sends; rebuilt for every attempt.
@@ -544,14 +553,21 @@ impl Client {
             .user_agent(o.user_agent.clone())
             .build()
             .map_err(|e| Error::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        let loopback = is_loopback(name);
+        // Only hosts that may use plain HTTP anyway have a memory.
+        let memo = match &o.host_memory {
+            Some(store) if loopback || insecure => crate::host_memory::recall(store, name),
+            _ => crate::host_memory::Memo::default(),
+        };
         let host = Arc::new(Host {
             name: name.to_string(),
             http,
             insecure,
-            loopback: is_loopback(name),
+            loopback,
             base: tokio::sync::OnceCell::new(),
             auth: AuthState::new(registry),
-            single_post: std::sync::atomic::AtomicBool::new(true),
+            single_post: std::sync::atomic::AtomicBool::new(!memo.sessions),
+            remembered_plain: std::sync::atomic::AtomicBool::new(memo.plain_http),
         });
         hosts.insert(name.to_string(), host.clone());
         Ok(host)
@@ -580,12 +596,22 @@ impl Client {
                 if !(host.loopback || host.insecure) {
                     return Ok(https);
                 }
+                let plain = || {
+                    Url::parse(&format!("http://{}/", host.name)).map_err(|e| {
+                        Error::Invalid(format!("invalid registry host {}: {e}", host.name))
+                    })
+                };
+                if host.remembered_plain.load(Ordering::Relaxed) {
+                    tracing::debug!("{}: plain HTTP (remembered; not probed)", host.name);
+                    return plain();
+                }
                 let probe = https.join("v2/").expect("valid");
                 let t = &self.inner.opts.timeouts;
                 let limit = t.connect.saturating_add(t.headers);
                 match host.http.get(probe).timeout(limit).send().await {
                     Ok(_) => {
                         tracing::debug!("{}: speaks HTTPS", host.name);
+                        self.learned(host, false);
                         Ok(https)
                     }
                     Err(e) => {
@@ -627,14 +653,36 @@ impl Client {
                             host.name,
                             error_chain(&e)
                         );
-                        Url::parse(&format!("http://{}/", host.name)).map_err(|e| {
-                            Error::Invalid(format!("invalid registry host {}: {e}", host.name))
-                        })
+                        self.learned(host, true);
+                        plain()
                     }
                 }
             })
             .await?;
         Ok(url.clone())
+    }
+
+    /// Keeps what is known of `host` (plain HTTP or not, single-request uploads refused) for the
+    /// next process ([`ClientOptions::host_memory`]).
+    pub(crate) fn learned(&self, host: &Host, plain_http: bool) {
+        if let Some(store) = &self.inner.opts.host_memory
+            && (host.loopback || host.insecure)
+        {
+            let memo = crate::host_memory::Memo {
+                plain_http,
+                sessions: !host.single_post.load(Ordering::Relaxed),
+            };
+            crate::host_memory::remember(store, &host.name, memo);
+        }
+    }
+
+    /// A request to a host whose plain HTTP came from memory failed: forget it, so the next
+    /// run probes again (the host may speak TLS now).
+    fn doubt_memory(&self, host: &Host) {
+        if host.remembered_plain.swap(false, Ordering::Relaxed) {
+            tracing::debug!("{}: forgetting that it speaks plain HTTP", host.name);
+            self.learned(host, false);
+        }
     }
 
     async fn authorization(&self, host: &Host, scopes: &Scopes) -> Result<Option<String>> {
@@ -729,7 +777,18 @@ impl Client {
         for round in 0..2 {
             let auth = self.authorization(host, &scopes).await?;
             let had_auth = auth.is_some();
-            let resp = self.send_raw(host, req, auth, what).await?;
+            let resp = match self.send_raw(host, req, auth, what).await {
+                Ok(r) if r.status().as_u16() == 400 => {
+                    // What a TLS server answers to plain HTTP.
+                    self.doubt_memory(host);
+                    r
+                }
+                Ok(r) => r,
+                Err(e) => {
+                    self.doubt_memory(host);
+                    return Err(e);
+                }
+            };
             if resp.status().as_u16() == 401 {
                 let challenge = resp
                     .headers()

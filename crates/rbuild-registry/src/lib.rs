@@ -54,6 +54,7 @@ pub mod auth;
 mod client;
 pub mod credentials;
 mod error;
+mod host_memory;
 mod ops;
 mod progress;
 mod push;

@@ -135,6 +135,14 @@ impl Repository {
             .map_err(|e| Error::Invalid(format!("invalid URL for {}: {e}", self.name())))
     }
 
+    /// Whether this repository's host is reached over plain HTTP.
+    async fn host_is_plain(&self) -> bool {
+        self.client
+            .base(&self.host)
+            .await
+            .is_ok_and(|b| b.scheme() == "http")
+    }
+
     async fn send(&self, req: &Req, what: &str) -> Result<reqwest::Response> {
         self.client.send(&self.host, &self.scopes, req, what).await
     }
@@ -540,6 +548,7 @@ impl Repository {
                     self.host.name
                 );
                 self.host.single_post.store(false, Ordering::Relaxed);
+                self.client.learned(&self.host, self.host_is_plain().await);
                 Ok(UploadStart::Session(self.location(&resp, what).await?))
             }
             status @ (400 | 404 | 405 | 413 | 415 | 501) => {
@@ -548,6 +557,7 @@ impl Repository {
                     self.host.name
                 );
                 self.host.single_post.store(false, Ordering::Relaxed);
+                self.client.learned(&self.host, self.host_is_plain().await);
                 Ok(UploadStart::Session(self.start_upload(what).await?))
             }
             _ => Err(self.fail(resp, what).await),

@@ -381,3 +381,87 @@ async fn attachments_and_their_referrers_tag_add_one_round_trip_and_none_when_no
     assert!(took >= delay * 2, "{took:?}");
     assert_eq!(repo.referrers(&second.digest()).await.unwrap().len(), 1);
 }
+
+/// A loopback registry in plain HTTP is probed for HTTPS once per content store, not once per
+/// process: a second client with the same host memory (the next build) sends its first request
+/// in plain HTTP at once, saving the probe's round trips (issue #21).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_registry_is_probed_once_per_store_not_once_per_process() {
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/probe:latest", proxy.host()).parse().unwrap();
+    let absent = rbuild_oci::Digest::of(b"absent");
+    let ask = |memory: Option<Store>| {
+        let dst = dst.clone();
+        async move {
+            let client = Client::new(ClientOptions {
+                host_memory: memory,
+                ..Default::default()
+            })
+            .unwrap();
+            let repo = client.repository(&dst, Access::Pull).unwrap();
+            assert!(!repo.blob_exists(&absent).await.unwrap());
+        }
+    };
+    ask(Some(store.clone())).await;
+    assert_eq!(
+        proxy.unreadable_connections(),
+        1,
+        "the first process probes"
+    );
+    for round in 0..2 {
+        proxy.reset_counters();
+        ask(Some(store.clone())).await;
+        assert_eq!(proxy.unreadable_connections(), 0, "round {round}: no probe");
+        assert_eq!(proxy.count("HEAD", "/blobs/"), 1, "{:#?}", summary(&proxy));
+    }
+    // Without the memory every process probes.
+    proxy.reset_counters();
+    ask(None).await;
+    assert_eq!(proxy.unreadable_connections(), 1);
+}
+
+/// A remembered answer that no longer holds (the host speaks TLS now) costs one failed request
+/// and is forgotten: the next process probes again and reaches the registry over HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_plain_http_host_that_now_speaks_tls_is_probed_again() {
+    let reg = Registry::start(rbuild_testing::Mode::Tls).unwrap();
+    let host = reg.host();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // What an earlier run against a plain-HTTP registry on this host and port left behind.
+    let key = rbuild_oci::Digest::of(host.as_bytes()).hex().to_string();
+    store
+        .put_key(
+            "registry-hosts",
+            &key,
+            format!("{host}\nplain-http\n").as_bytes(),
+        )
+        .unwrap();
+    let dst: Reference = format!("{host}/rt/tls:latest").parse().unwrap();
+    let absent = rbuild_oci::Digest::of(b"absent");
+    let ask = || async {
+        let client = Client::new(ClientOptions {
+            host_memory: Some(store.clone()),
+            insecure_registries: vec![host.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+        client
+            .repository(&dst, Access::Pull)
+            .unwrap()
+            .blob_exists(&absent)
+            .await
+    };
+    assert!(ask().await.is_err(), "plain HTTP to a TLS server fails");
+    assert!(
+        store.get_key("registry-hosts", &key).unwrap().is_none(),
+        "and the memory is forgotten"
+    );
+    assert!(
+        !ask().await.unwrap(),
+        "the next process probes and speaks HTTPS"
+    );
+}

@@ -228,6 +228,8 @@ struct State {
     rules: Mutex<Vec<Arc<Rule>>>,
     seen: Mutex<Vec<SeenRequest>>,
     cdn_entries: Mutex<Vec<CdnEntry>>,
+    /// Connections that closed before sending an HTTP request head (a TLS hello, a probe).
+    unreadable: std::sync::atomic::AtomicUsize,
 }
 
 /// The proxy. Both listeners stop when it is dropped. `Send + Sync`.
@@ -270,6 +272,7 @@ impl FaultProxy {
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             cdn_entries: Mutex::new(Vec::new()),
+            unreadable: std::sync::atomic::AtomicUsize::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -373,6 +376,13 @@ impl FaultProxy {
     /// Forgets the recorded requests.
     pub fn reset_counters(&self) {
         lock(&self.state.seen).clear();
+        self.state.unreadable.store(0, Ordering::SeqCst);
+    }
+
+    /// Connections (to either listener) that ended without an HTTP request head, such as a
+    /// client's HTTPS probe (a TLS hello), since the last [`FaultProxy::reset_counters`].
+    pub fn unreadable_connections(&self) -> usize {
+        self.state.unreadable.load(Ordering::SeqCst)
     }
 
     /// Every request the main listener saw, oldest first.
@@ -493,6 +503,7 @@ fn handle(state: &State, listener: Listener, client: TcpStream) {
     };
     let mut reader = BufReader::new(read_half);
     let Ok(Some(head)) = read_head(&mut reader) else {
+        state.unreadable.fetch_add(1, Ordering::SeqCst);
         return;
     };
     let method = head.start[0].clone();

@@ -456,6 +456,7 @@ impl Build {
                     Box::new(self.credentials),
                     Box::new(DefaultCredentials::from_env()),
                 ])),
+                host_memory: Some(store.clone()),
                 ..Default::default()
             },
         };

@@ -834,7 +834,8 @@ impl Builder {
             );
             let mut all_found = true;
             for (key, _) in &layers {
-                if self.local_layer(key)?.is_none() && Self::remote_layer(prev, key).is_none() {
+                if Self::remote_layer(prev, key).is_none() && self.local_layer(key, true)?.is_none()
+                {
                     all_found = false;
                     break;
                 }

@@ -430,11 +430,10 @@ fn provenance(
         });
     }
     if let Some(lock) = plan.and_then(|pl| pl.lockfile.as_ref()) {
-        let path = if lock.is_absolute() {
-            lock.clone()
-        } else {
-            req.context.join(lock)
-        };
+        // The path the lock was read from: absolute, or relative to the working directory
+        // like the context itself (never to the context: `rbuild build app` reads
+        // `app/requirements.txt`).
+        let path = lock.clone();
         let bytes = std::fs::read(&path).map_err(|e| {
             other(format!(
                 "reading the lockfile {} for the provenance: {e}",

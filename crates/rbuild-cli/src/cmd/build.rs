@@ -450,14 +450,15 @@ async fn prepare(
             BaseRef::Scratch => None,
         },
     };
-    let opts = match &target_ref {
+    let mut opts = match &target_ref {
         Some(t) => {
             registry::client_options_for(global, registry::explicit_credentials(global, t, &[])?)
         }
         None => registry::client_options(global),
     };
-    let client = registry::client(global, opts)?;
     let store = registry::store()?;
+    opts.host_memory = Some(store.clone());
+    let client = registry::client(global, opts)?;
     resolved.expand_all_platforms(&client, &store).await?;
     let index_opts = resolved.index_options(IndexOptions {
         extra_ca_files: global.ca_file.clone(),

@@ -83,7 +83,10 @@ impl Builder {
         format: ImageFormat,
         platform: &str,
     ) -> Result<Option<BuiltLayer>, BuildError> {
-        let (rec, status, location) = if let Some(rec) = self.local_layer(key)? {
+        // A layer the previous image has is in the registry pushed to: its local bytes are
+        // read only by another sink, which verifies them as it reads.
+        let in_previous = Self::remote_layer(prev, key).is_some();
+        let (rec, status, location) = if let Some(rec) = self.local_layer(key, !in_previous)? {
             (rec, LayerStatus::CachedLocal, BlobLocation::Store)
         } else if let Some((r, rec)) = Self::remote_layer(prev, key) {
             (rec, LayerStatus::CachedRemote, BlobLocation::Remote(r))
@@ -139,10 +142,21 @@ impl Builder {
         }))
     }
 
-    pub(crate) fn local_layer(&self, key: &str) -> Result<Option<LayerRecord>, BuildError> {
+    /// The layer stored under `key`. `verify`: hash its bytes now (it is going to be uploaded);
+    /// otherwise only its presence and size are checked, and whatever reads it later verifies
+    /// it then ([`rbuild_oci::Store::holds`]).
+    pub(crate) fn local_layer(
+        &self,
+        key: &str,
+        verify: bool,
+    ) -> Result<Option<LayerRecord>, BuildError> {
         if let Some(bytes) = self.store.get_key("layers", key)?
             && let Ok(rec) = serde_json::from_slice::<LayerRecord>(&bytes)
-            && self.store.contains(&rec.digest)
+            && if verify {
+                self.store.contains(&rec.digest)
+            } else {
+                self.store.holds(&rec.digest, rec.size)
+            }
         {
             return Ok(Some(rec));
         }
