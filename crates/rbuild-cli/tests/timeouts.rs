@@ -85,11 +85,11 @@ fn a_stalled_registry_fails_within_the_bound_and_leaves_the_tag() {
         "the tag did not move"
     );
 
-    // Blob HEADs hang (bound from the flag); -q shows no notes.
+    // Blob upload starts hang (bound from the flag); -q shows no notes.
     proxy.clear_faults();
     proxy.inject(
-        "HEAD",
-        r"/blobs/",
+        "POST",
+        r"/blobs/uploads/",
         Fault::Stall(Duration::from_secs(120)),
         Times::Always,
     );
@@ -100,7 +100,7 @@ fn a_stalled_registry_fails_within_the_bound_and_leaves_the_tag() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(took < Duration::from_secs(25), "took {took:?}: {stderr}");
     assert!(
-        stderr.contains("checking blob") && stderr.contains("no answer after waiting 1.5 s"),
+        stderr.contains("uploading blob") && stderr.contains("no answer after waiting 1.5 s"),
         "{stderr}"
     );
     assert!(!stderr.contains("note:"), "{stderr}");

@@ -3,7 +3,8 @@
 //! repositories.
 //!
 //! For each destination: every blob is checked with `HEAD` unless a manifest read in this build
-//! from that repository already names it; what another repository of the same registry holds is
+//! from that repository already names it, or it is a small blob this build made that the
+//! previous image does not name (uploaded at once); what another repository of the same registry holds is
 //! mounted (the blob's own repository, or a destination pushed before); the rest is uploaded from
 //! the content store, a config written there from the artifact's own bytes, a layer downloaded
 //! first when the source has it only in a registry (so each blob is read from the source at most
@@ -36,6 +37,12 @@ use crate::repository::{Access, MountOutcome, Repository, UploadStart};
 /// ([`crate::ClientOptions::concurrency`]): the limit is for moving data, and a small blob's
 /// upload is mostly waiting for the registry.
 const SMALL_BLOB: u64 = 1024 * 1024;
+
+/// A most-likely-new blob up to this size is uploaded without asking first whether the registry
+/// has it (no `HEAD`): sending its bytes again costs less than the request, and the registry
+/// keeps one copy. Such a blob is one this build made (an app layer, a config, an SBOM) and the
+/// previous image of the destination does not name.
+const UPLOAD_WITHOUT_HEAD_MAX: u64 = 256 * 1024;
 
 /// How many blobs are looked up (`HEAD`) at once while pushing.
 const HEAD_CONCURRENCY: usize = 16;
@@ -414,6 +421,14 @@ impl RegistrySink {
                         && let Some(bytes) = configs.get(&d.digest)
                     {
                         store.put_bytes(bytes)?;
+                    }
+                    if d.size <= UPLOAD_WITHOUT_HEAD_MAX {
+                        match repo.begin_upload(&d, store).await? {
+                            UploadStart::Done => {}
+                            UploadStart::Session(s) => repo.upload_blob(&d, store, Some(s)).await?,
+                        }
+                        c.uploaded = 1;
+                        return Ok(c);
                     }
                     let (exists, started) =
                         futures::join!(repo.blob_exists(&d.digest), repo.begin_upload(&d, store));

@@ -172,8 +172,17 @@ fn read_elf(path: &Path) -> io::Result<Option<ElfInfo>> {
     if phentsize < 32 || size > 1 << 20 {
         return Ok(None);
     }
-    let data = fs::read(path)?;
-    let Some(phdrs) = data.get(phoff as usize..phoff as usize + size) else {
+    // Only the program headers and the loader's name are read (the interpreter is megabytes).
+    let at = |off: u64, len: usize| -> io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        match f.read_exact_at(&mut buf, off) {
+            Ok(()) => Ok(Some(buf)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let Some(phdrs) = at(phoff, size)? else {
         return Ok(None);
     };
     let mut interp = None;
@@ -186,7 +195,10 @@ fn read_elf(path: &Path) -> io::Result<Option<ElfInfo>> {
         } else {
             (u64::from(u32_at(ph, 4)), u64::from(u32_at(ph, 16)))
         };
-        let Some(raw) = data.get(off as usize..(off + len) as usize) else {
+        if len > 4096 {
+            return Ok(None);
+        }
+        let Some(raw) = at(off, len as usize)? else {
             return Ok(None);
         };
         let raw = raw.split(|b| *b == 0).next().unwrap_or(&[]);
