@@ -47,7 +47,9 @@
 #
 # Environment: BENCH_WORK (state directory, default a new one under /var/tmp, removed at the end
 # unless BENCH_KEEP=1), RBUILD_BIN (time this rbuild binary instead of building the checkout's, e.g.
-# to compare a branch; the table names it), CARGO_TARGET_DIR, RBUILD_FIXTURE_CACHE.
+# to compare a branch; the table names it), RBUILD_BENCH_ARGS (extra `rbuild build` flags for
+# every rbuild run, e.g. "--no-compile-bytecode --sbom none --no-provenance" to time the image
+# session 3 built; the table names them), CARGO_TARGET_DIR, RBUILD_FIXTURE_CACHE.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -278,7 +280,8 @@ cp -a "$BENCH/heavy" "$WORK/heavy"
 save fixture reg app
 
 export RBUILD_CACHE_DIR_APP="$WORK/store"
-RB_BASE=("$BIN" build --insecure-registry "$HOST" -q --base "$BASE")
+read -ra BENCH_ARGS <<<"${RBUILD_BENCH_ARGS:-}"
+RB_BASE=("$BIN" build --insecure-registry "$HOST" -q --base "$BASE" "${BENCH_ARGS[@]}")
 rbuild_cmd() { # CONTEXT STORE ARGS...: one shell-quoted command line
   local ctx=$1 store=$2
   shift 2
@@ -465,6 +468,9 @@ if [[ -n "${RBUILD_BIN:-}" ]]; then
 else
   RBUILD_REV=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
   git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || RBUILD_REV="$RBUILD_REV with uncommitted changes in crates/"
+fi
+if [[ -n "${RBUILD_BENCH_ARGS:-}" ]]; then
+  RBUILD_REV="$RBUILD_REV, every build with \`$RBUILD_BENCH_ARGS\`"
 fi
 export BENCH_META
 BENCH_META=$(jq -n \
