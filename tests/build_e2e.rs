@@ -1042,6 +1042,17 @@ fn a_rebuild_trusts_the_previous_manifest_and_recovers_when_a_blob_is_gone() {
         .filter(|e| e.method == "POST" && e.uri.contains("/demo/present/blobs/uploads/"))
         .count();
     assert_eq!(posts, 2, "the app layer and the config are uploaded");
+    // The context changed since the first build: their upload sessions were opened while the
+    // build ran (crates/rbuild-registry/tests/round_trips.rs counts the round trip saved), and
+    // none is left open.
+    let uploads = env
+        .registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories/demo/present/_uploads");
+    let open: Vec<_> = std::fs::read_dir(&uploads)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(open.is_empty(), "upload sessions left open: {open:?}");
     assert_eq!(
         layer_of(&layers(&second), "deps")["digest"],
         layer_of(&layers(&first), "deps")["digest"]

@@ -178,6 +178,15 @@ type TagKey = (String, String, String);
 /// A subject manifest on a registry: (registry, repository, digest).
 type SubjectKey = (String, String, Digest);
 
+/// An upload session opened ahead of a push ([`Client::open_upload_sessions`]): the session, or
+/// `None` when opening it failed (the push opens its own).
+pub(crate) type EarlySession = futures::future::Shared<
+    futures::future::BoxFuture<'static, Option<crate::repository::UploadSession>>,
+>;
+
+/// A repository on a registry: (registry, repository).
+type RepoKey = (String, String);
+
 /// A referrers tag read started ahead of a push: its index (`None`: no tag), or `None` when the
 /// read failed (the push reads again).
 pub(crate) type PrefetchedReferrers =
@@ -193,6 +202,8 @@ struct Inner {
     /// Referrers tags read ahead ([`Client::prefetch_referrers`]): (registry, repository,
     /// subject) → the read (None when it failed), taken by the push that needs it.
     referrers: Mutex<HashMap<SubjectKey, (Instant, PrefetchedReferrers)>>,
+    /// Upload sessions opened ahead ([`Client::open_upload_sessions`]), taken by the push.
+    sessions: Mutex<HashMap<RepoKey, Vec<EarlySession>>>,
     progress: Arc<dyn Progress>,
 }
 
@@ -386,6 +397,7 @@ impl Client {
                 hosts: Mutex::new(HashMap::new()),
                 tags: Mutex::new(HashMap::new()),
                 referrers: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
                 progress: Arc::new(NoProgress),
             }),
         })
@@ -399,6 +411,7 @@ impl Client {
                 hosts: Mutex::new(HashMap::new()),
                 tags: Mutex::new(HashMap::new()),
                 referrers: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
                 progress,
             }),
         }
@@ -454,6 +467,47 @@ impl Client {
             .lock()
             .expect("referrers lock")
             .insert(key, (Instant::now(), read));
+    }
+
+    /// Opens `n` blob upload sessions in `reference`'s repository in the background (`POST`s
+    /// sent now, not awaited), for a push about to upload that many small new blobs: it then
+    /// sends each blob into a session that is already open, one round trip sooner. The push
+    /// cancels the sessions it did not use; sessions of a repository never pushed to are left to
+    /// the registry, which drops stale ones. Must run inside a tokio runtime.
+    pub fn open_upload_sessions(&self, reference: &crate::Reference, n: usize) {
+        let Ok(repo) = self.repository(reference, crate::Access::Push) else {
+            return;
+        };
+        let key = (
+            reference.registry().to_string(),
+            reference.repository().to_string(),
+        );
+        let mut opened = Vec::with_capacity(n);
+        for _ in 0..n {
+            let repo = repo.clone();
+            let open: futures::future::BoxFuture<'static, _> =
+                Box::pin(async move { repo.open_session_ahead().await });
+            let open = futures::FutureExt::shared(open);
+            tokio::spawn(open.clone());
+            opened.push(open);
+        }
+        self.inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .entry(key)
+            .or_default()
+            .extend(opened);
+    }
+
+    /// One upload session opened ahead in `registry`/`repository`, if any is left.
+    pub(crate) fn take_session(&self, registry: &str, repository: &str) -> Option<EarlySession> {
+        self.inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get_mut(&(registry.to_string(), repository.to_string()))
+            .and_then(Vec::pop)
     }
 
     /// Takes the read of `subject`'s referrers tag started by [`Client::prefetch_referrers`], if

@@ -312,7 +312,13 @@ impl RegistrySink {
                     .map_err(|e| self.partial(&updated, e))?,
             };
             loop {
-                match push_manifests(&repo, artifact, dst, &referrers).await {
+                // Sessions opened ahead that no blob used are cancelled while the manifests go
+                // up (the same round trip).
+                let (pushed, ()) = futures::join!(
+                    push_manifests(&repo, artifact, dst, &referrers),
+                    repo.cancel_sessions_ahead()
+                );
+                match pushed {
                     Err(e) if e.is_blob_unknown() && !skip.is_empty() => {
                         // A blob the previous manifest named is gone (deleted since): check every
                         // blob, upload what is missing, and push the manifests again.
@@ -423,6 +429,19 @@ impl RegistrySink {
                         store.put_bytes(bytes)?;
                     }
                     if d.size <= UPLOAD_WITHOUT_HEAD_MAX {
+                        // Into a session opened ahead, when the build opened some.
+                        if let Some(s) = repo.take_session_ahead().await {
+                            match repo.upload_blob(&d, store, Some(s)).await {
+                                Ok(()) => {
+                                    c.uploaded = 1;
+                                    return Ok(c);
+                                }
+                                // The session is gone (expired, dropped by the registry): a
+                                // new one.
+                                Err(Error::Status { .. }) => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
                         match repo.begin_upload(&d, store).await? {
                             UploadStart::Done => {}
                             UploadStart::Session(s) => repo.upload_blob(&d, store, Some(s)).await?,

@@ -467,6 +467,49 @@ impl Repository {
         }
     }
 
+    /// Opens an upload session for [`Client::open_upload_sessions`] (`None` when it fails: the
+    /// push then opens its own).
+    pub(crate) async fn open_session_ahead(&self) -> Option<UploadSession> {
+        let what = format!("opening an upload session in {}", self.name());
+        match self.start_upload(&what).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!("{what}: {e}");
+                None
+            }
+        }
+    }
+
+    /// An upload session opened ahead in this repository ([`Client::open_upload_sessions`]),
+    /// waiting for its `POST` if it is still under way; `None` when none is left.
+    pub(crate) async fn take_session_ahead(&self) -> Option<UploadSession> {
+        loop {
+            let early = self
+                .client
+                .take_session(self.reference.registry(), self.reference.repository())?;
+            if let Some(s) = early.await {
+                return Some(s);
+            }
+        }
+    }
+
+    /// Cancels the upload sessions opened ahead in this repository that no blob used.
+    pub(crate) async fn cancel_sessions_ahead(&self) {
+        let mut left = Vec::new();
+        while let Some(early) = self
+            .client
+            .take_session(self.reference.registry(), self.reference.repository())
+        {
+            left.push(early);
+        }
+        futures::future::join_all(left.into_iter().map(|early| async move {
+            if let Some(s) = early.await {
+                self.cancel_upload(s).await;
+            }
+        }))
+        .await;
+    }
+
     /// Cancels an upload session that is not needed (`DELETE` on its URL), best effort: a
     /// registry that does not answer or refuses keeps it until it drops stale sessions.
     pub async fn cancel_upload(&self, session: UploadSession) {

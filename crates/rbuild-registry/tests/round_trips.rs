@@ -470,3 +470,60 @@ async fn a_remembered_plain_http_host_that_now_speaks_tls_is_probed_again() {
         "the next process probes and speaks HTTPS"
     );
 }
+
+/// Upload sessions opened ahead (while the build still runs) take the upload starts off the
+/// critical path: the blobs go straight into them, and a session no blob used is cancelled while
+/// the manifest goes up. Three round trips for a warm app-only push instead of four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_opened_ahead_save_the_upload_start_round_trip() {
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst: Reference = format!("{}/rt/ahead:latest", proxy.host()).parse().unwrap();
+    let deps = layer(&store, 41, 500_000);
+    let first = image_of(&store, &[deps.clone(), layer(&store, 42, 4_000)]);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    push_with(&client, &store, &dst, &first).await;
+    let second = image_of(&store, &[deps.clone(), layer(&store, 43, 4_000)]);
+
+    proxy.reset_counters();
+    let delay = Duration::from_millis(300);
+    proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    // Three opened, two used (the app layer and the config).
+    client.open_upload_sessions(&dst, 3);
+    let previous = client
+        .repository(&dst, Access::Pull)
+        .unwrap()
+        .get_manifest("latest")
+        .await
+        .unwrap();
+    let rbuild_oci::ManifestKind::Image(m) = previous.parse().unwrap() else {
+        panic!("an image manifest")
+    };
+    let known = m.layers.iter().map(|l| l.digest).chain([m.config.digest]);
+    RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
+        .with_known_blobs(&dst, known)
+        .push(&second, &RegistryBlobs::new(client, store.clone()))
+        .await
+        .unwrap();
+    let seen = summary(&proxy);
+    assert_eq!(proxy.count("POST", "/blobs/uploads/"), 3, "{seen:#?}");
+    assert_eq!(proxy.blob_upload_finishes(), 2, "{seen:#?}");
+    assert_eq!(proxy.count("DELETE", "/blobs/uploads/"), 1, "{seen:#?}");
+    assert_eq!(proxy.count("HEAD", "."), 0, "{seen:#?}");
+    // The manifest GET ∥ the POSTs; the blob PUTs; the manifest PUT ∥ the DELETE.
+    assert_eq!(waves(&proxy, delay), 3, "{seen:#?}");
+    let repo = Client::new(ClientOptions::default())
+        .unwrap()
+        .repository(&dst, Access::Pull)
+        .unwrap();
+    assert_eq!(
+        repo.get_manifest("latest").await.unwrap().digest,
+        second.digest()
+    );
+    for d in second.blobs() {
+        assert!(repo.blob_exists(&d.digest).await.unwrap(), "{}", d.digest);
+    }
+}

@@ -75,6 +75,10 @@ pub struct Builder {
     pub(crate) index: IndexClient,
     pub(crate) store: Store,
     pub(crate) progress: Arc<dyn BuildProgress>,
+    /// Small blobs the caller attaches to each build beyond the app layer and the configs (its
+    /// SBOM, provenance, signature blobs), when it pushes to the first `--cache-from`: how many
+    /// upload sessions to open ahead ([`Builder::set_attachment_blobs`]); `None`: none.
+    attachment_blobs: Option<usize>,
 }
 
 /// The dependency layers of one platform ([`crate::layers::deps::partition`]), in image order.
@@ -194,7 +198,19 @@ impl Builder {
             index,
             store,
             progress: Arc::new(NoBuildProgress),
+            attachment_blobs: None,
         }
+    }
+
+    /// Declares that the caller pushes each build to its first `--cache-from` reference (the
+    /// default when it pushes to `--to`), with `n` small blobs attached beyond the app layer and
+    /// the configs (an SBOM document, a provenance statement, their empty config: 3). When the
+    /// context changed since the last build for that destination, that many upload sessions
+    /// more than the app layer and the configs need are opened in its repository while the
+    /// build runs, so the push sends each new blob at once instead of first asking for a
+    /// session (a round trip less). The push cancels the ones no blob used.
+    pub fn set_attachment_blobs(&mut self, n: usize) {
+        self.attachment_blobs = Some(n);
     }
 
     /// Reports progress to `progress`.
@@ -223,6 +239,9 @@ impl Builder {
             )));
         }
         let project = self.load_project(req).await?;
+        // Upload sessions for the new blobs, opened while the registry is read and the image
+        // built, when the context changed since the last build for this destination.
+        let fingerprint = self.open_sessions_if_changed(req, &project.context);
         // The compile worker of the last build of this base, started while the registry is
         // asked (when an app file's bytecode is not cached; checked against the base resolved).
         let standby = self.standby_for(req, &project);
@@ -315,6 +334,10 @@ impl Builder {
             attachments: Vec::new(),
         };
         self.store_metadata(&image).await?;
+        if let Some((key, fingerprint)) = fingerprint {
+            // Best effort: without it the next build only opens no sessions ahead.
+            let _ = self.store.put_key(CONTEXT_NS, &key, fingerprint.as_bytes());
+        }
         Ok(BuildOutput {
             image,
             plans,
@@ -430,6 +453,29 @@ impl Builder {
         Some(tokio::task::spawn_blocking(move || {
             crate::layers::bytecode::start_standby(&store, &reference, &ctx)
         }))
+    }
+
+    /// Opens upload sessions in the destination (the first `--cache-from`, by default the first
+    /// `--to`) for the app layer, each platform's config and the caller's attachments, when the
+    /// last build for it recorded a context fingerprint and this context's differs (the app
+    /// changed: those blobs are new). Returns this context's fingerprint and where to record it
+    /// once the build is done.
+    fn open_sessions_if_changed(
+        &self,
+        req: &BuildRequest,
+        ctx: &rbuild_layer::Context,
+    ) -> Option<(String, String)> {
+        let dst = req.cache_from.first()?;
+        let key = crate::layers::bytecode::store_key(&format!("{dst}|{:?}", req.platforms.len()));
+        let fingerprint = context_fingerprint(ctx)?;
+        let last = self.store.get_key(CONTEXT_NS, &key).ok().flatten();
+        if let Some(extra) = self.attachment_blobs
+            && last.is_some_and(|l| l != fingerprint.as_bytes())
+        {
+            let n = 1 + req.platforms.len().max(1) + extra;
+            self.client.open_upload_sessions(dst, n);
+        }
+        Some((key, fingerprint))
     }
 
     /// The context (its ignore file applied), read once for every platform, and the facts the
@@ -1343,6 +1389,38 @@ fn unlocked_imports_warning(req: &BuildRequest, facts: &ProjectFacts) -> Option<
         req.context.display(),
         list.join(", ")
     ))
+}
+
+/// Store records: the context fingerprint of the last build for a destination
+/// ([`Builder::set_attachment_blobs`]).
+const CONTEXT_NS: &str = "context-fingerprint";
+
+/// What changes when a file of the context changes, cheaply (paths, kinds, sizes, executable
+/// bits, modification times, link targets; no contents): a changed fingerprint means the app layer
+/// is most likely new. `None` when a file cannot be examined.
+fn context_fingerprint(ctx: &rbuild_layer::Context) -> Option<String> {
+    use std::fmt::Write as _;
+    use std::os::unix::fs::MetadataExt;
+    let mut text = String::new();
+    for e in &ctx.entries {
+        let _ = write!(text, "{}\0", e.path);
+        match &e.kind {
+            rbuild_layer::EntryKind::Dir => text.push_str("d\0"),
+            rbuild_layer::EntryKind::Symlink { target } => {
+                let _ = write!(text, "l{target}\0");
+            }
+            rbuild_layer::EntryKind::File { size, executable } => {
+                let m = std::fs::symlink_metadata(ctx.root.join(&e.path)).ok()?;
+                let _ = write!(
+                    text,
+                    "f{size} {executable} {} {}\0",
+                    m.mtime(),
+                    m.mtime_nsec()
+                );
+            }
+        }
+    }
+    Some(Digest::of(text.as_bytes()).hex().to_string())
 }
 
 #[cfg(test)]

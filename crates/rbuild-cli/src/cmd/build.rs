@@ -589,7 +589,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
             "note: --push is not needed: rbuild pushes to every --to (-t) it is given",
         );
     }
-    let p = prepare(global, &args.resolve, Some(&args)).await?;
+    let mut p = prepare(global, &args.resolve, Some(&args)).await?;
     // --no-push: nothing goes to a registry (RBUILD_TO and `to` in the project are left alone).
     let pushed: Vec<rbuild_registry::Reference> = if args.no_push {
         Vec::new()
@@ -607,6 +607,21 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         BaseRef::Scratch => "base".to_string(),
     };
     let supply = args.supply_chain(&pushed)?;
+    // The build pushes to its first --cache-from (by default the first --to): it may open
+    // upload sessions there while it builds, for the new blobs and the attachments' (the SBOM,
+    // the provenance, their empty config; a signature's layer and config).
+    if p.resolved
+        .request
+        .cache_from
+        .first()
+        .is_some_and(|c| pushed.contains(c))
+    {
+        let attached = usize::from(supply.sbom.is_some()) + usize::from(supply.provenance);
+        let empty_config = usize::from(attached > 0);
+        let signature = if supply.sign.is_some() { 2 } else { 0 };
+        p.builder
+            .set_attachment_blobs(attached + empty_config + signature);
+    }
     // A damaged content-store entry found on the way is removed (and said so); when the build or
     // the publish failed because of one, they run once more and fetch or build it anew.
     let mut attempt = 0;
