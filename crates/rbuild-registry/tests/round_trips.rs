@@ -45,7 +45,21 @@ fn image_of(store: &Store, layers: &[Descriptor]) -> Artifact {
 /// What a build does against its destination: reads the previous manifest by tag (a new client,
 /// as in a new process) and pushes `artifact`, the previous manifest's blobs known to be there.
 async fn warm_push(dst: &Reference, store: &Store, artifact: &Artifact) {
+    warm_push_with_sessions(dst, store, artifact, 0).await
+}
+
+/// [`warm_push`], with `ahead` upload sessions opened before the previous manifest is read (as a
+/// build whose context changed opens them).
+async fn warm_push_with_sessions(
+    dst: &Reference,
+    store: &Store,
+    artifact: &Artifact,
+    ahead: usize,
+) {
     let client = Client::new(ClientOptions::default()).unwrap();
+    if ahead > 0 {
+        client.open_upload_sessions(dst, ahead);
+    }
     let previous = client
         .repository(dst, Access::Pull)
         .unwrap()
@@ -490,24 +504,8 @@ async fn sessions_opened_ahead_save_the_upload_start_round_trip() {
     proxy.reset_counters();
     let delay = Duration::from_millis(300);
     proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
-    let client = Client::new(ClientOptions::default()).unwrap();
     // Three opened, two used (the app layer and the config).
-    client.open_upload_sessions(&dst, 3);
-    let previous = client
-        .repository(&dst, Access::Pull)
-        .unwrap()
-        .get_manifest("latest")
-        .await
-        .unwrap();
-    let rbuild_oci::ManifestKind::Image(m) = previous.parse().unwrap() else {
-        panic!("an image manifest")
-    };
-    let known = m.layers.iter().map(|l| l.digest).chain([m.config.digest]);
-    RegistrySink::new(client.clone(), store.clone(), vec![dst.clone()])
-        .with_known_blobs(&dst, known)
-        .push(&second, &RegistryBlobs::new(client, store.clone()))
-        .await
-        .unwrap();
+    warm_push_with_sessions(&dst, &store, &second, 3).await;
     let seen = summary(&proxy);
     assert_eq!(proxy.count("POST", "/blobs/uploads/"), 3, "{seen:#?}");
     assert_eq!(proxy.blob_upload_finishes(), 2, "{seen:#?}");
