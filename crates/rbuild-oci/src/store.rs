@@ -530,14 +530,8 @@ impl Store {
             );
             return None;
         }
-        // Mark it used (prune keeps what running builds use); gone meanwhile: absent.
-        match File::options()
-            .append(true)
-            .open(&p)
-            .and_then(|f| f.set_modified(SystemTime::now()))
-        {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-            _ => {}
+        if !Self::mark_used(&p) {
+            return None;
         }
         self.shared
             .verified
@@ -562,11 +556,16 @@ impl Store {
             }
             _ => return false,
         }
-        // Mark it used (prune keeps what running builds use); gone meanwhile: absent.
+        Self::mark_used(&p)
+    }
+
+    /// Marks the blob at `path` used (prune keeps what running builds use); false when it is
+    /// gone meanwhile.
+    fn mark_used(path: &Path) -> bool {
         !matches!(
             File::options()
                 .append(true)
-                .open(&p)
+                .open(path)
                 .and_then(|f| f.set_modified(SystemTime::now())),
             Err(e) if e.kind() == io::ErrorKind::NotFound
         )

@@ -151,6 +151,13 @@ pub(crate) struct Host {
     remembered_plain: std::sync::atomic::AtomicBool,
 }
 
+impl Host {
+    /// Whether this host is reached over plain HTTP (known once its first request was sent).
+    pub(crate) fn is_plain(&self) -> bool {
+        self.base.get().is_some_and(|b| b.scheme() == "http")
+    }
+}
+
 /// The HTTP request a retryable operation sends; rebuilt for every attempt.
 pub(crate) struct Req {
     pub method: Method,

@@ -429,23 +429,7 @@ impl RegistrySink {
                         store.put_bytes(bytes)?;
                     }
                     if d.size <= UPLOAD_WITHOUT_HEAD_MAX {
-                        // Into a session opened ahead, when the build opened some.
-                        if let Some(s) = repo.take_session_ahead().await {
-                            match repo.upload_blob(&d, store, Some(s)).await {
-                                Ok(()) => {
-                                    c.uploaded = 1;
-                                    return Ok(c);
-                                }
-                                // The session is gone (expired, dropped by the registry): a
-                                // new one.
-                                Err(Error::Status { .. }) => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        match repo.begin_upload(&d, store).await? {
-                            UploadStart::Done => {}
-                            UploadStart::Session(s) => repo.upload_blob(&d, store, Some(s)).await?,
-                        }
+                        upload_without_head(repo, &d, store).await?;
                         c.uploaded = 1;
                         return Ok(c);
                     }
@@ -525,6 +509,23 @@ impl RegistrySink {
             report.existing += c.existing;
         }
         Ok(())
+    }
+}
+
+/// Uploads a small new blob without asking first whether the registry has it: into a session
+/// the build opened ahead when there is one ([`crate::Client::open_upload_sessions`]), else one
+/// opened now (or in the single request, where the registry takes that).
+async fn upload_without_head(repo: &Repository, d: &Descriptor, store: &Store) -> Result<()> {
+    if let Some(s) = repo.take_session_ahead().await {
+        match repo.upload_blob(d, store, Some(s)).await {
+            // The session is gone (expired, dropped by the registry): a new one.
+            Err(Error::Status { .. }) => {}
+            done => return done,
+        }
+    }
+    match repo.begin_upload(d, store).await? {
+        UploadStart::Done => Ok(()),
+        UploadStart::Session(s) => repo.upload_blob(d, store, Some(s)).await,
     }
 }
 

@@ -135,14 +135,6 @@ impl Repository {
             .map_err(|e| Error::Invalid(format!("invalid URL for {}: {e}", self.name())))
     }
 
-    /// Whether this repository's host is reached over plain HTTP.
-    async fn host_is_plain(&self) -> bool {
-        self.client
-            .base(&self.host)
-            .await
-            .is_ok_and(|b| b.scheme() == "http")
-    }
-
     async fn send(&self, req: &Req, what: &str) -> Result<reqwest::Response> {
         self.client.send(&self.host, &self.scopes, req, what).await
     }
@@ -467,6 +459,14 @@ impl Repository {
         }
     }
 
+    /// The registry does not take single-request uploads: later ones (in this process and, for
+    /// hosts with a memory, the next) open a session first.
+    fn no_single_post(&self) {
+        use std::sync::atomic::Ordering;
+        self.host.single_post.store(false, Ordering::Relaxed);
+        self.client.learned(&self.host, self.host.is_plain());
+    }
+
     /// Opens an upload session for [`Client::open_upload_sessions`] (`None` when it fails: the
     /// push then opens its own).
     pub(crate) async fn open_session_ahead(&self) -> Option<UploadSession> {
@@ -590,8 +590,7 @@ impl Repository {
                     "{}: no single-request uploads (202); opening sessions from now on",
                     self.host.name
                 );
-                self.host.single_post.store(false, Ordering::Relaxed);
-                self.client.learned(&self.host, self.host_is_plain().await);
+                self.no_single_post();
                 Ok(UploadStart::Session(self.location(&resp, what).await?))
             }
             status @ (400 | 404 | 405 | 413 | 415 | 501) => {
@@ -599,8 +598,7 @@ impl Repository {
                     "{}: single-request upload refused ({status}); opening sessions from now on",
                     self.host.name
                 );
-                self.host.single_post.store(false, Ordering::Relaxed);
-                self.client.learned(&self.host, self.host_is_plain().await);
+                self.no_single_post();
                 Ok(UploadStart::Session(self.start_upload(what).await?))
             }
             _ => Err(self.fail(resp, what).await),

@@ -12,6 +12,32 @@ use rbuild_testing::{Fault, FaultProxy, Registry, Times};
 mod net;
 use net::layer;
 
+/// A registry behind a fault proxy, a content store, and `rt/NAME:latest` through the proxy.
+struct Setup {
+    _reg: Registry,
+    proxy: FaultProxy,
+    _dir: tempfile::TempDir,
+    store: Store,
+    dst: Reference,
+}
+
+fn setup(name: &str) -> Setup {
+    let reg = Registry::plain().unwrap();
+    let proxy = FaultProxy::in_front_of(&reg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let dst = format!("{}/rt/{name}:latest", proxy.host())
+        .parse()
+        .unwrap();
+    Setup {
+        _reg: reg,
+        proxy,
+        _dir: dir,
+        store,
+        dst,
+    }
+}
+
 /// An image of `layers` (all in `store`), its config in the store too.
 fn image_of(store: &Store, layers: &[Descriptor]) -> Artifact {
     let diff_ids: Vec<String> = layers.iter().map(|l| format!("\"{}\"", l.digest)).collect();
@@ -112,11 +138,13 @@ fn summary(proxy: &FaultProxy) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_app_only_push_makes_few_requests_in_few_round_trips() {
-    let reg = Registry::plain().unwrap();
-    let proxy = FaultProxy::in_front_of(&reg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let dst: Reference = format!("{}/rt/app:latest", proxy.host()).parse().unwrap();
+    let Setup {
+        _reg,
+        proxy,
+        _dir,
+        store,
+        dst,
+    } = setup("app");
     let deps = layer(&store, 1, 2_000_000);
     let first = image_of(&store, &[deps.clone(), layer(&store, 2, 4_000)]);
     let client = Client::new(ClientOptions::default()).unwrap();
@@ -186,11 +214,13 @@ async fn a_warm_app_only_push_makes_few_requests_in_few_round_trips() {
 async fn a_new_blob_that_exists_after_all_is_not_uploaded_and_the_tag_moves() {
     // The speculative upload start is dropped when the HEAD finds the blob; a tag read that no
     // longer matches what is pushed is pushed.
-    let reg = Registry::plain().unwrap();
-    let proxy = FaultProxy::in_front_of(&reg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let dst: Reference = format!("{}/rt/again:latest", proxy.host()).parse().unwrap();
+    let Setup {
+        _reg,
+        proxy,
+        _dir,
+        store,
+        dst,
+    } = setup("again");
     // Layers above the size uploaded without a HEAD; the configs are below it.
     let a = image_of(&store, &[layer(&store, 7, 300_000)]);
     let b = image_of(&store, &[layer(&store, 8, 300_000)]);
@@ -339,13 +369,13 @@ async fn attachments_and_their_referrers_tag_add_one_round_trip_and_none_when_no
     // the attachment at once; the referrers tag: 5 one after another. Nothing changed: the
     // previous manifest, then its referrers tag (read ahead, which lists the attachment): 2, and
     // nothing written.
-    let reg = Registry::plain().unwrap();
-    let proxy = FaultProxy::in_front_of(&reg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let dst: Reference = format!("{}/rt/attached:latest", proxy.host())
-        .parse()
-        .unwrap();
+    let Setup {
+        _reg,
+        proxy,
+        _dir,
+        store,
+        dst,
+    } = setup("attached");
     let deps = layer(&store, 31, 1_000_000);
     let first = with_attachment(
         &store,
@@ -406,11 +436,13 @@ async fn attachments_and_their_referrers_tag_add_one_round_trip_and_none_when_no
 /// in plain HTTP at once, saving the probe's round trips (issue #21).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_http_registry_is_probed_once_per_store_not_once_per_process() {
-    let reg = Registry::plain().unwrap();
-    let proxy = FaultProxy::in_front_of(&reg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let dst: Reference = format!("{}/rt/probe:latest", proxy.host()).parse().unwrap();
+    let Setup {
+        _reg,
+        proxy,
+        _dir,
+        store,
+        dst,
+    } = setup("probe");
     let absent = rbuild_oci::Digest::of(b"absent");
     let ask = |memory: Option<Store>| {
         let dst = dst.clone();
@@ -490,11 +522,13 @@ async fn a_remembered_plain_http_host_that_now_speaks_tls_is_probed_again() {
 /// the manifest goes up. Three round trips for a warm app-only push instead of four.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_opened_ahead_save_the_upload_start_round_trip() {
-    let reg = Registry::plain().unwrap();
-    let proxy = FaultProxy::in_front_of(&reg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let dst: Reference = format!("{}/rt/ahead:latest", proxy.host()).parse().unwrap();
+    let Setup {
+        _reg,
+        proxy,
+        _dir,
+        store,
+        dst,
+    } = setup("ahead");
     let deps = layer(&store, 41, 500_000);
     let first = image_of(&store, &[deps.clone(), layer(&store, 42, 4_000)]);
     let client = Client::new(ClientOptions::default()).unwrap();

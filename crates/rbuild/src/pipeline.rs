@@ -466,7 +466,7 @@ impl Builder {
         ctx: &rbuild_layer::Context,
     ) -> Option<(String, String)> {
         let dst = req.cache_from.first()?;
-        let key = crate::layers::bytecode::store_key(&format!("{dst}|{:?}", req.platforms.len()));
+        let key = crate::layers::bytecode::store_key(&format!("{dst}|{}", req.platforms.len()));
         let fingerprint = context_fingerprint(ctx)?;
         let last = self.store.get_key(CONTEXT_NS, &key).ok().flatten();
         if let Some(extra) = self.attachment_blobs

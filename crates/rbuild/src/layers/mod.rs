@@ -85,10 +85,10 @@ impl Builder {
     ) -> Result<Option<BuiltLayer>, BuildError> {
         // A layer the previous image has is in the registry pushed to: its local bytes are
         // read only by another sink, which verifies them as it reads.
-        let in_previous = Self::remote_layer(prev, key).is_some();
-        let (rec, status, location) = if let Some(rec) = self.local_layer(key, !in_previous)? {
+        let remote = Self::remote_layer(prev, key);
+        let (rec, status, location) = if let Some(rec) = self.local_layer(key, remote.is_none())? {
             (rec, LayerStatus::CachedLocal, BlobLocation::Store)
-        } else if let Some((r, rec)) = Self::remote_layer(prev, key) {
+        } else if let Some((r, rec)) = remote {
             (rec, LayerStatus::CachedRemote, BlobLocation::Remote(r))
         } else {
             return Ok(None);
