@@ -1428,6 +1428,37 @@ mod tests {
     use super::*;
     use crate::MissingWheel;
 
+    /// The fingerprint that decides whether upload sessions are opened ahead: the same for an
+    /// untouched context (also when copied with its times, as a restored CI cache is), another
+    /// when a file's contents, size or time change, or a file is added.
+    #[test]
+    fn the_context_fingerprint_follows_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = |ctx: &std::path::Path| {
+            context_fingerprint(&rbuild_layer::load_context(ctx).unwrap()).unwrap()
+        };
+        std::fs::create_dir(dir.path().join("app")).unwrap();
+        std::fs::write(dir.path().join("app/main.py"), "print(1)\n").unwrap();
+        let first = f(dir.path());
+        assert_eq!(f(dir.path()), first, "nothing changed");
+        let main = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("app/main.py"))
+            .unwrap();
+        main.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7))
+            .unwrap();
+        let touched = f(dir.path());
+        assert_ne!(touched, first, "a new modification time");
+        std::fs::write(dir.path().join("app/main.py"), "print(22)\n").unwrap();
+        main.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7))
+            .unwrap();
+        assert_ne!(f(dir.path()), touched, "another size, same time");
+        std::fs::write(dir.path().join("app/extra.py"), "").unwrap();
+        let added = f(dir.path());
+        assert_ne!(added, touched);
+        assert_eq!(f(dir.path()), added);
+    }
+
     fn no_wheel(platform: &str, name: &str) -> BuildError {
         BuildError::NoWheels {
             platform: platform.into(),
