@@ -8,12 +8,14 @@
 # target/release/rbuild, reuses the base fixture (tests/fixtures/base/build-base.sh), starts its
 # own registry (tests/fixtures/registry.sh) and then:
 #
-#  1. import time: builds examples/fastapi-app with and without bytecode, unpacks both images with
-#     umoci and runs each N times with runc, interleaved (with, without, with, ...); every run is a
-#     new container whose Python measures `import fastapi, uvicorn, pydantic` and then
-#     `import app.main` (which builds the app's pydantic models) with time.perf_counter (the
-#     first import in that process). Medians and the ratios, for the libraries alone and with
-#     the app.
+#  1. import time: builds examples/fastapi-app with and without bytecode on two bases, the Debian
+#     base fixture (Debian compiles its standard library when python3 is installed) and the
+#     Docker Hub layout (tests/fixtures/kinds/build-kind.sh local: like Docker Hub's python
+#     images, no .pyc anywhere under /usr/local), unpacks the images with umoci and runs each N
+#     times with runc, interleaved (with, without, with, ...); every run is a new container whose
+#     Python measures `import fastapi, uvicorn, pydantic` and then `import app.main` (which builds
+#     the app's pydantic models) with time.perf_counter (the first import in that process).
+#     Medians and the ratios, for the libraries alone and with the app.
 #  2. build time, hyperfine, each run from a saved state: cold (empty store, wheels from PyPI),
 #     warm-app (one app file changed since the last build + push, lock unchanged) and deps-change
 #     (one pin added), each with --compile-bytecode and --no-compile-bytecode, build + push.
@@ -93,8 +95,12 @@ REG_PID=$REGISTRY_PID
 BASE="$HOST/library/python:3.11-slim"
 skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$FIXTURE:3.11-slim" "docker://$BASE"
 
-rb() { # MODE STORE CONTEXT TO: one build + push
-  env RBUILD_CACHE_DIR="$2" "$BIN" build --insecure-registry "$HOST" -q --base "$BASE" \
+LOCAL_FIXTURE=$(tests/fixtures/kinds/build-kind.sh local | sed -n 's/^FIXTURE_DIR=//p' | tail -n1)
+BASE_HUB="$HOST/library/python:docker-hub-layout"
+skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$LOCAL_FIXTURE:local" "docker://$BASE_HUB"
+
+rb() { # MODE STORE CONTEXT TO [BASE]: one build + push
+  env RBUILD_CACHE_DIR="$2" "$BIN" build --insecure-registry "$HOST" -q --base "${5:-$BASE}" \
     "--$1" "$3" --to "$4"
 }
 
@@ -103,29 +109,37 @@ rb() { # MODE STORE CONTEXT TO: one build + push
 # ---------------------------------------------------------------------------------------------
 cp -a examples/fastapi-app "$WORK/fastapi"
 declare -A BUNDLE
-for mode in compile-bytecode no-compile-bytecode; do
-  rb "$mode" "$WORK/import-store" "$WORK/fastapi" "$HOST/bench/import:$mode" >/dev/null
-  skopeo copy -q --src-tls-verify=false "docker://$HOST/bench/import:$mode" "oci:$WORK/oci-$mode:img"
-  umoci unpack --image "$WORK/oci-$mode:img" "$WORK/bundle-$mode" >/dev/null
-  # The image's own user, env and working directory; our process instead of the entrypoint.
-  jq '.process.terminal = false | .process.args = ["python3", "-c",
-      "import time; t = time.perf_counter(); import fastapi, uvicorn, pydantic; u = time.perf_counter(); import app.main; print(u - t, time.perf_counter() - t)"]' \
-    "$WORK/bundle-$mode/config.json" >"$WORK/config.tmp" && mv "$WORK/config.tmp" "$WORK/bundle-$mode/config.json"
-  BUNDLE[$mode]="$WORK/bundle-$mode"
+declare -A BASES=([debian]="$BASE" [docker-hub]="$BASE_HUB")
+for b in debian docker-hub; do
+  for mode in compile-bytecode no-compile-bytecode; do
+    rb "$mode" "$WORK/import-store" "$WORK/fastapi" "$HOST/bench/import-$b:$mode" "${BASES[$b]}" >/dev/null
+    skopeo copy -q --src-tls-verify=false "docker://$HOST/bench/import-$b:$mode" "oci:$WORK/oci-$b-$mode:img"
+    umoci unpack --image "$WORK/oci-$b-$mode:img" "$WORK/bundle-$b-$mode" >/dev/null
+    # The image's own user, env and working directory; our process instead of the entrypoint.
+    jq '.process.terminal = false | .process.args = ["python3", "-c",
+        "import time; t = time.perf_counter(); import fastapi, uvicorn, pydantic; u = time.perf_counter(); import app.main; print(u - t, time.perf_counter() - t)"]' \
+      "$WORK/bundle-$b-$mode/config.json" >"$WORK/config.tmp" && mv "$WORK/config.tmp" "$WORK/bundle-$b-$mode/config.json"
+    BUNDLE[$b-$mode]="$WORK/bundle-$b-$mode"
+  done
 done
 log "import time: $RUNS containers each, interleaved"
 : >"$WORK/import.txt"
 for i in $(seq "$RUNS"); do
-  for mode in compile-bytecode no-compile-bytecode; do
-    s=$(runc run -b "${BUNDLE[$mode]}" "rbuild-bc-$$-$i-${mode:0:2}" </dev/null)
-    echo "$mode $s" >>"$WORK/import.txt"
+  for b in debian docker-hub; do
+    for mode in compile-bytecode no-compile-bytecode; do
+      s=$(runc run -b "${BUNDLE[$b-$mode]}" "rbuild-bc-$$-$i-$b-${mode:0:2}" </dev/null)
+      echo "$b-$mode $s" >>"$WORK/import.txt"
+    done
   done
 done
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-WITH=$(awk '$1 == "compile-bytecode" {print $3}' "$WORK/import.txt" | median)
-WITHOUT=$(awk '$1 == "no-compile-bytecode" {print $3}' "$WORK/import.txt" | median)
-WITH_LIBS=$(awk '$1 == "compile-bytecode" {print $2}' "$WORK/import.txt" | median)
-WITHOUT_LIBS=$(awk '$1 == "no-compile-bytecode" {print $2}' "$WORK/import.txt" | median)
+declare -A IMPORT
+for b in debian docker-hub; do
+  for mode in compile-bytecode no-compile-bytecode; do
+    IMPORT[$b-$mode-libs]=$(awk -v k="$b-$mode" '$1 == k {print $2}' "$WORK/import.txt" | median)
+    IMPORT[$b-$mode-app]=$(awk -v k="$b-$mode" '$1 == k {print $3}' "$WORK/import.txt" | median)
+  done
+done
 
 # ---------------------------------------------------------------------------------------------
 # 2. Build time with and without bytecode.
@@ -152,12 +166,16 @@ done
 
 # ---------------------------------------------------------------------------------------------
 printf '| measure | with bytecode | without | ratio / added |\n|---|---|---|---|\n'
-python3 - "$WITH" "$WITHOUT" "$WITH_LIBS" "$WITHOUT_LIBS" <<'PY'
+for b in debian docker-hub; do
+  python3 - "$b" "${IMPORT[$b-compile-bytecode-libs]}" "${IMPORT[$b-no-compile-bytecode-libs]}" \
+    "${IMPORT[$b-compile-bytecode-app]}" "${IMPORT[$b-no-compile-bytecode-app]}" <<'PY'
 import sys
-w, wo, wl, wol = map(float, sys.argv[1:5])
-print(f"| first import of fastapi, uvicorn, pydantic (median) | {wl*1000:.0f} ms | {wol*1000:.0f} ms | {wol/wl:.2f}x faster |")
-print(f"| first import of fastapi, uvicorn, pydantic, app.main (median) | {w*1000:.0f} ms | {wo*1000:.0f} ms | {wo/w:.2f}x faster |")
+name = {"debian": "Debian base", "docker-hub": "Docker Hub layout"}[sys.argv[1]]
+wl, wol, w, wo = map(float, sys.argv[2:6])
+print(f"| first import of fastapi, uvicorn, pydantic, {name} (median) | {wl*1000:.0f} ms | {wol*1000:.0f} ms | {wol/wl:.2f}x faster |")
+print(f"| first import of fastapi, uvicorn, pydantic, app.main, {name} (median) | {w*1000:.0f} ms | {wo*1000:.0f} ms | {wo/w:.2f}x faster |")
 PY
+done
 for scenario in cold warm-app deps-change; do
   read -r w wo <<<"${BUILD[$scenario]}"
   python3 - "$scenario" "$w" "$wo" <<'PY'

@@ -62,6 +62,8 @@ print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'home': home, 'home_wr
 
 struct Built {
     plan: Value,
+    /// `rbuild build --json`.
+    build: Value,
     bundle: Bundle,
     port: u16,
 }
@@ -75,9 +77,10 @@ fn build_fastapi(env: &Env, extra: &[&str]) -> Built {
     let port_env = format!("PORT={port}");
     let mut args = vec!["build", "--to", to.as_str(), "--env", port_env.as_str()];
     args.extend_from_slice(extra);
-    env.run(&dir, &args).ok();
+    let build = env.run(&dir, &args).ok().json();
     Built {
         plan,
+        build,
         bundle: Bundle::pull(&to),
         port,
     }
@@ -170,6 +173,14 @@ fn plain_kind(kind: Kind, python: &str, expected_purelib: &str) {
     let env = Env::new(kind);
     let b = build_fastapi(&env, &[]);
     assert_eq!(purelib(&b.plan), expected_purelib, "{:#}", b.plan);
+    // Debian's python3 packages compile their standard library at install: nothing to add.
+    // Docker Hub's images delete those files: the build adds them.
+    assert_eq!(
+        !stdlib_layers(&b.build).is_empty(),
+        kind == Kind::Local,
+        "{kind:?}: {:#}",
+        b.build
+    );
     answers(&b);
     let v = probe(&b.bundle, python);
     assert_eq!(v["uid"], 1001, "{v}");
@@ -183,6 +194,90 @@ fn plain_kind(kind: Kind, python: &str, expected_purelib: &str) {
     assert_eq!(v["fastapi"], true, "{v}");
     assert_eq!(v["home_writable"], true, "{v}");
     console_scripts_run(&b);
+}
+
+/// The digests of the image's standard-library bytecode layers.
+fn stdlib_layers(build: &Value) -> Vec<String> {
+    build["platforms"][0]["layers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no layers in {build:#}"))
+        .iter()
+        .filter(|l| l["kind"] == "stdlib")
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// On Docker Hub's layout (no `.pyc` under `/usr/local`), the image gets timestamp-based
+/// bytecode for the standard library right above the base: the running image compiles no module
+/// at all, the layer is the same from another store with another worker count, and a source that
+/// changes under it (as a rebase onto another base would) is compiled again, never run stale.
+#[test]
+fn docker_hub_layout_gets_bytecode_for_its_standard_library() {
+    let env = Env::new(Kind::Local);
+    let (_tmp, dir) = example("fastapi-app");
+    let to = env.to("demo/stdlib:v1");
+    let first = env.run(&dir, &["build", "--to", &to]).ok().json();
+    let layers = first["platforms"][0]["layers"].as_array().unwrap();
+    let stdlib = stdlib_layers(&first);
+    assert_eq!(stdlib.len(), 1, "{first:#}");
+    let base_count = layers.iter().filter(|l| l["kind"] == "base").count();
+    assert_eq!(
+        layers[base_count]["kind"], "stdlib",
+        "right above the base: {first:#}"
+    );
+
+    let other_cache = tempfile::tempdir().unwrap();
+    let to2 = env.to("demo/stdlib:v2");
+    let second = rbuild(
+        &dir,
+        other_cache.path(),
+        &[("RBUILD_BYTECODE_WORKERS", "4")],
+        &["build", "--json", "--base", &env.base, "--to", &to2],
+    )
+    .ok()
+    .json();
+    assert_eq!(stdlib_layers(&second), stdlib, "another store, 4 workers");
+    assert_eq!(second["digest"], first["digest"]);
+
+    let bundle = Bundle::pull(&to);
+    let out = bundle.import_trace("asyncio, email.message, json, fastapi, uvicorn, pydantic");
+    assert_eq!(out.lines().next(), Some("0"), "{out}");
+    let compiled: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("# code object from ") && !l.ends_with(".pyc'"))
+        .collect();
+    assert!(compiled.is_empty(), "compiled at import: {compiled:?}");
+    let stdlib_loaded = out
+        .lines()
+        .filter(|l| l.starts_with("# code object from '/usr/local/lib/python3.11/asyncio/"))
+        .count();
+    assert!(stdlib_loaded > 10, "asyncio from bytecode:\n{out}");
+
+    // The header records the source's mtime and size (PEP 552 flags 0).
+    let root = bundle
+        .dir
+        .path()
+        .join("bundle/rootfs/usr/local/lib/python3.11/json");
+    let pyc = std::fs::read(root.join("__pycache__/__init__.cpython-311.pyc")).unwrap();
+    let src = std::fs::metadata(root.join("__init__.py")).unwrap();
+    assert_eq!(pyc[4..8], [0, 0, 0, 0]);
+    assert_eq!(
+        u32::from_le_bytes(pyc[8..12].try_into().unwrap()) as i64,
+        src.mtime()
+    );
+    assert_eq!(
+        u32::from_le_bytes(pyc[12..16].try_into().unwrap()) as u64,
+        src.size()
+    );
+    // A source that is not the one compiled is compiled again.
+    let mut text = std::fs::read_to_string(root.join("__init__.py")).unwrap();
+    text.push_str("\nREBASED = True\n");
+    std::fs::write(root.join("__init__.py"), text).unwrap();
+    let out = bundle.exec(&["python3", "-c", "import json; print(json.REBASED)"]);
+    assert!(
+        out.lines().any(|l| l == "True"),
+        "the changed source's code ran: {out}"
+    );
 }
 
 /// A console script of the dependencies runs as the image's user, from the scripts directory the
@@ -406,6 +501,7 @@ fn s2i_base_runs_app_sh_and_serves_app_module_with_gunicorn() {
     .ok();
     let b = Built {
         plan: Value::Null,
+        build: Value::Null,
         bundle: Bundle::pull(&to),
         port,
     };

@@ -138,12 +138,7 @@ fn the_running_image_imports_every_third_party_and_app_module_from_bytecode() {
     let bundle = Bundle::pull(&to);
     // `python -v` says `# code object from /path/x.py` when it compiles a source and names the
     // `.pyc` when it loads bytecode.
-    let script = "import subprocess, sys\n\
-        r = subprocess.run([sys.executable, '-v', '-c', 'import fastapi, uvicorn, pydantic, app.main'], \
-        capture_output=True, text=True)\n\
-        print(r.returncode)\n\
-        print(r.stderr)\n";
-    let out = bundle.exec(&["python3", "-c", script]);
+    let out = bundle.import_trace("fastapi, uvicorn, pydantic, app.main");
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("0"), "{out}");
     let compiled: Vec<&str> = out

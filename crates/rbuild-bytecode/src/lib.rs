@@ -39,6 +39,10 @@
 //!    workers run with `-S -s -B` and not `-I`: `-I` implies `-E`, which would ignore
 //!    `PYTHONHASHSEED` (and the `PYTHONHOME` a base-image runner sets).
 //! 3. **Timestamps.** None: unchecked-hash pycs carry no mtime.
+//! 4. **Interned singletons.** Before 3.12, whether the process-wide one-character strings (and
+//!    `""`) are interned depends on what the process ran before (a base without standard-library
+//!    `.pyc` compiles its start-up modules from source), and marshal writes interned and plain
+//!    strings with different type codes. Each worker interns all of them first.
 //!
 //! # Workers
 //! `workers` long-running `python -S -s -B -c <worker.py>` processes (the script is embedded
@@ -89,7 +93,24 @@ use worker::{Failure, Reply, Worker, describe_status};
 /// Version of the bytes this crate produces for a given interpreter and source (the `.pyc`
 /// layout, the normalisation, the compile flags). Bumped whenever they change; part of the
 /// [`PycCache`] key and of [`InterpreterInfo::fingerprint`], which layer cache keys include.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: workers intern every one-character string first (`worker.py`), which changes the type byte
+/// of such constants in some files.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The 16-byte header of a *timestamp-based* `.pyc` (PEP 552 flags `0`, as `compileall` and
+/// CPython's own installation write them) for a source of `source_mtime` seconds and
+/// `source_size` bytes, both kept modulo 2³² as the interpreter compares them: the import
+/// system loads the file only while the source it finds has that mtime and size, and compiles
+/// the source otherwise. For files this crate does not own (a base image's standard library,
+/// which a rebase may replace), where an unchecked-hash `.pyc` could outlive its source. The
+/// body after the header is the same as in the unchecked-hash files [`Compiler::compile`] writes.
+pub fn timestamp_header(magic: [u8; 4], source_mtime: u64, source_size: u64) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(&magic);
+    h[8..12].copy_from_slice(&((source_mtime & 0xFFFF_FFFF) as u32).to_le_bytes());
+    h[12..].copy_from_slice(&((source_size & 0xFFFF_FFFF) as u32).to_le_bytes());
+    h
+}
 
 /// One `.py` file to compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -875,6 +896,42 @@ mod tests {
         );
         assert_eq!(p("/app/.py"), None);
         assert_eq!(p("/app/x.pyi"), None);
+    }
+
+    #[test]
+    fn the_timestamp_header_is_the_one_py_compile_writes() {
+        // The build machine's CPython writes a timestamp-based `.pyc` for a source of a known
+        // mtime and size; the header made here for the same facts must be byte for byte its.
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("m.py");
+        let source = b"x = 1\n";
+        fs::write(&src, source).unwrap();
+        let mtime = 1_700_000_123u64;
+        fs::File::options()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(mtime))
+            .unwrap();
+        let status = std::process::Command::new("python3")
+            .current_dir(dir.path())
+            .args([
+                "-c",
+                "import py_compile as p; p.compile('m.py', cfile='m.pyc', doraise=True, \
+                 invalidation_mode=p.PycInvalidationMode.TIMESTAMP)",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let pyc = fs::read(dir.path().join("m.pyc")).unwrap();
+        let magic: [u8; 4] = pyc[..4].try_into().unwrap();
+        assert_eq!(
+            timestamp_header(magic, mtime, source.len() as u64),
+            pyc[..16]
+        );
+        // Modulo 2^32, as the interpreter compares them.
+        let h = timestamp_header(magic, (1 << 32) + 5, (1 << 32) + 7);
+        assert_eq!(&h[4..], &[0, 0, 0, 0, 5, 0, 0, 0, 7, 0, 0, 0]);
     }
 
     #[test]

@@ -11,6 +11,16 @@
 # stderr (fd 1 is redirected), so stdout carries frames only.
 import sys
 
+# One-character (Latin-1) strings and "" are singletons shared by the whole process, and CPython
+# before 3.12 leaves whether they are interned to the process's history: the same `from x import
+# *` was written with "*" interned (marshal `Z`) by one worker and not (`z`) by another, depending
+# on which files each had compiled before. Interned first, they are written the same way by every
+# worker; 3.12 and later intern them at start-up anyway.
+for _c in range(256):
+    sys.intern(chr(_c))
+sys.intern("")
+del _c
+
 if sys.path and sys.path[0] in ("", "."):
     # `-c` puts the working directory (the scratch dir) first: never import from it.
     del sys.path[0]

@@ -225,6 +225,20 @@ impl Bundle {
         Container { id, child, log }
     }
 
+    /// The import trace of `import MODULES` in the image's `python3`, as its user: the exit
+    /// status on the first line, then what `python -v` prints (`# code object from '….pyc'` for
+    /// a module loaded from bytecode, `# code object from '….py'` for one compiled at import).
+    pub fn import_trace(&self, modules: &str) -> String {
+        let script = format!(
+            "import subprocess, sys\n\
+             r = subprocess.run([sys.executable, '-v', '-c', 'import {modules}'], \
+             capture_output=True, text=True)\n\
+             print(r.returncode)\n\
+             print(r.stderr)\n"
+        );
+        self.exec(&["python3", "-c", &script])
+    }
+
     /// Runs `args` in the image (as the image's user, env and working dir) and returns stdout.
     pub fn exec(&self, args: &[&str]) -> String {
         self.write_config(Some(args));

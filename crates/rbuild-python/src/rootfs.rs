@@ -58,6 +58,10 @@ pub struct Entry<'a> {
     pub link: Option<&'a str>,
     /// The numeric owner (`uid`, `gid`) the header gives; `(0, 0)` when it cannot be read.
     pub owner: (u32, u32),
+    /// The modification time (seconds since the epoch) the header gives; `0` when it cannot be
+    /// read. What a container runtime gives the file, and so what a timestamp-based `.pyc` of it
+    /// must record.
+    pub mtime: u64,
 }
 
 impl Entry<'_> {
@@ -378,6 +382,7 @@ fn apply_entries(reader: impl Read, views: &mut [&mut dyn Apply]) -> io::Result<
             size: entry.size(),
             link: link.as_deref(),
             owner,
+            mtime: header.mtime().unwrap_or(0),
         };
         for (w, v) in wants.iter_mut().zip(views.iter_mut()) {
             *w = v.wants_content(&e);

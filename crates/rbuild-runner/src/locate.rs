@@ -58,6 +58,8 @@ pub struct TargetPython {
     loader: Option<Loader>,
     library_path: Vec<String>,
     home: String,
+    /// The standard library's directory (relative, physical: `usr/local/lib/python3.12`).
+    stdlib: String,
     version: PyVersion,
     unsandboxed: bool,
     time_limit: Duration,
@@ -441,12 +443,12 @@ impl TargetPython {
                 None if dirs.len() == 1 => dirs.first(),
                 None => None,
             };
-            if let Some((v, _)) = pick {
-                chosen = Some((prefix.clone(), *v));
+            if let Some((v, dir)) = pick {
+                chosen = Some((prefix.clone(), *v, dir.clone()));
                 break;
             }
         }
-        let Some((home, version)) = chosen else {
+        let Some((home, version, stdlib)) = chosen else {
             return Err(RunnerError::NoStdlib {
                 interpreter: interpreter_in_image.to_string(),
                 searched: searched.join(", "),
@@ -495,6 +497,7 @@ impl TargetPython {
             loader,
             library_path,
             home,
+            stdlib,
             version,
             unsandboxed: false,
             time_limit: Duration::from_secs(600),
@@ -544,6 +547,12 @@ impl TargetPython {
     /// `PYTHONHOME` inside the image (relative, e.g. `usr` or `usr/local`).
     pub fn home(&self) -> &str {
         &self.home
+    }
+
+    /// The standard library's directory inside the image (relative, physical, the one holding
+    /// `os.py`: `usr/local/lib/python3.12`, Debian's `usr/lib/python3.11`).
+    pub fn stdlib_dir(&self) -> &str {
+        &self.stdlib
     }
 
     /// `PYTHONHOME` on the build machine (what `sys.prefix` is when it runs).

@@ -68,6 +68,7 @@ fn locates_the_interpreter_loader_and_home() {
     let py = py(&base);
     assert_eq!(py.interpreter(), "usr/bin/python3.11");
     assert_eq!(py.home(), "usr");
+    assert_eq!(py.stdlib_dir(), "usr/lib/python3.11");
     assert_eq!(
         py.version(),
         PyVersion {

@@ -12,6 +12,8 @@ use serde::Serialize;
 pub enum LayerKind {
     /// A layer of the base image.
     Base,
+    /// Bytecode for the base image's standard library, when the base has none.
+    Stdlib,
     /// The dependency layer (installed wheels).
     Deps,
     /// `/etc/passwd` and `/etc/group` with the app user.

@@ -35,6 +35,7 @@ use crate::layers::deps::DepsLayer;
 use crate::layers::deps::LABEL_SDISTS;
 use crate::layers::deps::wheel_request;
 use crate::layers::deps::{DepsGroup, DepsPart};
+use crate::layers::stdlib::StdlibLayer;
 use crate::layers::user::UserLayer;
 use crate::plan::PlatformPlan;
 use crate::plan::base::ResolvedBase;
@@ -913,6 +914,11 @@ impl Builder {
     ) -> Result<(PlatformImage, PlatformPlan), BuildError> {
         let plat = p.platform.to_string();
         let mut layers: Vec<(BuiltLayer, String)> = Vec::new();
+        if let (Some(bytecode), Some(python)) = (bytecode, python)
+            && let Some(l) = self.stdlib_layer(req, &p, bytecode, python).await?
+        {
+            layers.push((l, crate::layers::stdlib::HISTORY.to_string()));
+        }
         if let Some(DepsPlan { layers: plans }) = p.deps.take() {
             let facts = if plans.iter().any(|l| l.cached.is_none()) {
                 Some(self.facts_of(req, &mut p).await?)
@@ -1019,6 +1025,46 @@ impl Builder {
             format!("rbuild: copy the build context to {}", req.app_dir),
         ));
         self.assemble_platform(req, p, layers)
+    }
+
+    /// The bytecode layer for the base's standard library ([`crate::layers::stdlib`]), when the
+    /// base is an image whose standard library lacks it.
+    async fn stdlib_layer(
+        &self,
+        req: &BuildRequest,
+        p: &PreparedPlatform,
+        bytecode: &Arc<Bytecode>,
+        python: &Arc<BasePython>,
+    ) -> Result<Option<BuiltLayer>, BuildError> {
+        let (Some(reference), Some(digest)) = (&p.base.reference, p.base.image.manifest_digest)
+        else {
+            return Ok(None);
+        };
+        if !req.ships_bytecode() {
+            return Ok(None);
+        }
+        let plat = p.platform.to_string();
+        let options = layer_options(req);
+        let key = StdlibLayer::key_for(digest, &p.target.interpreter, &options);
+        if let Some(l) = self.cached_layer(LayerKind::Stdlib, &key, &p.prev, req.format, &plat)? {
+            return Ok(Some(l));
+        }
+        if StdlibLayer::known_needless(self, &key) {
+            return Ok(None);
+        }
+        let v = p.target.python_version;
+        let layer = StdlibLayer {
+            key,
+            reference: reference.clone(),
+            layers: p.base.image.layers.clone(),
+            diff_ids: p.base.image.config.rootfs.diff_ids.clone(),
+            cache_tag: format!("cpython-{}{}", v.major, v.minor),
+            python: python.clone(),
+            bytecode: bytecode.clone(),
+            options,
+            platform: plat.clone(),
+        };
+        self.layer(&layer, &p.prev, req.format, &plat).await
     }
 
     /// The base facts of a prepared platform, read from the base layers when the target came

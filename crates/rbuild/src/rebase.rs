@@ -807,6 +807,8 @@ fn layer_kinds(config: &ImageConfig, base_history: usize) -> Vec<LayerKind> {
                 LayerKind::Deps
             } else if by.starts_with("rbuild: add user") {
                 LayerKind::User
+            } else if by == crate::layers::stdlib::HISTORY {
+                LayerKind::Stdlib
             } else {
                 LayerKind::App
             }

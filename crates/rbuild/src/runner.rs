@@ -71,6 +71,15 @@ impl BasePython {
             .map(|(d, _, _)| format!("{d}|{}", self.interpreter.replace('|', "")))
     }
 
+    /// The standard library's directory in the image (relative: `usr/local/lib/python3.12`),
+    /// from the interpreter prepared for this machine's platform (prepared now if it was not).
+    pub(crate) fn stdlib_dir(&self) -> Result<String, String> {
+        match self.ready.get_or_init(|| self.prepare()) {
+            Ok(p) => Ok(p.stdlib_dir().to_string()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
     fn prepare(&self) -> Result<TargetPython, String> {
         let host = Platform::host();
         let unusable = |e: &dyn std::fmt::Display| {

@@ -6,6 +6,7 @@
 pub mod app;
 pub(crate) mod bytecode;
 pub mod deps;
+pub(crate) mod stdlib;
 pub mod user;
 
 use rbuild_layer::LayerInfo;
@@ -230,6 +231,7 @@ impl Builder {
 fn kind_name(kind: LayerKind) -> &'static str {
     match kind {
         LayerKind::Base => "base",
+        LayerKind::Stdlib => "stdlib",
         LayerKind::Deps => "deps",
         LayerKind::User => "user",
         LayerKind::App => "app",
