@@ -22,11 +22,13 @@
 //!   Hub removes anyway), `idlelib`, `tkinter`, `turtledemo`, `lib2to3`, `ensurepip`,
 //!   `pydoc_data`, `config-*`, nor for `site-packages`/`dist-packages`.
 //!
-//! Keyed by the platform's base manifest digest, the interpreter path and the formats; a base
-//! that needs nothing (Debian's `python3`, whose packages compile at install) is remembered as such
-//! (store namespace `stdlib-bytecode`), so a warm build reads one key either way.
+//! Keyed by the platform's base manifest digest, the interpreter path and the formats. On a miss
+//! one pass over the base's layers lists the standard library's sources and `.pyc` files, and a
+//! second copies out only the sources that lack bytecode. A base that needs nothing (Debian's
+//! `python3`, whose packages compile at install) costs that one pass, once: it is remembered as
+//! such (store namespace `stdlib-bytecode`), so a warm build reads one key either way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -155,41 +157,38 @@ impl LayerBuilder for StdlibLayer {
             let scratch = bytecode.scratch()?;
             let spool = scratch.path().join("stdlib");
             std::fs::create_dir_all(&spool).map_err(other)?;
-            let mut view = Merged::new(StdlibFiles {
-                dir: stdlib.clone(),
-                spool: spool.clone(),
-                spooled: 0,
-            });
-            read_layers(
-                layers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| open_layer_checked(&store, i, d, &diff_ids)),
-                &mut [&mut view],
-            )
-            .map_err(|e| other(format!("reading the base's standard library: {e}")))?;
-            let nodes = view.into_parts().1;
+            // First which modules lack bytecode (most bases: none), then only their sources.
+            let listed = stdlib_files(&store, &layers, &diff_ids, &stdlib, None, &spool)?;
+            let missing: BTreeSet<String> = listed
+                .iter()
+                .filter(|(path, node)| {
+                    matches!(node, StdlibNode::Py { .. })
+                        && pyc_image_path(&format!("/{path}"), &cache_tag)
+                            .is_some_and(|pyc| !listed.contains_key(pyc.trim_start_matches('/')))
+                })
+                .map(|(path, _)| path.clone())
+                .collect();
+            if missing.is_empty() {
+                return Ok::<_, BuildError>(None);
+            }
+            let read = stdlib_files(&store, &layers, &diff_ids, &stdlib, Some(&missing), &spool)?;
             let mut sources = Vec::new();
             let mut stats = BTreeMap::new();
-            for (path, node) in &nodes {
-                let StdlibNode::Py { mtime, size, host } = node else {
+            for (path, node) in read {
+                let StdlibNode::Py {
+                    mtime,
+                    size,
+                    host: Some(host),
+                } = node
+                else {
                     continue;
                 };
                 let image_path = format!("/{path}");
-                let Some(pyc) = pyc_image_path(&image_path, &cache_tag) else {
-                    continue;
-                };
-                if nodes.contains_key(pyc.trim_start_matches('/')) {
-                    continue;
-                }
-                stats.insert(image_path.clone(), (*mtime, *size));
+                stats.insert(image_path.clone(), (mtime, size));
                 sources.push(Source {
                     image_path,
-                    host_path: host.clone(),
+                    host_path: host,
                 });
-            }
-            if sources.is_empty() {
-                return Ok::<_, BuildError>(None);
             }
             let out = bytecode.compile(scratch.path(), &sources)?;
             let mut w = LayerWriter::new(store.writer()?, &options)?;
@@ -215,6 +214,33 @@ impl LayerBuilder for StdlibLayer {
         );
         Ok(Some(builder.finish_layer(Some(&self.key), blob, &info)?))
     }
+}
+
+/// The standard library's files in the merged base layers: every module source and `.pyc`; the
+/// sources in `read` are also copied into `spool`.
+fn stdlib_files(
+    store: &rbuild_oci::Store,
+    layers: &[Descriptor],
+    diff_ids: &[Digest],
+    stdlib: &str,
+    read: Option<&BTreeSet<String>>,
+    spool: &std::path::Path,
+) -> Result<BTreeMap<String, StdlibNode>, BuildError> {
+    let mut view = Merged::new(StdlibFiles {
+        dir: stdlib.to_string(),
+        read: read.cloned(),
+        spool: spool.to_path_buf(),
+        spooled: 0,
+    });
+    read_layers(
+        layers
+            .iter()
+            .enumerate()
+            .map(|(i, d)| open_layer_checked(store, i, d, diff_ids)),
+        &mut [&mut view],
+    )
+    .map_err(|e| other(format!("reading the base's standard library: {e}")))?;
+    Ok(view.into_parts().1)
 }
 
 /// Appends the compiled files, sorted by path, each with a timestamp-based header for its
@@ -257,21 +283,23 @@ fn append_timestamp_pycs<W: Write>(
 
 /// What the merged view keeps under the standard library.
 enum StdlibNode {
-    /// A module source: its mtime and size as the layer gives them, and its spooled copy.
+    /// A module source: its mtime and size as the layer gives them, and its spooled copy when
+    /// it was read.
     Py {
         mtime: u64,
         size: u64,
-        host: PathBuf,
+        host: Option<PathBuf>,
     },
     /// A `.pyc` file the base has.
     Pyc,
 }
 
-/// Keeps the standard library's module sources (copied into `spool` as they stream by) and its
-/// `.pyc` files.
+/// Keeps the standard library's module sources and `.pyc` files; the sources in `read` are
+/// copied into `spool` as they stream by.
 struct StdlibFiles {
     /// The standard library (relative, no trailing `/`).
     dir: String,
+    read: Option<BTreeSet<String>>,
     spool: PathBuf,
     spooled: usize,
 }
@@ -295,7 +323,14 @@ impl Visitor for StdlibFiles {
         if rel.ends_with(".pyc") && rel.contains("__pycache__/") {
             Interest::Keep(StdlibNode::Pyc)
         } else if rel.ends_with(".py") && wanted(rel) {
-            Interest::Read
+            match &self.read {
+                Some(read) if read.contains(entry.path) => Interest::Read,
+                _ => Interest::Keep(StdlibNode::Py {
+                    mtime: entry.mtime,
+                    size: entry.size,
+                    host: None,
+                }),
+            }
         } else {
             Interest::Skip
         }
@@ -313,7 +348,7 @@ impl Visitor for StdlibFiles {
         Ok(Some(StdlibNode::Py {
             mtime: entry.mtime,
             size,
-            host,
+            host: Some(host),
         }))
     }
 }
