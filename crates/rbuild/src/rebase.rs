@@ -1,6 +1,6 @@
 //! Rebase: an image rbuild built, with its base layers swapped for another base's, when that is
 //! safe for Python; the dependency, user and app layers are kept byte for byte, and so is the
-//! standard library's bytecode layer of a base that had none ([`crate::layers::stdlib`]): its
+//! standard library's bytecode layer of a base that had none (`layers/stdlib.rs`): its
 //! `.pyc` are timestamp-based, so the new base's interpreter compiles any module whose source
 //! changed instead of running them (the next `rbuild build` compiles the new base's).
 //!
