@@ -467,7 +467,7 @@ impl Builder {
         ctx: &rbuild_layer::Context,
     ) -> Option<(String, String)> {
         let dst = req.cache_from.first()?;
-        let key = crate::layers::bytecode::store_key(&format!("{dst}|{}", req.platforms.len()));
+        let key = crate::layers::cache_key(CONTEXT_NS, 1, &(dst.to_string(), req.platforms.len()));
         let fingerprint = context_fingerprint(ctx)?;
         let last = self.store.get_key(CONTEXT_NS, &key).ok().flatten();
         if let Some(extra) = self.attachment_blobs
@@ -1046,12 +1046,6 @@ impl Builder {
         let plat = p.platform.to_string();
         let options = layer_options(req);
         let key = StdlibLayer::key_for(digest, &p.target.interpreter, &options);
-        if let Some(l) = self.cached_layer(LayerKind::Stdlib, &key, &p.prev, req.format, &plat)? {
-            return Ok(Some(l));
-        }
-        if StdlibLayer::known_needless(self, &key) {
-            return Ok(None);
-        }
         let v = p.target.python_version;
         let layer = StdlibLayer {
             key,

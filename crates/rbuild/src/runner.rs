@@ -74,10 +74,15 @@ impl BasePython {
     /// The standard library's directory in the image (relative: `usr/local/lib/python3.12`),
     /// from the interpreter prepared for this machine's platform (prepared now if it was not).
     pub(crate) fn stdlib_dir(&self) -> Result<String, String> {
-        match self.ready.get_or_init(|| self.prepare()) {
-            Ok(p) => Ok(p.stdlib_dir().to_string()),
-            Err(e) => Err(e.clone()),
-        }
+        Ok(self.ready()?.stdlib_dir().to_string())
+    }
+
+    /// The interpreter, prepared on first use; the same error every time when it cannot be.
+    fn ready(&self) -> Result<&TargetPython, String> {
+        self.ready
+            .get_or_init(|| self.prepare())
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn prepare(&self) -> Result<TargetPython, String> {
@@ -176,10 +181,9 @@ impl Python for BasePython {
         scratch: &Path,
         env: &[(String, String)],
     ) -> io::Result<Command> {
-        match self.ready.get_or_init(|| self.prepare()) {
-            Ok(p) => p.command(args, scratch, env),
-            Err(e) => Err(io::Error::other(e.clone())),
-        }
+        self.ready()
+            .map_err(io::Error::other)?
+            .command(args, scratch, env)
     }
 
     fn describe(&self) -> String {

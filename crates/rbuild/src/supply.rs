@@ -54,6 +54,18 @@ pub struct SupplyChain {
     pub sign: Option<(SigningKey, String)>,
 }
 
+impl SupplyChain {
+    /// The blobs [`SupplyChain`] adds to each build's push beyond the image's own: the SBOM
+    /// document, the provenance statement, the empty config they share, and a signature's layer
+    /// and config ([`crate::Builder::set_attachment_blobs`] opens upload sessions for them).
+    pub fn new_blobs(&self) -> usize {
+        let documents = usize::from(self.sbom.is_some()) + usize::from(self.provenance);
+        let empty_config = usize::from(documents > 0);
+        let signature = if self.sign.is_some() { 2 } else { 0 };
+        documents + empty_config + signature
+    }
+}
+
 /// What an attachment is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -433,8 +445,8 @@ fn provenance(
         // The path the lock was read from: absolute, or relative to the working directory
         // like the context itself (never to the context: `rbuild build app` reads
         // `app/requirements.txt`).
-        let path = lock.clone();
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let path = lock;
+        let bytes = std::fs::read(path).map_err(|e| {
             other(format!(
                 "reading the lockfile {} for the provenance: {e}",
                 path.display()
@@ -511,6 +523,21 @@ impl BuiltImage {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_new_blobs_are_the_documents_and_their_shared_empty_config() {
+        let none = SupplyChain::default();
+        assert_eq!(none.new_blobs(), 0);
+        let sbom = SupplyChain {
+            sbom: Some(Format::Spdx),
+            ..Default::default()
+        };
+        assert_eq!(sbom.new_blobs(), 2);
+        let both = SupplyChain {
+            provenance: true,
+            ..sbom
+        };
+        assert_eq!(both.new_blobs(), 3);
+    }
     #[test]
     fn urls_lose_credentials_and_queries() {
         assert_eq!(

@@ -616,11 +616,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<()> {
         .first()
         .is_some_and(|c| pushed.contains(c))
     {
-        let attached = usize::from(supply.sbom.is_some()) + usize::from(supply.provenance);
-        let empty_config = usize::from(attached > 0);
-        let signature = if supply.sign.is_some() { 2 } else { 0 };
-        p.builder
-            .set_attachment_blobs(attached + empty_config + signature);
+        p.builder.set_attachment_blobs(supply.new_blobs());
     }
     // A damaged content-store entry found on the way is removed (and said so); when the build or
     // the publish failed because of one, they run once more and fetch or build it anew.

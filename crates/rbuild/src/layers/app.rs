@@ -305,7 +305,7 @@ fn write_app_layer<W: std::io::Write>(
         .chain(std::iter::once(prefix.to_string()))
         .chain(dirs_written)
         .collect();
-    let bytes = append_pycs(&mut w, &out, &written, &|_, mode| (mode, (0, 0)))?;
+    let bytes = append_pycs(&mut w, &out, &written, &|_, mode| (mode, (0, 0)), None)?;
     let (blob, info) = w.finish()?;
     Ok((
         blob,

@@ -337,14 +337,21 @@ impl Read for Tee<'_> {
 /// Mode and (`uid`, `gid`) of a new entry at an image path, given the mode it would have.
 pub(crate) type OwnerOf<'a> = dyn Fn(&str, u32) -> (u32, (u32, u32)) + 'a;
 
+/// Each source's mtime and size (image path → (mtime, size)), for timestamp-based `.pyc` files
+/// ([`rbuild_bytecode::timestamp_header`]).
+pub(crate) type SourceStats = std::collections::BTreeMap<String, (u64, u64)>;
+
 /// Appends the compiled `.pyc` files (sorted by path) to a layer, with a `__pycache__`
 /// directory entry before the first file of each directory not in `written`. `owner_of(path,
 /// mode)` gives each new entry's mode and (`uid`, `gid`) (see [`rbuild_wheel::inherited`]).
+/// `stamps`: write each file timestamp-based for its source's mtime and size instead of with the
+/// unchecked-hash header it was compiled with (the body is the same).
 pub(crate) fn append_pycs<W: Write>(
     w: &mut LayerWriter<W>,
     out: &CompileOutput,
     written: &BTreeSet<String>,
     owner_of: &OwnerOf<'_>,
+    stamps: Option<&SourceStats>,
 ) -> Result<u64, BuildError> {
     let mut dirs = written.clone();
     let mut bytes = 0;
@@ -356,10 +363,21 @@ pub(crate) fn append_pycs<W: Write>(
             let (mode, (uid, gid)) = owner_of(dir, 0o755);
             w.append_dir_owned(dir, mode, uid, gid)?;
         }
-        let mut f = std::fs::File::open(&pyc.file)
-            .map_err(|e| BuildError::Bytecode(format!("{}: {e}", pyc.file.display())))?;
+        let failed = |e: io::Error| BuildError::Bytecode(format!("{}: {e}", pyc.file.display()));
+        let mut f = std::fs::File::open(&pyc.file).map_err(failed)?;
+        let mut header = [0u8; 16];
+        if let Some(stamps) = stamps {
+            let (mtime, size) = stamps.get(&pyc.source_image_path).copied().ok_or_else(|| {
+                BuildError::Bytecode(format!("no source stat for {}", pyc.source_image_path))
+            })?;
+            f.read_exact(&mut header).map_err(failed)?;
+            let magic = header[..4].try_into().expect("four bytes");
+            header = rbuild_bytecode::timestamp_header(magic, mtime, size);
+        }
+        let head = if stamps.is_some() { &header[..] } else { &[] };
+        let mut data = io::Cursor::new(head).chain(f);
         let (mode, (uid, gid)) = owner_of(path, 0o644);
-        w.append_file_owned(path, mode, pyc.size, &mut f, uid, gid)?;
+        w.append_file_owned(path, mode, pyc.size, &mut data, uid, gid)?;
         bytes += pyc.size;
     }
     Ok(bytes)

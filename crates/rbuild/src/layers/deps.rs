@@ -234,7 +234,7 @@ impl Builder {
                         let t = Instant::now();
                         let out = bc.compile(&scratch.path().join("compile"), &sources)?;
                         let owner_of = |p: &str, m: u32| rbuild_wheel::inherited(&base_info, p, m);
-                        let bytes = append_pycs(&mut w, &out, &dirs, &owner_of)?;
+                        let bytes = append_pycs(&mut w, &out, &dirs, &owner_of, None)?;
                         (report, Some((summary(&out, bytes), elapsed(t))))
                     }
                 };

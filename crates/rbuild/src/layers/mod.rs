@@ -61,6 +61,9 @@ pub(crate) trait LayerBuilder: Send + Sync {
     ) -> impl Future<Output = Result<Option<LayerRecord>, BuildError>> + Send;
 }
 
+/// Store namespace of the keys whose layer turned out to add nothing.
+const EMPTY_NS: &str = "layers-empty";
+
 /// A layer's bytes as kept in the store under its cache key (`layers` keys).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct LayerRecord {
@@ -118,7 +121,9 @@ impl Builder {
         )))
     }
 
-    /// The layer `b` describes: cached under its key when seen before, else built.
+    /// The layer `b` describes: cached under its key when seen before, else built. A key whose
+    /// build added nothing (the base has the user, or its standard library's bytecode) is
+    /// remembered as such (`layers-empty` keys), so it is not built again.
     pub(crate) async fn layer<B: LayerBuilder>(
         &self,
         b: &B,
@@ -126,12 +131,20 @@ impl Builder {
         format: ImageFormat,
         platform: &str,
     ) -> Result<Option<BuiltLayer>, BuildError> {
-        if let Some(key) = b.key()
-            && let Some(cached) = self.cached_layer(b.kind(), key, prev, format, platform)?
-        {
-            return Ok(Some(cached));
+        if let Some(key) = b.key() {
+            if let Some(cached) = self.cached_layer(b.kind(), key, prev, format, platform)? {
+                return Ok(Some(cached));
+            }
+            if self.store.get_key(EMPTY_NS, key)?.is_some() {
+                return Ok(None);
+            }
         }
-        Ok(b.build(self).await?.map(|rec| {
+        let built = b.build(self).await?;
+        if let (None, Some(key)) = (&built, b.key()) {
+            // Best effort: without it the next build only builds it again.
+            let _ = self.store.put_key(EMPTY_NS, key, b"{}");
+        }
+        Ok(built.map(|rec| {
             Self::built_layer(
                 &rec,
                 b.key(),

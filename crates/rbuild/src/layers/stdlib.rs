@@ -26,14 +26,15 @@
 //! one pass over the base's layers lists the standard library's sources and `.pyc` files, and a
 //! second copies out only the sources that lack bytecode. A base that needs nothing (Debian's
 //! `python3`, whose packages compile at install) costs that one pass, once: it is remembered as
-//! such (store namespace `stdlib-bytecode`), so a warm build reads one key either way.
+//! such, as every layer that turns out empty is (`Builder::layer`), so a warm build reads one key
+//! either way.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rbuild_bytecode::{CompileOutput, Source, pyc_image_path, timestamp_header};
+use rbuild_bytecode::{Source, pyc_image_path};
 use rbuild_layer::{LayerOptions, LayerWriter};
 use rbuild_oci::{Descriptor, Digest};
 use rbuild_python::rootfs::{Entry, EntryKind, Interest, Merged, Visitor, read_layers};
@@ -44,16 +45,13 @@ use crate::BuildError;
 use crate::Builder;
 use crate::error::other;
 use crate::image::LayerKind;
-use crate::layers::bytecode::Bytecode;
+use crate::layers::bytecode::{Bytecode, SourceStats, append_pycs};
 use crate::layers::{LAYER_FORMAT_VERSION, LayerBuilder, LayerRecord, cache_key};
 use crate::rootfs::open_layer_checked;
 use crate::runner::BasePython;
 
 /// The history line of the layer (how a rebase recognises it).
 pub(crate) const HISTORY: &str = "rbuild: bytecode for the base image's standard library";
-
-/// Store namespace of the keys whose base needs no such layer.
-const NOTHING_NS: &str = "stdlib-bytecode";
 
 /// Subtrees (first component under the standard library) that get no bytecode.
 const SKIPPED_TOP: &[&str] = &[
@@ -72,15 +70,13 @@ const SKIPPED_ANYWHERE: &[&str] = &["test", "tests", "idle_test", "__pycache__"]
 
 /// Whether `rel` (a path under the standard library, relative to it) gets bytecode.
 fn wanted(rel: &str) -> bool {
-    let mut parts = rel.split('/');
-    let first = parts.next().unwrap_or_default();
-    if SKIPPED_TOP.contains(&first) || first.starts_with("config-") {
-        return false;
-    }
-    let dirs: Vec<&str> = rel.split('/').collect();
-    !dirs[..dirs.len() - 1]
-        .iter()
-        .any(|d| SKIPPED_ANYWHERE.contains(d))
+    let Some((dirs, _file)) = rel.rsplit_once('/') else {
+        return true;
+    };
+    let first = dirs.split('/').next().unwrap_or_default();
+    !(SKIPPED_TOP.contains(&first)
+        || first.starts_with("config-")
+        || dirs.split('/').any(|d| SKIPPED_ANYWHERE.contains(&d)))
 }
 
 /// The standard-library bytecode layer of one platform.
@@ -127,11 +123,6 @@ impl StdlibLayer {
             },
         )
     }
-
-    /// Whether a build found before that this key's base needs no layer.
-    pub(crate) fn known_needless(builder: &Builder, key: &str) -> bool {
-        matches!(builder.store.get_key(NOTHING_NS, key), Ok(Some(_)))
-    }
 }
 
 impl LayerBuilder for StdlibLayer {
@@ -173,7 +164,7 @@ impl LayerBuilder for StdlibLayer {
             }
             let read = stdlib_files(&store, &layers, &diff_ids, &stdlib, Some(&missing), &spool)?;
             let mut sources = Vec::new();
-            let mut stats = BTreeMap::new();
+            let mut stats = SourceStats::new();
             for (path, node) in read {
                 let StdlibNode::Py {
                     mtime,
@@ -193,14 +184,14 @@ impl LayerBuilder for StdlibLayer {
             let out = bytecode.compile(scratch.path(), &sources)?;
             let mut w = LayerWriter::new(store.writer()?, &options)?;
             w.auto_parents(false);
-            let bytes = append_timestamp_pycs(&mut w, &out, &stats)?;
+            let root = |_: &str, mode| (mode, (0, 0));
+            let bytes = append_pycs(&mut w, &out, &BTreeSet::new(), &root, Some(&stats))?;
             let (blob, info) = w.finish()?;
             Ok(Some((blob, info, out, bytes, stdlib)))
         })
         .await
         .map_err(other)??;
         let Some((blob, info, out, bytes, stdlib)) = built else {
-            builder.store.put_key(NOTHING_NS, &self.key, b"{}")?;
             return Ok(None);
         };
         builder.progress.step(
@@ -241,44 +232,6 @@ fn stdlib_files(
     )
     .map_err(|e| other(format!("reading the base's standard library: {e}")))?;
     Ok(view.into_parts().1)
-}
-
-/// Appends the compiled files, sorted by path, each with a timestamp-based header for its
-/// source's mtime and size, and a `__pycache__` directory (root's, 0755) before each directory's
-/// first file. Returns the bytes appended.
-fn append_timestamp_pycs<W: Write>(
-    w: &mut LayerWriter<W>,
-    out: &CompileOutput,
-    stats: &BTreeMap<String, (u64, u64)>,
-) -> Result<u64, BuildError> {
-    let mut pycs: Vec<_> = out.pycs.iter().collect();
-    pycs.sort_by(|a, b| a.pyc_image_path.cmp(&b.pyc_image_path));
-    let mut dir_written = String::new();
-    let mut bytes = 0;
-    for pyc in pycs {
-        let path = pyc.pyc_image_path.trim_start_matches('/');
-        let (mtime, size) = stats
-            .get(&pyc.source_image_path)
-            .copied()
-            .ok_or_else(|| other(format!("no source for {}", pyc.pyc_image_path)))?;
-        if let Some((dir, _)) = path.rsplit_once('/')
-            && dir != dir_written
-        {
-            w.append_dir(dir, 0o755)?;
-            dir_written = dir.to_string();
-        }
-        let mut f = std::fs::File::open(&pyc.file)
-            .map_err(|e| BuildError::Bytecode(format!("{}: {e}", pyc.file.display())))?;
-        let mut head = [0u8; 16];
-        f.read_exact(&mut head)
-            .map_err(|e| BuildError::Bytecode(format!("{}: {e}", pyc.file.display())))?;
-        let magic: [u8; 4] = head[..4].try_into().expect("four bytes");
-        let header = timestamp_header(magic, mtime, size);
-        let mut data = io::Cursor::new(header).chain(f);
-        w.append_file_owned(path, 0o644, pyc.size, &mut data, 0, 0)?;
-        bytes += pyc.size;
-    }
-    Ok(bytes)
 }
 
 /// What the merged view keeps under the standard library.
