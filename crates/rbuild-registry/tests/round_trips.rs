@@ -183,17 +183,7 @@ async fn a_warm_app_only_push_makes_few_requests_in_few_round_trips() {
     // and POSTs overlapped, and 9 requests before small new blobs went up without a HEAD).
     assert_eq!(waves(&proxy, delay), 4, "{seen:#?}");
     assert!(took >= delay * 4, "{took:?}");
-    let repo = Client::new(ClientOptions::default())
-        .unwrap()
-        .repository(&dst, Access::Pull)
-        .unwrap();
-    assert_eq!(
-        repo.get_manifest("latest").await.unwrap().digest,
-        second.digest()
-    );
-    for d in second.blobs() {
-        assert!(repo.blob_exists(&d.digest).await.unwrap(), "{}", d.digest);
-    }
+    assert_pushed(&dst, &second).await;
 
     // Nothing changed: the manifest read is the only request it waits for (the tag already
     // names it)
@@ -246,6 +236,22 @@ async fn a_new_blob_that_exists_after_all_is_not_uploaded_and_the_tag_moves() {
         repo.get_manifest("latest").await.unwrap().digest,
         a.digest()
     );
+}
+
+/// `dst`'s `latest` names `artifact`, and the registry has every blob of it (read with a client
+/// of its own, not through the proxy's faults).
+async fn assert_pushed(dst: &Reference, artifact: &Artifact) {
+    let repo = Client::new(ClientOptions::default())
+        .unwrap()
+        .repository(dst, Access::Pull)
+        .unwrap();
+    assert_eq!(
+        repo.get_manifest("latest").await.unwrap().digest,
+        artifact.digest()
+    );
+    for d in artifact.blobs() {
+        assert!(repo.blob_exists(&d.digest).await.unwrap(), "{}", d.digest);
+    }
 }
 
 /// Reads `tag` of `dst`'s repository with `client` (as a build reads its destination).
@@ -547,15 +553,5 @@ async fn sessions_opened_ahead_save_the_upload_start_round_trip() {
     assert_eq!(proxy.count("HEAD", "."), 0, "{seen:#?}");
     // The manifest GET ∥ the POSTs; the blob PUTs; the manifest PUT ∥ the DELETE.
     assert_eq!(waves(&proxy, delay), 3, "{seen:#?}");
-    let repo = Client::new(ClientOptions::default())
-        .unwrap()
-        .repository(&dst, Access::Pull)
-        .unwrap();
-    assert_eq!(
-        repo.get_manifest("latest").await.unwrap().digest,
-        second.digest()
-    );
-    for d in second.blobs() {
-        assert!(repo.blob_exists(&d.digest).await.unwrap(), "{}", d.digest);
-    }
+    assert_pushed(&dst, &second).await;
 }
