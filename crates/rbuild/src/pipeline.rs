@@ -1050,6 +1050,7 @@ impl Builder {
         let layer = StdlibLayer {
             key,
             reference: reference.clone(),
+            base_digest: digest,
             layers: p.base.image.layers.clone(),
             diff_ids: p.base.image.config.rootfs.diff_ids.clone(),
             cache_tag: format!("cpython-{}{}", v.major, v.minor),

@@ -77,6 +77,17 @@ impl BasePython {
         Ok(self.ready()?.stdlib_dir().to_string())
     }
 
+    /// Where the directory `dir` (relative, in the image) of the base image `digest` is on this
+    /// machine, when that image is the one this interpreter was unpacked from (prepared now if
+    /// it was not): its files are those of the image, whiteouts applied.
+    pub(crate) fn unpacked_dir(&self, digest: Digest, dir: &str) -> Option<std::path::PathBuf> {
+        let (own, _, _) = self.host_image.as_ref()?;
+        if *own != digest {
+            return None;
+        }
+        Some(self.ready().ok()?.root().join(dir))
+    }
+
     /// The interpreter, prepared on first use; the same error every time when it cannot be.
     fn ready(&self) -> Result<&TargetPython, String> {
         self.ready

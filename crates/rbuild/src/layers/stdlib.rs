@@ -82,8 +82,10 @@ fn wanted(rel: &str) -> bool {
 /// The standard-library bytecode layer of one platform.
 pub(crate) struct StdlibLayer {
     pub(crate) key: String,
-    /// The base, its layers and their diff_ids (each checked as it is read).
+    /// The base (this platform's manifest digest), its layers and their diff_ids (each checked
+    /// as it is read).
     pub(crate) reference: Reference,
+    pub(crate) base_digest: Digest,
     pub(crate) layers: Vec<Descriptor>,
     pub(crate) diff_ids: Vec<Digest>,
     /// `cpython-XY`: the cache tag whose `.pyc` files the base may already have.
@@ -134,6 +136,27 @@ impl LayerBuilder for StdlibLayer {
     }
     async fn build(&self, builder: &Builder) -> Result<Option<LayerRecord>, BuildError> {
         let t0 = std::time::Instant::now();
+        let (python, cache_tag, digest) = (
+            self.python.clone(),
+            self.cache_tag.clone(),
+            self.base_digest,
+        );
+        // The build machine's own platform has its base unpacked for the interpreter already:
+        // a base whose standard library has all its bytecode (most) needs no pass over its
+        // layers.
+        let complete = tokio::task::spawn_blocking(move || {
+            let stdlib = python.stdlib_dir().map_err(BuildError::Bytecode)?;
+            Ok::<_, BuildError>(
+                python
+                    .unpacked_dir(digest, &stdlib)
+                    .is_some_and(|dir| !lacks_bytecode(&dir, "", &cache_tag)),
+            )
+        })
+        .await
+        .map_err(other)??;
+        if complete {
+            return Ok(None);
+        }
         builder
             .client
             .fetch_blobs(&self.reference, &self.layers, &builder.store)
@@ -205,6 +228,43 @@ impl LayerBuilder for StdlibLayer {
         );
         Ok(Some(builder.finish_layer(Some(&self.key), blob, &info)?))
     }
+}
+
+/// Whether the unpacked standard library `dir` has a module (under `rel`, its path relative to
+/// the standard library) without a `__pycache__/<stem>.<cache_tag>.pyc`; an unreadable directory
+/// counts as lacking (the layers are read then).
+fn lacks_bytecode(dir: &std::path::Path, rel: &str, cache_tag: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    let mut names: Vec<(String, std::fs::FileType)> = Vec::new();
+    for e in entries {
+        let Ok(e) = e else { return true };
+        let (Ok(name), Ok(kind)) = (e.file_name().into_string(), e.file_type()) else {
+            return true;
+        };
+        names.push((name, kind));
+    }
+    names.iter().any(|(name, kind)| {
+        let rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if kind.is_dir() {
+            name != "__pycache__"
+                && wanted(&format!("{rel}/x.py"))
+                && lacks_bytecode(&dir.join(name), &rel, cache_tag)
+        } else {
+            kind.is_file()
+                && name.ends_with(".py")
+                && wanted(&rel)
+                && pyc_image_path(&format!("/{rel}"), cache_tag).is_some_and(|pyc| {
+                    let pyc_name = pyc.rsplit('/').next().unwrap_or_default();
+                    !dir.join("__pycache__").join(pyc_name).is_file()
+                })
+        }
+    })
 }
 
 /// The standard library's files in the merged base layers: every module source and `.pyc`; the
@@ -308,7 +368,28 @@ impl Visitor for StdlibFiles {
 
 #[cfg(test)]
 mod tests {
-    use super::wanted;
+    use super::{lacks_bytecode, wanted};
+
+    #[test]
+    fn an_unpacked_standard_library_lacks_bytecode_only_for_a_wanted_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |p: &str| {
+            let p = dir.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        };
+        put("os.py");
+        put("__pycache__/os.cpython-311.pyc");
+        put("asyncio/base_events.py");
+        put("asyncio/__pycache__/base_events.cpython-311.pyc");
+        put("test/test_os.py");
+        put("site-packages/pip/__init__.py");
+        put("README.txt");
+        assert!(!lacks_bytecode(dir.path(), "", "cpython-311"));
+        assert!(lacks_bytecode(dir.path(), "", "cpython-312"), "another tag");
+        put("json/__init__.py");
+        assert!(lacks_bytecode(dir.path(), "", "cpython-311"));
+    }
 
     #[test]
     fn tests_gui_and_installed_packages_get_no_bytecode() {
