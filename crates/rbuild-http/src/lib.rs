@@ -11,6 +11,8 @@
 //! - [`timeout`]: the time bounds of every request ([`Timeouts`]: connect, idle with a low-speed
 //!   limit, the response head, an overall deadline scaled by size) and the [`Meter`] that applies
 //!   them to one request, failing it with [`Stalled`] (a transient error) instead of hanging;
+//! - [`pipeline`]: HTTP/1.1 pipelining, for chains of requests that depend on each other (a
+//!   blob, the manifest that names it, the index that lists that manifest) in one round trip;
 //! - [`download`]: one resumable, verified download into the content store
 //!   ([`rbuild_oci::Store`]): `Range: bytes=N-` after a transfer broke off, the hash checked over
 //!   the whole file, nothing stored that does not match.
@@ -19,6 +21,7 @@
 //! stay with the clients.
 
 pub mod download;
+pub mod pipeline;
 pub mod retry;
 pub mod timeout;
 pub mod tls;

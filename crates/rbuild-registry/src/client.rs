@@ -74,6 +74,10 @@ pub struct ClientOptions {
     /// (plain HTTP, no single-request uploads) for the next process, which then skips the HTTPS
     /// probe and the refused upload (`None`: learn again every time).
     pub host_memory: Option<rbuild_oci::Store>,
+    /// Whether a warm push may pipeline its chain of requests (blobs, manifests, referrers
+    /// tags) on HTTP/1.1 connections (see [`crate::RegistrySink`]); off, every request waits for
+    /// the answers it depends on. Default: on.
+    pub pipelining: bool,
 }
 
 impl Default for ClientOptions {
@@ -89,6 +93,7 @@ impl Default for ClientOptions {
             user_agent: concat!("rbuild/", env!("CARGO_PKG_VERSION")).to_string(),
             timeouts: Timeouts::from_env(),
             host_memory: None,
+            pipelining: true,
         }
     }
 }
@@ -103,6 +108,7 @@ impl fmt::Debug for ClientOptions {
             .field("concurrency", &self.concurrency)
             .field("upload", &self.upload)
             .field("timeouts", &self.timeouts)
+            .field("pipelining", &self.pipelining)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +145,8 @@ pub const TAG_MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
 pub(crate) struct Host {
     pub(crate) name: String,
     http: reqwest::Client,
+    /// The TLS configuration `http` uses (for [`Client::pipeline`]'s own connections).
+    tls: Arc<rustls::ClientConfig>,
     insecure: bool,
     loopback: bool,
     base: tokio::sync::OnceCell<Url>,
@@ -272,7 +280,7 @@ pub(crate) fn redact(url: &Url) -> String {
     u.to_string()
 }
 
-fn origin(url: &Url) -> (String, Option<String>, Option<u16>) {
+pub(crate) fn origin(url: &Url) -> (String, Option<String>, Option<u16>) {
     (
         url.scheme().to_string(),
         url.host_str().map(str::to_ascii_lowercase),
@@ -507,6 +515,35 @@ impl Client {
             .extend(opened);
     }
 
+    /// How many upload sessions opened ahead in `registry`/`repository` are left (some may still
+    /// be opening, or fail to).
+    pub(crate) fn sessions_ahead(&self, registry: &str, repository: &str) -> usize {
+        self.inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(&(registry.to_string(), repository.to_string()))
+            .map_or(0, Vec::len)
+    }
+
+    /// Hands back an upload session taken with [`Client::take_session`] and not used.
+    pub(crate) fn return_session(
+        &self,
+        registry: &str,
+        repository: &str,
+        session: crate::repository::UploadSession,
+    ) {
+        let ready: futures::future::BoxFuture<'static, _> =
+            Box::pin(futures::future::ready(Some(session)));
+        self.inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .entry((registry.to_string(), repository.to_string()))
+            .or_default()
+            .push(futures::FutureExt::shared(ready));
+    }
+
     /// One upload session opened ahead in `registry`/`repository`, if any is left.
     pub(crate) fn take_session(&self, registry: &str, repository: &str) -> Option<EarlySession> {
         self.inner
@@ -607,8 +644,9 @@ impl Client {
         let insecure = self.is_insecure(name) || self.is_insecure(registry);
         let tls = tls::rustls_config(&self.tls_for(name, insecure))?;
         let o = &self.inner.opts;
+        let tls = Arc::new(tls);
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured((*tls).clone())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(o.timeouts.connect)
             .user_agent(o.user_agent.clone())
@@ -623,6 +661,7 @@ impl Client {
         let host = Arc::new(Host {
             name: name.to_string(),
             http,
+            tls,
             insecure,
             loopback,
             base: tokio::sync::OnceCell::new(),
@@ -723,6 +762,11 @@ impl Client {
         Ok(url.clone())
     }
 
+    /// `host`'s base URL when a request has found it ([`Client::base`]).
+    pub(crate) fn base_known(&self, host: &Host) -> Option<Url> {
+        host.base.get().cloned()
+    }
+
     /// Keeps what is known of `host` (plain HTTP or not, single-request uploads refused) for the
     /// next process ([`ClientOptions::host_memory`]).
     pub(crate) fn learned(&self, host: &Host, plain_http: bool) {
@@ -746,7 +790,58 @@ impl Client {
         }
     }
 
-    async fn authorization(&self, host: &Host, scopes: &Scopes) -> Result<Option<String>> {
+    /// A connection to `host`'s registry that requests are pipelined on (HTTP/1.1, TLS unless the
+    /// host speaks plain HTTP), for a chain of requests that depend on each other; `None` when
+    /// the client's requests go through a proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`: the
+    /// pipeline connects directly) or the connection fails (the caller then sends one request
+    /// at a time, as always).
+    pub(crate) async fn pipeline(&self, host: &Host) -> Option<rbuild_http::pipeline::Pipeline> {
+        use rbuild_http::pipeline::{Endpoint, Pipeline};
+        if !self.inner.opts.pipelining {
+            return None;
+        }
+        let proxied = ["http_proxy", "https_proxy", "all_proxy"].iter().any(|v| {
+            [v.to_string(), v.to_ascii_uppercase()]
+                .iter()
+                .any(|k| std::env::var_os(k).is_some_and(|x| !x.is_empty()))
+        });
+        if proxied {
+            return None;
+        }
+        let base = self.base(host).await.ok()?;
+        let name = match base.host()? {
+            url::Host::Domain(d) => d.to_string(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => ip.to_string(),
+        };
+        let tls = match base.scheme() {
+            "https" => Some((
+                host.tls.clone(),
+                rustls::pki_types::ServerName::try_from(name.clone()).ok()?,
+            )),
+            _ => None,
+        };
+        let endpoint = Endpoint {
+            authority: host_port(&base),
+            host: name,
+            port: base.port_or_known_default()?,
+            tls,
+        };
+        let t = &self.inner.opts.timeouts;
+        match Pipeline::connect(&endpoint, t.connect, t.headers.max(t.idle)).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!("{}: no pipelined connection: {e}", host.name);
+                None
+            }
+        }
+    }
+
+    pub(crate) async fn authorization(
+        &self,
+        host: &Host,
+        scopes: &Scopes,
+    ) -> Result<Option<String>> {
         let provider = &*self.inner.opts.credentials;
         if let AuthStep::Header(h) = host.auth.authorization(scopes, provider)? {
             return Ok(h);

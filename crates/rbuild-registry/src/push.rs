@@ -221,13 +221,15 @@ impl RegistrySink {
         }
         let mut prepared: Vec<Prepared<'_>> = Vec::new();
         let mut pushed: Vec<&Reference> = Vec::new();
+        // Blobs the pipelined push got into the registry before it gave up.
+        let mut pipelined = BTreeSet::new();
         for dst in &self.destinations {
             let same_repo_done = pushed.iter().any(|r| same_repository(r, dst));
             let mount_from = pushed
                 .iter()
                 .find(|r| r.registry() == dst.registry() && r.repository() != dst.repository())
                 .copied();
-            let skip: BTreeSet<Digest> = self
+            let mut skip: BTreeSet<Digest> = self
                 .known
                 .get(&(dst.registry().to_string(), dst.repository().to_string()))
                 .cloned()
@@ -246,6 +248,21 @@ impl RegistrySink {
                     Access::PushMountingFromAll(sources.into_iter().collect()),
                 )
                 .map_err(|e| self.partial(&[], e))?;
+            if self.destinations.len() == 1 {
+                match self.push_pipelined(&repo, artifact, blobs, &skip).await {
+                    Pipelined::Done { uploaded, existing } => {
+                        report.uploaded += uploaded;
+                        report.existing += existing;
+                        report.references.push(reference_line(dst, artifact));
+                        return Ok(report);
+                    }
+                    Pipelined::Partly(taken) => {
+                        skip.extend(taken.iter().copied());
+                        pipelined = taken;
+                    }
+                    Pipelined::NotTried => {}
+                }
+            }
             let mut referrers = None;
             if !same_repo_done
                 && !artifact.attachments.is_empty()
@@ -332,17 +349,195 @@ impl RegistrySink {
                 }
             }
             updated.push(dst);
-            report.references.push(format!(
-                "{}{}@{}",
-                dst.name(),
-                dst.tag()
-                    .filter(|_| dst.digest().is_none())
-                    .map(|t| format!(":{t}"))
-                    .unwrap_or_default(),
-                artifact.digest()
-            ));
+            report.references.push(reference_line(dst, artifact));
         }
+        // What the pipelined push uploaded was counted as already there.
+        report.existing -= pipelined.len().min(report.existing);
+        report.uploaded += pipelined.len();
         Ok(report)
+    }
+
+    /// The push of a warm build in one round trip: when every blob the registry may lack is a
+    /// small one this build made (the app layer, the configs, the attachments' documents) and
+    /// an upload session is open for each ([`Client::open_upload_sessions`]), the blobs, the
+    /// manifests that name them, the tag and the referrers tags that list the attachments go
+    /// on pipelined connections ([`rbuild_http::pipeline`]), each request right behind those
+    /// it depends on: the registry handles them in order, so the chain costs one round trip
+    /// where one request at a time costs four (blobs, manifests, referrers tags). Two
+    /// connections: the images' chain and the attachments' (one when they share a new blob).
+    ///
+    /// Every request is one the usual push may repeat: should any answer be missing or wrong
+    /// (a proxy that takes one request per connection, a session that expired, a `401`), what
+    /// the registry took is kept ([`Pipelined::Partly`]) and the usual push does the rest.
+    async fn push_pipelined(
+        &self,
+        repo: &Repository,
+        artifact: &Artifact,
+        blobs: &dyn BlobSource,
+        present: &BTreeSet<Digest>,
+    ) -> Pipelined {
+        let dst = repo.reference();
+        let store = &self.store;
+        let configs: BTreeMap<Digest, &[u8]> = artifact
+            .images()
+            .map(|i| (i.config_descriptor().digest, i.config_bytes()))
+            .collect();
+        let new: Vec<Descriptor> = artifact
+            .blobs()
+            .into_iter()
+            .filter(|d| !is_foreign(d) && !present.contains(&d.digest))
+            .collect();
+        let eligible = !present.is_empty()
+            && !top_is_known(repo, artifact)
+            && new.iter().all(|d| {
+                d.size <= UPLOAD_WITHOUT_HEAD_MAX
+                    && mount_source(blobs, &d.digest, dst, None).is_none()
+                    && (store.contains(&d.digest) || configs.contains_key(&d.digest))
+            })
+            && self.client.sessions_ahead(dst.registry(), dst.repository()) >= new.len();
+        if !eligible {
+            return Pipelined::NotTried;
+        }
+        let image_blobs: BTreeSet<Digest> = artifact
+            .top
+            .images()
+            .iter()
+            .flat_map(|i| i.blobs().map(|d| d.digest))
+            .collect();
+        let attachment_blobs: BTreeSet<Digest> = artifact
+            .attachments
+            .iter()
+            .flat_map(|a| a.blobs().map(|d| d.digest))
+            .filter(|d| !present.contains(d))
+            .collect();
+        let shared = image_blobs.iter().any(|d| attachment_blobs.contains(d));
+        let (images, attachments) = match (repo.pipeline().await, shared) {
+            (Some(one), true) => (one, None),
+            (Some(one), false) => match repo.pipeline().await {
+                Some(two) => (one, Some(two)),
+                None => (one, None),
+            },
+            (None, _) => return Pipelined::NotTried,
+        };
+        let attachments = attachments.as_ref().unwrap_or(&images);
+        let mut sessions = Vec::new();
+        for _ in &new {
+            match repo.take_session_ahead().await {
+                Some(s) => sessions.push(s),
+                None => break,
+            }
+        }
+        for d in &new {
+            if !store.contains(&d.digest)
+                && let Some(bytes) = configs.get(&d.digest)
+                && store.put_bytes(bytes).is_err()
+            {
+                sessions.clear();
+            }
+        }
+        if sessions.len() < new.len() {
+            for s in sessions {
+                self.client
+                    .return_session(dst.registry(), dst.repository(), s);
+            }
+            return Pipelined::NotTried;
+        }
+        tracing::debug!(
+            "{dst}: pushing {} new blobs and the manifests pipelined",
+            new.len()
+        );
+        // The images' blobs first, then the attachments' documents.
+        let mut order: Vec<&Descriptor> = new.iter().collect();
+        order.sort_by_key(|d| !image_blobs.contains(&d.digest));
+        let mut uploads = Vec::new();
+        let mut refused = Vec::new();
+        for (d, s) in order.into_iter().zip(sessions) {
+            let line = match image_blobs.contains(&d.digest) {
+                true => &images,
+                false => attachments,
+            };
+            match line.upload_blob(d, store, s.clone()) {
+                // A session whose blob the registry did not take goes back to the pool: the
+                // usual push sends into it again (a session that is gone after all is
+                // replaced by a new one there).
+                Ok(sent) => uploads.push(async move { sent.await.then_some(d.digest).ok_or(s) }),
+                Err(s) => refused.push(s),
+            }
+        }
+        let mut manifests = Vec::new();
+        if let Top::Index {
+            images: platform, ..
+        } = &artifact.top
+        {
+            for i in platform {
+                manifests.push(images.push_manifest(i.manifest(), None));
+            }
+        }
+        let top_tag = dst.tag().filter(|_| dst.digest().is_none());
+        manifests.push(images.push_manifest(artifact.top.manifest(), top_tag));
+        for a in &artifact.attachments {
+            manifests.push(
+                attachments.push_manifest(a.manifest(), artifact.attachment_tag(&a.digest())),
+            );
+        }
+        // The referrers tags list the attachments: read (a `GET` on another connection, or the
+        // read started ahead) while the above is under way, then sent behind it.
+        let referrers = async {
+            let existing = repo.referrers_indexes(&artifact.attachments).await.ok()?;
+            let tags = repo.referrers_tags_to_push(&artifact.attachments, &existing);
+            let sent: Vec<_> = tags
+                .iter()
+                .map(|(m, tag)| attachments.push_manifest(m, Some(tag)))
+                .collect();
+            Some(
+                futures::future::join_all(sent)
+                    .await
+                    .into_iter()
+                    .all(|ok| ok),
+            )
+        };
+        let (taken, manifests_ok, referrers_ok, ()) = futures::join!(
+            futures::future::join_all(uploads),
+            futures::future::join_all(manifests),
+            referrers,
+            repo.cancel_sessions_ahead()
+        );
+        for s in refused {
+            repo.cancel_upload(s).await;
+        }
+        let mut untaken = Vec::new();
+        let taken: BTreeSet<Digest> = taken
+            .into_iter()
+            .filter_map(|t| t.map_err(|s| untaken.push(s)).ok())
+            .collect();
+        if taken.len() == new.len()
+            && manifests_ok.iter().all(|ok| *ok)
+            && referrers_ok == Some(true)
+        {
+            let existing = artifact.blobs().len() - new.len();
+            for d in artifact
+                .blobs()
+                .iter()
+                .filter(|d| present.contains(&d.digest))
+            {
+                self.client
+                    .progress(ProgressEvent::BlobSkipped { digest: d.digest });
+            }
+            return Pipelined::Done {
+                uploaded: new.len(),
+                existing,
+            };
+        }
+        for s in untaken {
+            self.client
+                .return_session(dst.registry(), dst.repository(), s);
+        }
+        tracing::debug!(
+            "{dst}: the pipelined push is incomplete ({} of {} blobs taken); pushing the rest one request at a time",
+            taken.len(),
+            new.len()
+        );
+        Pipelined::Partly(taken)
     }
 
     /// `e` as it is for a single destination; for several, an [`Error::Partial`] that says which
@@ -510,6 +705,30 @@ impl RegistrySink {
         }
         Ok(())
     }
+}
+
+/// What [`RegistrySink::push_pipelined`] did.
+enum Pipelined {
+    /// Not tried: a blob that may be missing is not one to send unasked, a session is missing,
+    /// no connection.
+    NotTried,
+    /// Everything is in the registry: the blobs uploaded and those it had.
+    Done { uploaded: usize, existing: usize },
+    /// Something is not: the blobs the registry took.
+    Partly(BTreeSet<Digest>),
+}
+
+/// How a push report names a destination pushed: `registry/repo:tag@digest`.
+fn reference_line(dst: &Reference, artifact: &Artifact) -> String {
+    format!(
+        "{}{}@{}",
+        dst.name(),
+        dst.tag()
+            .filter(|_| dst.digest().is_none())
+            .map(|t| format!(":{t}"))
+            .unwrap_or_default(),
+        artifact.digest()
+    )
 }
 
 /// Uploads a small new blob without asking first whether the registry has it: into a session

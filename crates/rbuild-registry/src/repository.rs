@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use url::Url;
 
 use crate::auth::Scopes;
-use crate::client::{Body, Client, Host, Req, read_limited, status_error, transport_error};
+use crate::client::{Body, Client, Host, Req, origin, read_limited, status_error, transport_error};
 use crate::error::{Error, Result};
 use crate::progress::ProgressEvent;
 use crate::reference::Reference;
@@ -131,6 +131,11 @@ impl Repository {
 
     async fn url(&self, path: &str) -> Result<Url> {
         let base = self.client.base(&self.host).await?;
+        self.url_on(&base, path)
+    }
+
+    /// `path` (`manifests/latest`) in this repository on the registry at `base`.
+    fn url_on(&self, base: &Url, path: &str) -> Result<Url> {
         base.join(&format!("v2/{}/{path}", self.reference.repository()))
             .map_err(|e| Error::Invalid(format!("invalid URL for {}: {e}", self.name())))
     }
@@ -790,10 +795,6 @@ impl Repository {
     /// Pushes a manifest or index with its exact bytes and media type, at `tag` or (without one)
     /// at its digest. Retried.
     pub async fn push_manifest(&self, manifest: &RawManifest, tag: Option<&str>) -> Result<()> {
-        let target = match tag {
-            Some(t) => t.to_string(),
-            None => manifest.digest.to_string(),
-        };
         let shown = match tag {
             Some(t) => format!("{}:{t}", self.name()),
             None => format!("{}@{}", self.name(), manifest.digest),
@@ -810,7 +811,7 @@ impl Repository {
             .retried(&what, |_| async {
                 let req = Req {
                     method: Method::PUT,
-                    url: self.url(&format!("manifests/{target}")).await?,
+                    url: self.url(&Self::manifest_path(manifest, tag)).await?,
                     headers: vec![("content-type", manifest.media_type.to_string())],
                     body: Body::Bytes(bytes.clone()),
                 };
@@ -821,6 +822,25 @@ impl Repository {
                 }
             })
             .await?;
+        self.manifest_pushed(manifest, tag);
+        Ok(())
+    }
+
+    /// Where a manifest is pushed: at `tag`, else at its digest (`manifests/...`).
+    fn manifest_path(manifest: &RawManifest, tag: Option<&str>) -> String {
+        match tag {
+            Some(t) => format!("manifests/{t}"),
+            None => format!("manifests/{}", manifest.digest),
+        }
+    }
+
+    /// What follows a manifest the registry took: this client remembers what `tag` names now,
+    /// and the progress reporter hears of it.
+    fn manifest_pushed(&self, manifest: &RawManifest, tag: Option<&str>) {
+        let shown = match tag {
+            Some(t) => format!("{}:{t}", self.name()),
+            None => format!("{}@{}", self.name(), manifest.digest),
+        };
         if let Some(t) = tag {
             self.client.remember_tag(
                 self.reference.registry(),
@@ -833,7 +853,199 @@ impl Repository {
             digest: manifest.digest,
             reference: shown,
         });
-        Ok(())
+    }
+
+    /// A connection to this repository's registry to pipeline requests on
+    /// ([`Client::pipeline`]), with the headers every request on it carries (`User-Agent`, the
+    /// credentials for this repository's scopes); `None` when there is none.
+    pub(crate) async fn pipeline(&self) -> Option<Piped<'_>> {
+        let auth = self
+            .client
+            .authorization(&self.host, &self.scopes)
+            .await
+            .ok()?;
+        let pipeline = self.client.pipeline(&self.host).await?;
+        let mut headers = vec![(
+            "User-Agent".to_string(),
+            self.client.options().user_agent.clone(),
+        )];
+        headers.extend(auth.map(|a| ("Authorization".to_string(), a)));
+        Some(Piped {
+            repo: self,
+            pipeline,
+            headers,
+        })
+    }
+}
+
+/// A pipelined connection to a repository's registry ([`Repository::pipeline`]): the
+/// manifest and blob `PUT`s of a push, sent without waiting for each other's answers. Each
+/// answer is checked as the one-request [`Repository::push_manifest`] and
+/// [`Repository::upload_blob`] check theirs; a request whose answer is missing or wrong is not
+/// done, and the caller sends it again the usual way.
+pub(crate) struct Piped<'a> {
+    repo: &'a Repository,
+    pipeline: rbuild_http::pipeline::Pipeline,
+    headers: Vec<(String, String)>,
+}
+
+impl Piped<'_> {
+    fn request(
+        &self,
+        method: &'static str,
+        url: &Url,
+        content_type: &str,
+        body: rbuild_http::pipeline::Body,
+    ) -> rbuild_http::pipeline::Request {
+        let mut target = url.path().to_string();
+        if let Some(q) = url.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        tracing::debug!("{method} {} (pipelined)", crate::client::redact(url));
+        let mut headers = self.headers.clone();
+        headers.push(("Content-Type".to_string(), content_type.to_string()));
+        rbuild_http::pipeline::Request {
+            method,
+            target,
+            headers,
+            body,
+        }
+    }
+
+    /// Sends `manifest` at `tag` (else at its digest) behind what was sent before; resolves to
+    /// whether the registry took it. What this client remembers of `tag` is forgotten now and
+    /// replaced once the registry took it.
+    pub(crate) fn push_manifest(
+        &self,
+        manifest: &RawManifest,
+        tag: Option<&str>,
+    ) -> impl Future<Output = bool> + use<'_> {
+        // The pipeline exists: the registry's base URL is known.
+        let url = self.repo.client.base_known(&self.repo.host).and_then(|b| {
+            self.repo
+                .url_on(&b, &Repository::manifest_path(manifest, tag))
+                .ok()
+        });
+        if let Some(t) = tag {
+            self.repo.client.forget_tag(
+                self.repo.reference.registry(),
+                self.repo.reference.repository(),
+                t,
+            );
+        }
+        let answer = url.as_ref().map(|url| {
+            self.pipeline.send(self.request(
+                "PUT",
+                url,
+                &manifest.media_type.to_string(),
+                rbuild_http::pipeline::Body::Bytes(Bytes::from(manifest.bytes.clone())),
+            ))
+        });
+        let (manifest, tag) = (manifest.clone(), tag.map(str::to_string));
+        async move {
+            let Some(answer) = answer else {
+                return false;
+            };
+            let what = format!("pushing manifest {} (pipelined)", manifest.digest);
+            let taken = self.check(answer.await, 200..=202, &manifest.digest, &what);
+            if taken {
+                self.repo.manifest_pushed(&manifest, tag.as_deref());
+            }
+            taken
+        }
+    }
+
+    /// Sends blob `desc` from `store` into `session` (one `PUT` with the whole blob) behind what
+    /// was sent before; resolves to whether the registry took it. `None`: not sent (the session
+    /// is on another origin, or the blob is not in the store); the session is handed back.
+    pub(crate) fn upload_blob(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        session: UploadSession,
+    ) -> std::result::Result<impl Future<Output = bool> + use<'_>, UploadSession> {
+        let size = store.blob_size(&desc.digest).filter(|s| *s == desc.size);
+        let url = Repository::with_digest(&session, &desc.digest);
+        let same_origin = self
+            .repo
+            .client
+            .base_known(&self.repo.host)
+            .is_some_and(|b| origin(&b) == origin(&url));
+        let (Some(size), true) = (size, same_origin) else {
+            return Err(session);
+        };
+        let digest = desc.digest;
+        let client = &self.repo.client;
+        client.progress(ProgressEvent::BlobStarted {
+            digest,
+            size,
+            upload: true,
+        });
+        let answer = self.pipeline.send(self.request(
+            "PUT",
+            &url,
+            "application/octet-stream",
+            rbuild_http::pipeline::Body::File {
+                path: store.blob_path(&digest),
+                len: size,
+            },
+        ));
+        Ok(async move {
+            let what = format!("uploading blob {digest} (pipelined)");
+            let taken = self.check(answer.await, 201..=201, &digest, &what);
+            if taken {
+                client.progress(ProgressEvent::BlobAdvanced {
+                    digest,
+                    bytes: size,
+                });
+                client.progress(ProgressEvent::BlobFinished {
+                    digest,
+                    upload: true,
+                });
+            }
+            taken
+        })
+    }
+
+    /// Whether `answer` has a status in `ok` and, when it names a digest, `digest`.
+    fn check(
+        &self,
+        answer: std::io::Result<rbuild_http::pipeline::Response>,
+        ok: std::ops::RangeInclusive<u16>,
+        digest: &Digest,
+        what: &str,
+    ) -> bool {
+        let host = &self.repo.host.name;
+        match answer {
+            Ok(r) if ok.contains(&r.status) => {
+                let named = r
+                    .header("docker-content-digest")
+                    .and_then(|v| Digest::parse(v.trim()).ok());
+                match named {
+                    Some(d) if d != *digest => {
+                        tracing::debug!("{host}: {what}: the registry stored it as {d}");
+                        false
+                    }
+                    _ => {
+                        tracing::debug!("{host}: {what} -> {}", r.status);
+                        true
+                    }
+                }
+            }
+            Ok(r) => {
+                tracing::debug!(
+                    "{host}: {what} -> {} {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
+                );
+                false
+            }
+            Err(e) => {
+                tracing::debug!("{host}: {what}: {e}");
+                false
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rbuild_oci::{Artifact, Descriptor, Image, MediaType, RawManifest, Store, Top};
 use rbuild_registry::{Access, Client, ClientOptions, Reference, RegistryBlobs, RegistrySink};
-use rbuild_testing::{Fault, FaultProxy, Registry, Times};
+use rbuild_testing::{Fault, FaultProxy, LatencyRelay, Registry, Times};
 
 mod net;
 use net::layer;
@@ -71,18 +71,25 @@ fn image_of(store: &Store, layers: &[Descriptor]) -> Artifact {
 /// What a build does against its destination: reads the previous manifest by tag (a new client,
 /// as in a new process) and pushes `artifact`, the previous manifest's blobs known to be there.
 async fn warm_push(dst: &Reference, store: &Store, artifact: &Artifact) {
-    warm_push_with_sessions(dst, store, artifact, 0).await
+    warm_push_with_sessions(dst, store, artifact, 0, false).await
 }
 
 /// [`warm_push`], with `ahead` upload sessions opened before the previous manifest is read (as a
-/// build whose context changed opens them).
+/// build whose context changed opens them). `pipelining`: whether the push may pipeline its
+/// requests; the fault proxy takes one request per connection, so through it a pipelined push
+/// gets its first request answered and sends the rest the usual way.
 async fn warm_push_with_sessions(
     dst: &Reference,
     store: &Store,
     artifact: &Artifact,
     ahead: usize,
+    pipelining: bool,
 ) {
-    let client = Client::new(ClientOptions::default()).unwrap();
+    let client = Client::new(ClientOptions {
+        pipelining,
+        ..ClientOptions::default()
+    })
+    .unwrap();
     if ahead > 0 {
         client.open_upload_sessions(dst, ahead);
     }
@@ -350,6 +357,23 @@ async fn a_remembered_tag_skips_only_the_push_of_that_very_tag_and_manifest() {
 
 /// `artifact` with an SBOM-like attachment about its manifest (blob and config in `store`), as a
 /// build attaches one by default.
+/// Two builds of an app with an attachment each: `deps` and an app layer (seeded `first`, then
+/// `second`).
+fn attached_builds(
+    store: &Store,
+    deps: &Descriptor,
+    first: u64,
+    second: u64,
+) -> (Artifact, Artifact) {
+    let build = |app| {
+        with_attachment(
+            store,
+            image_of(store, &[deps.clone(), layer(store, app, 4_000)]),
+        )
+    };
+    (build(first), build(second))
+}
+
 fn with_attachment(store: &Store, mut artifact: Artifact) -> Artifact {
     let top = artifact.top.manifest();
     let subject = Descriptor::new(top.media_type.clone(), top.digest, top.bytes.len() as u64);
@@ -368,6 +392,52 @@ fn with_attachment(store: &Store, mut artifact: Artifact) -> Artifact {
     artifact
 }
 
+/// A warm push whose new blobs are all small and have sessions open goes pipelined: behind the
+/// previous manifest's read (and the sessions' `POST`s), the blobs, the image manifest under
+/// its tag and the attachment leave together on two connections, and the referrers tag right
+/// behind them once its read is back: 3 round trips through a far-away registry (a relay that
+/// keeps connections open), where sending each request after those it depends on takes 4. The
+/// registry holds the same: the tag names the image, every blob is there, the referrers tag
+/// lists the attachment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_push_pipelines_its_blobs_manifests_and_referrers_tag() {
+    let reg = Registry::plain().unwrap();
+    let relay = LatencyRelay::in_front_of(&reg, Duration::from_millis(150)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let deps = layer(&store, 51, 500_000);
+    for (pipelining, app, waves) in [(false, 52, 4), (true, 53, 3)] {
+        let dst: Reference = format!("{}/rt/pipelined-{pipelining}:latest", relay.host())
+            .parse()
+            .unwrap();
+        let (first, second) = attached_builds(&store, &deps, 50, app);
+        let client = Client::new(ClientOptions::default()).unwrap();
+        push_with(&client, &store, &dst, &first).await;
+        relay.reset();
+        // The app layer, the config, the attachment's document and its config.
+        warm_push_with_sessions(&dst, &store, &second, 4, pipelining).await;
+        let seen: Vec<String> = relay
+            .requests()
+            .iter()
+            .map(|r| format!("{} {} (connection {})", r.method, r.target, r.connection))
+            .collect();
+        assert_eq!(relay.waves(), waves, "pipelining {pipelining}: {seen:#?}");
+        let count = |m: &str, p: &str| {
+            seen.iter()
+                .filter(|s| s.starts_with(&format!("{m} ")) && s.contains(p))
+                .count()
+        };
+        assert_eq!(count("HEAD", "/"), 0, "{seen:#?}");
+        assert_eq!(count("PUT", "/blobs/uploads/"), 4, "{seen:#?}");
+        assert_eq!(count("PUT", "/manifests/"), 3, "{seen:#?}");
+        assert_pushed(&dst, &second).await;
+        let repo = client.repository(&dst, Access::Pull).unwrap();
+        let listed = repo.referrers(&second.digest()).await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].digest, second.attachments[0].digest());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachments_and_their_referrers_tag_add_one_round_trip_and_none_when_nothing_changed() {
     // A warm push of an image with an attachment: the previous manifest; the blobs' HEADs, their
@@ -383,16 +453,9 @@ async fn attachments_and_their_referrers_tag_add_one_round_trip_and_none_when_no
         dst,
     } = setup("attached");
     let deps = layer(&store, 31, 1_000_000);
-    let first = with_attachment(
-        &store,
-        image_of(&store, &[deps.clone(), layer(&store, 32, 4_000)]),
-    );
+    let (first, second) = attached_builds(&store, &deps, 32, 34);
     let client = Client::new(ClientOptions::default()).unwrap();
     push_with(&client, &store, &dst, &first).await;
-    let second = with_attachment(
-        &store,
-        image_of(&store, &[deps.clone(), layer(&store, 34, 4_000)]),
-    );
     proxy.reset_counters();
     let delay = Duration::from_millis(300);
     proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
@@ -528,30 +591,40 @@ async fn a_remembered_plain_http_host_that_now_speaks_tls_is_probed_again() {
 /// the manifest goes up. Three round trips for a warm app-only push instead of four.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_opened_ahead_save_the_upload_start_round_trip() {
-    let Setup {
-        _reg,
-        proxy,
-        _dir,
-        store,
-        dst,
-    } = setup("ahead");
-    let deps = layer(&store, 41, 500_000);
-    let first = image_of(&store, &[deps.clone(), layer(&store, 42, 4_000)]);
-    let client = Client::new(ClientOptions::default()).unwrap();
-    push_with(&client, &store, &dst, &first).await;
-    let second = image_of(&store, &[deps.clone(), layer(&store, 43, 4_000)]);
+    // Three opened, two used (the app layer and the config). Without pipelining: the manifest
+    // GET ∥ the POSTs; the blob PUTs; the manifest PUT ∥ the DELETE. With it, through this proxy,
+    // which takes one request per connection (it answers the first with `Connection: close`):
+    // one round trip more (the pipeline's first request), and no request more, the rest sent
+    // the usual way into the same sessions.
+    for (pipelining, app, expected) in [(false, 42, 3), (true, 43, 4)] {
+        let Setup {
+            _reg,
+            proxy,
+            _dir,
+            store,
+            dst,
+        } = setup(&format!("ahead-{pipelining}"));
+        let deps = layer(&store, 41, 500_000);
+        let first = image_of(&store, &[deps.clone(), layer(&store, 40, 4_000)]);
+        let client = Client::new(ClientOptions::default()).unwrap();
+        push_with(&client, &store, &dst, &first).await;
+        let second = image_of(&store, &[deps.clone(), layer(&store, app, 4_000)]);
 
-    proxy.reset_counters();
-    let delay = Duration::from_millis(300);
-    proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
-    // Three opened, two used (the app layer and the config).
-    warm_push_with_sessions(&dst, &store, &second, 3).await;
-    let seen = summary(&proxy);
-    assert_eq!(proxy.count("POST", "/blobs/uploads/"), 3, "{seen:#?}");
-    assert_eq!(proxy.blob_upload_finishes(), 2, "{seen:#?}");
-    assert_eq!(proxy.count("DELETE", "/blobs/uploads/"), 1, "{seen:#?}");
-    assert_eq!(proxy.count("HEAD", "."), 0, "{seen:#?}");
-    // The manifest GET ∥ the POSTs; the blob PUTs; the manifest PUT ∥ the DELETE.
-    assert_eq!(waves(&proxy, delay), 3, "{seen:#?}");
-    assert_pushed(&dst, &second).await;
+        proxy.reset_counters();
+        let delay = Duration::from_millis(300);
+        proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
+        warm_push_with_sessions(&dst, &store, &second, 3, pipelining).await;
+        let seen = summary(&proxy);
+        assert_eq!(proxy.count("POST", "/blobs/uploads/"), 3, "{seen:#?}");
+        assert_eq!(proxy.blob_upload_finishes(), 2, "{seen:#?}");
+        assert_eq!(proxy.count("DELETE", "/blobs/uploads/"), 1, "{seen:#?}");
+        assert_eq!(proxy.count("HEAD", "."), 0, "{seen:#?}");
+        assert_eq!(proxy.count("PUT", "/manifests/latest"), 1, "{seen:#?}");
+        assert_eq!(
+            waves(&proxy, delay),
+            expected,
+            "pipelining {pipelining}: {seen:#?}"
+        );
+        assert_pushed(&dst, &second).await;
+    }
 }

@@ -48,6 +48,11 @@
 //! middle of a body, delays, corrupted bytes, and redirects of blob GETs to a second listener that
 //! plays a CDN. It records every request with its headers.
 //!
+//! # The latency relay
+//!
+//! [`LatencyRelay`] passes every byte on a fixed time later, each way, with connections kept
+//! open: a far-away registry, through which pipelined requests and round trips can be counted.
+//!
 //! # Requirements
 //!
 //! `docker-registry`, `skopeo`, `openssl`, `htpasswd` (apache2-utils); for the fixture also root,
@@ -61,6 +66,7 @@ mod kinds;
 mod process;
 mod proxy;
 mod registry;
+mod relay;
 mod tls;
 mod token;
 mod updated;
@@ -70,6 +76,7 @@ pub use fixture::{BUILD_SCRIPT, BaseFixture, FIXTURE_TAG, Platform, SLIM_BASE_RE
 pub use kinds::{KIND_SCRIPT, Kind, KindFixture};
 pub use proxy::{Fault, FaultProxy, Listener, SeenRequest, Times};
 pub use registry::{AccessLogEntry, Mode, Registry, parse_access_log};
+pub use relay::{LatencyRelay, RelayedRequest};
 pub use tls::tls_client_config;
 pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenRequest, TokenServer};
 pub use updated::{UPDATED_SCRIPT, UPDATED_TAG, UpdatedBaseFixture};

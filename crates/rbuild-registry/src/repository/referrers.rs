@@ -94,6 +94,24 @@ impl Repository {
         attachments: &[Image],
         existing: &BTreeMap<Digest, Option<Index>>,
     ) -> Result<()> {
+        let merged_all = self.referrers_tags_to_push(attachments, existing);
+        futures::future::try_join_all(
+            merged_all
+                .iter()
+                .map(|(m, tag)| self.push_manifest(m, Some(tag))),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The referrers indexes [`Repository::add_referrers_to`] pushes, with their tags: each
+    /// subject's (read into `existing`) with `attachments` merged in, where that changes it. A
+    /// read of such a tag started ahead is dropped (out of date once the tag is pushed).
+    pub(crate) fn referrers_tags_to_push(
+        &self,
+        attachments: &[Image],
+        existing: &BTreeMap<Digest, Option<Index>>,
+    ) -> Vec<(rbuild_oci::RawManifest, String)> {
         let mut by_subject: BTreeMap<Digest, Vec<Descriptor>> = BTreeMap::new();
         for a in attachments {
             if let Some(s) = &a.parsed_manifest().subject {
@@ -123,13 +141,7 @@ impl Repository {
                 merged_all.push((merged, referrers_tag(&subject)));
             }
         }
-        futures::future::try_join_all(
-            merged_all
-                .iter()
-                .map(|(m, tag)| self.push_manifest(m, Some(tag))),
-        )
-        .await?;
-        Ok(())
+        merged_all
     }
 
     /// The descriptors of the manifests that refer to `subject`: from the referrers API when the
