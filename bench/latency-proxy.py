@@ -11,9 +11,10 @@ relayed (the TCP handshake of a real far-away host); without it (the default, th
 issue #21) connecting is free and only data is delayed.
 
 --stats FILE: after every closed connection, FILE is rewritten with one JSON object:
-{"connections": N, "requests": M}, where requests counts HTTP/1.x request lines seen at the
-start of client->server chunks (a heuristic good enough for a registry client: a request
-body never starts a chunk with "GET /v2/"), and TLS ClientHellos are counted as "tls".
+{"connections": N, "requests": M, "tls": T, "lines": [...]}, where requests counts the HTTP/1.x
+requests each connection carried (heads parsed, Content-Length bodies skipped, so requests
+pipelined back to back are each counted), lines lists them with when their first byte arrived,
+and TLS ClientHellos are counted as "tls" (their requests cannot be seen).
 Send SIGUSR1 to reset the counters.
 """
 
@@ -25,7 +26,7 @@ import re
 import signal
 import time
 
-REQUEST_LINE = re.compile(rb"^(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]\r\n", re.M)
+REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]\r\n")
 
 
 class Stats:
@@ -55,6 +56,54 @@ class Stats:
                 f,
             )
         os.replace(tmp, self.path)
+
+
+class RequestParser:
+    """Finds the requests in one connection's client->server bytes: a head up to the empty
+    line, then as many body bytes as its Content-Length says, then the next head."""
+
+    def __init__(self, stats):
+        self.stats = stats
+        self.head = b""
+        self.body_left = 0
+        self.head_at = None
+        self.tls = None
+
+    def feed(self, data):
+        if self.tls is None:
+            self.tls = data[:1] == b"\x16"
+            if self.tls:
+                self.stats.tls += 1
+        if self.tls:
+            return
+        now = time.time()
+        while data:
+            if self.body_left:
+                n = min(self.body_left, len(data))
+                self.body_left -= n
+                data = data[n:]
+                continue
+            if self.head_at is None:
+                self.head_at = now
+            end = (self.head + data).find(b"\r\n\r\n")
+            if end < 0:
+                self.head += data
+                if len(self.head) > 65536:
+                    self.head = b""
+                return
+            taken = end + 4 - len(self.head)
+            head, data = self.head + data[:taken], data[taken:]
+            self.head = b""
+            m = REQUEST_LINE.match(head)
+            length = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+            self.body_left = int(length.group(1)) if length else 0
+            if m:
+                self.stats.requests += 1
+                self.stats.lines.append(
+                    "%.3f %s %s" % (self.head_at, m.group(1).decode(), m.group(2).decode()[:120])
+                )
+                self.stats.write()
+            self.head_at = None
 
 
 async def pump(reader, writer, delay, start_at, on_chunk=None):
@@ -118,19 +167,10 @@ async def main():
             return
         stats.connections += 1
 
-        def seen(data):
-            if data[:1] == b"\x16":
-                stats.tls += 1
-            for m in REQUEST_LINE.finditer(data[:4096]):
-                if m.start() == 0:
-                    stats.requests += 1
-                    stats.lines.append(
-                        "%.3f %s %s" % (time.time(), m.group(1).decode(), m.group(2).decode()[:120])
-                    )
-                    stats.write()
+        parser = RequestParser(stats)
 
         await asyncio.gather(
-            pump(creader, uwriter, delay, start_at, seen),
+            pump(creader, uwriter, delay, start_at, parser.feed),
             pump(ureader, cwriter, delay, start_at),
         )
         for w in (cwriter, uwriter):

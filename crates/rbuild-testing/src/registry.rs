@@ -120,6 +120,8 @@ pub struct AccessLogEntry {
     pub status: u16,
     /// The client's `User-Agent`.
     pub user_agent: String,
+    /// The protocol: `HTTP/1.1`, or `HTTP/2.0` over TLS where the client offered it.
+    pub proto: String,
 }
 
 /// A running `docker-registry serve` on `127.0.0.1:PORT` with its own config, storage and log.
@@ -427,7 +429,7 @@ pub fn parse_access_log(log: &str) -> Vec<AccessLogEntry> {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         Regex::new(
-            r#"^\S+ \S+ \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP/[0-9.]+" ([0-9]{3}) \S+ "[^"]*" "([^"]*)""#,
+            r#"^\S+ \S+ \S+ \[[^\]]*\] "([A-Z]+) (\S+) (HTTP/[0-9.]+)" ([0-9]{3}) \S+ "[^"]*" "([^"]*)""#,
         )
             .expect("valid regex")
     });
@@ -437,8 +439,9 @@ pub fn parse_access_log(log: &str) -> Vec<AccessLogEntry> {
             Some(AccessLogEntry {
                 method: c[1].to_string(),
                 uri: c[2].to_string(),
-                status: c[3].parse().ok()?,
-                user_agent: c[4].to_string(),
+                proto: c[3].to_string(),
+                status: c[4].parse().ok()?,
+                user_agent: c[5].to_string(),
             })
         })
         .collect()
