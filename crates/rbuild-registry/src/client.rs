@@ -74,11 +74,17 @@ pub struct ClientOptions {
     /// (plain HTTP, no single-request uploads) for the next process, which then skips the HTTPS
     /// probe and the refused upload (`None`: learn again every time).
     pub host_memory: Option<rbuild_oci::Store>,
-    /// Whether a warm push may pipeline its chain of requests (blobs, manifests, referrers
-    /// tags) on HTTP/1.1 connections (see [`crate::RegistrySink`]); off, every request waits for
-    /// the answers it depends on. Default: on.
-    pub pipelining: bool,
+    /// A warm push pipelines its chain of requests (blobs, manifests, referrers tags) on
+    /// HTTP/1.1 connections (see [`crate::RegistrySink`]) when the registry's quickest answer so
+    /// far took at least this long; `None`: never (every request waits for the answers it
+    /// depends on). Default [`PIPELINE_MIN_ROUND_TRIP`].
+    pub pipeline_min_round_trip: Option<std::time::Duration>,
 }
+
+/// The round trip from which a push pipelines by default: on a registry nearer than this (the
+/// same machine, the same network), saving a round trip gains less than the registry loses by
+/// handling the chain's requests one after another on one connection.
+pub const PIPELINE_MIN_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(15);
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -93,7 +99,7 @@ impl Default for ClientOptions {
             user_agent: concat!("rbuild/", env!("CARGO_PKG_VERSION")).to_string(),
             timeouts: Timeouts::from_env(),
             host_memory: None,
-            pipelining: true,
+            pipeline_min_round_trip: Some(PIPELINE_MIN_ROUND_TRIP),
         }
     }
 }
@@ -108,7 +114,7 @@ impl fmt::Debug for ClientOptions {
             .field("concurrency", &self.concurrency)
             .field("upload", &self.upload)
             .field("timeouts", &self.timeouts)
-            .field("pipelining", &self.pipelining)
+            .field("pipeline_min_round_trip", &self.pipeline_min_round_trip)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +163,10 @@ pub(crate) struct Host {
     /// Plain HTTP was taken from an earlier run's memory ([`ClientOptions::host_memory`]), not
     /// probed: a failed request forgets it.
     remembered_plain: std::sync::atomic::AtomicBool,
+    /// The quickest answer of this host so far (µs from sending a request without a streamed
+    /// body to its response head: the round trip and the registry's own time); `u64::MAX`
+    /// before the first.
+    quickest_answer: std::sync::atomic::AtomicU64,
 }
 
 impl Host {
@@ -668,6 +678,7 @@ impl Client {
             auth: AuthState::new(registry),
             single_post: std::sync::atomic::AtomicBool::new(!memo.sessions),
             remembered_plain: std::sync::atomic::AtomicBool::new(memo.plain_http),
+            quickest_answer: std::sync::atomic::AtomicU64::new(u64::MAX),
         });
         hosts.insert(name.to_string(), host.clone());
         Ok(host)
@@ -797,8 +808,10 @@ impl Client {
     /// at a time, as always).
     pub(crate) async fn pipeline(&self, host: &Host) -> Option<rbuild_http::pipeline::Pipeline> {
         use rbuild_http::pipeline::{Endpoint, Pipeline};
-        if !self.inner.opts.pipelining {
-            return None;
+        let quickest = host.quickest_answer.load(Ordering::Relaxed);
+        match self.inner.opts.pipeline_min_round_trip {
+            Some(min) if u128::from(quickest) >= min.as_micros() => {}
+            _ => return None,
         }
         let proxied = ["http_proxy", "https_proxy", "all_proxy"].iter().any(|v| {
             [v.to_string(), v.to_ascii_uppercase()]
@@ -1033,10 +1046,15 @@ impl Client {
                 ),
             };
             tracing::debug!("{} {}", req.method, redact(&url));
+            let sent_at = Instant::now();
             let resp = match meter.guard(rb.send()).await {
                 Ok(sent) => sent.map_err(|e| transport_error(what, &h.name, e))?,
                 Err(stalled) => return Err(stalled_error(what, &h.name, &stalled)),
             };
+            if streamed == 0 {
+                let took = u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+                h.quickest_answer.fetch_min(took, Ordering::Relaxed);
+            }
             // The body (read by the caller) stays under the same bounds.
             let resp = if req.method == Method::HEAD {
                 resp

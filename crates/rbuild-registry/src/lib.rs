@@ -64,7 +64,9 @@ mod repository;
 pub use rbuild_http::tls;
 
 pub use auth::{Anonymous, Credential, CredentialProvider, Secret};
-pub use client::{Client, ClientOptions, TAG_MEMORY, UploadMode, is_loopback};
+pub use client::{
+    Client, ClientOptions, PIPELINE_MIN_ROUND_TRIP, TAG_MEMORY, UploadMode, is_loopback,
+};
 pub use credentials::{ChainCredentials, DefaultCredentials, StaticCredentials, parse_user_pass};
 pub use error::{Error, Result};
 pub use ops::ResolvedImage;
