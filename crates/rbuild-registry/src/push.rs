@@ -427,15 +427,19 @@ impl RegistrySink {
                 None => break,
             }
         }
-        for d in &new {
-            if !store.contains(&d.digest)
-                && let Some(bytes) = configs.get(&d.digest)
-                && store.put_bytes(bytes).is_err()
-            {
-                sessions.clear();
-            }
-        }
-        if sessions.len() < new.len() {
+        // Every blob in the store (a config written there from the artifact's bytes), every
+        // session on the registry's own origin (one on object storage takes no credentials and
+        // is left to the usual push), or nothing is sent.
+        let stored = new.iter().all(|d| {
+            store.contains(&d.digest)
+                || configs
+                    .get(&d.digest)
+                    .is_some_and(|bytes| store.put_bytes(bytes).is_ok())
+        });
+        if !stored
+            || sessions.len() < new.len()
+            || !sessions.iter().all(|s| repo.session_on_own_origin(s))
+        {
             for s in sessions {
                 self.client
                     .return_session(dst.registry(), dst.repository(), s);
@@ -514,12 +518,13 @@ impl RegistrySink {
             && manifests_ok.iter().all(|ok| *ok)
             && referrers_ok == Some(true)
         {
-            let existing = artifact.blobs().len() - new.len();
+            let mut existing = 0;
             for d in artifact
                 .blobs()
                 .iter()
-                .filter(|d| present.contains(&d.digest))
+                .filter(|d| !is_foreign(d) && present.contains(&d.digest))
             {
+                existing += 1;
                 self.client
                     .progress(ProgressEvent::BlobSkipped { digest: d.digest });
             }

@@ -855,6 +855,14 @@ impl Repository {
         });
     }
 
+    /// Whether `session` is on the registry's own origin (the only one its credentials go to);
+    /// false while the registry's base URL is not known.
+    pub(crate) fn session_on_own_origin(&self, session: &UploadSession) -> bool {
+        self.client
+            .base_known(&self.host)
+            .is_some_and(|b| origin(&b) == origin(&session.0))
+    }
+
     /// A connection to this repository's registry to pipeline requests on
     /// ([`Client::pipeline`]), with the headers every request on it carries (`User-Agent`, the
     /// credentials for this repository's scopes); `None` when there is none.
@@ -967,12 +975,7 @@ impl Piped<'_> {
     ) -> std::result::Result<impl Future<Output = bool> + use<'_>, UploadSession> {
         let size = store.blob_size(&desc.digest).filter(|s| *s == desc.size);
         let url = Repository::with_digest(&session, &desc.digest);
-        let same_origin = self
-            .repo
-            .client
-            .base_known(&self.repo.host)
-            .is_some_and(|b| origin(&b) == origin(&url));
-        let (Some(size), true) = (size, same_origin) else {
+        let (Some(size), true) = (size, self.repo.session_on_own_origin(&session)) else {
             return Err(session);
         };
         let digest = desc.digest;

@@ -438,6 +438,51 @@ async fn a_warm_push_pipelines_its_blobs_manifests_and_referrers_tag() {
     }
 }
 
+/// Upload sessions on another origin (object storage: the registry's `Location` points
+/// elsewhere) take no credentials, so a push never pipelines into them: it sends each blob the
+/// usual way, in the same round trips as without pipelining, and nothing goes to the registry's
+/// own origin in a pipeline that could only fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_another_origin_are_not_pipelined() {
+    let Setup {
+        _reg,
+        proxy,
+        _dir,
+        store,
+        dst,
+    } = setup("elsewhere");
+    let deps = layer(&store, 71, 200_000);
+    let first = image_of(&store, &[deps.clone(), layer(&store, 72, 4_000)]);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    push_with(&client, &store, &dst, &first).await;
+    let second = image_of(&store, &[deps.clone(), layer(&store, 73, 4_000)]);
+    proxy.reset_counters();
+    let delay = Duration::from_millis(300);
+    proxy.inject(
+        "POST",
+        r"/blobs/uploads/",
+        Fault::UploadElsewhere,
+        Times::Always,
+    );
+    proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
+    warm_push_with_sessions(&dst, &store, &second, 2, true).await;
+    let seen = summary(&proxy);
+    assert_eq!(proxy.count("PUT", "/blobs/uploads/"), 0, "{seen:#?}");
+    let cdn: Vec<String> = proxy
+        .cdn_requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert_eq!(
+        cdn.iter().filter(|r| r.starts_with("PUT ")).count(),
+        2,
+        "{cdn:#?}"
+    );
+    // The manifest GET ∥ the POSTs; (the blob PUTs on the other origin); the manifest PUT.
+    assert_eq!(waves(&proxy, delay), 2, "{seen:#?}");
+    assert_pushed(&dst, &second).await;
+}
+
 /// Over TLS the pipelined connection speaks HTTP/1.1 (its ALPN offers nothing else) where the
 /// client's other requests speak HTTP/2: the registry's access log shows the blobs, the
 /// manifests and the referrers tag arriving over HTTP/1.1, and the push is complete. With the
