@@ -229,8 +229,20 @@ struct Inner {
     referrers: Mutex<HashMap<SubjectKey, (Instant, PrefetchedReferrers)>>,
     /// Upload sessions opened ahead ([`Client::open_upload_sessions`]), taken by the push.
     sessions: Mutex<HashMap<RepoKey, Vec<EarlySession>>>,
+    /// Pipelined connections opened ahead ([`Client::open_upload_sessions`]), by host name, with
+    /// when: taken by the push.
+    pipelines: Mutex<HashMap<String, Vec<(Instant, EarlyPipeline)>>>,
     progress: Arc<dyn Progress>,
 }
+
+/// A pipelined connection being opened ahead of a push (`None` when it could not be).
+type EarlyPipeline = futures::future::Shared<
+    futures::future::BoxFuture<'static, Option<Arc<rbuild_http::pipeline::Pipeline>>>,
+>;
+
+/// How long a connection opened ahead is used: an older one may have been closed by the
+/// registry for being idle (the push then opens one).
+const PIPELINE_AHEAD_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A registry client. Cheap to clone; share one per process so connections and tokens are reused.
 #[derive(Clone)]
@@ -423,6 +435,7 @@ impl Client {
                 tags: Mutex::new(HashMap::new()),
                 referrers: Mutex::new(HashMap::new()),
                 sessions: Mutex::new(HashMap::new()),
+                pipelines: Mutex::new(HashMap::new()),
                 progress: Arc::new(NoProgress),
             }),
         })
@@ -437,6 +450,7 @@ impl Client {
                 tags: Mutex::new(HashMap::new()),
                 referrers: Mutex::new(HashMap::new()),
                 sessions: Mutex::new(HashMap::new()),
+                pipelines: Mutex::new(HashMap::new()),
                 progress,
             }),
         }
@@ -507,6 +521,24 @@ impl Client {
             reference.registry().to_string(),
             reference.repository().to_string(),
         );
+        // The two connections a pipelined push uses, connected (TCP, TLS) while the build runs.
+        if self.inner.opts.pipeline_min_round_trip.is_some() {
+            let host = repo.host_arc();
+            let mut ahead = Vec::new();
+            for _ in 0..2 {
+                let (client, host) = (self.clone(), host.clone());
+                let connect: futures::future::BoxFuture<'static, _> =
+                    Box::pin(async move { client.connect_pipeline(&host).await.map(Arc::new) });
+                let connect = futures::FutureExt::shared(connect);
+                tokio::spawn(connect.clone());
+                ahead.push((Instant::now(), connect));
+            }
+            self.inner
+                .pipelines
+                .lock()
+                .expect("pipelines lock")
+                .insert(host.name.clone(), ahead);
+        }
         let mut opened = Vec::with_capacity(n);
         for _ in 0..n {
             let repo = repo.clone();
@@ -806,13 +838,40 @@ impl Client {
     /// the client's requests go through a proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`: the
     /// pipeline connects directly) or the connection fails (the caller then sends one request
     /// at a time, as always).
-    pub(crate) async fn pipeline(&self, host: &Host) -> Option<rbuild_http::pipeline::Pipeline> {
-        use rbuild_http::pipeline::{Endpoint, Pipeline};
+    /// When the registry is far enough ([`ClientOptions::pipeline_min_round_trip`]): one opened
+    /// ahead ([`Client::open_upload_sessions`]), else one opened now.
+    pub(crate) async fn pipeline(
+        &self,
+        host: &Host,
+    ) -> Option<Arc<rbuild_http::pipeline::Pipeline>> {
         let quickest = host.quickest_answer.load(Ordering::Relaxed);
         match self.inner.opts.pipeline_min_round_trip {
             Some(min) if u128::from(quickest) >= min.as_micros() => {}
             _ => return None,
         }
+        loop {
+            let ahead = self
+                .inner
+                .pipelines
+                .lock()
+                .expect("pipelines lock")
+                .get_mut(&host.name)
+                .and_then(Vec::pop);
+            match ahead {
+                Some((at, connecting)) if at.elapsed() < PIPELINE_AHEAD_FRESH => {
+                    if let Some(p) = connecting.await {
+                        return Some(p);
+                    }
+                }
+                Some(_) => {}
+                None => return self.connect_pipeline(host).await.map(Arc::new),
+            }
+        }
+    }
+
+    /// Opens a pipelined connection to `host` (see [`Client::pipeline`]).
+    async fn connect_pipeline(&self, host: &Host) -> Option<rbuild_http::pipeline::Pipeline> {
+        use rbuild_http::pipeline::{Endpoint, Pipeline};
         let proxied = ["http_proxy", "https_proxy", "all_proxy"].iter().any(|v| {
             [v.to_string(), v.to_ascii_uppercase()]
                 .iter()

@@ -129,6 +129,11 @@ impl Repository {
         &self.client
     }
 
+    /// The registry host's state (shared by every repository on it).
+    pub(crate) fn host_arc(&self) -> Arc<Host> {
+        self.host.clone()
+    }
+
     async fn url(&self, path: &str) -> Result<Url> {
         let base = self.client.base(&self.host).await?;
         self.url_on(&base, path)
@@ -893,7 +898,7 @@ impl Repository {
 /// done, and the caller sends it again the usual way.
 pub(crate) struct Piped<'a> {
     repo: &'a Repository,
-    pipeline: rbuild_http::pipeline::Pipeline,
+    pipeline: Arc<rbuild_http::pipeline::Pipeline>,
     headers: Vec<(String, String)>,
 }
 

@@ -485,11 +485,12 @@ async fn sessions_on_another_origin_are_not_pipelined() {
 
 /// Over TLS the pipelined connection speaks HTTP/1.1 (its ALPN offers nothing else) where the
 /// client's other requests speak HTTP/2: the registry's access log shows the blobs, the
-/// manifests and the referrers tag arriving over HTTP/1.1, and the push is complete. With the
-/// default threshold a registry this near (its answers come in well under
-/// [`rbuild_registry::PIPELINE_MIN_ROUND_TRIP`]) gets them one request at a time, over HTTP/2.
+/// manifests and the referrers tag arriving over HTTP/1.1, and the push is complete. A registry
+/// whose answers come quicker than `pipeline_min_round_trip` (here an hour) gets them one
+/// request at a time, over HTTP/2. (Where the default, 15 ms, puts this loopback registry depends
+/// on the machine's load: `bench/run.sh` measures that it costs nothing there.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pipelined_push_over_tls_speaks_http_1_1_and_a_near_registry_gets_none() {
+async fn a_pipelined_push_over_tls_speaks_http_1_1_and_below_its_threshold_none() {
     let reg = Registry::start(rbuild_testing::Mode::Tls).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -503,11 +504,7 @@ async fn a_pipelined_push_over_tls_speaks_http_1_1_and_a_near_registry_gets_none
         ..Default::default()
     };
     for (min, app, proto) in [
-        (
-            Some(rbuild_registry::PIPELINE_MIN_ROUND_TRIP),
-            62,
-            "HTTP/2.0",
-        ),
+        (Some(Duration::from_secs(3600)), 62, "HTTP/2.0"),
         (Some(Duration::ZERO), 63, "HTTP/1.1"),
     ] {
         let dst: Reference = format!("{}/rt/tls-{app}:latest", reg.host())
