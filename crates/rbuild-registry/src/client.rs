@@ -833,13 +833,11 @@ impl Client {
         }
     }
 
-    /// A connection to `host`'s registry that requests are pipelined on (HTTP/1.1, TLS unless the
-    /// host speaks plain HTTP), for a chain of requests that depend on each other; `None` when
-    /// the client's requests go through a proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`: the
-    /// pipeline connects directly) or the connection fails (the caller then sends one request
-    /// at a time, as always).
-    /// When the registry is far enough ([`ClientOptions::pipeline_min_round_trip`]): one opened
-    /// ahead ([`Client::open_upload_sessions`]), else one opened now.
+    /// A connection to `host`'s registry that requests are pipelined on, for a chain of
+    /// requests that depend on each other, when the registry is far enough
+    /// ([`ClientOptions::pipeline_min_round_trip`]): one opened ahead
+    /// ([`Client::open_upload_sessions`]), else one opened now ([`Client::connect_pipeline`]).
+    /// `None` otherwise: the caller then sends one request at a time, as always.
     pub(crate) async fn pipeline(
         &self,
         host: &Host,
@@ -869,7 +867,9 @@ impl Client {
         }
     }
 
-    /// Opens a pipelined connection to `host` (see [`Client::pipeline`]).
+    /// Opens a pipelined connection to `host`: HTTP/1.1, TLS unless the host speaks plain HTTP;
+    /// `None` when the client's requests go through a proxy (`HTTP_PROXY`, `HTTPS_PROXY`,
+    /// `ALL_PROXY`: the pipeline would connect directly) or the connection fails.
     async fn connect_pipeline(&self, host: &Host) -> Option<rbuild_http::pipeline::Pipeline> {
         use rbuild_http::pipeline::{Endpoint, Pipeline};
         let proxied = ["http_proxy", "https_proxy", "all_proxy"].iter().any(|v| {

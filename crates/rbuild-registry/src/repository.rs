@@ -107,10 +107,16 @@ fn content_type(resp: &reqwest::Response) -> Option<String> {
 }
 
 fn docker_content_digest(resp: &reqwest::Response) -> Option<Digest> {
-    resp.headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Digest::parse(v.trim()).ok())
+    named_digest(
+        resp.headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// The digest a `Docker-Content-Digest` header value names (`None`: no header, or not a digest).
+fn named_digest(value: Option<&str>) -> Option<Digest> {
+    value.and_then(|v| Digest::parse(v.trim()).ok())
 }
 
 impl Repository {
@@ -1027,10 +1033,7 @@ impl Piped<'_> {
         let host = &self.repo.host.name;
         match answer {
             Ok(r) if ok.contains(&r.status) => {
-                let named = r
-                    .header("docker-content-digest")
-                    .and_then(|v| Digest::parse(v.trim()).ok());
-                match named {
+                match named_digest(r.header("docker-content-digest")) {
                     Some(d) if d != *digest => {
                         tracing::debug!("{host}: {what}: the registry stored it as {d}");
                         false

@@ -357,6 +357,21 @@ async fn a_remembered_tag_skips_only_the_push_of_that_very_tag_and_manifest() {
 
 /// `artifact` with an SBOM-like attachment about its manifest (blob and config in `store`), as a
 /// build attaches one by default.
+/// A destination (through the fault proxy) that holds a first build, a dependency layer
+/// (`seed`, 200 kB) and an app layer (`seed + 1`), and the next build to push: the same
+/// dependency layer, another app layer (`next`). The proxy's counters start after the push.
+async fn pushed_then_next(name: &str, seed: u64, next: u64) -> (Setup, Artifact) {
+    let setup = setup(name);
+    let store = &setup.store;
+    let deps = layer(store, seed, 200_000);
+    let first = image_of(store, &[deps.clone(), layer(store, seed + 1, 4_000)]);
+    let client = Client::new(ClientOptions::default()).unwrap();
+    push_with(&client, store, &setup.dst, &first).await;
+    let next = image_of(store, &[deps, layer(store, next, 4_000)]);
+    setup.proxy.reset_counters();
+    (setup, next)
+}
+
 /// Two builds of an app with an attachment each: `deps` and an app layer (seeded `first`, then
 /// `second`).
 fn attached_builds(
@@ -444,19 +459,16 @@ async fn a_warm_push_pipelines_its_blobs_manifests_and_referrers_tag() {
 /// own origin in a pipeline that could only fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_on_another_origin_are_not_pipelined() {
-    let Setup {
-        _reg,
-        proxy,
-        _dir,
-        store,
-        dst,
-    } = setup("elsewhere");
-    let deps = layer(&store, 71, 200_000);
-    let first = image_of(&store, &[deps.clone(), layer(&store, 72, 4_000)]);
-    let client = Client::new(ClientOptions::default()).unwrap();
-    push_with(&client, &store, &dst, &first).await;
-    let second = image_of(&store, &[deps.clone(), layer(&store, 73, 4_000)]);
-    proxy.reset_counters();
+    let (
+        Setup {
+            _reg,
+            proxy,
+            _dir,
+            store,
+            dst,
+        },
+        second,
+    ) = pushed_then_next("elsewhere", 71, 73).await;
     let delay = Duration::from_millis(300);
     proxy.inject(
         "POST",
@@ -716,20 +728,16 @@ async fn sessions_opened_ahead_save_the_upload_start_round_trip() {
     // one round trip more (the pipeline's first request), and no request more, the rest sent
     // the usual way into the same sessions.
     for (pipelining, app, expected) in [(false, 42, 3), (true, 43, 4)] {
-        let Setup {
-            _reg,
-            proxy,
-            _dir,
-            store,
-            dst,
-        } = setup(&format!("ahead-{pipelining}"));
-        let deps = layer(&store, 41, 500_000);
-        let first = image_of(&store, &[deps.clone(), layer(&store, 40, 4_000)]);
-        let client = Client::new(ClientOptions::default()).unwrap();
-        push_with(&client, &store, &dst, &first).await;
-        let second = image_of(&store, &[deps.clone(), layer(&store, app, 4_000)]);
-
-        proxy.reset_counters();
+        let (
+            Setup {
+                _reg,
+                proxy,
+                _dir,
+                store,
+                dst,
+            },
+            second,
+        ) = pushed_then_next(&format!("ahead-{pipelining}"), 40, app).await;
         let delay = Duration::from_millis(300);
         proxy.inject("*", ".", Fault::Delay(delay), Times::Always);
         warm_push_with_sessions(&dst, &store, &second, 3, pipelining).await;
