@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use hyper_util::client::proxy::matcher::Matcher;
 use rbuild_oci::Digest;
 use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response};
@@ -308,6 +309,16 @@ pub(crate) fn origin(url: &Url) -> (String, Option<String>, Option<u16>) {
         url.host_str().map(str::to_ascii_lowercase),
         url.port_or_known_default(),
     )
+}
+
+/// Whether requests to `base` go through a proxy under `proxies`. reqwest decides with
+/// hyper-util's matcher (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`, as curl reads
+/// them); asking the same matcher keeps a connection rbuild opens itself on the same road.
+fn through_proxy(proxies: &Matcher, base: &Url) -> bool {
+    match base.as_str().parse::<http::Uri>() {
+        Ok(uri) => proxies.intercept(&uri).is_some(),
+        Err(_) => true,
+    }
 }
 
 fn host_port(url: &Url) -> String {
@@ -868,19 +879,14 @@ impl Client {
     }
 
     /// Opens a pipelined connection to `host`: HTTP/1.1, TLS unless the host speaks plain HTTP;
-    /// `None` when the client's requests go through a proxy (`HTTP_PROXY`, `HTTPS_PROXY`,
-    /// `ALL_PROXY`: the pipeline would connect directly) or the connection fails.
+    /// `None` when the client's requests to it go through a proxy (the pipeline connects
+    /// directly) or the connection fails.
     async fn connect_pipeline(&self, host: &Host) -> Option<rbuild_http::pipeline::Pipeline> {
         use rbuild_http::pipeline::{Endpoint, Pipeline};
-        let proxied = ["http_proxy", "https_proxy", "all_proxy"].iter().any(|v| {
-            [v.to_string(), v.to_ascii_uppercase()]
-                .iter()
-                .any(|k| std::env::var_os(k).is_some_and(|x| !x.is_empty()))
-        });
-        if proxied {
+        let base = self.base(host).await.ok()?;
+        if through_proxy(&Matcher::from_system(), &base) {
             return None;
         }
-        let base = self.base(host).await.ok()?;
         let name = match base.host()? {
             url::Host::Domain(d) => d.to_string(),
             url::Host::Ipv4(ip) => ip.to_string(),
@@ -1277,6 +1283,30 @@ pub(crate) async fn read_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registry_named_in_no_proxy_is_reached_directly() {
+        let direct = |m: &Matcher, u: &str| !through_proxy(m, &Url::parse(u).unwrap());
+        let corp = || {
+            Matcher::builder()
+                .https("http://proxy.corp:3128")
+                .http("http://proxy.corp:3128")
+        };
+        let m = corp().no("127.0.0.1,.internal.corp").build();
+        assert!(direct(&m, "http://127.0.0.1:5000/v2/"));
+        assert!(direct(&m, "https://registry.internal.corp/v2/"));
+        assert!(!direct(&m, "https://registry.example/v2/"));
+        assert!(!direct(&corp().build(), "http://127.0.0.1:5000/v2/"));
+        // Only HTTP_PROXY: an https registry is reached directly, as reqwest reaches it.
+        let http_only = Matcher::builder().http("http://proxy.corp:3128").build();
+        assert!(direct(&http_only, "https://registry.example/v2/"));
+        assert!(!direct(&http_only, "http://registry.example/v2/"));
+        // No proxy variable at all.
+        assert!(direct(
+            &Matcher::builder().build(),
+            "https://registry.example/v2/"
+        ));
+    }
 
     #[test]
     fn loopback_hosts() {
